@@ -1,0 +1,5 @@
+import sys
+
+from dnsbalance.cli import main
+
+sys.exit(main())

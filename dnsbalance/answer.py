@@ -1,0 +1,182 @@
+"""The answer logic, pure: (query, client location, active table, random source) -> reply.
+
+No sockets, no GeoIP reader, no clock: the server hands in everything this needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from random import Random
+
+from dnslib import AAAA, DNSHeader, DNSLabel, DNSRecord, NS, RR, SOA, A, EDNSOption
+
+from dnsbalance.configuration.model import APEX
+from dnsbalance.edns import Edns, MalformedOption, OptionCode, opt_record, read_edns
+from dnsbalance.geo.locate import Location
+from dnsbalance.ranking.active import ActiveTable, Pool, RType
+from dnsbalance.ranking.draw import draw
+
+QTYPE_ANY = 255
+CLASS_IN = 1
+
+
+class Rcode(IntEnum):
+    NOERROR = 0
+    FORMERR = 1
+    SERVFAIL = 2
+    NXDOMAIN = 3
+    NOTIMP = 4
+    REFUSED = 5
+    BADVERS = 16  # extended: high bits travel in the OPT record
+
+
+class Opcode(IntEnum):
+    QUERY = 0
+
+
+@dataclass(frozen=True)
+class Reply:
+    record: DNSRecord
+    rcode: Rcode
+    pool: Pool | None = None  # the pool an A/AAAA answer was drawn from
+    chosen: tuple[str, ...] = ()  # mirror names in answer order
+
+
+def _header(query: DNSRecord, rcode: Rcode, authoritative: bool) -> DNSHeader:
+    q = query.header
+    return DNSHeader(id=q.id, qr=1, opcode=q.opcode, aa=int(authoritative), tc=0, rd=q.rd, ra=0,
+                     cd=q.cd, rcode=int(rcode) & 0xF)
+
+
+def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None) -> Reply:
+    """REFUSED, NOTIMP, FORMERR, SERVFAIL: the question echoed (if any), no records, AA clear."""
+    record = DNSRecord(_header(query, rcode, authoritative=False), q=query.questions[0] if
+                       len(query.questions) == 1 else None)
+    if edns is not None:
+        record.add_ar(opt_record(int(rcode) >> 4, edns.do, []))
+    return Reply(record, rcode)
+
+
+def relative_name(qname: DNSLabel, zone: str) -> str | None:
+    """'deb' for deb.cdn.example.org, '@' for the apex, None outside the zone."""
+    text = str(qname).rstrip(".").lower()
+    if text == zone:
+        return APEX
+    if text.endswith("." + zone):
+        return text[: -len(zone) - 1]
+    return None
+
+
+def _apex_label(qname: DNSLabel, zone: str) -> DNSLabel:
+    """The zone apex spelled with the query's letter case."""
+    depth = zone.count(".") + 1
+    return DNSLabel(qname.label[-depth:])
+
+
+def _soa_rr(table: ActiveTable, apex: DNSLabel) -> RR:
+    mname, rname, serial, refresh, retry, expire, minimum = table.zone.soa
+    return RR(apex, RType.SOA, ttl=table.zone.negative_ttl,
+              rdata=SOA(mname + ".", rname + ".", (serial, refresh, retry, expire, minimum)))
+
+
+def _address_rr(owner: DNSLabel, rtype: RType, address: str, ttl: int) -> RR:
+    return RR(owner, rtype, ttl=ttl, rdata=A(address) if rtype is RType.A else AAAA(address))
+
+
+def _glue(table: ActiveTable, name: str, owner: DNSLabel, rtypes: tuple[RType, ...]) -> list[RR]:
+    return [_address_rr(owner, rtype, address, table.zone.soa_ttl)
+            for rtype, address in table.zone.glue.get(name, ()) if rtype in rtypes]
+
+
+def _ns_glue(table: ActiveTable, apex: DNSLabel) -> list[RR]:
+    zone = table.zone.zone
+    out = []
+    for ns in table.zone.nameservers:
+        if ns.endswith("." + zone):
+            relative = ns[: -len(zone) - 1]
+            out += _glue(table, relative, DNSLabel([label.encode() for label in relative.split(".")] + list(apex.label)), (RType.A, RType.AAAA))
+    return out
+
+
+def _edns_options(edns: Edns | None, ecs_scope: int | None) -> list[EDNSOption]:
+    if edns is None or edns.client_subnet is None or ecs_scope is None:
+        return []
+    return [edns.client_subnet.to_option(ecs_scope)]
+
+
+def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Random,
+            ecs_scope: int | None = None) -> Reply:
+    """The reply to one parsed query. `ecs_scope` is set when the client subnet chose the location."""
+    if query.header.qr:
+        return error_reply(query, Rcode.FORMERR)
+    try:
+        edns = read_edns(query)
+    except MalformedOption:
+        return error_reply(query, Rcode.FORMERR)
+    if query.header.opcode != Opcode.QUERY:
+        return error_reply(query, Rcode.NOTIMP, edns)
+    if len(query.questions) != 1:
+        return error_reply(query, Rcode.FORMERR, edns)
+    if edns is not None and edns.version > 0:
+        return error_reply(query, Rcode.BADVERS, edns)  # RFC 6891 section 6.1.3
+
+    question = query.questions[0]
+    name = relative_name(question.qname, table.zone.zone)
+    if name is None or question.qclass != CLASS_IN:
+        return error_reply(query, Rcode.REFUSED, edns)  # authoritative only: never a resolver
+
+    reply = _answer(query, name, question.qtype, location, table, rng)
+    if edns is not None:
+        reply.record.add_ar(opt_record(0, edns.do, _edns_options(edns, ecs_scope)))
+    return reply
+
+
+def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: ActiveTable,
+            rng: Random) -> Reply:
+    qname = query.questions[0].qname
+    apex = _apex_label(qname, table.zone.zone)
+    if name not in table.names:
+        record = DNSRecord(_header(query, Rcode.NXDOMAIN, True), q=query.questions[0])
+        record.add_auth(_soa_rr(table, apex))
+        return Reply(record, Rcode.NXDOMAIN)
+
+    record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
+    pool: Pool | None = None
+    chosen: tuple[str, ...] = ()
+    if qtype == QTYPE_ANY:
+        # RFC 8482: one RRset, not everything; the SOA at the apex, else the A (or AAAA) answer.
+        qtype = RType.SOA if name == APEX else RType.A
+        if name != APEX and table.pool_for(location, name, RType.A) is None:
+            qtype = RType.AAAA
+    if name == APEX and qtype == RType.SOA:
+        soa = _soa_rr(table, apex)
+        soa.ttl = table.zone.soa_ttl
+        record.add_answer(soa)
+    elif name == APEX and qtype == RType.NS:
+        for ns in table.zone.nameservers:
+            record.add_answer(RR(qname, RType.NS, ttl=table.zone.soa_ttl, rdata=NS(ns + ".")))
+        for rr in _ns_glue(table, apex):
+            record.add_ar(rr)
+    elif qtype in (RType.A, RType.AAAA) and name in table.zone.glue:
+        for rr in _glue(table, name, qname, (RType(qtype),)):
+            record.add_answer(rr)
+    elif qtype in (RType.A, RType.AAAA):
+        rtype = RType(qtype)
+        pool = table.pool_for(location, name, rtype)
+        if pool is not None:
+            picked = draw(pool.candidates, pool.weights, table.zone.answers, rng)
+            chosen = tuple(c.name for c in picked)
+            addresses = [a for c in picked for a in _rotated(c.addresses, rng)][: table.zone.answers]
+            for address in addresses:
+                record.add_answer(_address_rr(qname, rtype, address, table.zone.ttl))
+    if not record.rr:
+        record.add_auth(_soa_rr(table, apex))  # NODATA (RFC 2308)
+    return Reply(record, Rcode.NOERROR, pool, chosen)
+
+
+def _rotated(addresses: tuple[str, ...], rng: Random) -> tuple[str, ...]:
+    """A mirror with several addresses of one family: start at a random one, spreading the load."""
+    if len(addresses) < 2:
+        return addresses
+    start = rng.randrange(len(addresses))
+    return addresses[start:] + addresses[:start]

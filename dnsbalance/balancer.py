@@ -1,0 +1,126 @@
+"""The running balancer: configuration, GeoIP and the active table, and one packet in -> one packet out.
+
+Sockets live in server.py; the answer logic in answer.py. This joins them: parse, locate, answer, pack.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from dnslib import DNSRecord
+
+from dnsbalance.answer import Rcode, respond
+from dnsbalance.configuration.load import check_config
+from dnsbalance.configuration.model import Config
+from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.edns import Edns, MalformedOption, read_edns
+from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.build import build_table, fail_open_names
+from dnsbalance.wire import TCP_SIZE, header_reply, pack_within, udp_limit
+from health.view import ALL_USABLE, HealthView
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: Config
+    geoip: GeoIP
+
+
+def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
+    """Configuration and GeoIP database together, or the problems that stop them loading."""
+    config, problems = check_config(directory)
+    if config is None:
+        return None, problems
+    try:
+        geoip = GeoIP.open(config.settings.geoip.database, directory)
+    except GeoIPError as exc:
+        return None, problems + [Problem(directory / "dnsbalance.yaml", 1, str(exc))]
+    return Loaded(config, geoip), problems
+
+
+class Balancer:
+    def __init__(self, loaded: Loaded, rng: random.Random | None = None) -> None:
+        self.config = loaded.config
+        self.geoip = loaded.geoip
+        self.rng = rng or random.Random()
+        self.health: HealthView = ALL_USABLE
+        self.generation = 0
+        self.table: ActiveTable = self._build()
+
+    def _build(self) -> ActiveTable:
+        self.generation += 1
+        table = build_table(self.config, self.health, self.generation, serial=int(time.time()))
+        for name in fail_open_names(table):
+            log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
+        return table
+
+    def regenerate(self, health: HealthView) -> ActiveTable:
+        """Build a table from the current configuration and this health view, and swap it in."""
+        self.health = health
+        self.table = self._build()  # one assignment: queries in flight keep the table they read
+        return self.table
+
+    def reload(self, directory: Path) -> list[Problem]:
+        """Re-read the configuration; on any error keep everything as it is and return the problems."""
+        loaded, problems = load(directory)
+        if loaded is None:
+            for problem in problems:
+                log.error("reload refused: %s", problem)
+            return problems
+        for problem in problems:
+            log.warning("%s", problem)
+        old_geoip = self.geoip
+        self.config, self.geoip = loaded.config, loaded.geoip
+        self.regenerate(self.health)
+        old_geoip.close()
+        log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
+        return problems
+
+    def locate(self, client: str, edns: Edns | None) -> tuple[Location, int | None]:
+        """Location and, when the client subnet chose it, the ECS scope to echo."""
+        subnet = edns.client_subnet if edns is not None else None
+        if subnet is not None and self.config.settings.geoip.ecs:
+            if subnet.source_prefix == 0:  # RFC 7871 7.1.2: the client asked that no subnet be used
+                return self._locate_source(client), 0
+            location = self.geoip.locate(subnet.address)
+            return location, location.prefix_len
+        return self._locate_source(client), None
+
+    def _locate_source(self, client: str) -> Location:
+        try:
+            return self.geoip.locate(ipaddress.ip_address(client.split("%", 1)[0]))
+        except ValueError:
+            return UNKNOWN
+
+    def handle(self, packet: bytes, client: str, tcp: bool) -> bytes | None:
+        """One query in, one reply out (None: drop). Never raises."""
+        try:
+            query = DNSRecord.parse(packet)
+        except Exception:  # dnslib raises more than DNSError on hostile input
+            return header_reply(packet, Rcode.FORMERR)
+        try:
+            if query.header.qr:
+                return None
+            table = self.table  # read once: this query sees one table from start to end
+            try:
+                edns = read_edns(query)
+            except MalformedOption:
+                edns = None  # respond() answers FORMERR
+            location, scope = self.locate(client, edns)
+            reply = respond(query, location, table, self.rng, scope)
+            return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns))
+        except Exception:
+            log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
+            return header_reply(packet, Rcode.SERVFAIL)
+
+
+def log_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        (log.error if problem.severity is Severity.ERROR else log.warning)("%s", problem)

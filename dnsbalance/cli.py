@@ -1,0 +1,101 @@
+"""Command line: serve, check, explain."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+
+from dnsbalance import __version__
+from dnsbalance.balancer import Balancer, load, log_problems
+from dnsbalance.configuration.names import parse_hostport
+from dnsbalance.configuration.problems import Severity
+from dnsbalance.explain import explain
+from dnsbalance.server import serve
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
+    parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help)
+        sub.add_argument("--config", type=Path, default=Path("config"), help="configuration folder (default ./config)")
+        return sub
+
+    run = command("serve", "answer DNS queries for the zone")
+    run.add_argument("--listen", action="append", metavar="HOST:PORT",
+                     help="listen here instead of the config's listen (repeatable)")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    command("check", "report every configuration problem, with file:line")
+    why = command("explain", "show the table, entries and weights a client gets for a name, and why")
+    why.add_argument("client", help="client (or client subnet) IP address")
+    why.add_argument("name", help="owner name, absolute or relative to the zone")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"serve": _serve, "check": _check, "explain": _explain}[args.command](args)
+
+
+def _check(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    for problem in problems:
+        print(problem)
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    if loaded is None or errors:
+        print(f"{errors} error(s), {len(problems) - errors} warning(s)", file=sys.stderr)
+        return 1
+    config = loaded.config
+    print(f"ok: zone {config.settings.zone}, {len(config.mirrors)} mirrors, {len(config.relays)} relays, "
+          f"{len(config.countries)} country and {len(config.continents)} continent tables"
+          + (f", {len(problems)} warning(s)" if problems else ""))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    if loaded is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    try:
+        address = ipaddress.ip_address(args.client)
+    except ValueError:
+        print(f"'{args.client}' is not an IP address", file=sys.stderr)
+        return 2
+    balancer = Balancer(loaded)
+    location = loaded.geoip.locate(address)
+    for line in explain(loaded.config, balancer.table, balancer.health, location, args.name):
+        print(line)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("dnsbalance")
+    loaded, problems = load(args.config)
+    log_problems(problems)
+    if loaded is None:
+        log.error("not starting: the configuration in %s has errors", args.config)
+        return 1
+    listen = args.listen or list(loaded.config.settings.listen)
+    for item in listen:
+        try:
+            parse_hostport(item)
+        except ValueError as exc:
+            log.error("--listen: %s", exc)
+            return 2
+    balancer = Balancer(loaded)
+    log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
+             loaded.geoip.path, loaded.geoip.database_type)
+    try:
+        asyncio.run(serve(balancer, listen, args.config))
+    except OSError as exc:
+        log.error("cannot listen: %s", exc)
+        return 1
+    return 0

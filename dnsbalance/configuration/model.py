@@ -1,0 +1,139 @@
+"""The configuration as frozen values: what the YAML files say, checked and normalised."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+DRAINED = 10000  # DNS Balance's priority scale: weight = 10000 - priority, so 10000 is never returned
+SRV_NAMES = ("_stun._udp", "_turn._udp", "_turn._tcp", "_turns._tcp")
+APEX = "@"
+
+
+def weight_of(priority: int) -> int:
+    return DRAINED - priority
+
+
+@dataclass(frozen=True)
+class NameServer:
+    name: str  # absolute, lower case, no trailing dot
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SOASettings:
+    rname: str
+    refresh: int = 3600
+    retry: int = 600
+    expire: int = 604800
+    minimum: int = 60
+    ttl: int = 3600  # TTL of the SOA and NS records themselves
+
+
+@dataclass(frozen=True)
+class GeoIPSettings:
+    database: str = "builtin"
+    ecs: bool = True
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    enabled: bool = True
+    interval: float = 120.0
+    timeout: float = 5.0
+    master: str | None = None
+    stamp: str = "project/trace/ftp-master.debian.org"
+    max_lag: float = 0.0
+    fall: int = 1
+    rise: int = 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    zone: str  # lower case, no trailing dot
+    nameservers: tuple[NameServer, ...]
+    soa: SOASettings
+    ttl: int = 60
+    answers: int = 4
+    listen: tuple[str, ...] = ("127.0.0.1:5353",)
+    geoip: GeoIPSettings = GeoIPSettings()
+    health: HealthSettings = HealthSettings()
+    state_dir: Path = Path("state")
+
+
+class AdminState(Enum):
+    """An operator's override in mirrors.yaml: `auto` follows the health checks."""
+
+    AUTO = "auto"
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Mirror:
+    name: str
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+    url: str | None = None  # None: not probed
+    state: AdminState = AdminState.AUTO
+
+
+@dataclass(frozen=True)
+class Relay:
+    name: str
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+    stun: int | None = None
+    turn: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    state: AdminState = AdminState.AUTO
+
+
+@dataclass(frozen=True)
+class Entry:
+    target: str  # a mirror or relay name
+    priority: int
+
+    @property
+    def weight(self) -> int:
+        return weight_of(self.priority)
+
+
+class Level(Enum):
+    COUNTRY = "country"
+    CONTINENT = "continent"
+    DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class Region:
+    level: Level
+    code: str  # "JP", "EU" or "default"
+
+    def __str__(self) -> str:
+        return "default" if self.level is Level.DEFAULT else f"{self.level.value} {self.code}"
+
+
+DEFAULT_REGION = Region(Level.DEFAULT, "default")
+
+
+@dataclass(frozen=True)
+class Table:
+    region: Region
+    source: Path
+    names: Mapping[str, tuple[Entry, ...]]  # relative owner name (lower case, "@" = apex) -> entries
+
+
+@dataclass(frozen=True)
+class Config:
+    directory: Path
+    settings: Settings
+    mirrors: Mapping[str, Mirror]
+    relays: Mapping[str, Relay]
+    default: Table
+    continents: Mapping[str, Table]
+    countries: Mapping[str, Table]
+
+    def tables(self) -> tuple[Table, ...]:
+        return (*self.countries.values(), *self.continents.values(), self.default)

@@ -1,0 +1,96 @@
+"""EDNS(0) pieces the answer needs: the OPT record, and the Client Subnet option (RFC 7871)."""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import IntEnum
+
+from dnslib import EDNS0, RR, DNSRecord, EDNSOption
+
+OPT = 41
+SERVER_UDP_SIZE = 1232  # DNS flag day 2020: no fragmentation on common paths
+DO_BIT = 0x8000
+
+
+class OptionCode(IntEnum):
+    NSID = 3
+    CLIENT_SUBNET = 8
+    COOKIE = 10
+
+
+class MalformedOption(Exception):
+    """An EDNS record or option that RFC 6891 / 7871 say to answer with FORMERR."""
+
+
+@dataclass(frozen=True)
+class ClientSubnet:
+    family: int  # 1 = IPv4, 2 = IPv6
+    source_prefix: int
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address
+
+    def to_option(self, scope_prefix: int) -> EDNSOption:
+        width = 32 if self.family == 1 else 128
+        scope = min(scope_prefix, width)
+        raw = self.address.packed[: (self.source_prefix + 7) // 8]
+        data = self.family.to_bytes(2, "big") + bytes([self.source_prefix, scope]) + raw
+        return EDNSOption(OptionCode.CLIENT_SUBNET, data)
+
+
+@dataclass(frozen=True)
+class Edns:
+    """The query's OPT record, read."""
+
+    udp_size: int
+    version: int
+    do: bool
+    options: tuple[EDNSOption, ...]
+    client_subnet: ClientSubnet | None
+
+
+def parse_client_subnet(data: bytes) -> ClientSubnet:
+    if len(data) < 4:
+        raise MalformedOption("client subnet option shorter than 4 octets")
+    family = int.from_bytes(data[:2], "big")
+    source, scope = data[2], data[3]
+    if family not in (1, 2):
+        raise MalformedOption(f"client subnet family {family} is not 1 or 2")
+    width = 32 if family == 1 else 128
+    if source > width:
+        raise MalformedOption(f"client subnet source prefix {source} exceeds {width}")
+    if scope != 0:
+        raise MalformedOption("client subnet scope prefix must be 0 in a query")
+    raw = data[4:]
+    if len(raw) != (source + 7) // 8:
+        raise MalformedOption("client subnet address length does not match its source prefix")
+    padded = int.from_bytes(raw.ljust(width // 8, b"\0"), "big")
+    if padded & ((1 << (width - source)) - 1):
+        raise MalformedOption("client subnet address has bits set beyond its source prefix")
+    address = ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)
+    return ClientSubnet(family, source, address)
+
+
+def read_edns(query: DNSRecord) -> Edns | None:
+    """The query's OPT record, or None; MalformedOption for what RFC 6891 calls FORMERR."""
+    opts = [rr for rr in query.ar if rr.rtype == OPT]
+    if not opts:
+        return None
+    if len(opts) > 1:
+        raise MalformedOption("more than one OPT record")
+    opt = opts[0]
+    if str(opt.rname) not in (".", ""):
+        raise MalformedOption("OPT record owner is not the root")
+    options = tuple(o for o in (opt.rdata or []) if isinstance(o, EDNSOption))
+    subnet = None
+    for option in options:
+        if option.code == OptionCode.CLIENT_SUBNET:
+            if subnet is not None:
+                raise MalformedOption("more than one client subnet option")
+            subnet = parse_client_subnet(bytes(option.data))
+    ttl = opt.ttl
+    return Edns(udp_size=opt.rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & DO_BIT),
+                options=options, client_subnet=subnet)
+
+
+def opt_record(ext_rcode: int, do: bool, options: list[EDNSOption]) -> RR:
+    """The reply's OPT: our UDP size, version 0, the DO bit echoed (RFC 3225), the options given."""
+    return EDNS0(udp_len=SERVER_UDP_SIZE, ext_rcode=ext_rcode, flags="do" if do else "", opts=options)

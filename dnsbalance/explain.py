@@ -1,0 +1,63 @@
+"""`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
+from __future__ import annotations
+
+from dnsbalance.configuration.model import APEX, Config, Table
+from dnsbalance.geo.locate import Location
+from dnsbalance.ranking.active import ActiveTable, Pool, RType
+from dnsbalance.ranking.build import usable
+from health.view import HealthView
+
+
+def _chain(config: Config, location: Location) -> list[tuple[str, Table | None]]:
+    return [
+        (f"country {location.country or '?'}", config.countries.get(location.country or "")),
+        (f"continent {location.continent or '?'}", config.continents.get(location.continent or "")),
+        ("default", config.default),
+    ]
+
+
+def explain(config: Config, table: ActiveTable, health: HealthView, location: Location, name: str) -> list[str]:
+    zone = config.settings.zone
+    fqdn = name.rstrip(".").lower()
+    if fqdn != zone and not fqdn.endswith("." + zone):
+        fqdn = f"{fqdn}.{zone}" if fqdn not in ("", "@") else zone
+    relative = APEX if fqdn == zone else fqdn[: -len(zone) - 1]
+    lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})", f"client: {location.describe()}"]
+    if relative not in table.names:
+        return lines + ["answer: NXDOMAIN: no table defines this name"]
+
+    for label, source in _chain(config, location):
+        if source is None:
+            lines.append(f"  {label}: no table")
+        elif relative not in source.names:
+            lines.append(f"  {label}: table {source.source} does not list '{relative}'")
+        else:
+            live = [e for e in source.names[relative] if e.weight > 0
+                    and usable(config.mirrors[e.target], health)] if relative in source.names else []
+            lines.append(f"  {label}: table {source.source} lists '{relative}', {len(live)} usable "
+                         f"of {len(source.names[relative])}")
+
+    for rtype in (RType.A, RType.AAAA):
+        pool = table.pool_for(location, relative, rtype)
+        lines.append("")
+        if pool is None:
+            lines.append(f"{rtype.name}: no answer (NODATA): no table has a mirror with an {rtype.name} address")
+            continue
+        how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
+        lines.append(f"{rtype.name}: answered from the {pool.region} table, {how}")
+        lines += _entries(config, health, pool)
+    return lines
+
+
+def _entries(config: Config, health: HealthView, pool: Pool) -> list[str]:
+    total = sum(pool.weights)
+    rows = [f"  {'mirror':<16} {'weight':>6} {'share':>7}  health  addresses"]
+    for candidate in pool.candidates:
+        mirror = config.mirrors[candidate.name]
+        state = "up" if usable(mirror, health) else "DOWN"
+        if mirror.state.value != "auto":
+            state += f" ({mirror.state.value} by operator)"
+        share = 100.0 * candidate.weight / total if total else 0.0
+        rows.append(f"  {candidate.name:<16} {candidate.weight:>6} {share:>6.1f}%  {state:<6}  "
+                    f"{' '.join(candidate.addresses)}")
+    return rows

@@ -1,0 +1,114 @@
+"""Where a client is: country and continent from a MaxMind-format database, cached per network prefix."""
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import maxminddb
+
+from dnsbalance.geo.countries import continent_of
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Lookups are cached per /24 (IPv4) and /48 (IPv6) when the database's network is at least that wide,
+# so a busy resolver costs one database walk, not one per query.
+CACHE_BITS = {4: 24, 6: 48}
+CACHE_LIMIT = 1 << 18
+
+
+@dataclass(frozen=True)
+class Location:
+    country: str | None  # ISO 3166 alpha-2
+    continent: str | None  # AF AN AS EU NA OC SA
+    prefix_len: int  # the database network that holds the address: the ECS scope of answers derived from it
+
+    def describe(self) -> str:
+        if self.country is None and self.continent is None:
+            return "unknown location"
+        return f"country {self.country or '?'}, continent {self.continent or '?'}"
+
+
+UNKNOWN = Location(None, None, 0)
+
+
+class GeoIPError(Exception):
+    pass
+
+
+def builtin_database() -> Path:
+    return Path(str(resources.files("dnsbalance.geo").joinpath("data/builtin-country.mmdb")))
+
+
+def unmap(address: IPAddress) -> IPAddress:
+    """IPv4-mapped IPv6 (::ffff:192.0.2.1, as dual-stack sockets report) -> IPv4."""
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class GeoIP:
+    """A Country or City database (GeoLite2, GeoIP2, DB-IP, or the built-in one)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._reader = maxminddb.open_database(str(path))
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+            raise GeoIPError(f"{path}: cannot open GeoIP database: {exc}") from None
+        kind = self._reader.metadata().database_type
+        # Country and City databases of every vendor share the country/continent record layout.
+        if "Country" not in kind and "City" not in kind:
+            self._reader.close()
+            raise GeoIPError(f"{path}: database type '{kind}' is not a Country or City database")
+        self.path = path
+        self.database_type = kind
+        self._cache: dict[tuple[int, int], Location] = {}
+        self._interned: dict[Location, Location] = {}
+
+    @classmethod
+    def open(cls, setting: str, directory: Path) -> "GeoIP":
+        """`builtin`, or a path relative to the configuration folder."""
+        return cls(builtin_database() if setting == "builtin" else directory / setting)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def locate(self, address: IPAddress) -> Location:
+        address = unmap(address)
+        bits = CACHE_BITS[address.version]
+        width = 32 if address.version == 4 else 128
+        key = (address.version, int(address) >> (width - bits))
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        location = self._lookup(address)
+        if location.prefix_len <= bits:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[key] = location
+        return location
+
+    def _lookup(self, address: IPAddress) -> Location:
+        try:
+            record, prefix_len = self._reader.get_with_prefix_len(address)
+        except (ValueError, maxminddb.InvalidDatabaseError) as exc:
+            log.warning("GeoIP lookup of %s failed: %s", address, exc)
+            return UNKNOWN
+        country, continent = _place(record)
+        location = Location(country, continent, prefix_len)
+        return self._interned.setdefault(location, location)
+
+
+def _place(record: Any) -> tuple[str | None, str | None]:
+    if not isinstance(record, dict):
+        return None, None
+    country = (record.get("country") or record.get("registered_country") or {}).get("iso_code")
+    continent = (record.get("continent") or {}).get("code")
+    if country and not continent:
+        continent = continent_of(country)
+    return country, continent

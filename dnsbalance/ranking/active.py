@@ -1,0 +1,99 @@
+"""The active table: an immutable snapshot of what the server answers, swapped whole after every cycle.
+
+A query reads `server.table` once and uses that snapshot from start to end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Mapping
+
+from dnsbalance.configuration.model import Region
+from dnsbalance.geo.locate import Location
+
+
+class RType(IntEnum):
+    A = 1
+    NS = 2
+    SOA = 6
+    AAAA = 28
+    SRV = 33
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One mirror as a draw sees it: its weight and its addresses of one family."""
+
+    name: str
+    weight: int
+    addresses: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What one (region, owner name, type) draws from."""
+
+    region: Region
+    candidates: tuple[Candidate, ...]
+    fail_open: bool = False  # nothing was usable: these are the configured entries, health ignored
+
+    @property
+    def weights(self) -> tuple[int, ...]:
+        return tuple(c.weight for c in self.candidates)
+
+
+PoolKey = tuple[str, RType]  # (relative owner name, type)
+
+
+@dataclass(frozen=True)
+class ZoneData:
+    """The fixed part of the zone: apex records and name-server glue."""
+
+    zone: str  # lower case, no trailing dot
+    ttl: int
+    soa_ttl: int
+    negative_ttl: int
+    soa: tuple[str, str, int, int, int, int, int]  # mname, rname, serial, refresh, retry, expire, minimum
+    nameservers: tuple[str, ...]  # absolute names
+    glue: Mapping[str, tuple[tuple[RType, str], ...]]  # relative owner -> (type, address)
+    answers: int
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One region's table: the usable pools, and for names with nothing usable the configured ones."""
+
+    usable: Mapping[PoolKey, Pool]
+    fail_open: Mapping[PoolKey, Pool]
+
+
+EMPTY_TIER = Tier({}, {})
+
+
+@dataclass(frozen=True)
+class ActiveTable:
+    generation: int
+    zone: ZoneData
+    names: frozenset[str]  # every relative owner name that exists, empty non-terminals and "@" included
+    countries: Mapping[str, Tier]
+    continents: Mapping[str, Tier]
+    default: Tier
+
+    def pool_for(self, location: Location, name: str, rtype: RType) -> Pool | None:
+        """Country, else continent, else default; if none has a usable entry, the widest table's
+        configured entries (fail open), so a configured name is never answered empty."""
+        key = (name, rtype)
+        chain = (
+            self.countries.get(location.country, EMPTY_TIER) if location.country else EMPTY_TIER,
+            self.continents.get(location.continent, EMPTY_TIER) if location.continent else EMPTY_TIER,
+            self.default,
+        )
+        for tier in chain:
+            pool = tier.usable.get(key)
+            if pool is not None:
+                return pool
+        for tier in reversed(chain):
+            pool = tier.fail_open.get(key)
+            if pool is not None:
+                return pool
+        return None

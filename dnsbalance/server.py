@@ -1,0 +1,144 @@
+"""asyncio UDP and TCP listeners around a Balancer.
+
+TCP is length-framed (RFC 1035 4.2.2), several queries per connection (RFC 7766), closed when idle.
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from dnsbalance.balancer import Balancer
+from dnsbalance.configuration.names import parse_hostport
+
+log = logging.getLogger(__name__)
+
+TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before a TCP connection is closed
+TCP_MAX_CONNECTIONS = 512
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
+        reply = self.balancer.handle(data, addr[0], tcp=False)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)  # e.g. ICMP port unreachable from a vanished client
+
+
+class TcpProtocol(asyncio.Protocol):
+    connections = 0
+
+    def __init__(self, balancer: Balancer, idle_timeout: float) -> None:
+        self.balancer = balancer
+        self.idle_timeout = idle_timeout
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        TcpProtocol.connections += 1
+        if TcpProtocol.connections > TCP_MAX_CONNECTIONS:
+            log.warning("too many TCP connections; closing the newest")
+            transport.close()
+            return
+        peer = transport.get_extra_info("peername")
+        self.peer = peer[0] if peer else "?"
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while len(self.buffer) >= 2:
+            size = int.from_bytes(self.buffer[:2], "big")
+            if len(self.buffer) < 2 + size:
+                break  # wait for the rest; the idle timer ends a sender that never finishes
+            packet = bytes(self.buffer[2 : 2 + size])
+            del self.buffer[: 2 + size]
+            self._arm()
+            reply = self.balancer.handle(packet, self.peer, tcp=True)
+            if reply is None:
+                continue
+            assert self.transport is not None
+            self.transport.write(len(reply).to_bytes(2, "big") + reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        TcpProtocol.connections -= 1
+        if self.timer is not None:
+            self.timer.cancel()
+
+
+def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same port; with port 0, a free port that both can have."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family == socket.AF_INET6:
+                for s in (udp, tcp):
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(128)
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            return udp, tcp
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            if port != 0 or exc.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRINUSE, f"no free port on {host} for both UDP and TCP")
+
+
+async def serve(balancer: Balancer, listen: list[str], config_dir: Path,
+                idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.AbstractServer] = []
+    transports: list[asyncio.BaseTransport] = []
+    for item in listen:
+        host, port = parse_hostport(item)
+        udp, tcp = _bind_pair(host, port)
+        transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(balancer), sock=udp)
+        transports.append(transport)
+        servers.append(await loop.create_server(lambda: TcpProtocol(balancer, idle_timeout), sock=tcp))
+        bound = udp.getsockname()
+        shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)
+
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: balancer.reload(config_dir))
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        for server in servers:
+            server.close()
+        for transport in transports:
+            transport.close()

@@ -1,0 +1,56 @@
+"""Wire-format edges: size limits and truncation, and replies to packets dnslib cannot parse."""
+from __future__ import annotations
+
+import struct
+
+from dnslib import DNSRecord
+
+from dnsbalance.edns import OPT, SERVER_UDP_SIZE, Edns
+
+HEADER = struct.Struct("!HHHHHH")
+PLAIN_UDP_SIZE = 512
+TCP_SIZE = 65535
+QR = 0x8000
+OPCODE_MASK = 0x7800
+RD = 0x0100
+CD = 0x0010
+TC = 0x0200
+
+
+def udp_limit(edns: Edns | None) -> int:
+    """The largest UDP reply: 512 without EDNS, else the client's size capped by ours (never below 512)."""
+    if edns is None:
+        return PLAIN_UDP_SIZE
+    return max(PLAIN_UDP_SIZE, min(edns.udp_size, SERVER_UDP_SIZE))
+
+
+def pack_within(reply: DNSRecord, limit: int) -> bytes:
+    """Pack the reply in `limit` octets: first without additional data (glue is optional, RFC 2181 9),
+    then as a truncated reply (TC, question and OPT only) that tells the client to retry over TCP."""
+    data = reply.pack()
+    if len(data) <= limit:
+        return data
+    opt = [rr for rr in reply.ar if rr.rtype == OPT]
+    reply.ar = list(opt)
+    data = reply.pack()
+    if len(data) <= limit:
+        return data
+    reply.rr, reply.auth = [], []
+    reply.header.tc = 1
+    data = reply.pack()
+    if len(data) <= limit:
+        return data
+    reply.ar = []  # a question so long that even the OPT does not fit: header and question
+    return reply.pack()[:limit]
+
+
+def header_reply(packet: bytes, rcode: int) -> bytes | None:
+    """A bare reply (FORMERR, SERVFAIL) built from the packet's header alone; None when the packet must
+    be dropped: shorter than a header, or itself a response (answering responses invites loops)."""
+    if len(packet) < HEADER.size:
+        return None
+    ident, flags, _, _, _, _ = HEADER.unpack_from(packet)
+    if flags & QR:
+        return None
+    reply_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)

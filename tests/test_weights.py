@@ -1,0 +1,92 @@
+"""Weighted draws: the first address follows the weights (chi-square), drained never, no repeats."""
+from __future__ import annotations
+
+import math
+import random
+import socket
+from collections import Counter
+
+import dns.edns
+import dns.message
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dnsbalance.ranking.draw import draw
+from tests.conftest import Server
+
+# JP table of the test zone: priority -> weight = 10000 - priority
+JP_WEIGHTS = {"192.0.2.1": 9000, "192.0.2.2": 6000, "192.0.2.3": 3000, "192.0.2.4": 1000}
+Z_ONE_IN_10000 = 3.719  # one-sided normal quantile for p = 0.0001: a false alarm once in 10,000 runs
+
+
+def chi2_critical(df: int, z: float = Z_ONE_IN_10000) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile (good to ~1% for df >= 2)."""
+    h = 2 / (9 * df)
+    return df * (1 - h + z * math.sqrt(h)) ** 3
+
+
+def chi2(observed: Counter, weights: dict[str, int]) -> float:
+    n = sum(observed.values())
+    total = sum(weights.values())
+    return sum((observed.get(k, 0) - n * w / total) ** 2 / (n * w / total) for k, w in weights.items())
+
+
+def first_addresses(server: Server, count: int) -> tuple[Counter, set[str], bool]:
+    """Send `count` queries from a JP client subnet; first addresses, all addresses, any repeat seen."""
+    option = dns.edns.ECSOption("1.0.16.0", 24)
+    firsts: Counter = Counter()
+    everything: set[str] = set()
+    repeated = False
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        for ident in range(count):
+            query = dns.message.make_query("deb.cdn.example.org", "A", use_edns=0, options=[option],
+                                           id=ident & 0xFFFF)
+            sock.sendto(query.to_wire(), ("127.0.0.1", server.port))
+            reply = dns.message.from_wire(sock.recv(4096))
+            assert reply.id == ident & 0xFFFF
+            got = [rr.address for rr in reply.answer[0]]
+            repeated |= len(got) != len(set(got))
+            firsts[got[0]] += 1
+            everything.update(got)
+    return firsts, everything, repeated
+
+
+def test_first_address_follows_weights_over_6000_answers(shared_server: Server) -> None:
+    firsts, everything, repeated = first_addresses(shared_server, 6000)
+    df = len(JP_WEIGHTS) - 1
+    statistic = chi2(firsts, JP_WEIGHTS)
+    assert statistic < chi2_critical(df), (statistic, firsts)
+    # The same counts are far from what unweighted (uniform) draws would give: the test has teeth.
+    assert chi2(firsts, {k: 1 for k in JP_WEIGHTS}) > 10 * chi2_critical(df)
+    assert "192.0.2.5" not in everything  # drained (priority 10000)
+    assert not repeated
+
+
+def test_chi2_critical_matches_tables() -> None:
+    # Published chi-square 0.999 quantiles: df=3 -> 16.27, df=10 -> 29.59 (z for 0.001 is 3.090)
+    assert abs(chi2_critical(3, 3.090) - 16.27) < 0.3
+    assert abs(chi2_critical(10, 3.090) - 29.59) < 0.3
+
+
+weights_lists = st.lists(st.integers(min_value=0, max_value=10000), min_size=1, max_size=40)
+
+
+@given(weights=weights_lists, count=st.integers(min_value=0, max_value=50), seed=st.integers())
+def test_draw_distinct_positive_and_complete(weights: list[int], count: int, seed: int) -> None:
+    items = list(range(len(weights)))
+    picked = draw(items, weights, count, random.Random(seed))
+    assert len(picked) == len(set(picked))
+    assert all(weights[i] > 0 for i in picked)
+    assert len(picked) == min(count, sum(1 for w in weights if w > 0))
+
+
+@settings(max_examples=20, deadline=None)
+@given(weights=st.lists(st.integers(min_value=100, max_value=10000), min_size=2, max_size=6), seed=st.integers())
+def test_draw_first_pick_is_proportional(weights: list[int], seed: int) -> None:
+    rng = random.Random(seed)
+    n = 20000
+    counts = Counter(draw(range(len(weights)), weights, 1, rng)[0] for _ in range(n))
+    statistic = chi2(counts, dict(enumerate(weights)))
+    # weights >= 100 keep every expected count >= 40, where the chi-square approximation holds
+    assert statistic < chi2_critical(len(weights) - 1, z=4.75)  # p ~ 1e-6 per example

@@ -1,0 +1,113 @@
+"""`dnsbalance check`: each mistake has its own fixture folder (tests/fixtures/check/CASE, laid over
+base/; a file NAME.absent removes NAME), and the exact messages are asserted."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHECK = Path(__file__).resolve().parent / "fixtures" / "check"
+
+EXPECTED: dict[str, tuple[int, list[str]]] = {
+    "all_drained": (1, [
+        '{dir}/default.yaml:3: security: every entry is drained (priority 10000) and no wider table serves it',
+    ]),
+    "bad_address": (1, [
+        "{dir}/mirrors.yaml:5: mirror 'beta': '192.0.2.300' is not an IPv4 or IPv6 address",
+        "{dir}/mirrors.yaml:6: mirror 'beta': '2001:db8::g' is not an IPv4 or IPv6 address",
+    ]),
+    "bad_owner": (1, [
+        "{dir}/default.yaml:3: 'de b' is not a valid DNS name",
+    ]),
+    "both_alpha2_alpha3": (1, [
+        '{dir}/country/JPN.yaml:1: country JP is defined twice: JP.yaml and JPN.yaml',
+    ]),
+    "drained_but_served": (0, [
+        '{dir}/country/JP.yaml:1: warning: deb: every entry is drained (priority 10000); the continent AS table serves these clients',
+    ]),
+    "duplicate_key": (1, [
+        "{dir}/default.yaml:3: deb: duplicate key 'alpha'",
+    ]),
+    "many": (1, [
+        "{dir}/mirrors.yaml:3: mirror 'beta': 'not-an-address' is not an IPv4 or IPv6 address",
+        "{dir}/mirrors.yaml:4: mirror 'relay_user': url must be an http(s):// or rsync:// URL, got 'ftp://nowhere/'",
+        "{dir}/default.yaml:3: deb: unknown mirror 'nosuch'",
+        "{dir}/default.yaml:4: deb: priority of 'beta' must be an integer 0..10000, got 20000",
+        '{dir}/country/JPN.yaml:1: country JP is defined twice: JP.yaml and JPN.yaml',
+    ]),
+    "missing_default": (1, [
+        '{dir}/default.yaml:1: file is missing',
+    ]),
+    "no_address": (1, [
+        "{dir}/mirrors.yaml:4: mirror 'empty' has no address",
+    ]),
+    "priority_range": (1, [
+        "{dir}/default.yaml:2: deb: priority of 'alpha' must be an integer 0..10000, got 10001",
+        "{dir}/default.yaml:3: deb: priority of 'beta' must be an integer 0..10000, got -1",
+    ]),
+    "priority_type": (1, [
+        "{dir}/default.yaml:2: deb: priority of 'alpha' must be an integer 0..10000, got 'high'",
+        "{dir}/default.yaml:3: deb: priority of 'beta' must be an integer 0..10000, got 1.5",
+    ]),
+    "unknown_continent": (1, [
+        "{dir}/continent/XX.yaml:1: unknown continent code 'XX' (expected one of AF AN AS EU NA OC SA)",
+    ]),
+    "unknown_country": (1, [
+        "{dir}/country/QQ.yaml:1: unknown country code 'QQ' (expected ISO 3166 alpha-2 or alpha-3)",
+    ]),
+    "unknown_key": (1, [
+        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, listen, nameservers, soa, geoip, health, state_dir)",
+    ]),
+    "unknown_mirror": (1, [
+        "{dir}/default.yaml:3: deb: unknown mirror 'gamma'",
+    ]),
+    "yaml_syntax": (1, [
+        "{dir}/country/JP.yaml:4: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'",
+    ]),
+}
+
+
+def assemble(case: str, target: Path) -> Path:
+    shutil.copytree(CHECK / "base", target)
+    for path in (CHECK / case).rglob("*"):
+        if not path.is_file():
+            continue
+        relative = path.relative_to(CHECK / case)
+        if path.suffix == ".absent":
+            (target / relative.with_suffix("")).unlink()
+        else:
+            (target / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, target / relative)
+    return target
+
+
+def run_check(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dnsbalance", "check", "--config", str(config)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+def test_every_case_has_a_fixture() -> None:
+    cases = {p.name for p in CHECK.iterdir() if p.is_dir() and p.name != "base"}
+    assert cases == set(EXPECTED)
+
+
+@pytest.mark.parametrize("case", sorted(EXPECTED))
+def test_check_reports_exact_problems(case: str, tmp_path: Path) -> None:
+    config = assemble(case, tmp_path / "config")
+    result = run_check(config)
+    exit_code, lines = EXPECTED[case]
+    reported = [line for line in result.stdout.splitlines() if line.startswith(str(config))]
+    assert reported == [line.replace("{dir}", str(config)) for line in lines]
+    assert result.returncode == exit_code, result.stdout + result.stderr
+
+
+def test_base_and_example_configs_are_clean() -> None:
+    for config in (CHECK / "base", ROOT / "config"):
+        result = run_check(config)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.startswith("ok: zone cdn.example.org")

@@ -21,8 +21,14 @@ from dnsbalance.edns import Edns, MalformedOption, read_edns
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, fail_open_names
+from dnsbalance.ranking.render import render
 from dnsbalance.wire import TCP_SIZE, header_reply, pack_within, udp_limit
-from health.view import ALL_USABLE, HealthView
+from health import state as health_state
+from health.cycle import CycleReport
+from health.state import HealthState
+
+HEALTH_FILE = "health.json"
+TABLE_FILE = "table.txt"
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +37,24 @@ log = logging.getLogger(__name__)
 class Loaded:
     config: Config
     geoip: GeoIP
+    fingerprint: tuple[tuple[str, int, int], ...]
+
+
+def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, mtime and size of every configuration file: a change is picked up at the next cycle."""
+    found = []
+    for path in sorted(directory.rglob("*.y*ml")):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        found.append((str(path.relative_to(directory)), info.st_mtime_ns, info.st_size))
+    return tuple(found)
 
 
 def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
     """Configuration and GeoIP database together, or the problems that stop them loading."""
+    stamp = fingerprint(directory)
     config, problems = check_config(directory)
     if config is None:
         return None, problems
@@ -42,30 +62,73 @@ def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
         geoip = GeoIP.open(config.settings.geoip.database, directory)
     except GeoIPError as exc:
         return None, problems + [Problem(directory / "dnsbalance.yaml", 1, str(exc))]
-    return Loaded(config, geoip), problems
+    return Loaded(config, geoip, stamp), problems
 
 
 class Balancer:
-    def __init__(self, loaded: Loaded, rng: random.Random | None = None) -> None:
+    def __init__(self, loaded: Loaded, rng: random.Random | None = None, persist: bool = False) -> None:
+        """`persist`: write the table and health state to the state folder (the serving process does)."""
         self.config = loaded.config
         self.geoip = loaded.geoip
+        self.fingerprint = loaded.fingerprint
         self.rng = rng or random.Random()
-        self.health: HealthView = ALL_USABLE
+        self.persist = persist
+        # A restart remembers which mirrors were down; with no saved state every entry counts as usable.
+        self.health: HealthState = health_state.load(self.state_dir / HEALTH_FILE)
         self.generation = 0
+        self.last_cycle: CycleReport | None = None
         self.table: ActiveTable = self._build()
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.settings.state_dir
 
     def _build(self) -> ActiveTable:
         self.generation += 1
-        table = build_table(self.config, self.health, self.generation, serial=int(time.time()))
+        now = time.time()
+        table = build_table(self.config, self.health.view(), self.generation, serial=int(now))
         for name in fail_open_names(table):
             log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
+        if self.persist:
+            self._write(TABLE_FILE, render(table, now))
         return table
 
-    def regenerate(self, health: HealthView) -> ActiveTable:
-        """Build a table from the current configuration and this health view, and swap it in."""
-        self.health = health
+    def _write(self, name: str, text: str) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            temporary = self.state_dir / (name + ".tmp")
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(self.state_dir / name)
+        except OSError as exc:
+            log.warning("cannot write %s to %s: %s", name, self.state_dir, exc)
+
+    def regenerate(self) -> ActiveTable:
+        """Build a table from the current configuration and health, and swap it in."""
         self.table = self._build()  # one assignment: queries in flight keep the table they read
         return self.table
+
+    def apply(self, report: CycleReport) -> bool:
+        """Take one cycle's verdicts: advance health, regenerate, swap. False when the table was kept."""
+        self.last_cycle = report
+        if report.all_failed:
+            log.error("every probed mirror failed this cycle (%d): the prober is the likely fault; "
+                      "keeping table generation %d", len(report.verdicts), self.generation)
+            return False
+        settings = self.config.settings.health
+        before = self.health
+        self.health = health_state.advance(before, report.verdicts, settings.fall, settings.rise,
+                                           report.started, self.config.mirrors)
+        for name, now in self.health.mirrors.items():
+            was = before.mirrors.get(name)
+            if (was is None and not now.up) or (was is not None and was.up != now.up):
+                log.warning("mirror %s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
+        if self.persist:
+            try:
+                health_state.save(self.health, self.state_dir / HEALTH_FILE)
+            except OSError as exc:
+                log.warning("cannot save health state: %s", exc)
+        self.regenerate()
+        return True
 
     def reload(self, directory: Path) -> list[Problem]:
         """Re-read the configuration; on any error keep everything as it is and return the problems."""
@@ -78,7 +141,8 @@ class Balancer:
             log.warning("%s", problem)
         old_geoip = self.geoip
         self.config, self.geoip = loaded.config, loaded.geoip
-        self.regenerate(self.health)
+        self.fingerprint = loaded.fingerprint
+        self.regenerate()
         old_geoip.close()
         log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
         return problems

@@ -14,6 +14,9 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.explain import explain
 from dnsbalance.server import serve
+from health.cycle import CycleReport, run_cycle
+from health.fetch import new_client
+from health.report import probe_table
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="listen here instead of the config's listen (repeatable)")
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command("check", "report every configuration problem, with file:line")
+    command("probe", "run one health cycle now and print its verdicts")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -39,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"serve": _serve, "check": _check, "explain": _explain}[args.command](args)
+    commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe}
+    return commands[args.command](args)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -70,7 +75,7 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded)
     location = loaded.geoip.locate(address)
-    for line in explain(loaded.config, balancer.table, balancer.health, location, args.name):
+    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name):
         print(line)
     return 0
 
@@ -90,7 +95,7 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             log.error("--listen: %s", exc)
             return 2
-    balancer = Balancer(loaded)
+    balancer = Balancer(loaded, persist=True)
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
@@ -99,3 +104,24 @@ def _serve(args: argparse.Namespace) -> int:
         log.error("cannot listen: %s", exc)
         return 1
     return 0
+
+
+def _probe(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    if loaded is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    config = loaded.config
+
+    async def once() -> CycleReport:
+        client = new_client(config.settings.health.concurrency)
+        try:
+            return await run_cycle(config, client, config.settings.health.concurrency)
+        finally:
+            await client.aclose()
+
+    report = asyncio.run(once())
+    for line in probe_table(report):
+        print(line)
+    return 1 if report.all_failed else 0

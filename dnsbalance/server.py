@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dnsbalance.balancer import Balancer
 from dnsbalance.configuration.names import parse_hostport
+from dnsbalance.scheduling import HealthScheduler
 
 log = logging.getLogger(__name__)
 
@@ -130,14 +131,28 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path,
         shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
         log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)
 
+    health: HealthScheduler | None = None
+    if balancer.config.settings.health.enabled:
+        health = HealthScheduler(balancer, config_dir)
+        health.start()
+    else:
+        log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
+
+    def reload() -> None:
+        balancer.reload(config_dir)
+        if health is not None:
+            health.reschedule()
+
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: balancer.reload(config_dir))
+    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        if health is not None:
+            await health.stop()
         for server in servers:
             server.close()
         for transport in transports:

@@ -210,8 +210,8 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
     health = HealthSettings()
     h_map = check.mapping(top.get("health"), path, top.line_of("health"), "health") if "health" in top else None
     if h_map is not None:
-        check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "fall", "rise"),
-                         path, "health")
+        check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "fall", "rise",
+                                 "concurrency"), path, "health")
         health = HealthSettings(
             enabled=check.boolean(h_map, "enabled", path, "health", True),
             interval=check.number(h_map, "interval", path, "health", 1, 86400, health.interval),
@@ -221,6 +221,7 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
             max_lag=check.number(h_map, "max_lag", path, "health", 0, 86400 * 365, 0),
             fall=check.integer(h_map, "fall", path, "health", 1, 100, 1),
             rise=check.integer(h_map, "rise", path, "health", 1, 100, 1),
+            concurrency=check.integer(h_map, "concurrency", path, "health", 1, 10000, health.concurrency),
         )
 
     state_dir = check.string(top, "state_dir", path, "dnsbalance.yaml", "state") or "state"

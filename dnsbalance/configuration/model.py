@@ -48,6 +48,7 @@ class HealthSettings:
     max_lag: float = 0.0
     fall: int = 1
     rise: int = 1
+    concurrency: int = 200  # probes in flight at once
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,66 @@
+"""The health cycle on the server's event loop: APScheduler runs it at start-up and every `interval`."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from dnsbalance.balancer import Balancer, fingerprint
+from health.cycle import CycleReport, run_cycle
+from health.fetch import new_client
+
+log = logging.getLogger(__name__)
+JOB = "health-cycle"
+
+
+class HealthScheduler:
+    def __init__(self, balancer: Balancer, config_dir: Path) -> None:
+        self.balancer = balancer
+        self.config_dir = config_dir
+        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.client = new_client(balancer.config.settings.health.concurrency)
+        self.interval = balancer.config.settings.health.interval
+
+    def start(self) -> None:
+        """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
+        self.scheduler.add_job(self.cycle, "interval", seconds=self.interval, id=JOB,
+                               next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
+                               misfire_grace_time=None)
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        await self.client.aclose()
+
+    def reschedule(self) -> None:
+        """After a reload: follow a changed interval."""
+        interval = self.balancer.config.settings.health.interval
+        if interval != self.interval and self.scheduler.get_job(JOB) is not None:
+            self.interval = interval
+            self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval)
+            log.info("health cycle every %gs", interval)
+
+    async def cycle(self) -> CycleReport | None:
+        """One cycle; an exception is logged and the next cycle still runs."""
+        try:
+            if fingerprint(self.config_dir) != self.balancer.fingerprint:
+                log.info("configuration files changed; reloading before the cycle")
+                self.balancer.reload(self.config_dir)
+                self.reschedule()
+            config = self.balancer.config
+            report = await run_cycle(config, self.client, config.settings.health.concurrency)
+            good = sum(v.ok for v in report.verdicts)
+            log.info("health cycle: %d of %d mirrors usable in %.2fs; %s", good, len(report.verdicts),
+                     report.duration, report.master_note)
+            for verdict in report.verdicts:
+                if not verdict.ok:
+                    log.info("  %s: %s", verdict.name, verdict.reason)
+            applied = self.balancer.apply(report)
+            if applied:
+                log.info("table generation %d in service", self.balancer.generation)
+            return report
+        except Exception:
+            log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")
+            return None

@@ -1,0 +1,31 @@
+"""One mirror's verdict for one cycle, pure: alive (2xx in time) and fresh (stamp matches the master)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from health.fetch import Fetched
+from health.stamp import Stamp, freshness, parse_stamp
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    ok: bool
+    reason: str
+    url: str | None = None
+    status: int | None = None
+    latency: float | None = None
+    stamp: Stamp | None = None
+    lag: float | None = None
+
+
+def judge(name: str, fetched: Fetched, master: Stamp | None, max_lag: float) -> Verdict:
+    """`master` None: the master could not be read this cycle, so only liveness counts."""
+    base = dict(name=name, url=fetched.url, status=fetched.status, latency=fetched.latency)
+    if not fetched.ok:
+        return Verdict(ok=False, reason=fetched.error or f"HTTP {fetched.status}", **base)
+    stamp = parse_stamp(fetched.body, fetched.last_modified)
+    if master is None:
+        return Verdict(ok=True, reason="alive (freshness not checked: master unreadable)", stamp=stamp, **base)
+    fresh = freshness(stamp, master, max_lag)
+    return Verdict(ok=fresh.fresh, reason=fresh.reason, stamp=stamp, lag=fresh.lag, **base)

@@ -35,7 +35,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     ]),
     "many": (1, [
         "{dir}/mirrors.yaml:3: mirror 'beta': 'not-an-address' is not an IPv4 or IPv6 address",
-        "{dir}/mirrors.yaml:4: mirror 'relay_user': url must be an http(s):// or rsync:// URL, got 'ftp://nowhere/'",
+        "{dir}/mirrors.yaml:4: mirror 'relay_user': url must be an http(s):// or rsync:// URL, got 'ftp://127.0.0.1/'",
         "{dir}/default.yaml:3: deb: unknown mirror 'nosuch'",
         "{dir}/default.yaml:4: deb: priority of 'beta' must be an integer 0..10000, got 20000",
         '{dir}/country/JPN.yaml:1: country JP is defined twice: JP.yaml and JPN.yaml',

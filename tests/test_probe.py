@@ -125,4 +125,4 @@ def test_shipped_configs_probe_nothing_outside_loopback() -> None:
             for key in ("url:", "master:"):
                 if key in line.split("#")[0]:
                     value = line.split(key, 1)[1].strip().strip("'\"{} ,")
-                    assert value.startswith(("http://127.", "http://[::1]")), f"{path}: {line}"
+                    assert value.startswith(("http://127.", "http://[::1]", "ftp://127.")), f"{path}: {line}"

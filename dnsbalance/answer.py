@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from random import Random
 
-from dnslib import AAAA, DNSHeader, DNSLabel, DNSRecord, NS, RR, SOA, A, EDNSOption
+from dnslib import AAAA, NS, RR, SOA, SRV, A, DNSHeader, DNSLabel, DNSRecord, EDNSOption
 
-from dnsbalance.configuration.model import APEX
+from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, opt_record, read_edns
 from dnsbalance.geo.locate import Location
 from dnsbalance.ranking.active import ActiveTable, Pool, RType
@@ -144,9 +144,9 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
     pool: Pool | None = None
     chosen: tuple[str, ...] = ()
     if qtype == QTYPE_ANY:
-        # RFC 8482: one RRset, not everything; the SOA at the apex, else the A (or AAAA) answer.
-        qtype = RType.SOA if name == APEX else RType.A
-        if name != APEX and table.pool_for(location, name, RType.A) is None:
+        # RFC 8482: one RRset, not everything; the SOA at the apex, else the SRV or A (or AAAA) answer.
+        qtype = RType.SOA if name == APEX else RType.SRV if name in SRV_SERVICES else RType.A
+        if qtype == RType.A and table.pool_for(location, name, RType.A) is None:
             qtype = RType.AAAA
     if name == APEX and qtype == RType.SOA:
         soa = _soa_rr(table, apex)
@@ -160,6 +160,14 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
     elif qtype in (RType.A, RType.AAAA) and name in table.zone.glue:
         for rr in _glue(table, name, qname, (RType(qtype),)):
             record.add_answer(rr)
+    elif qtype in (RType.A, RType.AAAA) and name in table.zone.targets:
+        for rtype, address in table.zone.targets[name]:
+            if rtype == qtype:
+                record.add_answer(_address_rr(qname, rtype, address, table.zone.ttl))
+    elif qtype == RType.SRV and name in SRV_SERVICES:
+        pool = table.pool_for(location, name, RType.SRV)
+        if pool is not None:
+            chosen = _srv(record, table, pool, qname, apex, rng)
     elif qtype in (RType.A, RType.AAAA):
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
@@ -172,6 +180,21 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
     if not record.rr:
         record.add_auth(_soa_rr(table, apex))  # NODATA (RFC 2308)
     return Reply(record, Rcode.NOERROR, pool, chosen)
+
+
+def _srv(record: DNSRecord, table: ActiveTable, pool: Pool, qname: DNSLabel, apex: DNSLabel,
+         rng: Random) -> tuple[str, ...]:
+    """One SRV record per usable relay, in a weighted random order (for clients that take the first),
+    the targets' addresses in the additional section."""
+    order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
+    order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
+    for candidate in order:
+        target = DNSLabel([candidate.name.encode(), RELAY_LABEL.encode(), *apex.label])
+        record.add_answer(RR(qname, RType.SRV, ttl=table.zone.ttl,
+                             rdata=SRV(candidate.tier, candidate.weight, candidate.port, target)))
+        for rtype, address in table.zone.targets.get(f"{candidate.name}.{RELAY_LABEL}", ()):
+            record.add_ar(_address_rr(target, rtype, address, table.zone.ttl))
+    return tuple(c.name for c in order)
 
 
 def _rotated(addresses: tuple[str, ...], rng: Random) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from dnslib import DNSRecord
 
 from dnsbalance.answer import Rcode, respond
 from dnsbalance.configuration.load import check_config
-from dnsbalance.configuration.model import Config
+from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.edns import Edns, MalformedOption, read_edns
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
@@ -108,20 +108,29 @@ class Balancer:
         return self.table
 
     def apply(self, report: CycleReport) -> bool:
-        """Take one cycle's verdicts: advance health, regenerate, swap. False when the table was kept."""
+        """Take one cycle's verdicts: advance health, regenerate, swap. False when the table was kept.
+
+        If every mirror (or every relay service) failed in the same cycle, the prober is the likely fault:
+        those verdicts are set aside and, when nothing else was judged, the previous table stays."""
         self.last_cycle = report
-        if report.all_failed:
-            log.error("every probed mirror failed this cycle (%d): the prober is the likely fault; "
-                      "keeping table generation %d", len(report.verdicts), self.generation)
+        verdicts = list(report.verdicts)
+        for kind in ("mirror", "relay"):
+            if report.all_failed(kind):
+                log.error("every probed %s failed this cycle: the prober is the likely fault; "
+                          "keeping their previous health", kind)
+                verdicts = [v for v in verdicts if v.kind != kind]
+        if report.verdicts and not verdicts:
+            log.error("keeping table generation %d", self.generation)
             return False
         settings = self.config.settings.health
         before = self.health
-        self.health = health_state.advance(before, report.verdicts, settings.fall, settings.rise,
-                                           report.started, self.config.mirrors)
+        known = [*self.config.mirrors, *(health_key(r.name, s) for r in self.config.relays.values()
+                                         for s in r.services())]
+        self.health = health_state.advance(before, verdicts, settings.fall, settings.rise, report.started, known)
         for name, now in self.health.mirrors.items():
             was = before.mirrors.get(name)
             if (was is None and not now.up) or (was is not None and was.up != now.up):
-                log.warning("mirror %s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
+                log.warning("%s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
         if self.persist:
             try:
                 health_state.save(self.health, self.state_dir / HEALTH_FILE)

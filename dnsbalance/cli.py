@@ -124,4 +124,4 @@ def _probe(args: argparse.Namespace) -> int:
     report = asyncio.run(once())
     for line in probe_table(report):
         print(line)
-    return 1 if report.all_failed else 0
+    return 1 if report.all_failed("mirror") or report.all_failed("relay") else 0

@@ -1,7 +1,7 @@
 """`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
 from __future__ import annotations
 
-from dnsbalance.configuration.model import APEX, Config, Table
+from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table
 from dnsbalance.geo.locate import Location
 from dnsbalance.ranking.active import ActiveTable, Pool, RType
 from dnsbalance.ranking.build import usable
@@ -32,32 +32,40 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
         elif relative not in source.names:
             lines.append(f"  {label}: table {source.source} does not list '{relative}'")
         else:
-            live = [e for e in source.names[relative] if e.weight > 0
-                    and usable(config.mirrors[e.target], health)] if relative in source.names else []
+            live = [e for e in source.names[relative] if e.weight > 0 and _usable(config, health, relative, e)]
             lines.append(f"  {label}: table {source.source} lists '{relative}', {len(live)} usable "
                          f"of {len(source.names[relative])}")
 
-    for rtype in (RType.A, RType.AAAA):
+    service = SRV_SERVICES.get(relative)
+    for rtype in (RType.SRV,) if service else (RType.A, RType.AAAA):
         pool = table.pool_for(location, relative, rtype)
         lines.append("")
         if pool is None:
-            lines.append(f"{rtype.name}: no answer (NODATA): no table has a mirror with an {rtype.name} address")
+            lines.append(f"{rtype.name}: no answer (NODATA): no table has a usable entry for this type")
             continue
         how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
         lines.append(f"{rtype.name}: answered from the {pool.region} table, {how}")
-        lines += _entries(config, health, pool)
+        lines += _entries(config, health, pool, service)
     return lines
 
 
-def _entries(config: Config, health: HealthView, pool: Pool) -> list[str]:
+def _usable(config: Config, health: HealthView, owner: str, entry: Entry) -> bool:
+    service = SRV_SERVICES.get(owner)
+    target = config.relays.get(entry.target) if service else config.mirrors.get(entry.target)
+    return target is not None and usable(target, health, service)
+
+
+def _entries(config: Config, health: HealthView, pool: Pool, service: str | None) -> list[str]:
     total = sum(pool.weights)
-    rows = [f"  {'mirror':<16} {'weight':>6} {'share':>7}  health  addresses"]
+    rows = [f"  {'relay' if service else 'mirror':<16} {'weight':>6} {'share':>7}  health  "
+            + ("tier  port  addresses" if service else "addresses")]
     for candidate in pool.candidates:
-        mirror = config.mirrors[candidate.name]
-        state = "up" if usable(mirror, health) else "DOWN"
-        if mirror.state.value != "auto":
-            state += f" ({mirror.state.value} by operator)"
+        target = config.relays[candidate.name] if service else config.mirrors[candidate.name]
+        state = "up" if usable(target, health, service) else "DOWN"
+        if target.state.value != "auto":
+            state += f" ({target.state.value} by operator)"
         share = 100.0 * candidate.weight / total if total else 0.0
-        rows.append(f"  {candidate.name:<16} {candidate.weight:>6} {share:>6.1f}%  {state:<6}  "
+        extra = f"{candidate.tier:<4}  {candidate.port:<5} " if service else ""
+        rows.append(f"  {candidate.name:<16} {candidate.weight:>6} {share:>6.1f}%  {state:<6}  {extra}"
                     f"{' '.join(candidate.addresses)}")
     return rows

@@ -52,8 +52,8 @@ class HealthScheduler:
             config = self.balancer.config
             report = await run_cycle(config, self.client, config.settings.health.concurrency)
             good = sum(v.ok for v in report.verdicts)
-            log.info("health cycle: %d of %d mirrors usable in %.2fs; %s", good, len(report.verdicts),
-                     report.duration, report.master_note)
+            log.info("health cycle: %d of %d mirrors and relay services usable in %.2fs; %s", good,
+                     len(report.verdicts), report.duration, report.master_note)
             for verdict in report.verdicts:
                 if not verdict.ok:
                     log.info("  %s: %s", verdict.name, verdict.reason)

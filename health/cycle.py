@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from dnsbalance.configuration.model import Config, Mirror
+from dnsbalance.configuration.model import Config, Mirror, Relay, health_key
 from health.fetch import fetch
+from health.relay_probe import RelayCheck, check
 from health.stamp import Stamp, parse_stamp
 from health.verdict import Verdict, judge
 
@@ -21,9 +22,10 @@ class CycleReport:
     master_note: str  # what became of the master read
     verdicts: tuple[Verdict, ...]
 
-    @property
-    def all_failed(self) -> bool:
-        return bool(self.verdicts) and not any(v.ok for v in self.verdicts)
+    def all_failed(self, kind: str) -> bool:
+        """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
+        judged = [v for v in self.verdicts if v.kind == kind]
+        return bool(judged) and not any(v.ok for v in judged)
 
 
 def stamp_url(base: str, stamp: str) -> str:
@@ -60,4 +62,32 @@ async def run_cycle(config: Config, client: httpx.AsyncClient, concurrency: int 
         else:
             note = f"master unreadable ({fetched.error}): freshness not checked this cycle"
     verdicts = tuple(judge(m.name, r, master, settings.max_lag) for m, r in zip(mirrors, results))
-    return CycleReport(started, time.monotonic() - clock, master, note, verdicts)
+    relay_verdicts = await _relays(config, gate)
+    return CycleReport(started, time.monotonic() - clock, master, note, verdicts + relay_verdicts)
+
+
+async def _relays(config: Config, gate: asyncio.Semaphore) -> tuple[Verdict, ...]:
+    """Every address of every relay service: a service is usable only when all its addresses answer."""
+    timeout = config.settings.health.timeout
+    jobs: list[tuple[Relay, str, str, int]] = [
+        (relay, service, address, relay.port(service) or 0)
+        for relay in config.relays.values() for service in relay.services()
+        for address in relay.ipv4 + relay.ipv6
+    ]
+
+    async def bounded(address: str, port: int, service: str) -> RelayCheck:
+        async with gate:
+            return await check(address, port, service, timeout)
+
+    checks = await asyncio.gather(*(bounded(a, p, s) for _, s, a, p in jobs))
+    grouped: dict[tuple[str, str], list[RelayCheck]] = {}
+    for (relay, service, _, _), result in zip(jobs, checks):
+        grouped.setdefault((relay.name, service), []).append(result)
+    verdicts = []
+    for (name, service), results in grouped.items():
+        bad = [r for r in results if not r.ok]
+        shown = bad[0] if bad else results[0]
+        where = f"{shown.address}:{shown.port}" if ":" not in shown.address else f"[{shown.address}]:{shown.port}"
+        verdicts.append(Verdict(health_key(name, service), not bad, f"{where} {shown.detail}", url=None,
+                                latency=max(r.latency for r in results), kind="relay"))
+    return tuple(verdicts)

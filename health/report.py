@@ -5,7 +5,7 @@ from health.cycle import CycleReport
 
 
 def probe_table(report: CycleReport) -> list[str]:
-    rows = [("mirror", "http", "latency", "stamp", "lag", "verdict", "reason")]
+    rows = [("name", "http", "latency", "stamp", "lag", "verdict", "reason")]
     for v in report.verdicts:
         rows.append((
             v.name,
@@ -18,9 +18,14 @@ def probe_table(report: CycleReport) -> list[str]:
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
-    good = sum(v.ok for v in report.verdicts)
-    lines.append(f"{good} of {len(report.verdicts)} mirrors usable; {report.master_note}; "
-                 f"cycle took {report.duration:.2f}s")
-    if report.all_failed:
-        lines.append("every mirror failed: a running server keeps its previous table (the prober is the likely fault)")
+    mirrors = [v for v in report.verdicts if v.kind == "mirror"]
+    relays = [v for v in report.verdicts if v.kind == "relay"]
+    summary = f"{sum(v.ok for v in mirrors)} of {len(mirrors)} mirrors usable"
+    if relays:
+        summary += f", {sum(v.ok for v in relays)} of {len(relays)} relay services usable"
+    lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
+    for kind in ("mirror", "relay"):
+        if report.all_failed(kind):
+            lines.append(f"every {kind} failed: a running server keeps their previous health "
+                         "(the prober is the likely fault)")
     return lines

@@ -17,6 +17,7 @@ class Verdict:
     latency: float | None = None
     stamp: Stamp | None = None
     lag: float | None = None
+    kind: str = "mirror"  # or "relay": the all-failed rule is applied to each kind on its own
 
 
 def judge(name: str, fetched: Fetched, master: Stamp | None, max_lag: float) -> Verdict:

@@ -68,13 +68,13 @@ def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Pat
     try:
         wait_cycles(server, 1)
         assert jp_answers(server) == {JP["jp1"], JP["jp2"]}
-        assert "mirror jp4 is DOWN: cannot connect" in server.log()
-        assert "mirror jp3 is DOWN: stale: serial 2026112100" in server.log()
+        assert "jp4 is DOWN: cannot connect" in server.log()
+        assert "jp3 is DOWN: stale: serial 2026112100" in server.log()
 
         fleet["jp4"].start()  # back on the same port; rise: 2 means two good cycles first
         wait_cycles(server, 1)
         wait_cycles(server, 2)
-        assert "mirror jp4 is UP" in server.log()
+        assert "jp4 is UP" in server.log()
         assert jp_answers(server, 60) == {JP["jp1"], JP["jp2"], JP["jp4"]}
 
         state = json.loads((config_dir / "state" / "health.json").read_text())

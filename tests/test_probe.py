@@ -109,7 +109,7 @@ def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) 
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["mirror", "http", "latency", "stamp", "lag", "verdict", "reason"]
+    assert lines[0].split() == ["name", "http", "latency", "stamp", "lag", "verdict", "reason"]
     fresh = next(line for line in lines if line.startswith("fresh "))
     assert fresh.split()[1] == "200" and "serial 2026112101" in fresh and " ok " in fresh
     stale = next(line for line in lines if line.startswith("stale "))

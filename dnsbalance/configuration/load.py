@@ -10,7 +10,7 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from dnsbalance.configuration.model import (
-    APEX, DEFAULT_REGION, DRAINED, SRV_NAMES, AdminState, Config, Entry, GeoIPSettings, HealthSettings,
+    APEX, DEFAULT_REGION, DRAINED, RELAY_LABEL, SRV_NAMES, SRV_SERVICES, AdminState, Config, Entry, GeoIPSettings, HealthSettings,
     Level, Mirror, NameServer, Region, Relay, Settings, SOASettings, Table,
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_address, parse_hostport
@@ -18,13 +18,6 @@ from dnsbalance.configuration.problems import ConfigError, Problem, Severity
 from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, load_yaml
 from dnsbalance.geo.countries import CONTINENTS, continent_of, country
 
-# The port each SRV owner name needs from a relay: (key in the relay, sub-key of turn or None).
-SRV_PORTS: dict[str, tuple[str, str | None]] = {
-    "_stun._udp": ("stun", None),
-    "_turn._udp": ("turn", "udp"),
-    "_turn._tcp": ("turn", "tcp"),
-    "_turns._tcp": ("turn", "tls"),
-}
 TURN_TRANSPORTS = ("udp", "tcp", "tls")
 
 
@@ -323,7 +316,8 @@ def _table(check: _Checker, path: Path, region: Region, mirrors: dict[str, Mirro
             check.error(path, line, f"'{owner}' appears twice (names are not case-sensitive)")
             continue
         if key in reserved:
-            check.error(path, line, f"'{owner}' is a name server name of the zone and cannot be balanced")
+            check.error(path, line, f"'{owner}' is a name server or relay target name of the zone and cannot be "
+                                    "balanced")
             continue
         if node is None:
             check.error(path, line, f"{owner}: no entries")
@@ -344,19 +338,26 @@ def _table(check: _Checker, path: Path, region: Region, mirrors: dict[str, Mirro
             if target not in mirrors and target not in relays:
                 check.error(path, tline, f"{owner}: unknown {'relay' if srv else 'mirror'} '{target}'")
                 continue
+            tier = 0
+            if srv and isinstance(priority, PosDict):
+                what = f"{owner}: '{target}'"
+                check.known_keys(priority, ("priority", "tier"), path, what)
+                tier = check.integer(priority, "tier", path, what, 0, 65535, 0)
+                if "priority" not in priority:
+                    check.error(path, tline, f"{what}: priority is required")
+                    continue
+                priority = priority["priority"]
             if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= DRAINED:
                 check.error(path, tline,
                             f"{owner}: priority of '{target}' must be an integer 0..{DRAINED}, got {priority!r}")
                 continue
             if srv:
-                port_key, transport = SRV_PORTS[key]
-                relay = relays[target]
-                has_port = relay.stun if transport is None else relay.turn.get(transport)
-                if not has_port:
-                    needed = "stun" if transport is None else f"turn {transport}"
+                service = SRV_SERVICES[key]
+                if not relays[target].port(service):
+                    needed = "stun" if service == "stun" else f"turn {service.removeprefix('turn-')}"
                     check.error(path, tline, f"{owner}: relay '{target}' defines no {needed} port")
                     continue
-            entries.append(Entry(str(target), priority))
+            entries.append(Entry(str(target), priority, tier))
         if not node:
             check.error(path, line, f"{owner}: no entries")
         elif entries:
@@ -436,7 +437,7 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
         return None, check.problems
     settings = _settings(check, directory)
     mirrors, relays = _mirrors(check, directory)
-    reserved = set()
+    reserved = {RELAY_LABEL, *(f"{name}.{RELAY_LABEL}" for name in relays)}  # SRV target names
     if settings:
         for ns in settings.nameservers:
             if ns.name == settings.zone:

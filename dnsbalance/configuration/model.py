@@ -10,6 +10,15 @@ from typing import Mapping
 DRAINED = 10000  # DNS Balance's priority scale: weight = 10000 - priority, so 10000 is never returned
 SRV_NAMES = ("_stun._udp", "_turn._udp", "_turn._tcp", "_turns._tcp")
 APEX = "@"
+RELAY_LABEL = "relay"  # SRV targets are <relay>.relay.<zone>, answered by the server itself
+
+# What each SRV name needs from a relay: the service probed, its key in mirrors.yaml (stun, or turn: transport).
+SRV_SERVICES: dict[str, str] = {
+    "_stun._udp": "stun",
+    "_turn._udp": "turn-udp",
+    "_turn._tcp": "turn-tcp",
+    "_turns._tcp": "turn-tls",
+}
 
 
 def weight_of(priority: int) -> int:
@@ -90,11 +99,26 @@ class Relay:
     turn: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     state: AdminState = AdminState.AUTO
 
+    def port(self, service: str) -> int | None:
+        """The port of 'stun', 'turn-udp', 'turn-tcp' or 'turn-tls', if the relay defines it."""
+        if service == "stun":
+            return self.stun
+        return self.turn.get(service.removeprefix("turn-"))
+
+    def services(self) -> tuple[str, ...]:
+        return tuple(s for s in SRV_SERVICES.values() if self.port(s))
+
+
+def health_key(relay: str, service: str) -> str:
+    """Relays are judged per service: a dead TLS port must not take the relay's UDP service down."""
+    return f"{relay}/{service}"
+
 
 @dataclass(frozen=True)
 class Entry:
     target: str  # a mirror or relay name
     priority: int
+    tier: int = 0  # SRV priority field: relays of tier 1 are used only when no tier-0 relay answers
 
     @property
     def weight(self) -> int:

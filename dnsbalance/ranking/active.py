@@ -22,11 +22,14 @@ class RType(IntEnum):
 
 @dataclass(frozen=True)
 class Candidate:
-    """One mirror as a draw sees it: its weight and its addresses of one family."""
+    """One mirror as a draw sees it (its weight, its addresses of one family), or one relay's service
+    as an SRV record shows it (weight, port, tier)."""
 
     name: str
     weight: int
     addresses: tuple[str, ...]
+    port: int = 0
+    tier: int = 0
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class ZoneData:
     soa: tuple[str, str, int, int, int, int, int]  # mname, rname, serial, refresh, retry, expire, minimum
     nameservers: tuple[str, ...]  # absolute names
     glue: Mapping[str, tuple[tuple[RType, str], ...]]  # relative owner -> (type, address)
+    targets: Mapping[str, tuple[tuple[RType, str], ...]]  # SRV targets "<relay>.relay" -> (type, address)
     answers: int
 
 

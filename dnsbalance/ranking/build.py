@@ -3,30 +3,47 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from dnsbalance.configuration.model import APEX, AdminState, Config, Mirror, Table
+from dnsbalance.configuration.model import (
+    APEX, RELAY_LABEL, SRV_SERVICES, AdminState, Config, Mirror, Relay, Table, health_key,
+)
 from dnsbalance.ranking.active import ActiveTable, Candidate, Pool, PoolKey, RType, Tier, ZoneData
 from health.view import HealthView
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)
+SRV_WEIGHT_MAX = 65535
 
 
-def usable(mirror: Mirror, health: HealthView) -> bool:
-    if mirror.state is AdminState.UP:
+def usable(target: Mirror | Relay, health: HealthView, service: str | None = None) -> bool:
+    """An operator's up/down wins; otherwise the health view (per service for relays)."""
+    if target.state is AdminState.UP:
         return True
-    if mirror.state is AdminState.DOWN:
+    if target.state is AdminState.DOWN:
         return False
-    return health.is_usable(mirror.name)
+    return health.is_usable(target.name if service is None else health_key(target.name, service))
+
+
+def srv_weight(weight: int) -> int:
+    """DNS Balance's 1..10000 scaled into SRV's 16 bits, never 0 (RFC 2782 gives 0 a special meaning)."""
+    return max(1, weight * SRV_WEIGHT_MAX // 10000)
 
 
 def _candidates(config: Config, table: Table, name: str, rtype: RType,
                 health: HealthView | None) -> tuple[Candidate, ...]:
-    """Entries of one name with weight > 0 and an address of the type; healthy ones unless health is None."""
+    """Entries of one name with weight > 0 that can answer the type; healthy ones unless health is None."""
     found = []
+    service = SRV_SERVICES.get(name)
     for entry in table.names[name]:
-        mirror = config.mirrors.get(entry.target)
-        if mirror is None or entry.weight <= 0:
+        if entry.weight <= 0:
             continue
-        if health is not None and not usable(mirror, health):
+        if rtype is RType.SRV:
+            relay = config.relays.get(entry.target)
+            port = relay.port(service) if relay and service else None
+            if relay is None or port is None or (health is not None and not usable(relay, health, service)):
+                continue
+            found.append(Candidate(relay.name, srv_weight(entry.weight), relay.ipv4 + relay.ipv6, port, entry.tier))
+            continue
+        mirror = config.mirrors.get(entry.target)
+        if mirror is None or (health is not None and not usable(mirror, health)):
             continue
         addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
         if addresses:
@@ -38,7 +55,7 @@ def _tier(config: Config, table: Table, health: HealthView) -> Tier:
     usable_pools: dict[PoolKey, Pool] = {}
     fail_open: dict[PoolKey, Pool] = {}
     for name in table.names:
-        for rtype in ADDRESS_TYPES:
+        for rtype in (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES:
             healthy = _candidates(config, table, name, rtype, health)
             if healthy:
                 usable_pools[(name, rtype)] = Pool(table.region, healthy)
@@ -56,6 +73,9 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         if ns.name == s.zone or ns.name.endswith("." + s.zone):
             relative = APEX if ns.name == s.zone else ns.name[: -len(s.zone) - 1]
             glue[relative] = [(RType.AAAA if ":" in a else RType.A, a) for a in ns.addresses]
+    targets = {f"{relay.name}.{RELAY_LABEL}": tuple((RType.AAAA if ":" in a else RType.A, a)
+                                                    for a in relay.ipv4 + relay.ipv6)
+               for relay in config.relays.values()}
     mname = s.nameservers[0].name if s.nameservers else s.zone
     return ZoneData(
         zone=s.zone,
@@ -65,13 +85,14 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         soa=(mname, s.soa.rname, serial, s.soa.refresh, s.soa.retry, s.soa.expire, s.soa.minimum),
         nameservers=tuple(ns.name for ns in s.nameservers),
         glue=MappingProxyType({k: tuple(v) for k, v in glue.items()}),
+        targets=MappingProxyType(targets),
         answers=s.answers,
     )
 
 
 def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
     """Owner names of every table and name server, with their empty non-terminals (RFC 8020)."""
-    names = {APEX, *zone.glue}
+    names = {APEX, *zone.glue, *zone.targets}
     for table in config.tables():
         names.update(table.names)
     for name in list(names):

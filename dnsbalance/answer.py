@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from random import Random
 
-from dnslib import AAAA, NS, RR, SOA, SRV, A, DNSHeader, DNSLabel, DNSRecord, EDNSOption
+from dnslib import AAAA, NS, RR, SOA, SRV, TXT, A, DNSHeader, DNSLabel, DNSRecord, EDNSOption
 
 from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, opt_record, read_edns
@@ -17,7 +17,12 @@ from dnsbalance.ranking.active import ActiveTable, Pool, RType
 from dnsbalance.ranking.draw import draw
 
 QTYPE_ANY = 255
+QTYPE_TXT = 16
 CLASS_IN = 1
+CLASS_CH = 3
+CLASS_ANY = 255
+# Zone transfers and the obsolete or transaction meta-types: NOTIMP (as gdnsd answers them).
+UNSUPPORTED_TYPES = frozenset({249, 250, 251, 252, 253, 254})  # TKEY TSIG IXFR AXFR MAILB MAILA
 
 
 class Rcode(IntEnum):
@@ -43,18 +48,25 @@ class Reply:
 
 
 def _header(query: DNSRecord, rcode: Rcode, authoritative: bool) -> DNSHeader:
+    # RD is copied; CD and AD are not (gdnsd and Knot answer the same way), Z is zero.
     q = query.header
     return DNSHeader(id=q.id, qr=1, opcode=q.opcode, aa=int(authoritative), tc=0, rd=q.rd, ra=0,
-                     cd=q.cd, rcode=int(rcode) & 0xF)
+                     rcode=int(rcode) & 0xF)
 
 
-def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None) -> Reply:
-    """REFUSED, NOTIMP, FORMERR, SERVFAIL: the question echoed (if any), no records, AA clear."""
+def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None,
+                options: list[EDNSOption] | None = None) -> Reply:
+    """REFUSED, NOTIMP, FORMERR, SERVFAIL, BADVERS: the question echoed (if one), no records, AA clear."""
     record = DNSRecord(_header(query, rcode, authoritative=False), q=query.questions[0] if
                        len(query.questions) == 1 else None)
     if edns is not None:
-        record.add_ar(opt_record(int(rcode) >> 4, edns.do, []))
+        record.add_ar(opt_record(int(rcode) >> 4, edns.do, options or []))
     return Reply(record, rcode)
+
+
+def name_ok(qname: DNSLabel) -> bool:
+    """RFC 1035 limits that dnslib does not enforce: labels of 63 octets, names of 255 on the wire."""
+    return all(len(label) <= 63 for label in qname.label) and sum(len(l) + 1 for l in qname.label) + 1 <= 255
 
 
 def relative_name(qname: DNSLabel, zone: str) -> str | None:
@@ -98,37 +110,67 @@ def _ns_glue(table: ActiveTable, apex: DNSLabel) -> list[RR]:
     return out
 
 
-def _edns_options(edns: Edns | None, ecs_scope: int | None) -> list[EDNSOption]:
-    if edns is None or edns.client_subnet is None or ecs_scope is None:
-        return []
-    return [edns.client_subnet.to_option(ecs_scope)]
+def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie: bytes | None) -> list[EDNSOption]:
+    options = []
+    if edns.client_subnet is not None and ecs_scope is not None:
+        options.append(edns.client_subnet.to_option(ecs_scope))
+    if table.zone.nsid is not None and any(o.code == OptionCode.NSID for o in edns.options):
+        options.append(EDNSOption(OptionCode.NSID, table.zone.nsid))
+    if cookie is not None:
+        options.append(EDNSOption(OptionCode.COOKIE, cookie))
+    return options
 
 
 def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Random,
-            ecs_scope: int | None = None) -> Reply:
-    """The reply to one parsed query. `ecs_scope` is set when the client subnet chose the location."""
+            ecs_scope: int | None = None, cookie: bytes | None = None) -> Reply:
+    """The reply to one parsed query. `ecs_scope` is set when the client subnet chose the location;
+    `cookie` is the COOKIE option to return (client cookie + server cookie) when the client sent one."""
     if query.header.qr:
         return error_reply(query, Rcode.FORMERR)
     try:
         edns = read_edns(query)
     except MalformedOption:
         return error_reply(query, Rcode.FORMERR)
+    cookies = [EDNSOption(OptionCode.COOKIE, cookie)] if cookie is not None else []
     if query.header.opcode != Opcode.QUERY:
-        return error_reply(query, Rcode.NOTIMP, edns)
-    if len(query.questions) != 1:
-        return error_reply(query, Rcode.FORMERR, edns)
+        return error_reply(query, Rcode.NOTIMP, edns, cookies)
     if edns is not None and edns.version > 0:
-        return error_reply(query, Rcode.BADVERS, edns)  # RFC 6891 section 6.1.3
+        return error_reply(query, Rcode.BADVERS, edns, cookies)  # RFC 6891 section 6.1.3
+    if not query.questions and cookie is not None:
+        return error_reply(query, Rcode.NOERROR, edns, cookies)  # RFC 7873 5.4: a cookie-only query
+    if len(query.questions) != 1 or not name_ok(query.questions[0].qname):
+        return error_reply(query, Rcode.FORMERR, edns, cookies)
 
     question = query.questions[0]
     name = relative_name(question.qname, table.zone.zone)
-    if name is None or question.qclass != CLASS_IN:
-        return error_reply(query, Rcode.REFUSED, edns)  # authoritative only: never a resolver
-
-    reply = _answer(query, name, question.qtype, location, table, rng)
+    if question.qclass == CLASS_CH:
+        reply = _chaos(query, question.qtype, table)
+    elif name is None or question.qclass not in (CLASS_IN, CLASS_ANY):
+        return error_reply(query, Rcode.REFUSED, edns, cookies)  # authoritative only: never a resolver
+    elif question.qtype in UNSUPPORTED_TYPES:
+        return error_reply(query, Rcode.NOTIMP, edns, cookies)  # no zone transfers; as gdnsd answers
+    else:
+        reply = _answer(query, name, question.qtype, location, table, rng)
     if edns is not None:
-        reply.record.add_ar(opt_record(0, edns.do, _edns_options(edns, ecs_scope)))
+        reply.record.add_ar(opt_record(0, edns.do, _edns_options(edns, table, ecs_scope, cookie)))
     return reply
+
+
+def _chaos(query: DNSRecord, qtype: int, table: ActiveTable) -> Reply:
+    """CH TXT version.bind / version.server, and id.server / hostname.bind when an NSID is set."""
+    qname = query.questions[0].qname
+    text = str(qname).rstrip(".").lower()
+    value = None
+    if text in ("version.bind", "version.server"):
+        value = b"dnsbalance"
+    elif text in ("id.server", "hostname.bind") and table.zone.nsid is not None:
+        value = table.zone.nsid
+    if value is None or qtype not in (QTYPE_TXT, QTYPE_ANY):
+        record = DNSRecord(_header(query, Rcode.REFUSED, False), q=query.questions[0])
+        return Reply(record, Rcode.REFUSED)
+    record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
+    record.add_answer(RR(qname, QTYPE_TXT, rclass=CLASS_CH, ttl=0, rdata=TXT(value)))
+    return Reply(record, Rcode.NOERROR)
 
 
 def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: ActiveTable,

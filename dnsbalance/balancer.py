@@ -13,16 +13,18 @@ from pathlib import Path
 
 from dnslib import DNSRecord
 
-from dnsbalance.answer import Rcode, respond
+from dnsbalance.answer import Rcode, error_reply, respond
+from dnsbalance.cookies import CookieJar, MalformedCookie
+from dnsbalance.ratelimit import Action, RateLimiter
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.edns import Edns, MalformedOption, read_edns
+from dnsbalance.edns import Edns, MalformedOption, OptionCode, read_edns
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, fail_open_names
 from dnsbalance.ranking.render import render
-from dnsbalance.wire import TCP_SIZE, header_reply, pack_within, udp_limit
+from dnsbalance.wire import TCP_SIZE, header_reply, pack_truncated, pack_within, udp_limit
 from health import state as health_state
 from health.cycle import CycleReport
 from health.state import HealthState
@@ -77,7 +79,13 @@ class Balancer:
         self.health: HealthState = health_state.load(self.state_dir / HEALTH_FILE)
         self.generation = 0
         self.last_cycle: CycleReport | None = None
+        self._protocol_settings()
         self.table: ActiveTable = self._build()
+
+    def _protocol_settings(self) -> None:
+        settings = self.config.settings
+        self.cookies = CookieJar(settings.cookie_secret)
+        self.limiter = RateLimiter(settings.rrl) if settings.rrl.enabled else None
 
     @property
     def state_dir(self) -> Path:
@@ -149,8 +157,11 @@ class Balancer:
         for problem in problems:
             log.warning("%s", problem)
         old_geoip = self.geoip
+        old_rrl, old_secret = self.config.settings.rrl, self.config.settings.cookie_secret
         self.config, self.geoip = loaded.config, loaded.geoip
         self.fingerprint = loaded.fingerprint
+        if (self.config.settings.rrl, self.config.settings.cookie_secret) != (old_rrl, old_secret):
+            self._protocol_settings()
         self.regenerate()
         old_geoip.close()
         log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
@@ -186,8 +197,25 @@ class Balancer:
                 edns = read_edns(query)
             except MalformedOption:
                 edns = None  # respond() answers FORMERR
+            cookie, proven = None, False
+            if edns is not None and self.config.settings.cookies:
+                sent = next((o for o in edns.options if o.code == OptionCode.COOKIE), None)
+                if sent is not None:
+                    try:
+                        checked = self.cookies.check(bytes(sent.data), client, int(time.time()))
+                    except MalformedCookie:
+                        return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns))
+                    cookie, proven = checked.option, checked.valid
+            slip = False
+            if not tcp and self.limiter is not None and not proven:  # a valid server cookie proves the source
+                action = self.limiter.check(client, time.monotonic())
+                if action is Action.DROP:
+                    return None
+                slip = action is Action.SLIP
             location, scope = self.locate(client, edns)
-            reply = respond(query, location, table, self.rng, scope)
+            reply = respond(query, location, table, self.rng, scope, cookie)
+            if slip:
+                return pack_truncated(reply.record)
             return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns))
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)

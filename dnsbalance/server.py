@@ -9,6 +9,7 @@ import errno
 import logging
 import signal
 import socket
+from collections import OrderedDict
 from pathlib import Path
 
 from dnsbalance.balancer import Balancer
@@ -16,9 +17,6 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.scheduling import HealthScheduler
 
 log = logging.getLogger(__name__)
-
-TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before a TCP connection is closed
-TCP_MAX_CONNECTIONS = 512
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
@@ -39,11 +37,14 @@ class UdpProtocol(asyncio.DatagramProtocol):
 
 
 class TcpProtocol(asyncio.Protocol):
-    connections = 0
+    """One TCP client. Connections are kept in order of last activity: past `max_connections` the one idle
+    longest is closed, so a flood of idle connections cannot lock out real clients; a connection with no
+    complete query for `idle_timeout` seconds is closed (a sender of a byte a minute included)."""
 
-    def __init__(self, balancer: Balancer, idle_timeout: float) -> None:
+    active: "OrderedDict[TcpProtocol, None]" = OrderedDict()
+
+    def __init__(self, balancer: Balancer) -> None:
         self.balancer = balancer
-        self.idle_timeout = idle_timeout
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -51,23 +52,27 @@ class TcpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        TcpProtocol.connections += 1
-        if TcpProtocol.connections > TCP_MAX_CONNECTIONS:
-            log.warning("too many TCP connections; closing the newest")
-            transport.close()
-            return
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "?"
+        TcpProtocol.active[self] = None
+        limit = self.balancer.config.settings.tcp.max_connections
+        while len(TcpProtocol.active) > limit:
+            oldest, _ = TcpProtocol.active.popitem(last=False)
+            log.debug("TCP connection limit %d reached; closing the one idle longest (%s)", limit, oldest.peer)
+            oldest.close()
         self._arm()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
 
     def _arm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._idle)
-
-    def _idle(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        timeout = self.balancer.config.settings.tcp.idle_timeout
+        self.timer = asyncio.get_running_loop().call_later(timeout, self.close)
+        if self in TcpProtocol.active:
+            TcpProtocol.active.move_to_end(self)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -85,7 +90,7 @@ class TcpProtocol(asyncio.Protocol):
             self.transport.write(len(reply).to_bytes(2, "big") + reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        TcpProtocol.connections -= 1
+        TcpProtocol.active.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
 
@@ -115,8 +120,7 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     raise OSError(errno.EADDRINUSE, f"no free port on {host} for both UDP and TCP")
 
 
-async def serve(balancer: Balancer, listen: list[str], config_dir: Path,
-                idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+async def serve(balancer: Balancer, listen: list[str], config_dir: Path) -> None:
     """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
     loop = asyncio.get_running_loop()
     servers: list[asyncio.AbstractServer] = []
@@ -126,7 +130,7 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path,
         udp, tcp = _bind_pair(host, port)
         transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(balancer), sock=udp)
         transports.append(transport)
-        servers.append(await loop.create_server(lambda: TcpProtocol(balancer, idle_timeout), sock=tcp))
+        servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
         bound = udp.getsockname()
         shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
         log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)

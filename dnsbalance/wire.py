@@ -44,6 +44,14 @@ def pack_within(reply: DNSRecord, limit: int) -> bytes:
     return reply.pack()[:limit]
 
 
+def pack_truncated(reply: DNSRecord) -> bytes:
+    """An empty reply with TC set (question and OPT kept): 'ask again over TCP'."""
+    reply.rr, reply.auth = [], []
+    reply.ar = [rr for rr in reply.ar if rr.rtype == OPT]
+    reply.header.tc = 1
+    return reply.pack()
+
+
 def header_reply(packet: bytes, rcode: int) -> bytes | None:
     """A bare reply (FORMERR, SERVFAIL) built from the packet's header alone; None when the packet must
     be dropped: shorter than a header, or itself a response (answering responses invites loops)."""

@@ -100,7 +100,7 @@ def test_srv_by_region_with_glue_and_relay_failover(tmp_path: Path, config_dir: 
         assert [rr.address for rr in target.answer[0]] == ["127.0.0.1"]
 
         c1.stop()
-        wait_cycles(server, 1)
+        wait_cycles(server, 2)  # the first may have started before the stop
         jp, glue = srv(server, "_stun._udp.cdn.example.org", "1.0.16.0/24")
         assert jp == [(0, 65469, c2.port, "coturn2.relay.cdn.example.org.")]
         assert list(glue) == ["coturn2.relay.cdn.example.org."]
@@ -109,9 +109,9 @@ def test_srv_by_region_with_glue_and_relay_failover(tmp_path: Path, config_dir: 
         assert "FAIL OPEN" in server.log()
 
         c1.start()
-        wait_cycles(server, 1)
+        wait_cycles(server, 2)
         jp, _ = srv(server, "_stun._udp.cdn.example.org", "1.0.16.0/24")
-        assert [r[3] for r in jp] == ["coturn1.relay.cdn.example.org.", "coturn2.relay.cdn.example.org."]
+        assert {r[3] for r in jp} == {"coturn1.relay.cdn.example.org.", "coturn2.relay.cdn.example.org."}, server.log()
     finally:
         server.stop()
         if relays["coturn1"].process is None:  # leave the module's relays as they were

@@ -10,8 +10,8 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from dnsbalance.configuration.model import (
-    APEX, DEFAULT_REGION, DRAINED, RELAY_LABEL, SRV_NAMES, SRV_SERVICES, AdminState, Config, Entry, GeoIPSettings, HealthSettings,
-    Level, Mirror, NameServer, Region, Relay, Settings, SOASettings, Table,
+    APEX, DEFAULT_REGION, DRAINED, RELAY_LABEL, SRV_NAMES, SRV_SERVICES, AdminState, Config, Entry, GeoIPSettings,
+    HealthSettings, Level, Mirror, NameServer, Region, Relay, RRLSettings, Settings, SOASettings, Table, TCPSettings,
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_address, parse_hostport
 from dnsbalance.configuration.problems import ConfigError, Problem, Severity
@@ -140,7 +140,7 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
     if top is None:
         return None
     check.known_keys(top, ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health",
-                           "state_dir"), path, "dnsbalance.yaml")
+                           "state_dir", "nsid", "cookies", "cookie_secret", "rrl", "tcp"), path, "dnsbalance.yaml")
     zone = check.string(top, "zone", path, "dnsbalance.yaml", None, is_dns_name, "a DNS name")
     if "zone" not in top:
         check.error(path, top.line, "dnsbalance.yaml: zone is required")
@@ -217,6 +217,29 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
             concurrency=check.integer(h_map, "concurrency", path, "health", 1, 10000, health.concurrency),
         )
 
+    rrl = RRLSettings()
+    r_map = check.mapping(top.get("rrl"), path, top.line_of("rrl"), "rrl") if "rrl" in top else None
+    if r_map is not None:
+        check.known_keys(r_map, ("enabled", "responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix"),
+                         path, "rrl")
+        rrl = RRLSettings(
+            enabled=check.boolean(r_map, "enabled", path, "rrl", False),
+            responses_per_second=check.integer(r_map, "responses_per_second", path, "rrl", 1, 1000000,
+                                               rrl.responses_per_second),
+            slip=check.integer(r_map, "slip", path, "rrl", 0, 10, rrl.slip),
+            ipv4_prefix=check.integer(r_map, "ipv4_prefix", path, "rrl", 8, 32, rrl.ipv4_prefix),
+            ipv6_prefix=check.integer(r_map, "ipv6_prefix", path, "rrl", 16, 128, rrl.ipv6_prefix),
+        )
+    tcp = TCPSettings()
+    t_map = check.mapping(top.get("tcp"), path, top.line_of("tcp"), "tcp") if "tcp" in top else None
+    if t_map is not None:
+        check.known_keys(t_map, ("max_connections", "idle_timeout"), path, "tcp")
+        tcp = TCPSettings(
+            max_connections=check.integer(t_map, "max_connections", path, "tcp", 1, 100000, tcp.max_connections),
+            idle_timeout=check.number(t_map, "idle_timeout", path, "tcp", 0.1, 3600, tcp.idle_timeout),
+        )
+    nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
+    cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
     state_dir = check.string(top, "state_dir", path, "dnsbalance.yaml", "state") or "state"
     return Settings(
         zone=zone,
@@ -228,7 +251,28 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
         geoip=geoip,
         health=health,
         state_dir=directory / state_dir,
+        nsid=nsid,
+        cookies=check.boolean(top, "cookies", path, "dnsbalance.yaml", True),
+        cookie_secret=cookie_secret,
+        rrl=rrl,
+        tcp=tcp,
     )
+
+
+def _hex_or_text(check: _Checker, top: PosDict, key: str, path: Path, low: int, high: int) -> bytes | None:
+    """`text` as UTF-8, or `hex:0a1b...` as raw bytes; `low`..`high` octets."""
+    text = check.string(top, key, path, "dnsbalance.yaml", None)
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text[4:]) if text.startswith("hex:") else text.encode()
+    except ValueError:
+        value = b""
+    if not low <= len(value) <= high:
+        check.error(path, top.line_of(key), f"dnsbalance.yaml: {key} must be {low}..{high} octets "
+                                            "(text, or hex:0a1b...)")
+        return None
+    return value
 
 
 def _state(check: _Checker, node: PosDict, path: Path, what: str) -> AdminState:

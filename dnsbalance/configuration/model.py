@@ -61,6 +61,23 @@ class HealthSettings:
 
 
 @dataclass(frozen=True)
+class RRLSettings:
+    """Response rate limiting per client prefix (as BIND and Knot do), UDP only."""
+
+    enabled: bool = False
+    responses_per_second: int = 20
+    slip: int = 2  # every slip-th limited response goes out truncated (TC) instead of dropped; 0: drop all
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 56
+
+
+@dataclass(frozen=True)
+class TCPSettings:
+    max_connections: int = 512  # past this, the connection idle longest is closed
+    idle_timeout: float = 10.0  # seconds without a complete query
+
+
+@dataclass(frozen=True)
 class Settings:
     zone: str  # lower case, no trailing dot
     nameservers: tuple[NameServer, ...]
@@ -71,6 +88,11 @@ class Settings:
     geoip: GeoIPSettings = GeoIPSettings()
     health: HealthSettings = HealthSettings()
     state_dir: Path = Path("state")
+    nsid: bytes | None = None  # RFC 5001 server identifier; None: not sent
+    cookies: bool = True  # RFC 7873 server cookies
+    cookie_secret: bytes | None = None  # shared by anycast instances; None: random per process
+    rrl: RRLSettings = RRLSettings()
+    tcp: TCPSettings = TCPSettings()
 
 
 class AdminState(Enum):

@@ -61,6 +61,7 @@ class ZoneData:
     glue: Mapping[str, tuple[tuple[RType, str], ...]]  # relative owner -> (type, address)
     targets: Mapping[str, tuple[tuple[RType, str], ...]]  # SRV targets "<relay>.relay" -> (type, address)
     answers: int
+    nsid: bytes | None = None
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         glue=MappingProxyType({k: tuple(v) for k, v in glue.items()}),
         targets=MappingProxyType(targets),
         answers=s.answers,
+        nsid=s.nsid,
     )
 
 

@@ -57,8 +57,8 @@ def _header(query: DNSRecord, rcode: Rcode, authoritative: bool) -> DNSHeader:
 def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None,
                 options: list[EDNSOption] | None = None) -> Reply:
     """REFUSED, NOTIMP, FORMERR, SERVFAIL, BADVERS: the question echoed (if one), no records, AA clear."""
-    record = DNSRecord(_header(query, rcode, authoritative=False), q=query.questions[0] if
-                       len(query.questions) == 1 else None)
+    echo = len(query.questions) == 1 and name_ok(query.questions[0].qname)  # an illegal name cannot be packed
+    record = DNSRecord(_header(query, rcode, authoritative=False), q=query.questions[0] if echo else None)
     if edns is not None:
         record.add_ar(opt_record(int(rcode) >> 4, edns.do, options or []))
     return Reply(record, rcode)
@@ -122,13 +122,14 @@ def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie:
 
 
 def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Random,
-            ecs_scope: int | None = None, cookie: bytes | None = None) -> Reply:
+            ecs_scope: int | None = None, cookie: bytes | None = None, packet: bytes | None = None) -> Reply:
     """The reply to one parsed query. `ecs_scope` is set when the client subnet chose the location;
-    `cookie` is the COOKIE option to return (client cookie + server cookie) when the client sent one."""
+    `cookie` is the COOKIE option to return (client cookie + server cookie) when the client sent one;
+    `packet`, the query's wire form, lets EDNS options be read exactly."""
     if query.header.qr:
         return error_reply(query, Rcode.FORMERR)
     try:
-        edns = read_edns(query)
+        edns = read_edns(query, packet)
     except MalformedOption:
         return error_reply(query, Rcode.FORMERR)
     cookies = [EDNSOption(OptionCode.COOKIE, cookie)] if cookie is not None else []

@@ -194,7 +194,7 @@ class Balancer:
                 return None
             table = self.table  # read once: this query sees one table from start to end
             try:
-                edns = read_edns(query)
+                edns = read_edns(query, packet)
             except MalformedOption:
                 edns = None  # respond() answers FORMERR
             cookie, proven = None, False
@@ -213,7 +213,7 @@ class Balancer:
                     return None
                 slip = action is Action.SLIP
             location, scope = self.locate(client, edns)
-            reply = respond(query, location, table, self.rng, scope, cookie)
+            reply = respond(query, location, table, self.rng, scope, cookie, packet)
             if slip:
                 return pack_truncated(reply.record)
             return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -69,8 +70,57 @@ def parse_client_subnet(data: bytes) -> ClientSubnet:
     return ClientSubnet(family, source, address)
 
 
-def read_edns(query: DNSRecord) -> Edns | None:
-    """The query's OPT record, or None; MalformedOption for what RFC 6891 calls FORMERR."""
+def _skip_name(packet: bytes, offset: int) -> int:
+    while True:
+        if offset >= len(packet):
+            raise MalformedOption("name runs past the end of the message")
+        length = packet[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            return offset + 2
+        if length & 0xC0:
+            raise MalformedOption("reserved label type")
+        offset += 1 + length
+
+
+def opt_rdata(packet: bytes) -> bytes | None:
+    """The RDATA of the first OPT record of a wire-format message, or None if it has none."""
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", packet, 4)
+    offset = 12
+    for _ in range(qdcount):
+        offset = _skip_name(packet, offset) + 4
+    for index in range(ancount + nscount + arcount):
+        offset = _skip_name(packet, offset)
+        if offset + 10 > len(packet):
+            raise MalformedOption("record header runs past the end of the message")
+        rtype, _, _, rdlength = struct.unpack_from("!HHIH", packet, offset)
+        offset += 10
+        if rtype == OPT and index >= ancount + nscount:
+            return packet[offset : offset + rdlength]
+        offset += rdlength
+    return None
+
+
+def parse_options(rdata: bytes) -> tuple[EDNSOption, ...]:
+    """OPT RDATA -> options, zero-length ones included (dnslib's own parser drops a trailing empty
+    option, such as the NSID request)."""
+    options = []
+    offset = 0
+    while offset < len(rdata):
+        if offset + 4 > len(rdata):
+            raise MalformedOption("truncated EDNS option header")
+        code, length = struct.unpack_from("!HH", rdata, offset)
+        if offset + 4 + length > len(rdata):
+            raise MalformedOption("EDNS option runs past the OPT record")
+        options.append(EDNSOption(code, rdata[offset + 4 : offset + 4 + length]))
+        offset += 4 + length
+    return tuple(options)
+
+
+def read_edns(query: DNSRecord, packet: bytes | None = None) -> Edns | None:
+    """The query's OPT record, or None; MalformedOption for what RFC 6891 calls FORMERR.
+    With the wire `packet`, options are read from it rather than from dnslib's parse."""
     opts = [rr for rr in query.ar if rr.rtype == OPT]
     if not opts:
         return None
@@ -79,7 +129,11 @@ def read_edns(query: DNSRecord) -> Edns | None:
     opt = opts[0]
     if str(opt.rname) not in (".", ""):
         raise MalformedOption("OPT record owner is not the root")
-    options = tuple(o for o in (opt.rdata or []) if isinstance(o, EDNSOption))
+    if packet is not None:
+        rdata = opt_rdata(packet)
+        options = parse_options(rdata) if rdata is not None else ()
+    else:
+        options = tuple(o for o in (opt.rdata or []) if isinstance(o, EDNSOption))
     subnet = None
     for option in options:
         if option.code == OptionCode.CLIENT_SUBNET:

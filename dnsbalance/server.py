@@ -17,6 +17,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.scheduling import HealthScheduler
 
 log = logging.getLogger(__name__)
+UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
 
 
 class UdpProtocol(asyncio.DatagramProtocol):
@@ -106,6 +107,7 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
                 for s in (udp, tcp):
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)  # absorb bursts
             udp.bind((host, port))
             tcp.bind((host, udp.getsockname()[1]))
             tcp.listen(128)

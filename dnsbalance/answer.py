@@ -106,7 +106,8 @@ def _ns_glue(table: ActiveTable, apex: DNSLabel) -> list[RR]:
     for ns in table.zone.nameservers:
         if ns.endswith("." + zone):
             relative = ns[: -len(zone) - 1]
-            out += _glue(table, relative, DNSLabel([label.encode() for label in relative.split(".")] + list(apex.label)), (RType.A, RType.AAAA))
+            owner = DNSLabel([label.encode() for label in relative.split(".")] + list(apex.label))
+            out += _glue(table, relative, owner, (RType.A, RType.AAAA))
     return out
 
 
@@ -215,10 +216,9 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
         if pool is not None:
-            picked = draw(pool.candidates, pool.weights, table.zone.answers, rng)
-            chosen = tuple(c.name for c in picked)
-            addresses = [a for c in picked for a in _rotated(c.addresses, rng)][: table.zone.answers]
-            for address in addresses:
+            variant = table.variants(pool, rtype).pick(rng)
+            chosen = variant.names
+            for address in variant.addresses:
                 record.add_answer(_address_rr(qname, rtype, address, table.zone.ttl))
     if not record.rr:
         record.add_auth(_soa_rr(table, apex))  # NODATA (RFC 2308)
@@ -238,11 +238,3 @@ def _srv(record: DNSRecord, table: ActiveTable, pool: Pool, qname: DNSLabel, ape
         for rtype, address in table.zone.targets.get(f"{candidate.name}.{RELAY_LABEL}", ()):
             record.add_ar(_address_rr(target, rtype, address, table.zone.ttl))
     return tuple(c.name for c in order)
-
-
-def _rotated(addresses: tuple[str, ...], rng: Random) -> tuple[str, ...]:
-    """A mirror with several addresses of one family: start at a random one, spreading the load."""
-    if len(addresses) < 2:
-        return addresses
-    start = rng.randrange(len(addresses))
-    return addresses[start:] + addresses[:start]

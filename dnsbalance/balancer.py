@@ -20,6 +20,7 @@ from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, read_edns
+from dnsbalance.fastpath import FastPath, subnet_address
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, fail_open_names
@@ -29,6 +30,7 @@ from health import state as health_state
 from health.cycle import CycleReport
 from health.state import HealthState
 
+LOCATION_CACHE = 1 << 16  # client addresses and subnets remembered per table
 HEALTH_FILE = "health.json"
 TABLE_FILE = "table.txt"
 
@@ -94,7 +96,11 @@ class Balancer:
     def _build(self) -> ActiveTable:
         self.generation += 1
         now = time.time()
-        table = build_table(self.config, self.health.view(), self.generation, serial=int(now))
+        table = build_table(self.config, self.health.view(), self.generation, serial=int(now),
+                            seed=self.rng.getrandbits(64))
+        self.fast = FastPath(table, self.config.settings.geoip.ecs)
+        self._by_source: dict[str, Location] = {}
+        self._by_subnet: dict[tuple[int, int, bytes], Location] = {}
         for name in fail_open_names(table):
             log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
         if self.persist:
@@ -186,6 +192,45 @@ class Balancer:
     def handle(self, packet: bytes, client: str, tcp: bool) -> bytes | None:
         """One query in, one reply out (None: drop). Never raises."""
         try:
+            reply = self.fast.answer(packet, client, self.fast_locate, self.rng, tcp)
+        except Exception:
+            log.exception("fast path failed on a query from %s; trying the full path", client)
+            reply = None
+        if reply is None:
+            return self._full(packet, client, tcp)
+        if tcp or self.limiter is None:
+            return reply
+        action = self.limiter.check(client, time.monotonic())
+        if action is Action.SEND:
+            return reply
+        return None if action is Action.DROP else self._full(packet, client, tcp, slip=True)
+
+    def fast_locate(self, client: str, subnet: tuple[int, int, bytes] | None) -> tuple[Location, int | None]:
+        """locate() for the fast path: the same answers, cached by the raw client string or subnet."""
+        if subnet is None:
+            location = self._by_source.get(client)
+            if location is None:
+                location = self._remember(self._by_source, client, self._locate_source(client))
+            return location, None
+        if subnet[1] == 0:  # RFC 7871 7.1.2: the client asked that no subnet be used
+            return self.fast_locate(client, None)[0], 0
+        location = self._by_subnet.get(subnet)
+        if location is None:
+            location = self._remember(self._by_subnet, subnet,
+                                      self.geoip.locate(subnet_address(subnet[0], subnet[2])))
+        return location, location.prefix_len
+
+    @staticmethod
+    def _remember(cache: dict, key: object, location: Location) -> Location:  # type: ignore[type-arg]
+        if len(cache) >= LOCATION_CACHE:
+            cache.clear()
+        cache[key] = location
+        return location
+
+    def _full(self, packet: bytes, client: str, tcp: bool, slip: bool = False) -> bytes | None:
+        """The general path: dnslib parses, respond() answers. `slip`: the rate limiter already chose
+        to send this one as an empty truncated reply."""
+        try:
             query = DNSRecord.parse(packet)
         except Exception:  # dnslib raises more than DNSError on hostile input
             return header_reply(packet, Rcode.FORMERR)
@@ -206,8 +251,7 @@ class Balancer:
                     except MalformedCookie:
                         return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns))
                     cookie, proven = checked.option, checked.valid
-            slip = False
-            if not tcp and self.limiter is not None and not proven:  # a valid server cookie proves the source
+            if not slip and not tcp and self.limiter is not None and not proven:  # a valid cookie proves the source
                 action = self.limiter.check(client, time.monotonic())
                 if action is Action.DROP:
                     return None

@@ -7,6 +7,7 @@ import ipaddress
 import logging
 import sys
 from pathlib import Path
+from typing import Any, Coroutine
 
 from dnsbalance import __version__
 from dnsbalance.balancer import Balancer, load, log_problems
@@ -80,6 +81,16 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed: its UDP and TCP handling costs a fraction of the stock loop's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
+
+
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("dnsbalance")
@@ -99,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
-        asyncio.run(serve(balancer, listen, args.config))
+        run(serve(balancer, listen, args.config))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1

@@ -4,12 +4,16 @@ A query reads `server.table` once and uses that snapshot from start to end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Mapping
+from random import Random
+from typing import TYPE_CHECKING, Mapping
 
 from dnsbalance.configuration.model import Region
 from dnsbalance.geo.locate import Location
+
+if TYPE_CHECKING:
+    from dnsbalance.ranking.variants import Variants
 
 
 class RType(IntEnum):
@@ -83,6 +87,18 @@ class ActiveTable:
     countries: Mapping[str, Tier]
     continents: Mapping[str, Tier]
     default: Tier
+    seed: int = 0  # for the precomputed draws, so they never consume the query path's random numbers
+    # Precomputed answers per pool, made on first use and kept for this table's life (a memo: the
+    # table's meaning never changes).
+    _variants: dict[int, "Variants"] = field(default_factory=dict, compare=False, repr=False)
+
+    def variants(self, pool: Pool, rtype: RType) -> "Variants":
+        found = self._variants.get(id(pool))
+        if found is None:
+            from dnsbalance.ranking.variants import Variants
+            rng = Random(hash((self.seed, id(pool), int(rtype))))
+            found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng)
+        return found
 
     def pool_for(self, location: Location, name: str, rtype: RType) -> Pool | None:
         """Country, else continent, else default; if none has a usable entry, the widest table's

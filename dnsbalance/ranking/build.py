@@ -103,7 +103,7 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
     return frozenset(names)
 
 
-def build_table(config: Config, health: HealthView, generation: int, serial: int) -> ActiveTable:
+def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
     zone = zone_data(config, serial)
     return ActiveTable(
         generation=generation,
@@ -112,6 +112,7 @@ def build_table(config: Config, health: HealthView, generation: int, serial: int
         countries=MappingProxyType({code: _tier(config, t, health) for code, t in config.countries.items()}),
         continents=MappingProxyType({code: _tier(config, t, health) for code, t in config.continents.items()}),
         default=_tier(config, config.default, health),
+        seed=seed,
     )
 
 

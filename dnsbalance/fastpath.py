@@ -1,0 +1,207 @@
+"""The fast path: the common query read by hand and answered from precomputed wire format.
+
+Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in the zone, type A or
+AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
+Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
+the full dnslib path in balancer.py, which gives the same bytes for the same question and variant
+(tests/test_fastpath.py).
+"""
+from __future__ import annotations
+
+import ipaddress
+import struct
+from random import Random
+from typing import Callable
+
+from dnsbalance.configuration.model import APEX
+from dnsbalance.edns import SERVER_UDP_SIZE
+from dnsbalance.geo.locate import Location
+from dnsbalance.ranking.active import ActiveTable, RType
+from dnsbalance.ranking.variants import Variants
+
+A_IN = b"\x00\x01\x00\x01"
+AAAA_IN = b"\x00\x1c\x00\x01"
+COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+OPT_HEAD = b"\x00\x00\x29"
+ECS = 8
+NOERROR, NXDOMAIN = 0, 3
+CACHE_LIMIT = 1 << 16  # prepared replies per table; emptied when full
+
+# (family, source prefix, address octets) -> the location and scope the full path would find
+Locator = Callable[[str, tuple[int, int, bytes] | None], tuple[Location, int | None]]
+
+
+def _wire_name(name: str) -> bytes:
+    if not name:
+        return b"\x00"
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\x00"
+
+
+class FastPath:
+    """Built once per active table."""
+
+    def __init__(self, table: ActiveTable, ecs: bool) -> None:
+        self.table = table
+        self.ecs = ecs
+        zone = table.zone
+        self.zone_wire = _wire_name(zone.zone)
+        # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
+        # path answers.
+        self.names: dict[bytes, str | None] = {
+            _wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
+                None if n in zone.glue or n in zone.targets else n
+            for n in table.names
+        }
+        mname, rname, serial, refresh, retry, expire, minimum = zone.soa
+        rdata = _wire_name(mname) + _wire_name(rname) + struct.pack("!IIIII", serial, refresh, retry, expire,
+                                                                       minimum)
+        self.soa_tail = struct.pack("!HHIH", RType.SOA, 1, zone.negative_ttl, len(rdata)) + rdata
+        self.cache: dict[tuple[bytes, str, bool], Prepared] = {}
+
+    def answer(self, data: bytes, client: str, locate: Locator, rng: Random, tcp: bool = False) -> bytes | None:
+        """The reply, or None for the full path. `locate` is the balancer's (cached) GeoIP step.
+
+        A query seen before from the same client (same bytes but the ID) is answered from the cache:
+        only the variant is drawn, and the ID patched in."""
+        key = (data[2:], client, tcp)
+        prepared = self.cache.get(key)
+        if prepared is None:
+            prepared = self._prepare(data, client, locate, tcp)
+            if prepared is None:
+                return None
+            if len(self.cache) >= CACHE_LIMIT:
+                self.cache.clear()
+            self.cache[key] = prepared
+        return prepared.reply(data[:2], rng)
+
+    def _prepare(self, data: bytes, client: str, locate: Locator, tcp: bool) -> "Prepared | None":
+        size = len(data)
+        if size < 17 or data[2] & 0xF8:  # QR set, or an opcode other than QUERY
+            return None
+        counts = data[4:12]
+        if counts != COUNTS_PLAIN and counts != COUNTS_EDNS:
+            return None
+        end = data.find(b"\x00", 12) + 1
+        if end == 0 or end + 4 > size:
+            return None
+        qtype_class = data[end : end + 4]
+        if qtype_class == A_IN:
+            rtype = RType.A
+        elif qtype_class == AAAA_IN:
+            rtype = RType.AAAA
+        else:
+            return None
+        rest = end + 4
+        subnet = None
+        do = b"\x00\x00"
+        if counts == COUNTS_EDNS:
+            # root owner, OPT, class = UDP size, TTL = ext-rcode 0, version 0, flags; then RDLENGTH
+            if data[rest : rest + 3] != OPT_HEAD or size < rest + 11 or data[rest + 5 : rest + 7] != b"\x00\x00":
+                return None
+            limit = max(512, min(int.from_bytes(data[rest + 3 : rest + 5], "big"), SERVER_UDP_SIZE))
+            do = b"\x80\x00" if data[rest + 7] & 0x80 else b"\x00\x00"
+            rdlength = int.from_bytes(data[rest + 9 : rest + 11], "big")
+            options = data[rest + 11 :]
+            if len(options) != rdlength:
+                return None
+            if rdlength:
+                subnet = _subnet(options)
+                if subnet is None:
+                    return None  # other options, or a malformed subnet: the full path decides
+        elif size != rest:
+            return None
+        else:
+            limit = 512
+        if tcp:
+            limit = 65535
+
+        qname = data[12:end]
+        key = qname.lower()
+        name = self.names.get(key, "")
+        if name is None:
+            return None  # glue or a relay target
+        if name == "" and (not key.endswith(self.zone_wire) or not _plain_name(key)):
+            return None  # outside the zone (REFUSED), or an odd name: full path
+        location, scope = locate(client, subnet if self.ecs else None)
+        pool = self.table.pool_for(location, name, rtype) if name else None
+        variants = self.table.variants(pool, rtype) if pool is not None else None
+
+        if counts == COUNTS_EDNS:
+            option = b""
+            if subnet is not None and self.ecs:
+                family, source, raw = subnet
+                option = struct.pack("!HHHBB", ECS, 4 + len(raw), family, source, scope or 0) + raw
+            opt = b"\x00\x00\x29\x04\xd0\x00\x00" + do + struct.pack("!H", len(option)) + option
+        else:
+            opt = b""
+        flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
+        arcount = 1 if opt else 0
+        question = data[12 : end + 4]
+        if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
+            apex = 12 + len(qname) - len(self.zone_wire)
+            fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
+                              struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
+            return Prepared(None, fixed, {}, b"", b"") if len(fixed) + 2 <= limit else None
+        heads = {}
+        for row in variants.by_first:
+            for variant in row:
+                count = len(variant.addresses)
+                if 14 + len(question) + len(variant.wire) + len(opt) > limit:
+                    return None  # some draw would not fit: the full path truncates properly
+                heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
+        return Prepared(variants, b"", heads, question, opt)
+
+
+class Prepared:
+    """A query's reply with everything fixed but the ID and, for answers, the variant drawn."""
+
+    __slots__ = ("variants", "fixed", "heads", "question", "opt")
+
+    def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
+                 opt: bytes) -> None:
+        self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
+
+    def reply(self, ident: bytes, rng: Random) -> bytes:
+        if self.variants is None:
+            return ident + self.fixed
+        variant = self.variants.pick(rng)
+        return b"".join((ident, self.heads[len(variant.addresses)], self.question, variant.wire, self.opt))
+
+
+def _plain_name(wire: bytes) -> bool:
+    """Uncompressed labels of 1..63 octets ending exactly at the root, 255 octets at most."""
+    if len(wire) > 255:
+        return False
+    offset = 0
+    while True:
+        length = wire[offset]
+        if length == 0:
+            return offset == len(wire) - 1
+        if length > 63:
+            return False
+        offset += 1 + length
+        if offset >= len(wire):
+            return False
+
+
+def _subnet(options: bytes) -> tuple[int, int, bytes] | None:
+    """Exactly one well-formed client subnet option, else None."""
+    if len(options) < 8 or options[:2] != b"\x00\x08":
+        return None
+    length = int.from_bytes(options[2:4], "big")
+    if 4 + length != len(options):
+        return None
+    family, source, scope = int.from_bytes(options[4:6], "big"), options[6], options[7]
+    raw = options[8:]
+    width = 32 if family == 1 else 128 if family == 2 else 0
+    if not width or source > width or scope or len(raw) != (source + 7) // 8:
+        return None
+    if source % 8 and raw[-1] & (0xFF >> (source % 8)):
+        return None  # bits beyond the prefix: FORMERR, which the full path gives
+    return family, source, raw
+
+
+def subnet_address(family: int, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    padded = raw.ljust(4 if family == 1 else 16, b"\x00")
+    return ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)

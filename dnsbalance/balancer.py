@@ -173,6 +173,13 @@ class Balancer:
         log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
         return problems
 
+    def refresh(self, directory: Path) -> None:
+        """A worker's SIGUSR1: the configuration if it changed, and the health state the supervisor saved."""
+        if fingerprint(directory) != self.fingerprint:
+            self.reload(directory)
+        self.health = health_state.load(self.state_dir / HEALTH_FILE)
+        self.regenerate()
+
     def locate(self, client: str, edns: Edns | None) -> tuple[Location, int | None]:
         """Location and, when the client subnet chose it, the ECS scope to echo."""
         subnet = edns.client_subnet if edns is not None else None

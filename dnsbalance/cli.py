@@ -15,6 +15,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.explain import explain
 from dnsbalance.server import serve
+from dnsbalance.workers import serve_workers
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 from health.report import probe_table
@@ -30,10 +31,12 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", type=Path, default=Path("config"), help="configuration folder (default ./config)")
         return sub
 
-    run = command("serve", "answer DNS queries for the zone")
-    run.add_argument("--listen", action="append", metavar="HOST:PORT",
+    serving = command("serve", "answer DNS queries for the zone")
+    serving.add_argument("--listen", action="append", metavar="HOST:PORT",
                      help="listen here instead of the config's listen (repeatable)")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serving.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="N processes answer on the same ports (SO_REUSEPORT); one of them probes (default 1)")
+    serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
@@ -93,12 +96,16 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
     log = logging.getLogger("dnsbalance")
     loaded, problems = load(args.config)
     log_problems(problems)
     if loaded is None:
         log.error("not starting: the configuration in %s has errors", args.config)
         return 1
+    if args.workers < 1:
+        log.error("--workers must be at least 1")
+        return 2
     listen = args.listen or list(loaded.config.settings.listen)
     for item in listen:
         try:
@@ -110,6 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
+        if args.workers > 1:
+            return serve_workers(balancer, listen, args.config, args.workers)
         run(serve(balancer, listen, args.config))
     except OSError as exc:
         log.error("cannot listen: %s", exc)

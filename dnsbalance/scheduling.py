@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -16,8 +17,10 @@ JOB = "health-cycle"
 
 
 class HealthScheduler:
-    def __init__(self, balancer: Balancer, config_dir: Path) -> None:
+    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], None] | None = None) -> None:
+        """`on_change`: called after a new table (or configuration) is in service, e.g. to tell workers."""
         self.balancer = balancer
+        self.on_change = on_change
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.client = new_client(balancer.config.settings.health.concurrency)
@@ -60,6 +63,8 @@ class HealthScheduler:
             applied = self.balancer.apply(report)
             if applied:
                 log.info("table generation %d in service", self.balancer.generation)
+                if self.on_change is not None:
+                    self.on_change()
             return report
         except Exception:
             log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")

@@ -11,6 +11,7 @@ import signal
 import socket
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 from dnsbalance.balancer import Balancer
 from dnsbalance.configuration.names import parse_hostport
@@ -96,8 +97,9 @@ class TcpProtocol(asyncio.Protocol):
             self.timer.cancel()
 
 
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
-    """A UDP and a TCP socket on the same port; with port 0, a free port that both can have."""
+def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same port; with port 0, a free port that both can have.
+    `reuse_port`: several processes bind the same port and the kernel spreads queries among them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
         udp = socket.socket(family, socket.SOCK_DGRAM)
@@ -107,6 +109,9 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
                 for s in (udp, tcp):
                     s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                for s in (udp, tcp):
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)  # absorb bursts
             udp.bind((host, port))
             tcp.bind((host, udp.getsockname()[1]))
@@ -122,23 +127,32 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     raise OSError(errno.EADDRINUSE, f"no free port on {host} for both UDP and TCP")
 
 
-async def serve(balancer: Balancer, listen: list[str], config_dir: Path) -> None:
-    """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration."""
+async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker: bool = False,
+                ready: Callable[[], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+
+    `worker`: one of several processes on the same ports (SO_REUSEPORT). It runs no prober: the supervisor
+    (workers.py) probes, saves the health state, and sends SIGUSR1, on which the worker rebuilds its table."""
     loop = asyncio.get_running_loop()
     servers: list[asyncio.AbstractServer] = []
     transports: list[asyncio.BaseTransport] = []
     for item in listen:
         host, port = parse_hostport(item)
-        udp, tcp = _bind_pair(host, port)
+        udp, tcp = bind_pair(host, port, reuse_port=worker)
         transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(balancer), sock=udp)
         transports.append(transport)
         servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
         bound = udp.getsockname()
         shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
-        log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)
+        if not worker:
+            log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)
 
+    if ready is not None:
+        ready()
     health: HealthScheduler | None = None
-    if balancer.config.settings.health.enabled:
+    if worker:
+        loop.add_signal_handler(signal.SIGUSR1, lambda: balancer.refresh(config_dir))
+    elif balancer.config.settings.health.enabled:
         health = HealthScheduler(balancer, config_dir)
         health.start()
     else:

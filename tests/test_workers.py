@@ -1,0 +1,81 @@
+"""serve --workers N: several processes on one port, one prober, every worker following the health."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.conftest import Server, start_server
+from tests.mirrors import Archive, Mirror
+from tests.test_health_server import probe_everything
+
+
+@pytest.fixture
+def fleet() -> Iterator[dict[str, Mirror]]:
+    archive = Archive()
+    names = ["jp1", "jp2", "jp3", "jp4", "jpdrained", "as1", "as2", "eu1", "eu2", "de1", "de2", "kr1",
+             "def1", "def2", "v6only", "master"]
+    mirrors = {name: Mirror(archive, "fresh") for name in names}
+    yield mirrors
+    for mirror in mirrors.values():
+        mirror.stop()
+
+
+def processes_of(server: Server) -> set[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+
+def test_workers_share_the_port_and_follow_one_prober(tmp_path: Path, config_dir: Path,
+                                                     fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, fleet)
+    server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "3"))
+    try:
+        assert "with 3 workers" in server.log()
+        workers = processes_of(server)
+        assert len(workers) >= 3
+        before = fleet["jp1"].requests
+        cycles_before = server.log().count("health cycle:")
+        time.sleep(3.2)
+        cycles = server.log().count("health cycle:") - cycles_before
+        probes = fleet["jp1"].requests - before
+        assert cycles >= 2 and probes <= cycles + 1  # one prober, not one per worker
+
+        fleet["jp1"].behaviour = "error500"
+        target = server.log().count("health cycle:") + 2
+        while server.log().count("health cycle:") < target:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        seen: set[str] = set()
+        for _ in range(200):  # new source ports each time: the kernel spreads them over the workers
+            reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+            seen |= {rr.address for rr in reply.answer[0]}
+        assert seen == {"192.0.2.2", "192.0.2.3", "192.0.2.4"}  # no worker still serves jp1
+        assert server.query("deb.cdn.example.org", tcp=True).answer
+    finally:
+        server.stop()
+    time.sleep(0.5)
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_worker_restarted_after_a_crash(tmp_path: Path, config_dir: Path) -> None:
+    import os
+    import signal
+
+    server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "2"))
+    try:
+        victim = min(processes_of(server))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not re.search(r"worker \d exited", server.log()):
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        for _ in range(50):
+            assert server.query("deb.cdn.example.org").answer
+    finally:
+        server.stop()

@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Coroutine
@@ -95,6 +96,9 @@ def run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # Until the event loop installs its handlers, a reload or health signal must not kill the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
     log = logging.getLogger("dnsbalance")

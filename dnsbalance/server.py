@@ -9,6 +9,7 @@ import errno
 import logging
 import signal
 import socket
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
@@ -21,21 +22,46 @@ log = logging.getLogger(__name__)
 UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
 
 
-class UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, balancer: Balancer) -> None:
+class UdpThread:
+    """UDP answered by a thread in a plain blocking loop: recvfrom, answer, sendto. Per query this costs
+    less than an event loop's callback machinery; the GIL is released in both system calls, so the event
+    loop (TCP, health cycles, signals) still runs whenever the socket is idle."""
+
+    def __init__(self, balancer: Balancer, sock: socket.socket) -> None:
         self.balancer = balancer
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.sock.setblocking(True)
+        self.running = True
+        self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
+        self.thread.start()
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _loop(self) -> None:
+        recvfrom, sendto, handle = self.sock.recvfrom, self.sock.sendto, self.balancer.handle
+        while self.running:
+            try:
+                data, addr = recvfrom(65535)
+            except OSError as exc:
+                if not self.running:
+                    return
+                log.debug("UDP receive error: %s", exc)
+                continue
+            reply = handle(data, addr[0], False)
+            if reply is not None:
+                try:
+                    sendto(reply, addr)
+                except OSError as exc:
+                    log.debug("UDP send to %s failed: %s", addr[0], exc)
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[type-arg]
-        reply = self.balancer.handle(data, addr[0], tcp=False)
-        if reply is not None and self.transport is not None:
-            self.transport.sendto(reply, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("UDP error: %s", exc)  # e.g. ICMP port unreachable from a vanished client
+    def stop(self) -> None:
+        """Wake the blocked recvfrom with a datagram to ourselves, then close."""
+        self.running = False
+        host, port = self.sock.getsockname()[:2]
+        wake = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+        family = socket.AF_INET6 if ":" in wake else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as poke:
+            poke.sendto(b"", (wake, port))
+        self.thread.join(2)
+        self.sock.close()
 
 
 class TcpProtocol(asyncio.Protocol):
@@ -134,13 +160,27 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker:
     `worker`: one of several processes on the same ports (SO_REUSEPORT). It runs no prober: the supervisor
     (workers.py) probes, saves the health state, and sends SIGUSR1, on which the worker rebuilds its table."""
     loop = asyncio.get_running_loop()
+    health: HealthScheduler | None = None
+
+    def reload() -> None:
+        balancer.reload(config_dir)
+        if health is not None:
+            health.reschedule()
+
+    # Signals first: once a socket is bound, a client (or an operator's SIGHUP) may already be there.
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    if worker:
+        loop.add_signal_handler(signal.SIGUSR1, lambda: balancer.refresh(config_dir))
+
     servers: list[asyncio.AbstractServer] = []
-    transports: list[asyncio.BaseTransport] = []
+    threads: list[UdpThread] = []
     for item in listen:
         host, port = parse_hostport(item)
         udp, tcp = bind_pair(host, port, reuse_port=worker)
-        transport, _ = await loop.create_datagram_endpoint(lambda: UdpProtocol(balancer), sock=udp)
-        transports.append(transport)
+        threads.append(UdpThread(balancer, udp))
         servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
         bound = udp.getsockname()
         shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
@@ -149,24 +189,11 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker:
 
     if ready is not None:
         ready()
-    health: HealthScheduler | None = None
-    if worker:
-        loop.add_signal_handler(signal.SIGUSR1, lambda: balancer.refresh(config_dir))
-    elif balancer.config.settings.health.enabled:
+    if not worker and balancer.config.settings.health.enabled:
         health = HealthScheduler(balancer, config_dir)
         health.start()
-    else:
+    elif not worker:
         log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
-
-    def reload() -> None:
-        balancer.reload(config_dir)
-        if health is not None:
-            health.reschedule()
-
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         await stop.wait()
     finally:
@@ -175,5 +202,5 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker:
             await health.stop()
         for server in servers:
             server.close()
-        for transport in transports:
-            transport.close()
+        for thread in threads:
+            thread.stop()

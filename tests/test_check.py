@@ -67,7 +67,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/default.yaml:3: deb: unknown mirror 'gamma'",
     ]),
     "yaml_syntax": (1, [
-        "{dir}/country/JP.yaml:4: YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '<stream end>'",
+        "{dir}/country/JP.yaml:4: YAML syntax error: while parsing a flow sequence did not find expected ',' or ']'",
     ]),
 }
 

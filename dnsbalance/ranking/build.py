@@ -4,7 +4,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import (
-    APEX, RELAY_LABEL, SRV_SERVICES, AdminState, Config, Mirror, Relay, Table, health_key,
+    APEX, DRAINED, RELAY_LABEL, SRV_SERVICES, AdminState, Config, Mirror, Relay, Table, health_key,
 )
 from dnsbalance.ranking.active import ActiveTable, Candidate, Pool, PoolKey, RType, Tier, ZoneData
 from health.view import HealthView
@@ -28,37 +28,47 @@ def srv_weight(weight: int) -> int:
 
 
 def _candidates(config: Config, table: Table, name: str, rtype: RType,
-                health: HealthView | None) -> tuple[Candidate, ...]:
-    """Entries of one name with weight > 0 that can answer the type; healthy ones unless health is None."""
+                healthy: dict[str, bool] | None) -> tuple[Candidate, ...]:
+    """Entries of one name with weight > 0 that can answer the type; usable ones unless `healthy` is None."""
     found = []
     service = SRV_SERVICES.get(name)
     for entry in table.names[name]:
-        if entry.weight <= 0:
+        weight = DRAINED - entry.priority
+        if weight <= 0:
             continue
         if rtype is RType.SRV:
             relay = config.relays.get(entry.target)
             port = relay.port(service) if relay and service else None
-            if relay is None or port is None or (health is not None and not usable(relay, health, service)):
+            if relay is None or port is None or (healthy is not None and not healthy[health_key(relay.name, service)]):
                 continue
-            found.append(Candidate(relay.name, srv_weight(entry.weight), relay.ipv4 + relay.ipv6, port, entry.tier))
+            found.append(Candidate(relay.name, srv_weight(weight), relay.ipv4 + relay.ipv6, port, entry.tier))
             continue
         mirror = config.mirrors.get(entry.target)
-        if mirror is None or (health is not None and not usable(mirror, health)):
+        if mirror is None or (healthy is not None and not healthy[mirror.name]):
             continue
         addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
         if addresses:
-            found.append(Candidate(mirror.name, entry.weight, addresses))
+            found.append(Candidate(mirror.name, weight, addresses))
     return tuple(found)
 
 
-def _tier(config: Config, table: Table, health: HealthView) -> Tier:
+def _usable_now(config: Config, health: HealthView) -> dict[str, bool]:
+    """Every mirror and relay service judged once, rather than once per table entry."""
+    verdicts = {name: usable(mirror, health) for name, mirror in config.mirrors.items()}
+    for relay in config.relays.values():
+        for service in SRV_SERVICES.values():
+            verdicts[health_key(relay.name, service)] = usable(relay, health, service)
+    return verdicts
+
+
+def _tier(config: Config, table: Table, healthy: dict[str, bool]) -> Tier:
     usable_pools: dict[PoolKey, Pool] = {}
     fail_open: dict[PoolKey, Pool] = {}
     for name in table.names:
         for rtype in (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES:
-            healthy = _candidates(config, table, name, rtype, health)
-            if healthy:
-                usable_pools[(name, rtype)] = Pool(table.region, healthy)
+            found = _candidates(config, table, name, rtype, healthy)
+            if found:
+                usable_pools[(name, rtype)] = Pool(table.region, found)
                 continue
             configured = _candidates(config, table, name, rtype, None)
             if configured:
@@ -105,13 +115,14 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
 
 def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
     zone = zone_data(config, serial)
+    healthy = _usable_now(config, health)
     return ActiveTable(
         generation=generation,
         zone=zone,
         names=existing_names(config, zone),
-        countries=MappingProxyType({code: _tier(config, t, health) for code, t in config.countries.items()}),
-        continents=MappingProxyType({code: _tier(config, t, health) for code, t in config.continents.items()}),
-        default=_tier(config, config.default, health),
+        countries=MappingProxyType({code: _tier(config, t, healthy) for code, t in config.countries.items()}),
+        continents=MappingProxyType({code: _tier(config, t, healthy) for code, t in config.continents.items()}),
+        default=_tier(config, config.default, healthy),
         seed=seed,
     )
 

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dnslib import DNSRecord
+from dnslib import QTYPE, DNSRecord
 
-from dnsbalance.answer import Rcode, error_reply, respond
+from dnsbalance.answer import Rcode, Reply, error_reply, relative_name, respond
 from dnsbalance.cookies import CookieJar, MalformedCookie
 from dnsbalance.ratelimit import Action, RateLimiter
+from dnsbalance.stats import QueryStats, counter_file
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
@@ -70,8 +71,10 @@ def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
 
 
 class Balancer:
-    def __init__(self, loaded: Loaded, rng: random.Random | None = None, persist: bool = False) -> None:
-        """`persist`: write the table and health state to the state folder (the serving process does)."""
+    def __init__(self, loaded: Loaded, rng: random.Random | None = None, persist: bool = False,
+                 counters: str | None = None) -> None:
+        """`persist`: write the table and health state to the state folder (the probing process does);
+        `counters`: the name under which this process keeps its query counters on disk (None: memory)."""
         self.config = loaded.config
         self.geoip = loaded.geoip
         self.fingerprint = loaded.fingerprint
@@ -81,6 +84,7 @@ class Balancer:
         self.health: HealthState = health_state.load(self.state_dir / HEALTH_FILE)
         self.generation = 0
         self.last_cycle: CycleReport | None = None
+        self.stats = QueryStats(counter_file(self.state_dir, counters) if counters else None)
         self._protocol_settings()
         self.table: ActiveTable = self._build()
 
@@ -98,7 +102,8 @@ class Balancer:
         now = time.time()
         table = build_table(self.config, self.health.view(), self.generation, serial=int(now),
                             seed=self.rng.getrandbits(64))
-        self.fast = FastPath(table, self.config.settings.geoip.ecs)
+        self.fast = FastPath(table, self.config.settings.geoip.ecs, self.stats)
+        self.built_at = now
         self._by_source: dict[str, Location] = {}
         self._by_subnet: dict[tuple[int, int, bytes], Location] = {}
         for name in fail_open_names(table):
@@ -212,6 +217,20 @@ class Balancer:
             return reply
         return None if action is Action.DROP else self._full(packet, client, tcp, slip=True)
 
+    def _count(self, query: DNSRecord, reply: Reply, location: Location, client: str, edns: Edns | None,
+               scope: int | None) -> None:
+        qtype = QTYPE.get(query.questions[0].qtype, "") if query.questions else ""
+        key = (str(qtype) or "?", reply.rcode.name, location.country or "", location.continent or "")
+        subnet = edns.client_subnet if edns is not None else None
+        located_by_subnet = subnet is not None and scope is not None and subnet.source_prefix > 0
+        self.stats.query(key, located_by_subnet)
+        self.stats.clients.add(subnet.address.packed[: (subnet.source_prefix + 7) // 8] if located_by_subnet
+                               and subnet is not None else client.encode())
+        if reply.pool is not None and reply.chosen:
+            qname = query.questions[0].qname
+            name = relative_name(qname, self.table.zone.zone) or ""
+            self.stats.answer((str(reply.pool.region), name, str(qtype)), Chosen(reply.chosen))
+
     def fast_locate(self, client: str, subnet: tuple[int, int, bytes] | None) -> tuple[Location, int | None]:
         """locate() for the fast path: the same answers, cached by the raw client string or subnet."""
         if subnet is None:
@@ -265,12 +284,28 @@ class Balancer:
                 slip = action is Action.SLIP
             location, scope = self.locate(client, edns)
             reply = respond(query, location, table, self.rng, scope, cookie, packet)
+            self._count(query, reply, location, client, edns, scope)
             if slip:
                 return pack_truncated(reply.record)
             return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns))
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
             return header_reply(packet, Rcode.SERVFAIL)
+
+
+class Chosen:
+    """The mirrors of a full-path answer, shaped like a precomputed variant for the counters."""
+
+    __slots__ = ("names",)
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def __hash__(self) -> int:
+        return hash(self.names)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Chosen) and other.names == self.names
 
 
 def log_problems(problems: list[Problem]) -> None:

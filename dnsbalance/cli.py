@@ -16,6 +16,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.explain import explain
 from dnsbalance.server import serve
+from dnsbalance.stats import write_pid
 from dnsbalance.workers import serve_workers
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -35,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     serving = command("serve", "answer DNS queries for the zone")
     serving.add_argument("--listen", action="append", metavar="HOST:PORT",
                      help="listen here instead of the config's listen (repeatable)")
+    serving.add_argument("--status", metavar="HOST:PORT",
+                         help="status page and /metrics here instead of the config's status (off: none)")
     serving.add_argument("--workers", type=int, default=1, metavar="N",
                      help="N processes answer on the same ports (SO_REUSEPORT); one of them probes (default 1)")
     serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -117,13 +120,18 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             log.error("--listen: %s", exc)
             return 2
-    balancer = Balancer(loaded, persist=True)
+    status_listen = loaded.config.settings.status_listen
+    if args.status is not None:
+        status_listen = None if args.status == "off" else args.status
+    single = args.workers == 1
+    balancer = Balancer(loaded, persist=True, counters="main" if single else None)
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
-        if args.workers > 1:
-            return serve_workers(balancer, listen, args.config, args.workers)
-        run(serve(balancer, listen, args.config))
+        write_pid(balancer.state_dir)
+        if not single:
+            return serve_workers(balancer, listen, args.config, args.workers, status_listen)
+        run(serve(balancer, listen, args.config, status_listen=status_listen))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1

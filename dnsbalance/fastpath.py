@@ -18,6 +18,7 @@ from dnsbalance.edns import SERVER_UDP_SIZE
 from dnsbalance.geo.locate import Location
 from dnsbalance.ranking.active import ActiveTable, RType
 from dnsbalance.ranking.variants import Variants
+from dnsbalance.stats import QueryStats
 
 A_IN = b"\x00\x01\x00\x01"
 AAAA_IN = b"\x00\x1c\x00\x01"
@@ -41,9 +42,10 @@ def _wire_name(name: str) -> bytes:
 class FastPath:
     """Built once per active table."""
 
-    def __init__(self, table: ActiveTable, ecs: bool) -> None:
+    def __init__(self, table: ActiveTable, ecs: bool, stats: QueryStats) -> None:
         self.table = table
         self.ecs = ecs
+        self.stats = stats
         zone = table.zone
         self.zone_wire = _wire_name(zone.zone)
         # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
@@ -70,6 +72,10 @@ class FastPath:
             prepared = self._prepare(data, client, locate, tcp)
             if prepared is None:
                 return None
+            subnet = prepared.subnet
+            # a distinct client: its subnet when it sent one, else the resolver (counted once per shape)
+            identity = client.encode() if subnet is None or subnet[1] == 0 else bytes(subnet[:2]) + subnet[2]
+            self.stats.clients.add(identity)
             if len(self.cache) >= CACHE_LIMIT:
                 self.cache.clear()
             self.cache[key] = prepared
@@ -123,7 +129,8 @@ class FastPath:
             return None  # glue or a relay target
         if name == "" and (not key.endswith(self.zone_wire) or not _plain_name(key)):
             return None  # outside the zone (REFUSED), or an odd name: full path
-        location, scope = locate(client, subnet if self.ecs else None)
+        used = subnet if self.ecs else None
+        location, scope = locate(client, used)
         pool = self.table.pool_for(location, name, rtype) if name else None
         variants = self.table.variants(pool, rtype) if pool is not None else None
 
@@ -136,36 +143,50 @@ class FastPath:
         else:
             opt = b""
         flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
+        query_key = (rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or "")
+        counting = (self.stats, query_key, used is not None and used[1] > 0)
         arcount = 1 if opt else 0
         question = data[12 : end + 4]
         if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
             apex = 12 + len(qname) - len(self.zone_wire)
             fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
                               struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
-            return Prepared(None, fixed, {}, b"", b"") if len(fixed) + 2 <= limit else None
+            return Prepared(None, fixed, {}, b"", b"", counting, None, used) if len(fixed) + 2 <= limit else None
         heads = {}
-        for row in variants.by_first:
-            for variant in row:
-                count = len(variant.addresses)
-                if 14 + len(question) + len(variant.wire) + len(opt) > limit:
-                    return None  # some draw would not fit: the full path truncates properly
-                heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
-        return Prepared(variants, b"", heads, question, opt)
+        for variant in variants.all():
+            count = len(variant.addresses)
+            if 14 + len(question) + len(variant.wire) + len(opt) > limit:
+                return None  # some draw would not fit: the full path truncates properly
+            heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
+        answer_key = (str(pool.region), name, rtype.name) if pool is not None else None
+        return Prepared(variants, b"", heads, question, opt, counting, answer_key, used)
 
 
 class Prepared:
-    """A query's reply with everything fixed but the ID and, for answers, the variant drawn."""
+    """A query's reply with everything fixed but the ID and, for answers, the variant drawn; and what to
+    count for it."""
 
-    __slots__ = ("variants", "fixed", "heads", "question", "opt")
+    __slots__ = ("variants", "fixed", "heads", "question", "opt", "stats", "query_key", "ecs", "answer_key",
+                 "subnet")
 
     def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
-                 opt: bytes) -> None:
+                 opt: bytes, counting: tuple[QueryStats, tuple[str, str, str, str], bool],
+                 answer_key: tuple[str, str, str] | None, subnet: tuple[int, int, bytes] | None) -> None:
         self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
+        self.stats, self.query_key, self.ecs = counting
+        self.answer_key, self.subnet = answer_key, subnet
 
     def reply(self, ident: bytes, rng: Random) -> bytes:
+        stats = self.stats
+        queries, key = stats.queries, self.query_key
+        queries[key] = queries.get(key, 0) + 1  # inline: this runs for every query
+        if self.ecs:
+            stats.ecs += 1
         if self.variants is None:
             return ident + self.fixed
         variant = self.variants.pick(rng)
+        hits, hit = stats.variant_hits, (self.answer_key, variant)
+        hits[hit] = hits.get(hit, 0) + 1
         return b"".join((ident, self.heads[len(variant.addresses)], self.question, variant.wire, self.opt))
 
 

@@ -17,8 +17,10 @@ from typing import Callable
 from dnsbalance.balancer import Balancer
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.scheduling import HealthScheduler
+from dnsbalance.web import start_status
 
 log = logging.getLogger(__name__)
+COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
 UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
 
 
@@ -123,6 +125,14 @@ class TcpProtocol(asyncio.Protocol):
             self.timer.cancel()
 
 
+async def save_counters(balancer: Balancer) -> None:
+    """Write the query counters to the state folder every few seconds, for the status page, the metrics
+    of a supervisor and `dnsbalance stats`."""
+    while True:
+        await asyncio.sleep(COUNTER_INTERVAL)
+        balancer.stats.save()
+
+
 def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """A UDP and a TCP socket on the same port; with port 0, a free port that both can have.
     `reuse_port`: several processes bind the same port and the kernel spreads queries among them."""
@@ -154,7 +164,7 @@ def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.so
 
 
 async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker: bool = False,
-                ready: Callable[[], None] | None = None) -> None:
+                ready: Callable[[], None] | None = None, status_listen: str | None = None) -> None:
     """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 
     `worker`: one of several processes on the same ports (SO_REUSEPORT). It runs no prober: the supervisor
@@ -194,10 +204,16 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker:
         health.start()
     elif not worker:
         log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
+    web = None if worker else await start_status(balancer, status_listen)
+    saver = asyncio.create_task(save_counters(balancer))
     try:
         await stop.wait()
     finally:
         log.info("shutting down")
+        saver.cancel()
+        balancer.stats.save()
+        if web is not None:
+            await web.stop()
         if health is not None:
             await health.stop()
         for server in servers:

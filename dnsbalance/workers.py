@@ -23,6 +23,7 @@ from dnsbalance.balancer import Balancer, load
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.scheduling import HealthScheduler
 from dnsbalance.server import bind_pair, serve
+from dnsbalance.web import start_status
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,14 @@ def _worker(config_dir: Path, listen: list[str], index: int, held: list[socket.s
         for problem in problems:
             log.error("worker %d: %s", index, problem)
         os._exit(1)
-    run(serve(Balancer(loaded), listen, config_dir, worker=True, ready=lambda: ready.put(index)))
+    balancer = Balancer(loaded, counters=f"worker-{index}")
+    run(serve(balancer, listen, config_dir, worker=True, ready=lambda: ready.put(index)))
 
 
 class Supervisor:
-    def __init__(self, balancer: Balancer, config_dir: Path, listen: list[str], count: int) -> None:
+    def __init__(self, balancer: Balancer, config_dir: Path, listen: list[str], count: int,
+                 status_listen: str | None = None) -> None:
+        self.status_listen = status_listen
         self.balancer = balancer
         self.config_dir = config_dir
         self.listen = listen
@@ -88,6 +92,7 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        web = await start_status(self.balancer, self.status_listen)
         try:
             while not stop.is_set():
                 for index, process in enumerate(self.workers):
@@ -100,6 +105,8 @@ class Supervisor:
                     pass
         finally:
             log.info("shutting down %d workers", self.count)
+            if web is not None:
+                await web.stop()
             if health is not None:
                 await health.stop()
             for process in self.workers:
@@ -116,9 +123,10 @@ class Supervisor:
         self.notify()
 
 
-def serve_workers(balancer: Balancer, listen: list[str], config_dir: Path, count: int) -> int:
+def serve_workers(balancer: Balancer, listen: list[str], config_dir: Path, count: int,
+                  status_listen: str | None = None) -> int:
     concrete, held = _concrete(listen)
-    supervisor = Supervisor(balancer, config_dir, concrete, count)
+    supervisor = Supervisor(balancer, config_dir, concrete, count, status_listen)
     supervisor.held = held
     for index in range(count):
         supervisor.start(index)

@@ -119,7 +119,7 @@ class Server:
 
 
 def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[str, ...] = ()) -> Server:
-    listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else [])
+    listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), *listen, *extra],

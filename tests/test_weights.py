@@ -90,3 +90,22 @@ def test_draw_first_pick_is_proportional(weights: list[int], seed: int) -> None:
     statistic = chi2(counts, dict(enumerate(weights)))
     # weights >= 100 keep every expected count >= 40, where the chi-square approximation holds
     assert statistic < chi2_critical(len(weights) - 1, z=4.75)  # p ~ 1e-6 per example
+
+
+def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
+    from dnsbalance.configuration.model import DEFAULT_REGION
+    from dnsbalance.ranking.active import Candidate, Pool, RType
+    from dnsbalance.ranking.variants import Variants
+
+    weights = {"a": 9000, "b": 6000, "c": 3000, "d": 1000}
+    pool = Pool(DEFAULT_REGION, tuple(Candidate(n, w, (f"192.0.2.{i}",)) for i, (n, w) in enumerate(weights.items())))
+    variants = Variants(pool, RType.A, 3, 60, random.Random(1))
+    assert variants.exact and len(variants.choices) == 24  # 4 x 3 x 2 ordered answers
+    probability = dict(zip((v.names for v in variants.choices),
+                           (b - a for a, b in zip([0.0, *variants.cumulative], variants.cumulative))))
+    total = sum(weights.values())
+    for (first, second, third), p in probability.items():
+        left = total - weights[first]
+        expected = weights[first] / total * weights[second] / left * weights[third] / (left - weights[second])
+        assert abs(p - expected) < 1e-12
+    assert abs(variants.total - 1.0) < 1e-12

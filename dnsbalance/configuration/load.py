@@ -140,7 +140,8 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
     if top is None:
         return None
     check.known_keys(top, ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health",
-                           "state_dir", "nsid", "cookies", "cookie_secret", "rrl", "tcp"), path, "dnsbalance.yaml")
+                           "state_dir", "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status"), path,
+                     "dnsbalance.yaml")
     zone = check.string(top, "zone", path, "dnsbalance.yaml", None, is_dns_name, "a DNS name")
     if "zone" not in top:
         check.error(path, top.line, "dnsbalance.yaml: zone is required")
@@ -238,6 +239,16 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
             max_connections=check.integer(t_map, "max_connections", path, "tcp", 1, 100000, tcp.max_connections),
             idle_timeout=check.number(t_map, "idle_timeout", path, "tcp", 0.1, 3600, tcp.idle_timeout),
         )
+    status_listen: str | None = "127.0.0.1:8053"
+    if "status" in top:
+        if top["status"] in (None, False, "off"):
+            status_listen = None
+        else:
+            try:
+                parse_hostport(str(top["status"]))
+                status_listen = str(top["status"])
+            except ValueError as exc:
+                check.error(path, top.line_of("status"), f"status: {exc} (or off)")
     nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
     cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
     state_dir = check.string(top, "state_dir", path, "dnsbalance.yaml", "state") or "state"
@@ -256,6 +267,7 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
         cookie_secret=cookie_secret,
         rrl=rrl,
         tcp=tcp,
+        status_listen=status_listen,
     )
 
 

@@ -93,6 +93,7 @@ class Settings:
     cookie_secret: bytes | None = None  # shared by anycast instances; None: random per process
     rrl: RRLSettings = RRLSettings()
     tcp: TCPSettings = TCPSettings()
+    status_listen: str | None = "127.0.0.1:8053"  # status page, JSON and metrics; None: off
 
 
 class AdminState(Enum):

@@ -1,0 +1,145 @@
+"""Query statistics: cheap counters on the query path, folded into totals kept on disk.
+
+Per query the fast path does two dictionary increments. Every few seconds (and at exit) the serving
+process folds them into cumulative totals and writes `state_dir/counters/<process>.json`; the metrics
+endpoint, the status page and `dnsbalance stats` read those files (so workers' counts add up, and a
+restart continues where it stopped).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dnsbalance.hyperloglog import HyperLogLog
+
+if TYPE_CHECKING:
+    from dnsbalance.ranking.variants import Variant
+
+log = logging.getLogger(__name__)
+
+QueryKey = tuple[str, str, str, str]  # (type, rcode, country, continent); "" when unknown
+AnswerKey = tuple[str, str, str]  # (region, owner name, type)
+
+
+@dataclass
+class Totals:
+    queries: Counter = field(default_factory=Counter)  # QueryKey -> queries
+    ecs: int = 0  # queries located by their client subnet
+    answers: Counter = field(default_factory=Counter)  # AnswerKey + (mirror,) -> times in an answer
+    first: Counter = field(default_factory=Counter)  # AnswerKey + (mirror,) -> times first in an answer
+    clients: HyperLogLog = field(default_factory=HyperLogLog)  # distinct client subnets or resolvers
+
+    def add(self, other: "Totals") -> "Totals":
+        return Totals(self.queries + other.queries, self.ecs + other.ecs, self.answers + other.answers,
+                      self.first + other.first, self.clients.merge(other.clients))
+
+    def to_json(self) -> dict:  # type: ignore[type-arg]
+        return {
+            "queries": [[*k, n] for k, n in sorted(self.queries.items())],
+            "ecs": self.ecs,
+            "answers": [[*k, n] for k, n in sorted(self.answers.items())],
+            "first": [[*k, n] for k, n in sorted(self.first.items())],
+            "clients": self.clients.dump(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Totals":  # type: ignore[type-arg]
+        def counter(rows: list, width: int) -> Counter:  # type: ignore[type-arg]
+            return Counter({tuple(row[:width]): int(row[width]) for row in rows})
+
+        return cls(counter(data.get("queries", []), 4), int(data.get("ecs", 0)),
+                   counter(data.get("answers", []), 4), counter(data.get("first", []), 4),
+                   HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog())
+
+
+class QueryStats:
+    """The counters of one serving process."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path  # where this process's totals are kept; None: memory only
+        self.queries: dict[QueryKey, int] = {}
+        self.variant_hits: dict[tuple[AnswerKey, "Variant"], int] = {}
+        self.ecs = 0
+        self.clients = HyperLogLog()
+        self.base = load_totals(path) if path is not None else Totals()
+
+    def query(self, key: QueryKey, ecs: bool) -> None:
+        self.queries[key] = self.queries.get(key, 0) + 1
+        if ecs:
+            self.ecs += 1
+
+    def answer(self, key: AnswerKey, variant: "Variant") -> None:
+        hit = (key, variant)
+        self.variant_hits[hit] = self.variant_hits.get(hit, 0) + 1
+
+    def fold(self) -> Totals:
+        """Move the hot counters into the cumulative totals, and return them."""
+        queries, hits, ecs = self.queries, self.variant_hits, self.ecs
+        self.queries, self.variant_hits, self.ecs = {}, {}, 0
+        totals = Totals(Counter(queries), ecs)
+        for (key, variant), count in hits.items():
+            totals.first[(*key, variant.names[0])] += count
+            for mirror in variant.names:
+                totals.answers[(*key, mirror)] += count
+        totals.clients = self.clients
+        self.base = self.base.add(totals)
+        self.clients = HyperLogLog()
+        return self.base
+
+    def save(self) -> None:
+        totals = self.fold()
+        if self.path is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(totals.to_json()), encoding="utf-8")
+            temporary.replace(self.path)
+        except OSError as exc:
+            log.warning("cannot save query counters to %s: %s", self.path, exc)
+
+
+def load_totals(path: Path) -> Totals:
+    try:
+        return Totals.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return Totals()
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        log.warning("ignoring unreadable counters %s: %s", path, exc)
+        return Totals()
+
+
+def all_totals(folder: Path, own: QueryStats | None = None) -> Totals:
+    """The sum over every process's counter file (this process's live counters instead of its file)."""
+    total = own.fold() if own is not None else Totals()
+    skip = own.path if own is not None else None
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            if path != skip:
+                total = total.add(load_totals(path))
+    return total
+
+
+def counter_file(state_dir: Path, name: str | None = None) -> Path:
+    return state_dir / "counters" / f"{name or 'main'}.json"
+
+
+def process_name(worker: int | None) -> str:
+    return "main" if worker is None else f"worker-{worker}"
+
+
+def pid_file(state_dir: Path) -> Path:
+    return state_dir / "dnsbalance.pid"
+
+
+def write_pid(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        pid_file(state_dir).write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        log.warning("cannot write the pid file: %s", exc)

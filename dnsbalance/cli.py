@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.explain import explain
 from dnsbalance.server import serve
-from dnsbalance.stats import write_pid
+from dnsbalance.configuration.load import check_config
+from dnsbalance.addrfile import ImportProblem, import_addr_file
+from dnsbalance.stats import all_totals, pid_file, write_pid
+from dnsbalance.statsreport import report
 from dnsbalance.workers import serve_workers
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -43,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
+    command("stats", "queries by country and continent, distinct clients, observed shares against weights")
+    command("reload", "check the configuration, then tell the running server to load it (SIGHUP)")
+    imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
+    imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
+    imports.add_argument("--zone", required=True, help="the zone the names live in, e.g. cdn.debian.or.jp")
+    imports.add_argument("--out", type=Path, default=Path("config"), help="folder to write (default ./config)")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -51,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe}
+    commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
+                "reload": _reload, "import-dnsbalance": _import}
     return commands[args.command](args)
 
 
@@ -157,3 +168,46 @@ def _probe(args: argparse.Namespace) -> int:
     for line in probe_table(report):
         print(line)
     return 1 if report.all_failed("mirror") or report.all_failed("relay") else 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    config, problems = check_config(args.config)
+    if config is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    for line in report(config, all_totals(config.settings.state_dir / "counters")):
+        print(line)
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    for problem in problems:
+        print(problem, file=sys.stderr if problem.severity is Severity.ERROR else sys.stdout)
+    if loaded is None:
+        print("reload refused: the configuration has errors; the running server keeps its own", file=sys.stderr)
+        return 1
+    path = pid_file(loaded.config.settings.state_dir)
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+    except (OSError, ValueError) as exc:
+        print(f"no running server found through {path}: {exc}", file=sys.stderr)
+        return 1
+    print(f"configuration checked; sent SIGHUP to dnsbalance (pid {pid})")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    try:
+        written = import_addr_file(args.addr_file, args.zone, args.out)
+    except ImportProblem as exc:
+        print(f"{args.addr_file}:{exc.line}: {exc.detail}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path}")
+    config, problems = check_config(args.out)
+    for problem in problems:
+        print(problem)
+    return 0 if config is not None else 1

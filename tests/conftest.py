@@ -76,6 +76,11 @@ class Server:
     port: int
     port6: int | None
     log_path: Path
+    status_port: int | None = None
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}"
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -130,6 +135,7 @@ def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[s
         server.port = int(server.wait_for_log(r"on 127\.0\.0\.1:(\d+) \(udp, tcp\)").group(1))
         if ipv6:
             server.port6 = int(server.wait_for_log(r"on \[::1\]:(\d+) \(udp, tcp\)").group(1))
+        server.status_port = int(server.wait_for_log(r"/metrics on http://127\.0\.0\.1:(\d+)/").group(1))
     except AssertionError:
         server.stop()
         raise

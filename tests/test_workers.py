@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from tests.conftest import Server, start_server
@@ -55,6 +56,11 @@ def test_workers_share_the_port_and_follow_one_prober(tmp_path: Path, config_dir
             seen |= {rr.address for rr in reply.answer[0]}
         assert seen == {"192.0.2.2", "192.0.2.3", "192.0.2.4"}  # no worker still serves jp1
         assert server.query("deb.cdn.example.org", tcp=True).answer
+        # the supervisor's status page adds up the workers' counters (written every few seconds)
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{server.status_url}/status.json", timeout=5).json()["queries"]["total"] < 201:
+            assert time.monotonic() < deadline, "workers' counters never reached the supervisor"
+            time.sleep(0.5)
     finally:
         server.stop()
     time.sleep(0.5)

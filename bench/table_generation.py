@@ -24,7 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from dnsbalance.configuration.load import load_config  # noqa: E402
 from dnsbalance.geo.countries import CONTINENTS, countries  # noqa: E402
 from dnsbalance.geo.locate import GeoIP, builtin_database  # noqa: E402
-from dnsbalance.ranking.active import RType  # noqa: E402
 from dnsbalance.ranking.build import build_table  # noqa: E402
 from health.view import HealthView  # noqa: E402
 
@@ -95,7 +94,7 @@ def main() -> int:
     started = time.perf_counter()
     pools = 0
     for tier in (*table.countries.values(), *table.continents.values(), table.default):
-        for (name, rtype), pool in tier.usable.items():
+        for (_, rtype), pool in tier.usable.items():
             table.variants(pool, rtype)
             pools += 1
     warmed = time.perf_counter() - started

@@ -20,8 +20,8 @@ from dnsbalance.configuration.model import DRAINED
 from dnsbalance.configuration.names import is_dns_name, normalise_name
 from dnsbalance.geo.countries import CONTINENTS, country
 
-TOKEN = re.compile(r"""\s+|\#[^\n]*|(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<int>-?\d+)|(?P<op>=>|[\[\]{},=])|"""
-                   r"""(?P<word>\$?[A-Za-z_][A-Za-z0-9_]*)""")
+TOKEN = re.compile(r"""\s+|\#[^\n]*|(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<int>-?\d+)"""
+                   r"""|(?P<op>=>|[\[\]{},=])|(?P<word>\$?[A-Za-z_][A-Za-z0-9_]*)""")
 
 
 class ImportProblem(Exception):
@@ -63,7 +63,8 @@ class _Parser:
     def take(self, kind: str) -> tuple[str, Any, int]:
         token = self.peek()
         if token[0] != kind:
-            raise ImportProblem(token[2], f"expected {kind!r}, found {token[1] if token[1] is not None else token[0]!r}")
+            found = token[1] if token[1] is not None else token[0]
+            raise ImportProblem(token[2], f"expected {kind!r}, found {found!r}")
         self.index += 1
         return token
 
@@ -145,7 +146,7 @@ def convert(db: Any, zone: str) -> dict[str, str]:
         if not isinstance(hosts, list):
             raise ImportProblem(hosts_line, f"namespace '{namespace}' must map host names to lists")
         seen: set[str] = set()
-        for (host, host_line), (entries, entries_line) in hosts:
+        for (host, host_line), (entries, _) in hosts:
             name = normalise_name(str(host))
             owner = "@" if name == zone else name[: -len(zone) - 1] if name.endswith("." + zone) else name
             if owner != "@" and not is_dns_name(owner):

@@ -66,7 +66,7 @@ def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None,
 
 def name_ok(qname: DNSLabel) -> bool:
     """RFC 1035 limits that dnslib does not enforce: labels of 63 octets, names of 255 on the wire."""
-    return all(len(label) <= 63 for label in qname.label) and sum(len(l) + 1 for l in qname.label) + 1 <= 255
+    return all(len(label) <= 63 for label in qname.label) and sum(len(label) + 1 for label in qname.label) + 1 <= 255
 
 
 def relative_name(qname: DNSLabel, zone: str) -> str | None:

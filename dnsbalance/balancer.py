@@ -14,18 +14,18 @@ from pathlib import Path
 from dnslib import QTYPE, DNSRecord
 
 from dnsbalance.answer import Rcode, Reply, error_reply, relative_name, respond
-from dnsbalance.cookies import CookieJar, MalformedCookie
-from dnsbalance.ratelimit import Action, RateLimiter
-from dnsbalance.stats import QueryStats, counter_file
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.cookies import CookieJar, MalformedCookie
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, read_edns
 from dnsbalance.fastpath import FastPath, subnet_address
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, fail_open_names
 from dnsbalance.ranking.render import render
+from dnsbalance.ratelimit import Action, RateLimiter
+from dnsbalance.stats import QueryStats, counter_file
 from dnsbalance.wire import TCP_SIZE, header_reply, pack_truncated, pack_within, udp_limit
 from health import state as health_state
 from health.cycle import CycleReport

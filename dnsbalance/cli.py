@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any, Coroutine
 
 from dnsbalance import __version__
+from dnsbalance.addrfile import ImportProblem, import_addr_file
 from dnsbalance.balancer import Balancer, load, log_problems
+from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.explain import explain
 from dnsbalance.server import serve
-from dnsbalance.configuration.load import check_config
-from dnsbalance.addrfile import ImportProblem, import_addr_file
 from dnsbalance.stats import all_totals, pid_file, write_pid
 from dnsbalance.statsreport import report
 from dnsbalance.workers import serve_workers

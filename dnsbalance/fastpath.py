@@ -151,14 +151,15 @@ class FastPath:
             apex = 12 + len(qname) - len(self.zone_wire)
             fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
                               struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
-            return Prepared(None, fixed, {}, b"", b"", counting, None, used) if len(fixed) + 2 <= limit else None
+            no_answer = ("", "", "")
+            return Prepared(None, fixed, {}, b"", b"", counting, no_answer, used) if len(fixed) + 2 <= limit else None
         heads = {}
         for variant in variants.all():
             count = len(variant.addresses)
             if 14 + len(question) + len(variant.wire) + len(opt) > limit:
                 return None  # some draw would not fit: the full path truncates properly
             heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
-        answer_key = (str(pool.region), name, rtype.name) if pool is not None else None
+        answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
         return Prepared(variants, b"", heads, question, opt, counting, answer_key, used)
 
 
@@ -171,7 +172,7 @@ class Prepared:
 
     def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
                  opt: bytes, counting: tuple[QueryStats, tuple[str, str, str, str], bool],
-                 answer_key: tuple[str, str, str] | None, subnet: tuple[int, int, bytes] | None) -> None:
+                 answer_key: tuple[str, str, str], subnet: tuple[int, int, bytes] | None) -> None:
         self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
         self.stats, self.query_key, self.ecs = counting
         self.answer_key, self.subnet = answer_key, subnet

@@ -13,12 +13,15 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from dnsbalance.hyperloglog import HyperLogLog
 
-if TYPE_CHECKING:
-    from dnsbalance.ranking.variants import Variant
+
+class Named(Protocol):
+    """An answer as the counters see it: the mirrors (or relays) in it, in order."""
+
+    names: tuple[str, ...]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ class QueryStats:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path  # where this process's totals are kept; None: memory only
         self.queries: dict[QueryKey, int] = {}
-        self.variant_hits: dict[tuple[AnswerKey, "Variant"], int] = {}
+        self.variant_hits: dict[tuple[AnswerKey, Named], int] = {}
         self.ecs = 0
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
@@ -73,7 +76,7 @@ class QueryStats:
         if ecs:
             self.ecs += 1
 
-    def answer(self, key: AnswerKey, variant: "Variant") -> None:
+    def answer(self, key: AnswerKey, variant: Named) -> None:
         hit = (key, variant)
         self.variant_hits[hit] = self.variant_hits.get(hit, 0) + 1
 

@@ -22,11 +22,12 @@ class Verdict:
 
 def judge(name: str, fetched: Fetched, master: Stamp | None, max_lag: float) -> Verdict:
     """`master` None: the master could not be read this cycle, so only liveness counts."""
-    base = dict(name=name, url=fetched.url, status=fetched.status, latency=fetched.latency)
     if not fetched.ok:
-        return Verdict(ok=False, reason=fetched.error or f"HTTP {fetched.status}", **base)
+        return Verdict(name, False, fetched.error or f"HTTP {fetched.status}", fetched.url, fetched.status,
+                       fetched.latency)
     stamp = parse_stamp(fetched.body, fetched.last_modified)
     if master is None:
-        return Verdict(ok=True, reason="alive (freshness not checked: master unreadable)", stamp=stamp, **base)
+        return Verdict(name, True, "alive (freshness not checked: master unreadable)", fetched.url, fetched.status,
+                       fetched.latency, stamp)
     fresh = freshness(stamp, master, max_lag)
-    return Verdict(ok=fresh.fresh, reason=fresh.reason, stamp=stamp, lag=fresh.lag, **base)
+    return Verdict(name, fresh.fresh, fresh.reason, fetched.url, fetched.status, fetched.latency, stamp, fresh.lag)

@@ -9,7 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from health.stun import (
-    BINDING_ERROR, BINDING_SUCCESS, MAGIC_COOKIE, XOR_MAPPED_ADDRESS, StunError, binding_request,
+    BINDING_ERROR,
+    BINDING_SUCCESS,
+    MAGIC_COOKIE,
+    XOR_MAPPED_ADDRESS,
+    StunError,
+    binding_request,
     check_binding_success,
 )
 

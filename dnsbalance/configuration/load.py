@@ -10,8 +10,27 @@ from types import MappingProxyType
 from typing import Any, Callable
 
 from dnsbalance.configuration.model import (
-    APEX, DEFAULT_REGION, DRAINED, RELAY_LABEL, SRV_NAMES, SRV_SERVICES, AdminState, Config, Entry, GeoIPSettings,
-    HealthSettings, Level, Mirror, NameServer, Region, Relay, RRLSettings, Settings, SOASettings, Table, TCPSettings,
+    APEX,
+    DEFAULT_REGION,
+    DRAINED,
+    RELAY_LABEL,
+    SRV_NAMES,
+    SRV_SERVICES,
+    AdminState,
+    Config,
+    Entry,
+    GeoIPSettings,
+    HealthSettings,
+    Level,
+    Mirror,
+    NameServer,
+    Region,
+    Relay,
+    RRLSettings,
+    Settings,
+    SOASettings,
+    Table,
+    TCPSettings,
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_address, parse_hostport
 from dnsbalance.configuration.problems import ConfigError, Problem, Severity
@@ -184,7 +203,8 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
         check.known_keys(soa_map, ("rname", "refresh", "retry", "expire", "minimum", "ttl"), path, "soa")
         week = 86400 * 7 * 52
         soa = SOASettings(
-            rname=normalise_name(check.string(soa_map, "rname", path, "soa", soa.rname, is_dns_name, "a DNS name")),
+            rname=normalise_name(check.string(soa_map, "rname", path, "soa", soa.rname, is_dns_name, "a DNS name")
+                                 or soa.rname),
             refresh=check.integer(soa_map, "refresh", path, "soa", 1, week, soa.refresh),
             retry=check.integer(soa_map, "retry", path, "soa", 1, week, soa.retry),
             expire=check.integer(soa_map, "expire", path, "soa", 1, week, soa.expire),
@@ -305,9 +325,9 @@ def _mirrors(check: _Checker, directory: Path) -> tuple[dict[str, Mirror], dict[
         return mirrors, relays
     check.known_keys(top, ("mirrors", "relays"), path, "mirrors.yaml")
 
-    section = check.mapping(top.get("mirrors"), path, top.line_of("mirrors"), "mirrors") if "mirrors" in top \
-        else PosDict()
-    for name, node in (section or {}).items():
+    section = (check.mapping(top.get("mirrors"), path, top.line_of("mirrors"), "mirrors") if "mirrors" in top
+               else None) or PosDict()
+    for name, node in section.items():
         line = section.line_of(name)
         what = f"mirror '{name}'"
         if not isinstance(name, str) or not is_dns_name(name) or "." in name:
@@ -325,9 +345,9 @@ def _mirrors(check: _Checker, directory: Path) -> tuple[dict[str, Mirror], dict[
             url += "/"
         mirrors[name] = Mirror(name, ipv4, ipv6, url, _state(check, node, path, what))
 
-    section = check.mapping(top.get("relays"), path, top.line_of("relays"), "relays") if "relays" in top \
-        else PosDict()
-    for name, node in (section or {}).items():
+    section = (check.mapping(top.get("relays"), path, top.line_of("relays"), "relays") if "relays" in top
+               else None) or PosDict()
+    for name, node in section.items():
         line = section.line_of(name)
         what = f"relay '{name}'"
         if not isinstance(name, str) or not is_dns_name(name) or "." in name:
@@ -361,8 +381,8 @@ def _table(check: _Checker, path: Path, region: Region, mirrors: dict[str, Mirro
            reserved: set[str], required: bool) -> Table:
     raw = check.read(path, required)
     names: dict[str, tuple[Entry, ...]] = {}
-    top = check.mapping(raw, path, 1, path.name) if raw is not None else None
-    for owner, node in (top or {}).items():
+    top = (check.mapping(raw, path, 1, path.name) if raw is not None else None) or PosDict()
+    for owner, node in top.items():
         line = top.line_of(owner)
         if not isinstance(owner, str) or not (owner == APEX or is_dns_name(owner)):
             check.error(path, line, f"'{owner}' is not a valid DNS name")

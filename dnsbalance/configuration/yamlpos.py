@@ -14,9 +14,11 @@ import yaml
 class PosDict(dict):
     """A mapping with the 1-based line of itself (`line`) and of each key (`key_lines`)."""
 
-    line: int
-    key_lines: dict[Any, int]
-    duplicates: list[tuple[Any, int]]
+    def __init__(self, *args: Any, line: int = 1) -> None:
+        super().__init__(*args)
+        self.line = line
+        self.key_lines: dict[Any, int] = {}
+        self.duplicates: list[tuple[Any, int]] = []
 
     def line_of(self, key: Any) -> int:
         return self.key_lines.get(key, self.line)
@@ -25,8 +27,10 @@ class PosDict(dict):
 class PosList(list):
     """A list with the 1-based line of itself and of each item."""
 
-    line: int
-    item_lines: list[int]
+    def __init__(self, *args: Any, line: int = 1) -> None:
+        super().__init__(*args)
+        self.line = line
+        self.item_lines: list[int] = []
 
     def line_of(self, index: int) -> int:
         return self.item_lines[index] if index < len(self.item_lines) else self.line
@@ -43,10 +47,7 @@ class _Loader(_Base):  # type: ignore[valid-type,misc]
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> PosDict:
     loader.flatten_mapping(node)
-    result = PosDict()
-    result.line = node.start_mark.line + 1
-    result.key_lines = {}
-    result.duplicates = []
+    result = PosDict(line=node.start_mark.line + 1)
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         try:
@@ -63,8 +64,8 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> PosDict:
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> PosList:
-    result = PosList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
+    result = PosList((loader.construct_object(child, deep=True) for child in node.value),
+                     line=node.start_mark.line + 1)
     result.item_lines = [child.start_mark.line + 1 for child in node.value]
     return result
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import (
-    APEX, DRAINED, RELAY_LABEL, SRV_SERVICES, AdminState, Config, Mirror, Relay, Table, health_key,
+    APEX,
+    DRAINED,
+    RELAY_LABEL,
+    SRV_SERVICES,
+    AdminState,
+    Config,
+    Mirror,
+    Relay,
+    Table,
+    health_key,
 )
 from dnsbalance.ranking.active import ActiveTable, Candidate, Pool, PoolKey, RType, Tier, ZoneData
 from health.view import HealthView
@@ -38,8 +47,9 @@ def _candidates(config: Config, table: Table, name: str, rtype: RType,
             continue
         if rtype is RType.SRV:
             relay = config.relays.get(entry.target)
-            port = relay.port(service) if relay and service else None
-            if relay is None or port is None or (healthy is not None and not healthy[health_key(relay.name, service)]):
+            if relay is None or service is None or not (port := relay.port(service)):
+                continue
+            if healthy is not None and not healthy[health_key(relay.name, service)]:
                 continue
             found.append(Candidate(relay.name, srv_weight(weight), relay.ipv4 + relay.ipv6, port, entry.tier))
             continue

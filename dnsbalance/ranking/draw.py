@@ -18,11 +18,11 @@ def draw(items: Sequence[T], weights: Sequence[int], count: int, rng: Random) ->
     picked: list[T] = []
     while remaining and len(picked) < count:
         point = rng.randrange(total)  # integers: no float rounding at the edges
-        for index, (item, weight) in enumerate(remaining):
-            if point < weight:
-                break
-            point -= weight
+        index = 0
+        while point >= remaining[index][1]:
+            point -= remaining[index][1]
+            index += 1
+        item, weight = remaining.pop(index)
         picked.append(item)
         total -= weight
-        del remaining[index]
     return picked

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from enum import IntEnum
 from random import Random
 
-from dnslib import AAAA, NS, RR, SOA, SRV, TXT, A, DNSHeader, DNSLabel, DNSRecord, EDNSOption
+from dnslib import (
+    AAAA,
+    NS,
+    RR,
+    SOA,
+    SRV,
+    TXT,
+    A,
+    DNSHeader,
+    DNSLabel,
+    DNSRecord,
+    EDNSOption,
+)
 
 from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, opt_record, read_edns

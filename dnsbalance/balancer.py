@@ -26,7 +26,13 @@ from dnsbalance.ranking.build import build_table, fail_open_names
 from dnsbalance.ranking.render import render
 from dnsbalance.ratelimit import Action, RateLimiter
 from dnsbalance.stats import QueryStats, counter_file
-from dnsbalance.wire import TCP_SIZE, header_reply, pack_truncated, pack_within, udp_limit
+from dnsbalance.wire import (
+    TCP_SIZE,
+    header_reply,
+    pack_truncated,
+    pack_within,
+    udp_limit,
+)
 from health import state as health_state
 from health.cycle import CycleReport
 from health.state import HealthState

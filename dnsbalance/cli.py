@@ -13,7 +13,7 @@ from typing import Any, Coroutine
 
 from dnsbalance import __version__
 from dnsbalance.addrfile import ImportProblem, import_addr_file
-from dnsbalance.balancer import Balancer, load, log_problems
+from dnsbalance.balancer import Balancer, Loaded, load, log_problems
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
@@ -66,6 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     return commands[args.command](args)
 
 
+def _load_or_report(directory: Path) -> Loaded | None:
+    """The configuration, or None after printing its problems to stderr."""
+    loaded, problems = load(directory)
+    if loaded is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+    return loaded
+
+
 def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
     for problem in problems:
@@ -82,10 +91,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    loaded, problems = load(args.config)
+    loaded = _load_or_report(args.config)
     if loaded is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
         return 1
     try:
         address = ipaddress.ip_address(args.client)
@@ -150,10 +157,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    loaded, problems = load(args.config)
+    loaded = _load_or_report(args.config)
     if loaded is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
         return 1
     config = loaded.config
 
@@ -171,11 +176,10 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    config, problems = check_config(args.config)
-    if config is None:
-        for problem in problems:
-            print(problem, file=sys.stderr)
+    loaded = _load_or_report(args.config)
+    if loaded is None:
         return 1
+    config = loaded.config
     for line in report(config, all_totals(config.settings.state_dir / "counters")):
         print(line)
     return 0

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -156,3 +157,17 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) 
     running = start_server(make_config(base / "config", country_mmdb), base / "server.log")
     yield running
     running.stop()
+
+
+def recv_exact(sock: "socket.socket", size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
+
+
+def recv_frame(sock: "socket.socket") -> bytes:
+    """One length-prefixed DNS message from a TCP connection."""
+    return recv_exact(sock, int.from_bytes(recv_exact(sock, 2), "big"))

@@ -11,7 +11,7 @@ import dns.rcode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Server
+from tests.conftest import Server, recv_frame
 
 VALID = dns.message.make_query("deb.cdn.example.org", "A", use_edns=0, payload=1232).to_wire()
 HEADER = struct.Struct("!HHHHHH")
@@ -83,23 +83,9 @@ def test_mutated_queries_over_tcp(shared_server: Server, edits: list[tuple[int, 
     packet = packet[:2] + bytes([packet[2] & 0x7F]) + packet[3:]  # a query, so an answer is due
     with socket.create_connection(("127.0.0.1", shared_server.port), timeout=3) as sock:
         sock.sendall(struct.pack("!H", len(packet)) + packet + struct.pack("!H", len(VALID)) + VALID)
-        first = _frame(sock)
+        first = recv_frame(sock)
         assert first[:2] == packet[:2] and first[2] & 0x80
-        assert dns.message.from_wire(_frame(sock)).answer  # the connection still serves
-
-
-def _frame(sock: socket.socket) -> bytes:
-    size = struct.unpack("!H", _exact(sock, 2))[0]
-    return _exact(sock, size)
-
-
-def _exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "closed"
-        data += chunk
-    return data
+        assert dns.message.from_wire(recv_frame(sock)).answer  # the connection still serves
 
 
 def rcode_of(reply: bytes | None) -> int:
@@ -145,11 +131,11 @@ def test_tcp_length_prefix_longer_than_data_then_valid_connection(shared_server:
         stuck.sendall(struct.pack("!H", 500) + VALID)  # promises 500 octets, sends fewer
         with socket.create_connection(("127.0.0.1", shared_server.port), timeout=3) as other:
             other.sendall(struct.pack("!H", len(VALID)) + VALID)
-            assert dns.message.from_wire(_frame(other)).answer  # one stuck client blocks nobody
+            assert dns.message.from_wire(recv_frame(other)).answer  # one stuck client blocks nobody
     assert_alive(shared_server)
 
 
 def test_tcp_zero_and_short_frames(shared_server: Server) -> None:
     with socket.create_connection(("127.0.0.1", shared_server.port), timeout=3) as sock:
         sock.sendall(b"\x00\x00" + b"\x00\x05hello" + struct.pack("!H", len(VALID)) + VALID)
-        assert dns.message.from_wire(_frame(sock)).answer  # runts are dropped, the query is answered
+        assert dns.message.from_wire(recv_frame(sock)).answer  # runts are dropped, the query is answered

@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import Server, make_config, start_server
+from tests.conftest import Server, make_config, recv_frame, start_server
 
 TRANSPORTS = [pytest.param(False, id="udp"), pytest.param(True, id="tcp")]
 EDNS = [pytest.param(None, id="plain"), pytest.param(0, id="edns")]
@@ -250,15 +250,5 @@ def test_tcp_several_queries_per_connection(shared_server: Server) -> None:
             wire = dns.message.make_query("deb.cdn.example.org", "A", id=1000 + ident).to_wire()
             sock.sendall(struct.pack("!H", len(wire)) + wire)
         for ident in range(5):
-            size = struct.unpack("!H", _recv_exact(sock, 2))[0]
-            reply = dns.message.from_wire(_recv_exact(sock, size))
+            reply = dns.message.from_wire(recv_frame(sock))
             assert reply.id == 1000 + ident and addresses(reply)
-
-
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        assert chunk, "connection closed early"
-        data += chunk
-    return data

@@ -32,9 +32,19 @@ from dnsbalance.configuration.model import (
     Table,
     TCPSettings,
 )
-from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_address, parse_hostport
+from dnsbalance.configuration.names import (
+    is_dns_name,
+    normalise_name,
+    parse_address,
+    parse_hostport,
+)
 from dnsbalance.configuration.problems import ConfigError, Problem, Severity
-from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, load_yaml
+from dnsbalance.configuration.yamlpos import (
+    PosDict,
+    PosList,
+    YamlSyntaxError,
+    load_yaml,
+)
 from dnsbalance.geo.countries import CONTINENTS, continent_of, country
 
 TURN_TRANSPORTS = ("udp", "tcp", "tls")

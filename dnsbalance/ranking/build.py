@@ -15,7 +15,15 @@ from dnsbalance.configuration.model import (
     Table,
     health_key,
 )
-from dnsbalance.ranking.active import ActiveTable, Candidate, Pool, PoolKey, RType, Tier, ZoneData
+from dnsbalance.ranking.active import (
+    ActiveTable,
+    Candidate,
+    Pool,
+    PoolKey,
+    RType,
+    Tier,
+    ZoneData,
+)
 from health.view import HealthView
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)

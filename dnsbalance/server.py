@@ -1,4 +1,4 @@
-"""asyncio UDP and TCP listeners around a Balancer.
+"""The listeners around a Balancer: a thread per UDP socket, asyncio for TCP, signals and the rest.
 
 TCP is length-framed (RFC 1035 4.2.2), several queries per connection (RFC 7766), closed when idle.
 """

@@ -59,15 +59,18 @@ class FastPath:
         rdata = _wire_name(mname) + _wire_name(rname) + struct.pack("!IIIII", serial, refresh, retry, expire,
                                                                        minimum)
         self.soa_tail = struct.pack("!HHIH", RType.SOA, 1, zone.negative_ttl, len(rdata)) + rdata
-        self.cache: dict[tuple[bytes, str, bool], Prepared] = {}
+        # prepared replies by (query less its ID, client); TCP apart, since its size limit differs
+        self.cache: dict[tuple[bytes, str], Prepared] = {}
+        self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
 
     def answer(self, data: bytes, client: str, locate: Locator, rng: Random, tcp: bool = False) -> bytes | None:
         """The reply, or None for the full path. `locate` is the balancer's (cached) GeoIP step.
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
         only the variant is drawn, and the ID patched in."""
-        key = (data[2:], client, tcp)
-        prepared = self.cache.get(key)
+        key = (data[2:], client)
+        cache = self.tcp_cache if tcp else self.cache
+        prepared = cache.get(key)
         if prepared is None:
             prepared = self._prepare(data, client, locate, tcp)
             if prepared is None:
@@ -76,9 +79,9 @@ class FastPath:
             # a distinct client: its subnet when it sent one, else the resolver (counted once per shape)
             identity = client.encode() if subnet is None or subnet[1] == 0 else bytes(subnet[:2]) + subnet[2]
             self.stats.clients.add(identity)
-            if len(self.cache) >= CACHE_LIMIT:
-                self.cache.clear()
-            self.cache[key] = prepared
+            if len(cache) >= CACHE_LIMIT:
+                cache.clear()
+            cache[key] = prepared
         return prepared.reply(data[:2], rng)
 
     def _prepare(self, data: bytes, client: str, locate: Locator, tcp: bool) -> "Prepared | None":

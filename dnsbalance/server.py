@@ -38,7 +38,8 @@ class UdpThread:
         self.thread.start()
 
     def _loop(self) -> None:
-        recvfrom, sendto, handle = self.sock.recvfrom, self.sock.sendto, self.balancer.handle
+        recvfrom, sendto, balancer = self.sock.recvfrom, self.sock.sendto, self.balancer
+        handle, locate, rng = balancer.handle, balancer.fast_locate, balancer.rng
         while self.running:
             try:
                 data, addr = recvfrom(65535)
@@ -47,7 +48,14 @@ class UdpThread:
                     return
                 log.debug("UDP receive error: %s", exc)
                 continue
-            reply = handle(data, addr[0], False)
+            reply = None
+            if balancer.limiter is None:  # the common case straight to the fast path; handle() does the rest
+                try:
+                    reply = balancer.fast.answer(data, addr[0], locate, rng)
+                except Exception:
+                    reply = None
+            if reply is None:
+                reply = handle(data, addr[0], False)
             if reply is not None:
                 try:
                     sendto(reply, addr)

@@ -73,7 +73,7 @@ class Variants:
             probabilities.append(probability)
         self.choices = tuple(choices)
         self.cumulative = list(accumulate(probabilities))
-        self.total = self.cumulative[-1]
+        self.total = self.cumulative[-1]  # random() * total < total = the last bound: always an index
 
     def _sample(self, pool: Pool, rng: Random) -> None:
         weights = pool.weights
@@ -98,7 +98,7 @@ class Variants:
     def pick(self, rng: Random) -> Variant:
         point = rng.random() * self.total
         if self.exact:
-            return self.choices[min(bisect_right(self.cumulative, point), len(self.choices) - 1)]
+            return self.choices[bisect_right(self.cumulative, point)]
         first = bisect_right(self.cumulative, point)
         return self.by_first[first][int(rng.random() * self.per_first)]
 

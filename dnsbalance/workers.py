@@ -21,6 +21,7 @@ from pathlib import Path
 
 from dnsbalance.balancer import Balancer, load
 from dnsbalance.configuration.names import parse_hostport
+from dnsbalance.configuration.problems import Severity
 from dnsbalance.scheduling import HealthScheduler
 from dnsbalance.server import bind_pair, serve
 from dnsbalance.web import start_status
@@ -118,7 +119,7 @@ class Supervisor:
 
     def _sighup(self) -> None:
         problems = self.balancer.reload(self.config_dir)
-        if any(p.severity.value == "error" for p in problems):
+        if any(p.severity is Severity.ERROR for p in problems):
             return  # refused: the workers keep what they serve
         self.notify()
 

@@ -109,3 +109,20 @@ def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
         expected = weights[first] / total * weights[second] / left * weights[third] / (left - weights[second])
         assert abs(p - expected) < 1e-12
     assert abs(variants.total - 1.0) < 1e-12
+
+
+def test_big_pools_pick_the_first_mirror_by_exact_weight() -> None:
+    from dnsbalance.configuration.model import DEFAULT_REGION
+    from dnsbalance.ranking.active import Candidate, Pool, RType
+    from dnsbalance.ranking.variants import Variants
+
+    weights = {f"m{i}": w for i, w in enumerate([9990, 9000, 8000, 6000, 5000, 4000, 3000, 2000, 1000, 500,
+                                                  300, 100])}
+    pool = Pool(DEFAULT_REGION, tuple(Candidate(n, w, (f"192.0.2.{i}",)) for i, (n, w) in enumerate(weights.items())))
+    variants = Variants(pool, RType.A, 4, 60, random.Random(3))
+    assert not variants.exact  # 12 x 11 x 10 x 9 ordered answers: sampled continuations
+    rng = random.Random(4)
+    picks = [variants.pick(rng) for _ in range(40000)]
+    firsts = Counter(v.names[0] for v in picks)
+    assert chi2(firsts, weights) < chi2_critical(len(weights) - 1)
+    assert all(len(set(v.names)) == len(v.names) == 4 for v in picks)

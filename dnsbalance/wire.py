@@ -13,8 +13,6 @@ TCP_SIZE = 65535
 QR = 0x8000
 OPCODE_MASK = 0x7800
 RD = 0x0100
-CD = 0x0010
-TC = 0x0200
 
 
 def udp_limit(edns: Edns | None) -> int:
@@ -60,5 +58,5 @@ def header_reply(packet: bytes, rcode: int) -> bytes | None:
     ident, flags, _, _, _, _ = HEADER.unpack_from(packet)
     if flags & QR:
         return None
-    reply_flags = QR | (flags & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    reply_flags = QR | (flags & (OPCODE_MASK | RD))  # as in every reply: RD copied, CD not | (rcode & 0xF)
     return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)

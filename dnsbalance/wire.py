@@ -58,5 +58,5 @@ def header_reply(packet: bytes, rcode: int) -> bytes | None:
     ident, flags, _, _, _, _ = HEADER.unpack_from(packet)
     if flags & QR:
         return None
-    reply_flags = QR | (flags & (OPCODE_MASK | RD))  # as in every reply: RD copied, CD not | (rcode & 0xF)
+    reply_flags = QR | (flags & (OPCODE_MASK | RD)) | (rcode & 0xF)  # as in every reply: RD copied, CD not
     return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)

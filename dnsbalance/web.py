@@ -113,7 +113,8 @@ def render_page(status: dict[str, Any]) -> str:
     last = f"{e(cycle['master'])}, {cycle['duration']:.2f} s" if cycle else "none yet"
     fail_open = ", ".join(status["fail_open"]) or "none"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>dnsbalance: {e(status['zone'])}</title>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
+<title>dnsbalance: {e(status['zone'])}</title>
 <style>
 body {{ font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; margin-bottom: 1em; }}

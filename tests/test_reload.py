@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.conftest import Server
 
 
-def answer_set(server: Server, rounds: int = 15) -> set[str]:
+def answer_set(server: Server, rounds: int = 40) -> set[str]:
     found: set[str] = set()
     for _ in range(rounds):
         reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")

@@ -14,7 +14,7 @@ DE = {"198.51.100.11", "198.51.100.12"}
 DEFAULT = {"203.0.113.1", "203.0.113.2"}
 
 
-def seen(server: Server, name: str, rdtype: str = "A", rounds: int = 20, **kw: object) -> set[str]:
+def seen(server: Server, name: str, rdtype: str = "A", rounds: int = 40, **kw: object) -> set[str]:
     found: set[str] = set()
     for _ in range(rounds):
         reply = server.query(name, rdtype, **kw)

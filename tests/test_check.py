@@ -54,6 +54,9 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/default.yaml:2: deb: priority of 'alpha' must be an integer 0..10000, got 'high'",
         "{dir}/default.yaml:3: deb: priority of 'beta' must be an integer 0..10000, got 1.5",
     ]),
+    "uncovered_name": (0, [
+        '{dir}/country/JP.yaml:3: warning: security: not in default.yaml, so clients of other regions get no answer for it',
+    ]),
     "unknown_continent": (1, [
         "{dir}/continent/XX.yaml:1: unknown continent code 'XX' (expected one of AF AN AS EU NA OC SA)",
     ]),

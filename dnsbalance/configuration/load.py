@@ -503,6 +503,15 @@ def _drained_names(check: _Checker, config: Config) -> None:
                             f"{name}: every entry is drained (priority {DRAINED}) and no wider table serves it")
 
 
+def _uncovered_names(check: _Checker, config: Config) -> None:
+    """A name that only some regions list leaves every other client with an empty answer: say so."""
+    for table in (*config.countries.values(), *config.continents.values()):
+        for name in table.names:
+            if name not in config.default.names:
+                check.warning(table.source, _line_of(table.source, name),
+                              f"{name}: not in default.yaml, so clients of other regions get no answer for it")
+
+
 def _line_of(path: Path, name: str) -> int:
     try:
         top = load_yaml(path)
@@ -544,6 +553,8 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
     config = Config(directory, settings, MappingProxyType(mirrors), MappingProxyType(relays), default,
                     MappingProxyType(continents), MappingProxyType(countries))
     _drained_names(check, config)
+    if not any(p.severity is Severity.ERROR for p in check.problems):
+        _uncovered_names(check, config)  # with errors about, a missing name is likely one of their echoes
     if any(p.severity is Severity.ERROR for p in check.problems):
         return None, check.problems
     return config, check.problems

@@ -20,12 +20,13 @@ from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.cookies import CookieJar, MalformedCookie
 from dnsbalance.edns import Edns, MalformedOption, OptionCode, read_edns
 from dnsbalance.fastpath import FastPath, subnet_address
+from dnsbalance.files import write_atomically
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, fail_open_names
 from dnsbalance.ranking.render import render
 from dnsbalance.ratelimit import Action, RateLimiter
-from dnsbalance.stats import QueryStats, counter_file
+from dnsbalance.stats import QueryStats, client_identity, counter_file
 from dnsbalance.wire import (
     TCP_SIZE,
     header_reply,
@@ -120,10 +121,7 @@ class Balancer:
 
     def _write(self, name: str, text: str) -> None:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True)
-            temporary = self.state_dir / (name + ".tmp")
-            temporary.write_text(text, encoding="utf-8")
-            temporary.replace(self.state_dir / name)
+            write_atomically(self.state_dir / name, text)
         except OSError as exc:
             log.warning("cannot write %s to %s: %s", name, self.state_dir, exc)
 
@@ -192,14 +190,15 @@ class Balancer:
         self.regenerate()
 
     def locate(self, client: str, edns: Edns | None) -> tuple[Location, int | None]:
-        """Location and, when the client subnet chose it, the ECS scope to echo."""
+        """The full path's form of fast_locate, which holds the rules."""
+        return self.fast_locate(client, self._used_subnet(edns))
+
+    def _used_subnet(self, edns: Edns | None) -> tuple[int, int, bytes] | None:
+        """The client subnet as the fast path reads it (family, source prefix, address octets), if ECS is on."""
         subnet = edns.client_subnet if edns is not None else None
-        if subnet is not None and self.config.settings.geoip.ecs:
-            if subnet.source_prefix == 0:  # RFC 7871 7.1.2: the client asked that no subnet be used
-                return self._locate_source(client), 0
-            location = self.geoip.locate(subnet.address)
-            return location, location.prefix_len
-        return self._locate_source(client), None
+        if subnet is None or not self.config.settings.geoip.ecs:
+            return None
+        return subnet.family, subnet.source_prefix, subnet.address.packed[: (subnet.source_prefix + 7) // 8]
 
     def _locate_source(self, client: str) -> Location:
         try:
@@ -223,22 +222,20 @@ class Balancer:
             return reply
         return None if action is Action.DROP else self._full(packet, client, tcp, slip=True)
 
-    def _count(self, query: DNSRecord, reply: Reply, location: Location, client: str, edns: Edns | None,
-               scope: int | None) -> None:
+    def _count(self, query: DNSRecord, reply: Reply, location: Location, client: str, edns: Edns | None) -> None:
         qtype = QTYPE.get(query.questions[0].qtype, "") if query.questions else ""
         key = (str(qtype) or "?", reply.rcode.name, location.country or "", location.continent or "")
-        subnet = edns.client_subnet if edns is not None else None
-        located_by_subnet = subnet is not None and scope is not None and subnet.source_prefix > 0
-        self.stats.query(key, located_by_subnet)
-        self.stats.clients.add(subnet.address.packed[: (subnet.source_prefix + 7) // 8] if located_by_subnet
-                               and subnet is not None else client.encode())
+        subnet = self._used_subnet(edns)
+        self.stats.query(key, subnet is not None and subnet[1] > 0)
+        self.stats.clients.add(client_identity(client, subnet))
         if reply.pool is not None and reply.chosen:
             qname = query.questions[0].qname
             name = relative_name(qname, self.table.zone.zone) or ""
             self.stats.answer((str(reply.pool.region), name, str(qtype)), Chosen(reply.chosen))
 
     def fast_locate(self, client: str, subnet: tuple[int, int, bytes] | None) -> tuple[Location, int | None]:
-        """locate() for the fast path: the same answers, cached by the raw client string or subnet."""
+        """Where the client is, and the ECS scope to echo when its subnet decided (RFC 7871: a /0 subnet means
+        use the resolver's address, scope 0); cached by the client string or the subnet."""
         if subnet is None:
             location = self._by_source.get(client)
             if location is None:
@@ -290,7 +287,7 @@ class Balancer:
                 slip = action is Action.SLIP
             location, scope = self.locate(client, edns)
             reply = respond(query, location, table, self.rng, scope, cookie, packet)
-            self._count(query, reply, location, client, edns, scope)
+            self._count(query, reply, location, client, edns)
             if slip:
                 return pack_truncated(reply.record)
             return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns))

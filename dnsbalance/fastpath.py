@@ -18,7 +18,7 @@ from dnsbalance.edns import SERVER_UDP_SIZE
 from dnsbalance.geo.locate import Location
 from dnsbalance.ranking.active import ActiveTable, RType
 from dnsbalance.ranking.variants import Variants
-from dnsbalance.stats import QueryStats
+from dnsbalance.stats import QueryStats, client_identity
 
 A_IN = b"\x00\x01\x00\x01"
 AAAA_IN = b"\x00\x1c\x00\x01"
@@ -75,10 +75,7 @@ class FastPath:
             prepared = self._prepare(data, client, locate, tcp)
             if prepared is None:
                 return None
-            subnet = prepared.subnet
-            # a distinct client: its subnet when it sent one, else the resolver (counted once per shape)
-            identity = client.encode() if subnet is None or subnet[1] == 0 else bytes(subnet[:2]) + subnet[2]
-            self.stats.clients.add(identity)
+            self.stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
             if len(cache) >= CACHE_LIMIT:
                 cache.clear()
             cache[key] = prepared

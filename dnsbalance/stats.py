@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dnsbalance.files import write_atomically
 from dnsbalance.hyperloglog import HyperLogLog
 
 
@@ -99,10 +100,7 @@ class QueryStats:
         if self.path is None:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.path.with_suffix(".tmp")
-            temporary.write_text(json.dumps(totals.to_json()), encoding="utf-8")
-            temporary.replace(self.path)
+            write_atomically(self.path, json.dumps(totals.to_json()))
         except OSError as exc:
             log.warning("cannot save query counters to %s: %s", self.path, exc)
 
@@ -128,12 +126,16 @@ def all_totals(folder: Path, own: QueryStats | None = None) -> Totals:
     return total
 
 
+def client_identity(client: str, subnet: tuple[int, int, bytes] | None) -> bytes:
+    """A distinct client, for the HyperLogLog: its subnet when it sent one, else the resolver's address."""
+    if subnet is None or subnet[1] == 0:
+        return client.encode()
+    family, prefix, raw = subnet
+    return bytes((family, prefix)) + raw
+
+
 def counter_file(state_dir: Path, name: str | None = None) -> Path:
     return state_dir / "counters" / f"{name or 'main'}.json"
-
-
-def process_name(worker: int | None) -> str:
-    return "main" if worker is None else f"worker-{worker}"
 
 
 def pid_file(state_dir: Path) -> Path:

@@ -34,10 +34,7 @@ def report(config: Config, totals: Totals) -> list[str]:
     ]
     # Configured weights (health ignored) next to the observed share of first answers, per region and name.
     table = build_table(config, ALL_USABLE, 0, 0)
-    tiers = [(f"country {c}", t) for c, t in sorted(table.countries.items())]
-    tiers += [(f"continent {c}", t) for c, t in sorted(table.continents.items())]
-    tiers.append(("default", table.default))
-    for label, tier in tiers:
+    for label, tier in table.labelled_tiers():
         for (name, rtype), pool in sorted(tier.usable.items()):
             firsts = {c.name: totals.first.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
             answered = sum(firsts.values())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dnsbalance.configuration.model import Config, health_key
-from dnsbalance.ranking.active import ActiveTable, Tier
+from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import fail_open_names, usable
 from dnsbalance.stats import Totals
 from health.cycle import CycleReport
@@ -21,11 +21,8 @@ def _health(state: HealthState, key: str) -> dict[str, Any]:
 
 
 def _regions(table: ActiveTable, totals: Totals) -> list[dict[str, Any]]:
-    tiers: list[tuple[str, Tier]] = [(f"country {c}", t) for c, t in sorted(table.countries.items())]
-    tiers += [(f"continent {c}", t) for c, t in sorted(table.continents.items())]
-    tiers.append(("default", table.default))
     regions = []
-    for label, tier in tiers:
+    for label, tier in table.labelled_tiers():
         pools = []
         for (name, rtype), pool in sorted({**tier.usable, **tier.fail_open}.items()):
             total = sum(pool.weights)

@@ -28,14 +28,11 @@ def pack_within(reply: DNSRecord, limit: int) -> bytes:
     data = reply.pack()
     if len(data) <= limit:
         return data
-    opt = [rr for rr in reply.ar if rr.rtype == OPT]
-    reply.ar = list(opt)
+    reply.ar = [rr for rr in reply.ar if rr.rtype == OPT]
     data = reply.pack()
     if len(data) <= limit:
         return data
-    reply.rr, reply.auth = [], []
-    reply.header.tc = 1
-    data = reply.pack()
+    data = pack_truncated(reply)
     if len(data) <= limit:
         return data
     reply.ar = []  # a question so long that even the OPT does not fit: header and question

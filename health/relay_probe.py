@@ -11,7 +11,13 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from health.stun import HEADER, StunError, binding_request, check_binding_success, reply_length
+from health.stun import (
+    HEADER,
+    StunError,
+    binding_request,
+    check_binding_success,
+    reply_length,
+)
 
 RETRANSMIT = 0.5  # seconds between UDP retransmissions (RFC 5389 starts at 500 ms)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
+from dnsbalance.files import write_atomically
 from health.verdict import Verdict
 from health.view import HealthView
 
@@ -57,12 +58,8 @@ def advance(state: HealthState, verdicts: Iterable[Verdict], fall: int, rise: in
 
 
 def save(state: HealthState, path: Path) -> None:
-    """Write atomically: a crash mid-write leaves the previous file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = {"cycles": state.cycles, "mirrors": {name: asdict(h) for name, h in sorted(state.mirrors.items())}}
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    write_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
 def load(path: Path) -> HealthState:

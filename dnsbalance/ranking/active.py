@@ -9,7 +9,7 @@ from enum import IntEnum
 from random import Random
 from typing import TYPE_CHECKING, Mapping
 
-from dnsbalance.configuration.model import Region
+from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
 
 if TYPE_CHECKING:
@@ -91,6 +91,13 @@ class ActiveTable:
     # Precomputed answers per pool, made on first use and kept for this table's life (a memo: the
     # table's meaning never changes).
     _variants: dict[int, "Variants"] = field(default_factory=dict, compare=False, repr=False)
+
+    def labelled_tiers(self) -> list[tuple[str, Tier]]:
+        """Every region's tier, labelled as its pools' region prints ("country JP", ..., "default"), which is
+        also how the query counters name it."""
+        tiers = [(str(Region(Level.COUNTRY, c)), t) for c, t in sorted(self.countries.items())]
+        tiers += [(str(Region(Level.CONTINENT, c)), t) for c, t in sorted(self.continents.items())]
+        return [*tiers, (str(DEFAULT_REGION), self.default)]
 
     def variants(self, pool: Pool, rtype: RType) -> "Variants":
         found = self._variants.get(id(pool))

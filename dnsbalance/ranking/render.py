@@ -23,9 +23,6 @@ def render(table: ActiveTable, generated_at: float) -> str:
     when = datetime.fromtimestamp(generated_at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     lines = [f"# dnsbalance active table, generation {table.generation}, {when}, zone {table.zone.zone}",
              "# region  owner  type / then per usable entry: mirror  weight  share of first answers  addresses"]
-    for code, tier in sorted(table.countries.items()):
-        lines += _tier_lines(f"country:{code}", tier)
-    for code, tier in sorted(table.continents.items()):
-        lines += _tier_lines(f"continent:{code}", tier)
-    lines += _tier_lines("default", table.default)
+    for label, tier in table.labelled_tiers():
+        lines += _tier_lines(label.replace(" ", ":"), tier)  # "country:JP": one field per tab
     return "\n".join(lines) + "\n"

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import dns.edns
 import dns.message
@@ -19,6 +19,9 @@ import dns.query
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
+
+if TYPE_CHECKING:
+    from tests.mirrors import Mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -114,6 +117,19 @@ class Server:
             time.sleep(0.05)
         raise AssertionError(f"no log line matching {pattern!r} within {timeout}s:\n{self.log()}")
 
+    def cycles(self) -> int:
+        """Health cycles the server has logged."""
+        return self.log().count("health cycle:")
+
+    def wait_cycles(self, count: int, timeout: float) -> None:
+        """Wait for `count` more health cycles (and the table swap that follows each)."""
+        target = self.cycles() + count
+        deadline = time.monotonic() + timeout
+        while self.cycles() < target:
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+        time.sleep(0.1)  # the swap follows the cycle's log line
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -148,6 +164,20 @@ def server(config_dir: Path, tmp_path: Path) -> Iterator[Server]:
     running = start_server(config_dir, tmp_path / "server.log")
     yield running
     running.stop()
+
+
+@pytest.fixture
+def zone_fleet() -> Iterator[dict[str, "Mirror"]]:
+    """A real HTTP mirror on 127.0.0.1 for every mirror of the fixture zone, and the master."""
+    from tests.mirrors import Archive, Mirror
+
+    archive = Archive()
+    names = ["jp1", "jp2", "jp3", "jp4", "jpdrained", "as1", "as2", "eu1", "eu2", "de1", "de2", "kr1",
+             "def1", "def2", "v6only", "master"]
+    mirrors = {name: Mirror(archive, "fresh", slow_seconds=5) for name in names}
+    yield mirrors
+    for mirror in mirrors.values():
+        mirror.stop()
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,13 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
-from typing import Iterator
-
-import pytest
 
 from tests.conftest import Server, start_server
-from tests.mirrors import Archive, Mirror
+from tests.mirrors import Mirror
 
 JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}
 AS = {"192.0.2.11", "192.0.2.12"}
-
-
-@pytest.fixture
-def fleet() -> Iterator[dict[str, Mirror]]:
-    archive = Archive()
-    names = ["jp1", "jp2", "jp3", "jp4", "jpdrained", "as1", "as2", "eu1", "eu2", "de1", "de2", "kr1",
-             "def1", "def2", "v6only", "master"]
-    mirrors = {name: Mirror(archive, "fresh", slow_seconds=5) for name in names}
-    yield mirrors
-    for mirror in mirrors.values():
-        mirror.stop()
 
 
 def probe_everything(config_dir: Path, fleet: dict[str, Mirror], rise: int = 1) -> None:
@@ -46,24 +31,15 @@ def jp_answers(server: Server, rounds: int = 25) -> set[str]:
     return found
 
 
-def cycles(server: Server) -> int:
-    return server.log().count("health cycle:")
-
-
 def wait_cycles(server: Server, count: int) -> None:
-    target = cycles(server) + count
-    deadline = time.monotonic() + 10 + 2 * count
-    while cycles(server) < target:
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
-    time.sleep(0.1)  # the swap follows the cycle's log line
+    server.wait_cycles(count, timeout=10 + 2 * count)
 
 
 def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Path,
-                                                 fleet: dict[str, Mirror]) -> None:
-    probe_everything(config_dir, fleet, rise=2)
-    fleet["jp3"].behaviour = "stale"
-    fleet["jp4"].stop()
+                                                 zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet, rise=2)
+    zone_fleet["jp3"].behaviour = "stale"
+    zone_fleet["jp4"].stop()
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)
@@ -71,7 +47,7 @@ def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Pat
         assert "jp4 is DOWN: cannot connect" in server.log()
         assert "jp3 is DOWN: stale: serial 2026112100" in server.log()
 
-        fleet["jp4"].start()  # back on the same port; rise: 2 means two good cycles first
+        zone_fleet["jp4"].start()  # back on the same port; rise: 2 means two good cycles first
         wait_cycles(server, 1)
         wait_cycles(server, 2)
         assert "jp4 is UP" in server.log()
@@ -87,16 +63,16 @@ def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Pat
 
 
 def test_country_down_uses_continent_and_all_down_keeps_table(tmp_path: Path, config_dir: Path,
-                                                              fleet: dict[str, Mirror]) -> None:
-    probe_everything(config_dir, fleet)
+                                                              zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet)
     for name in JP:
-        fleet[name].behaviour = "error500"
+        zone_fleet[name].behaviour = "error500"
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)
         assert jp_answers(server) == AS
 
-        for name, mirror in fleet.items():
+        for name, mirror in zone_fleet.items():
             if name != "master":
                 mirror.behaviour = "error500"
         wait_cycles(server, 2)
@@ -106,10 +82,10 @@ def test_country_down_uses_continent_and_all_down_keeps_table(tmp_path: Path, co
         server.stop()
 
 
-def test_restart_remembers_down_mirrors(tmp_path: Path, config_dir: Path, fleet: dict[str, Mirror]) -> None:
-    probe_everything(config_dir, fleet)
+def test_restart_remembers_down_mirrors(tmp_path: Path, config_dir: Path, zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet)
     for name in JP:
-        fleet[name].behaviour = "stale"
+        zone_fleet[name].behaviour = "stale"
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)
@@ -127,8 +103,8 @@ def test_restart_remembers_down_mirrors(tmp_path: Path, config_dir: Path, fleet:
 
 
 def test_changed_file_is_picked_up_at_next_cycle(tmp_path: Path, config_dir: Path,
-                                                 fleet: dict[str, Mirror]) -> None:
-    probe_everything(config_dir, fleet)
+                                                 zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet)
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -58,12 +57,7 @@ def srv(server: Server, name: str, subnet: str | None = None) -> tuple[list[tupl
 
 
 def wait_cycles(server: Server, count: int) -> None:
-    target = server.log().count("health cycle:") + count
-    deadline = time.monotonic() + 15
-    while server.log().count("health cycle:") < target:
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
-    time.sleep(0.1)
+    server.wait_cycles(count, timeout=15)
 
 
 def test_probe_shows_relay_verdicts(config_dir: Path, relays: dict) -> None:

@@ -4,25 +4,12 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-import pytest
 
 from tests.conftest import Server, start_server
-from tests.mirrors import Archive, Mirror
+from tests.mirrors import Mirror
 from tests.test_health_server import probe_everything
-
-
-@pytest.fixture
-def fleet() -> Iterator[dict[str, Mirror]]:
-    archive = Archive()
-    names = ["jp1", "jp2", "jp3", "jp4", "jpdrained", "as1", "as2", "eu1", "eu2", "de1", "de2", "kr1",
-             "def1", "def2", "v6only", "master"]
-    mirrors = {name: Mirror(archive, "fresh") for name in names}
-    yield mirrors
-    for mirror in mirrors.values():
-        mirror.stop()
 
 
 def processes_of(server: Server) -> set[int]:
@@ -31,25 +18,23 @@ def processes_of(server: Server) -> set[int]:
 
 
 def test_workers_share_the_port_and_follow_one_prober(tmp_path: Path, config_dir: Path,
-                                                     fleet: dict[str, Mirror]) -> None:
-    probe_everything(config_dir, fleet)
+                                                     zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet)
     server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "3"))
     try:
         assert "with 3 workers" in server.log()
         workers = processes_of(server)
         assert len(workers) >= 3
-        before = fleet["jp1"].requests
-        cycles_before = server.log().count("health cycle:")
+        before = zone_fleet["jp1"].requests
+        cycles_before = server.cycles()
         time.sleep(3.2)
-        cycles = server.log().count("health cycle:") - cycles_before
-        probes = fleet["jp1"].requests - before
+        cycles = server.cycles() - cycles_before
+        probes = zone_fleet["jp1"].requests - before
         assert cycles >= 2 and probes <= cycles + 1  # one prober, not one per worker
 
-        fleet["jp1"].behaviour = "error500"
-        target = server.log().count("health cycle:") + 2
-        while server.log().count("health cycle:") < target:
-            time.sleep(0.05)
-        time.sleep(0.2)
+        zone_fleet["jp1"].behaviour = "error500"
+        server.wait_cycles(2, timeout=20)
+        time.sleep(0.1)  # and the workers' SIGUSR1 rebuild
         seen: set[str] = set()
         for _ in range(200):  # new source ports each time: the kernel spreads them over the workers
             reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")

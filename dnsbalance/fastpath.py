@@ -136,8 +136,8 @@ class FastPath:
 
         if counts == COUNTS_EDNS:
             option = b""
-            if subnet is not None and self.ecs:
-                family, source, raw = subnet
+            if used is not None:
+                family, source, raw = used
                 option = struct.pack("!HHHBB", ECS, 4 + len(raw), family, source, scope or 0) + raw
             opt = b"\x00\x00\x29\x04\xd0\x00\x00" + do + struct.pack("!H", len(option)) + option
         else:

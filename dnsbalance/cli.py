@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any, Coroutine
 
 from dnsbalance import __version__
-from dnsbalance.addrfile import ImportProblem, import_addr_file
-from dnsbalance.balancer import Balancer, Loaded, load, log_problems
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.explain import explain
+from dnsbalance.ops.addrfile import ImportProblem, import_addr_file
+from dnsbalance.ops.explain import explain
+from dnsbalance.process.supervisor import serve_workers
 from dnsbalance.server import serve
-from dnsbalance.stats import all_totals, pid_file, write_pid
-from dnsbalance.statsreport import report
-from dnsbalance.workers import serve_workers
+from dnsbalance.serving.balancer import Balancer, Loaded, load, log_problems
+from dnsbalance.stats.counters import all_totals, pid_file, write_pid
+from dnsbalance.stats.report import report
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 from health.report import probe_table

@@ -14,10 +14,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
-from dnsbalance.balancer import Balancer
 from dnsbalance.configuration.names import parse_hostport
-from dnsbalance.scheduling import HealthScheduler
-from dnsbalance.web import start_status
+from dnsbalance.ops.web import start_status
+from dnsbalance.process.scheduling import HealthScheduler
+from dnsbalance.serving.balancer import Balancer
 
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
@@ -176,7 +176,7 @@ async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker:
     """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration.
 
     `worker`: one of several processes on the same ports (SO_REUSEPORT). It runs no prober: the supervisor
-    (workers.py) probes, saves the health state, and sends SIGUSR1, on which the worker rebuilds its table."""
+    (process/supervisor.py) probes, saves the health state, and sends SIGUSR1, on which the worker rebuilds its table."""
     loop = asyncio.get_running_loop()
     health: HealthScheduler | None = None
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Iterable, Mapping
 
-from dnsbalance.files import write_atomically
+from dnsbalance.statefiles import write_atomically
 from health.verdict import Verdict
 from health.view import HealthView
 

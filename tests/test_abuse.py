@@ -13,8 +13,8 @@ import dns.message
 import dns.query
 import pytest
 
+from dnsbalance.answer.ratelimit import Action, RateLimiter
 from dnsbalance.configuration.model import RRLSettings
-from dnsbalance.ratelimit import Action, RateLimiter
 from tests.conftest import Server, make_config, start_server
 
 

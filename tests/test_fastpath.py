@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsbalance.balancer import Balancer, load
+from dnsbalance.serving.balancer import Balancer, load
 from tests.conftest import make_config
 
 NAMES = ["deb.cdn.example.org", "DEB.cdn.Example.ORG", "cdn.example.org", "deep.cdn.example.org",

@@ -6,7 +6,7 @@ from types import MappingProxyType
 
 from dnsbalance.configuration.load import load_config
 from dnsbalance.geo.locate import Location
-from dnsbalance.ranking.active import RType
+from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.build import build_table
 from health.state import HealthState, MirrorHealth, advance, load, save
 from health.verdict import Verdict

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dnsbalance.addrfile import ImportProblem, convert, parse_addr_db
 from dnsbalance.configuration.load import load_config
+from dnsbalance.ops.addrfile import ImportProblem, convert, parse_addr_db
 from tests.conftest import FIXTURES, ROOT
 
 ADDR = FIXTURES / "dnsbalance" / "addr"

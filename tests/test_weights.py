@@ -94,7 +94,8 @@ def test_draw_first_pick_is_proportional(weights: list[int], seed: int) -> None:
 
 def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
     from dnsbalance.configuration.model import DEFAULT_REGION
-    from dnsbalance.ranking.active import Candidate, Pool, RType
+    from dnsbalance.protocol.codes import RType
+    from dnsbalance.ranking.active import Candidate, Pool
     from dnsbalance.ranking.variants import Variants
 
     weights = {"a": 9000, "b": 6000, "c": 3000, "d": 1000}
@@ -113,7 +114,8 @@ def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
 
 def test_big_pools_pick_the_first_mirror_by_exact_weight() -> None:
     from dnsbalance.configuration.model import DEFAULT_REGION
-    from dnsbalance.ranking.active import Candidate, Pool, RType
+    from dnsbalance.protocol.codes import RType
+    from dnsbalance.ranking.active import Candidate, Pool
     from dnsbalance.ranking.variants import Variants
 
     weights = {f"m{i}": w for i, w in enumerate([9990, 9000, 8000, 6000, 5000, 4000, 3000, 2000, 1000, 500,

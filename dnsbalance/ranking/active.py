@@ -5,23 +5,15 @@ A query reads `server.table` once and uses that snapshot from start to end.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
 from random import Random
 from typing import TYPE_CHECKING, Mapping
 
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
+from dnsbalance.protocol.codes import RType
 
 if TYPE_CHECKING:
     from dnsbalance.ranking.variants import Variants
-
-
-class RType(IntEnum):
-    A = 1
-    NS = 2
-    SOA = 6
-    AAAA = 28
-    SRV = 33
 
 
 @dataclass(frozen=True)

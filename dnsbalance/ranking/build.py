@@ -15,12 +15,12 @@ from dnsbalance.configuration.model import (
     Table,
     health_key,
 )
+from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import (
     ActiveTable,
     Candidate,
     Pool,
     PoolKey,
-    RType,
     Tier,
     ZoneData,
 )

@@ -16,7 +16,8 @@ from itertools import accumulate, permutations
 from random import Random
 from typing import Iterator
 
-from dnsbalance.ranking.active import Candidate, Pool, RType
+from dnsbalance.protocol.codes import DClass, RType
+from dnsbalance.ranking.active import Candidate, Pool
 from dnsbalance.ranking.draw import draw
 
 EXACT_LIMIT = 64  # ordered answers enumerated per pool: 4 mirrors answered 3 or 4 at a time is 24
@@ -24,7 +25,6 @@ EXACT_LIMIT = 64  # ordered answers enumerated per pool: 4 mirrors answered 3 or
 # 16 answers (a table of 25,000 pools must fit in memory when every pool has been used).
 MAX_VARIANTS, POOL_BUDGET, MIN_VARIANTS = 8, 16, 2
 POINTER_TO_QNAME = b"\xc0\x0c"  # the question name always starts at offset 12
-CLASS_IN = 1
 
 
 class Variant:
@@ -40,7 +40,7 @@ class Variant:
 
 def address_record(rtype: RType, address: str, ttl: int) -> bytes:
     packed = ipaddress.ip_address(address).packed
-    return POINTER_TO_QNAME + struct.pack("!HHIH", rtype, CLASS_IN, ttl, len(packed)) + packed
+    return POINTER_TO_QNAME + struct.pack("!HHIH", rtype, DClass.IN, ttl, len(packed)) + packed
 
 
 class Variants:

@@ -5,7 +5,7 @@ from collections import Counter
 
 from dnsbalance.configuration.model import Config
 from dnsbalance.ranking.build import build_table
-from dnsbalance.stats import Totals
+from dnsbalance.stats.counters import Totals
 from health.view import ALL_USABLE
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dnsbalance.balancer import Balancer, fingerprint
+from dnsbalance.serving.balancer import Balancer, fingerprint
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 

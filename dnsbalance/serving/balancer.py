@@ -1,6 +1,6 @@
 """The running balancer: configuration, GeoIP and the active table, and one packet in -> one packet out.
 
-Sockets live in server.py; the answer logic in answer.py. This joins them: parse, locate, answer, pack.
+Sockets live in server.py; the answer logic in answer/respond.py. This joins them: parse, locate, answer, pack.
 """
 from __future__ import annotations
 
@@ -13,27 +13,27 @@ from pathlib import Path
 
 from dnslib import QTYPE, DNSRecord
 
-from dnsbalance.answer import Rcode, Reply, error_reply, relative_name, respond
+from dnsbalance.answer.fastpath import FastPath, subnet_address
+from dnsbalance.answer.ratelimit import Action, RateLimiter
+from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.cookies import CookieJar, MalformedCookie
-from dnsbalance.edns import Edns, MalformedOption, OptionCode, read_edns
-from dnsbalance.fastpath import FastPath, subnet_address
-from dnsbalance.files import write_atomically
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, GeoIPError, Location
-from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.build import build_table, fail_open_names
-from dnsbalance.ranking.render import render
-from dnsbalance.ratelimit import Action, RateLimiter
-from dnsbalance.stats import QueryStats, client_identity, counter_file
-from dnsbalance.wire import (
-    TCP_SIZE,
+from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
+from dnsbalance.protocol.cookies import CookieJar, MalformedCookie
+from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
+from dnsbalance.protocol.wire import (
     header_reply,
     pack_truncated,
     pack_within,
     udp_limit,
 )
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.build import build_table, fail_open_names
+from dnsbalance.ranking.render import render
+from dnsbalance.statefiles import write_atomically
+from dnsbalance.stats.counters import QueryStats, client_identity, counter_file
 from health import state as health_state
 from health.cycle import CycleReport
 from health.state import HealthState

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from dnsbalance.files import write_atomically
-from dnsbalance.hyperloglog import HyperLogLog
+from dnsbalance.statefiles import write_atomically
+from dnsbalance.stats.hyperloglog import HyperLogLog
 
 
 class Named(Protocol):

@@ -5,14 +5,10 @@ import struct
 
 from dnslib import DNSRecord
 
-from dnsbalance.edns import OPT, SERVER_UDP_SIZE, Edns
+from dnsbalance.protocol.codes import OPCODE_MASK, PLAIN_UDP_SIZE, QR, RD, SERVER_UDP_SIZE, RType
+from dnsbalance.protocol.edns import Edns
 
 HEADER = struct.Struct("!HHHHHH")
-PLAIN_UDP_SIZE = 512
-TCP_SIZE = 65535
-QR = 0x8000
-OPCODE_MASK = 0x7800
-RD = 0x0100
 
 
 def udp_limit(edns: Edns | None) -> int:
@@ -28,7 +24,7 @@ def pack_within(reply: DNSRecord, limit: int) -> bytes:
     data = reply.pack()
     if len(data) <= limit:
         return data
-    reply.ar = [rr for rr in reply.ar if rr.rtype == OPT]
+    reply.ar = [rr for rr in reply.ar if rr.rtype == RType.OPT]
     data = reply.pack()
     if len(data) <= limit:
         return data
@@ -42,7 +38,7 @@ def pack_within(reply: DNSRecord, limit: int) -> bytes:
 def pack_truncated(reply: DNSRecord) -> bytes:
     """An empty reply with TC set (question and OPT kept): 'ask again over TCP'."""
     reply.rr, reply.auth = [], []
-    reply.ar = [rr for rr in reply.ar if rr.rtype == OPT]
+    reply.ar = [rr for rr in reply.ar if rr.rtype == RType.OPT]
     reply.header.tc = 1
     return reply.pack()
 

@@ -19,12 +19,12 @@ import socket
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
-from dnsbalance.balancer import Balancer, load
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.scheduling import HealthScheduler
+from dnsbalance.ops.web import start_status
+from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.server import bind_pair, serve
-from dnsbalance.web import start_status
+from dnsbalance.serving.balancer import Balancer, load
 
 log = logging.getLogger(__name__)
 

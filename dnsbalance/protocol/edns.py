@@ -4,19 +4,10 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
-from enum import IntEnum
 
 from dnslib import EDNS0, RR, DNSRecord, EDNSOption
 
-OPT = 41
-SERVER_UDP_SIZE = 1232  # DNS flag day 2020: no fragmentation on common paths
-DO_BIT = 0x8000
-
-
-class OptionCode(IntEnum):
-    NSID = 3
-    CLIENT_SUBNET = 8
-    COOKIE = 10
+from dnsbalance.protocol.codes import DO_BIT, SERVER_UDP_SIZE, OptionCode, RType
 
 
 class MalformedOption(Exception):
@@ -96,7 +87,7 @@ def opt_rdata(packet: bytes) -> bytes | None:
             raise MalformedOption("record header runs past the end of the message")
         rtype, _, _, rdlength = struct.unpack_from("!HHIH", packet, offset)
         offset += 10
-        if rtype == OPT and index >= ancount + nscount:
+        if rtype == RType.OPT and index >= ancount + nscount:
             return packet[offset : offset + rdlength]
         offset += rdlength
     return None
@@ -121,7 +112,7 @@ def parse_options(rdata: bytes) -> tuple[EDNSOption, ...]:
 def read_edns(query: DNSRecord, packet: bytes | None = None) -> Edns | None:
     """The query's OPT record, or None; MalformedOption for what RFC 6891 calls FORMERR.
     With the wire `packet`, options are read from it rather than from dnslib's parse."""
-    opts = [rr for rr in query.ar if rr.rtype == OPT]
+    opts = [rr for rr in query.ar if rr.rtype == RType.OPT]
     if not opts:
         return None
     if len(opts) > 1:

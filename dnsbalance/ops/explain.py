@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table
 from dnsbalance.geo.locate import Location
-from dnsbalance.ranking.active import ActiveTable, Pool, RType
+from dnsbalance.protocol.codes import RType
+from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.build import usable
 from health.view import HealthView
 

@@ -5,7 +5,6 @@ No sockets, no GeoIP reader, no clock: the server hands in everything this needs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 from random import Random
 
 from dnslib import (
@@ -23,32 +22,11 @@ from dnslib import (
 )
 
 from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
-from dnsbalance.edns import Edns, MalformedOption, OptionCode, opt_record, read_edns
 from dnsbalance.geo.locate import Location
-from dnsbalance.ranking.active import ActiveTable, Pool, RType
+from dnsbalance.protocol.codes import UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
+from dnsbalance.protocol.edns import Edns, MalformedOption, opt_record, read_edns
+from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.draw import draw
-
-QTYPE_ANY = 255
-QTYPE_TXT = 16
-CLASS_IN = 1
-CLASS_CH = 3
-CLASS_ANY = 255
-# Zone transfers and the obsolete or transaction meta-types: NOTIMP (as gdnsd answers them).
-UNSUPPORTED_TYPES = frozenset({249, 250, 251, 252, 253, 254})  # TKEY TSIG IXFR AXFR MAILB MAILA
-
-
-class Rcode(IntEnum):
-    NOERROR = 0
-    FORMERR = 1
-    SERVFAIL = 2
-    NXDOMAIN = 3
-    NOTIMP = 4
-    REFUSED = 5
-    BADVERS = 16  # extended: high bits travel in the OPT record
-
-
-class Opcode(IntEnum):
-    QUERY = 0
 
 
 @dataclass(frozen=True)
@@ -157,9 +135,9 @@ def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Rando
 
     question = query.questions[0]
     name = relative_name(question.qname, table.zone.zone)
-    if question.qclass == CLASS_CH:
+    if question.qclass == DClass.CH:
         reply = _chaos(query, question.qtype, table)
-    elif name is None or question.qclass not in (CLASS_IN, CLASS_ANY):
+    elif name is None or question.qclass not in (DClass.IN, DClass.ANY):
         return error_reply(query, Rcode.REFUSED, edns, cookies)  # authoritative only: never a resolver
     elif question.qtype in UNSUPPORTED_TYPES:
         return error_reply(query, Rcode.NOTIMP, edns, cookies)  # no zone transfers; as gdnsd answers
@@ -179,11 +157,11 @@ def _chaos(query: DNSRecord, qtype: int, table: ActiveTable) -> Reply:
         value = b"dnsbalance"
     elif text in ("id.server", "hostname.bind") and table.zone.nsid is not None:
         value = table.zone.nsid
-    if value is None or qtype not in (QTYPE_TXT, QTYPE_ANY):
+    if value is None or qtype not in (RType.TXT, RType.ANY):
         record = DNSRecord(_header(query, Rcode.REFUSED, False), q=query.questions[0])
         return Reply(record, Rcode.REFUSED)
     record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
-    record.add_answer(RR(qname, QTYPE_TXT, rclass=CLASS_CH, ttl=0, rdata=TXT(value)))
+    record.add_answer(RR(qname, RType.TXT, rclass=DClass.CH, ttl=0, rdata=TXT(value)))
     return Reply(record, Rcode.NOERROR)
 
 
@@ -199,7 +177,7 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
     record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
     pool: Pool | None = None
     chosen: tuple[str, ...] = ()
-    if qtype == QTYPE_ANY:
+    if qtype == RType.ANY:
         # RFC 8482: one RRset, not everything; the SOA at the apex, else the SRV or A (or AAAA) answer.
         qtype = RType.SOA if name == APEX else RType.SRV if name in SRV_SERVICES else RType.A
         if qtype == RType.A and table.pool_for(location, name, RType.A) is None:

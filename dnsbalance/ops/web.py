@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from dnsbalance import __version__
 
 if TYPE_CHECKING:
-    from dnsbalance.balancer import Balancer
+    from dnsbalance.serving.balancer import Balancer
 
 log = logging.getLogger(__name__)
 StatusSource = Callable[[], dict[str, Any]]
@@ -196,8 +196,8 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
     if not listen:
         return None
     from dnsbalance.configuration.names import parse_hostport
-    from dnsbalance.stats import all_totals
-    from dnsbalance.status import status
+    from dnsbalance.ops.status import status
+    from dnsbalance.stats.counters import all_totals
 
     counters = balancer.state_dir / "counters"
     own = balancer.stats if balancer.stats.path is not None else None

@@ -3,7 +3,7 @@
 Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in the zone, type A or
 AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
 Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
-the full dnslib path in balancer.py, which gives the same bytes for the same question and variant
+the full dnslib path in serving/balancer.py, which gives the same bytes for the same question and variant
 (tests/test_fastpath.py).
 """
 from __future__ import annotations
@@ -14,11 +14,11 @@ from random import Random
 from typing import Callable
 
 from dnsbalance.configuration.model import APEX
-from dnsbalance.edns import SERVER_UDP_SIZE
 from dnsbalance.geo.locate import Location
-from dnsbalance.ranking.active import ActiveTable, RType
+from dnsbalance.protocol.codes import SERVER_UDP_SIZE, RType
+from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.variants import Variants
-from dnsbalance.stats import QueryStats, client_identity
+from dnsbalance.stats.counters import QueryStats, client_identity
 
 A_IN = b"\x00\x01\x00\x01"
 AAAA_IN = b"\x00\x1c\x00\x01"

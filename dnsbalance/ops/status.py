@@ -7,7 +7,7 @@ from typing import Any
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import fail_open_names, usable
-from dnsbalance.stats import Totals
+from dnsbalance.stats.counters import Totals
 from health.cycle import CycleReport
 from health.state import HealthState
 

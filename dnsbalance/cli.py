@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
-from typing import Any, Coroutine
 
 from dnsbalance import __version__
 from dnsbalance.configuration.load import check_config
@@ -17,10 +18,21 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.addrfile import ImportProblem, import_addr_file
 from dnsbalance.ops.explain import explain
-from dnsbalance.process.supervisor import serve_workers
-from dnsbalance.server import serve
-from dnsbalance.serving.balancer import Balancer, Loaded, load, log_problems
-from dnsbalance.stats.counters import all_totals, pid_file, write_pid
+from dnsbalance.process.instance import (
+    InstanceError,
+    acquire,
+    check_ports_free,
+    is_dnsbalance,
+    read_reload,
+    running_pid,
+)
+from dnsbalance.process.single import serve_single
+from dnsbalance.process.supervisor import serve_supervised
+from dnsbalance.server import run
+from dnsbalance.serving.balancer import Balancer, log_problems
+from dnsbalance.serving.inputs import Loaded, load
+from dnsbalance.statefiles import StateFolder
+from dnsbalance.stats.counters import all_totals
 from dnsbalance.stats.report import report
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -48,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
     command("stats", "queries by country and continent, distinct clients, observed shares against weights")
-    command("reload", "check the configuration, then tell the running server to load it (SIGHUP)")
+    reloading = command("reload", "check the configuration, tell the running server to load it (SIGHUP) and "
+                                  "wait for the outcome")
+    reloading.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
     imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
     imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
     imports.add_argument("--zone", required=True, help="the zone the names live in, e.g. cdn.debian.or.jp")
@@ -99,21 +113,23 @@ def _explain(args: argparse.Namespace) -> int:
     except ValueError:
         print(f"'{args.client}' is not an IP address", file=sys.stderr)
         return 2
-    balancer = Balancer(loaded)
+    balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = loaded.geoip.locate(address)
     for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name):
         print(line)
     return 0
 
 
-def run(main: Coroutine[Any, Any, None]) -> None:
-    """uvloop where it is installed: its UDP and TCP handling costs a fraction of the stock loop's."""
+def _served_generation(loaded: Loaded) -> int:
+    """The generation of the table the server has in service, when it was built from this configuration:
+    with the saved health, `explain` then builds the very table the server answers from."""
     try:
-        import uvloop
-    except ImportError:
-        asyncio.run(main)
-        return
-    uvloop.run(main)
+        served = json.loads(StateFolder(loaded.config.settings.state_dir).serving.read_text(encoding="utf-8"))
+        if served.get("digest") == loaded.digest:
+            return int(served["generation"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    return 1
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -142,17 +158,29 @@ def _serve(args: argparse.Namespace) -> int:
     if args.status is not None:
         status_listen = None if args.status == "off" else args.status
     single = args.workers == 1
+    state = StateFolder(loaded.config.settings.state_dir)
+    try:
+        instance = acquire(state)
+        check_ports_free(listen)
+    except InstanceError as exc:
+        log.error("not starting: %s", exc)
+        return 1
+    except OSError as exc:  # a read-only state folder: answer anyway, without pid file and lock
+        log.warning("state folder %s: %s; running without a pid file or instance lock", state.root, exc)
+        instance = None
     balancer = Balancer(loaded, persist=True, counters="main" if single else None)
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
-        write_pid(balancer.state_dir)
         if not single:
-            return serve_workers(balancer, listen, args.config, args.workers, status_listen)
-        run(serve(balancer, listen, args.config, status_listen=status_listen))
+            return serve_supervised(balancer, listen, args.config, args.workers, status_listen)
+        run(serve_single(balancer, listen, args.config, status_listen))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1
+    finally:
+        if instance is not None:
+            instance.release()
     return 0
 
 
@@ -180,7 +208,7 @@ def _stats(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     config = loaded.config
-    for line in report(config, all_totals(config.settings.state_dir / "counters")):
+    for line in report(config, all_totals(StateFolder(config.settings.state_dir).counters_dir)):
         print(line)
     return 0
 
@@ -192,15 +220,33 @@ def _reload(args: argparse.Namespace) -> int:
     if loaded is None:
         print("reload refused: the configuration has errors; the running server keeps its own", file=sys.stderr)
         return 1
-    path = pid_file(loaded.config.settings.state_dir)
+    state = StateFolder(loaded.config.settings.state_dir)
+    pid = running_pid(state)
+    if pid is None or not is_dnsbalance(pid):
+        print(f"no running dnsbalance holds {state.lock} (a pid file left by a stopped server is not "
+              f"signalled); nothing reloaded", file=sys.stderr)
+        return 3
+    before = read_reload(state.reload_result)
     try:
-        pid = int(path.read_text().strip())
         os.kill(pid, signal.SIGHUP)
-    except (OSError, ValueError) as exc:
-        print(f"no running server found through {path}: {exc}", file=sys.stderr)
-        return 1
-    print(f"configuration checked; sent SIGHUP to dnsbalance (pid {pid})")
-    return 0
+    except OSError as exc:
+        print(f"cannot signal dnsbalance (pid {pid}): {exc}", file=sys.stderr)
+        return 3
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        outcome = read_reload(state.reload_result)
+        if outcome is not None and outcome != before and outcome.get("pid") == pid:
+            if outcome.get("applied"):
+                print(f"configuration checked; sent SIGHUP to dnsbalance (pid {pid}): applied, table generation "
+                      f"{outcome.get('generation')} in service")
+                return 0
+            print(f"reload refused by dnsbalance (pid {pid}); it keeps its configuration:", file=sys.stderr)
+            for line in outcome.get("errors") or []:  # type: ignore[attr-defined]
+                print(f"  {line}", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    print(f"sent SIGHUP to dnsbalance (pid {pid}) but saw no outcome within {args.timeout:g}s", file=sys.stderr)
+    return 4
 
 
 def _import(args: argparse.Namespace) -> int:

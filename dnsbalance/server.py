@@ -1,4 +1,6 @@
-"""The listeners around a Balancer: a thread per UDP socket, asyncio for TCP, signals and the rest.
+"""The listeners around a Balancer: a thread per UDP socket, asyncio for TCP, and the event loop they
+run on. They only move bytes: every answer is the balancer's. The process roles (process/) decide what
+else runs beside them.
 
 TCP is length-framed (RFC 1035 4.2.2), several queries per connection (RFC 7766), closed when idle.
 """
@@ -7,16 +9,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 import socket
 import threading
 from collections import OrderedDict
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Coroutine
 
 from dnsbalance.configuration.names import parse_hostport
-from dnsbalance.ops.web import start_status
-from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.serving.balancer import Balancer
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class UdpThread:
 
     def _loop(self) -> None:
         recvfrom, sendto, balancer = self.sock.recvfrom, self.sock.sendto, self.balancer
-        handle, locate, rng = balancer.handle, balancer.fast_locate, balancer.rng
+        handle, rng = balancer.handle, balancer.rng
         while self.running:
             try:
                 data, addr = recvfrom(65535)
@@ -48,14 +47,15 @@ class UdpThread:
                     return
                 log.debug("UDP receive error: %s", exc)
                 continue
+            serving = balancer.serving  # read once per query
             reply = None
-            if balancer.limiter is None:  # the common case straight to the fast path; handle() does the rest
+            if serving.limiter is None:  # the common case straight to the fast path; handle() does the rest
                 try:
-                    reply = balancer.fast.answer(data, addr[0], locate, rng)
+                    reply = serving.fast.answer(data, addr[0], serving.locator.locate, rng)
                 except Exception:
                     reply = None
             if reply is None:
-                reply = handle(data, addr[0], False)
+                reply = handle(data, addr[0], False, serving)
             if reply is not None:
                 try:
                     sendto(reply, addr)
@@ -171,60 +171,44 @@ def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.so
     raise OSError(errno.EADDRINUSE, f"no free port on {host} for both UDP and TCP")
 
 
-async def serve(balancer: Balancer, listen: list[str], config_dir: Path, worker: bool = False,
-                ready: Callable[[], None] | None = None, status_listen: str | None = None) -> None:
-    """Serve until SIGTERM or SIGINT; SIGHUP reloads the configuration.
+@dataclass
+class Listeners:
+    """The UDP threads and TCP servers of one process."""
 
-    `worker`: one of several processes on the same ports (SO_REUSEPORT). It runs no prober: the supervisor
-    (process/supervisor.py) probes, saves the health state, and sends SIGUSR1, on which the worker rebuilds its table."""
-    loop = asyncio.get_running_loop()
-    health: HealthScheduler | None = None
+    bound: list[str] = field(default_factory=list)  # "host:port" as bound, for the log
+    threads: list[UdpThread] = field(default_factory=list)
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
 
-    def reload() -> None:
-        balancer.reload(config_dir)
-        if health is not None:
-            health.reschedule()
-
-    # Signals first: once a socket is bound, a client (or an operator's SIGHUP) may already be there.
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    if worker:
-        loop.add_signal_handler(signal.SIGUSR1, lambda: balancer.refresh(config_dir))
-
-    servers: list[asyncio.AbstractServer] = []
-    threads: list[UdpThread] = []
-    for item in listen:
-        host, port = parse_hostport(item)
-        udp, tcp = bind_pair(host, port, reuse_port=worker)
-        threads.append(UdpThread(balancer, udp))
-        servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
-        bound = udp.getsockname()
-        shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
-        if not worker:
-            log.info("serving %s on %s (udp, tcp)", balancer.config.settings.zone, shown)
-
-    if ready is not None:
-        ready()
-    if not worker and balancer.config.settings.health.enabled:
-        health = HealthScheduler(balancer, config_dir)
-        health.start()
-    elif not worker:
-        log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
-    web = None if worker else await start_status(balancer, status_listen)
-    saver = asyncio.create_task(save_counters(balancer))
-    try:
-        await stop.wait()
-    finally:
-        log.info("shutting down")
-        saver.cancel()
-        balancer.stats.save()
-        if web is not None:
-            await web.stop()
-        if health is not None:
-            await health.stop()
-        for server in servers:
+    def close(self) -> None:
+        for server in self.servers:
             server.close()
-        for thread in threads:
+        for thread in self.threads:
             thread.stop()
+
+
+async def open_listeners(balancer: Balancer, listen: list[str], reuse_port: bool = False) -> Listeners:
+    """UDP and TCP on every address; `reuse_port` for the workers of a supervisor (SO_REUSEPORT)."""
+    loop = asyncio.get_running_loop()
+    listeners = Listeners()
+    try:
+        for item in listen:
+            host, port = parse_hostport(item)
+            udp, tcp = bind_pair(host, port, reuse_port=reuse_port)
+            listeners.threads.append(UdpThread(balancer, udp))
+            listeners.servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
+            bound = udp.getsockname()
+            listeners.bound.append(f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}")
+    except BaseException:
+        listeners.close()
+        raise
+    return listeners
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """uvloop where it is installed: its TCP handling costs a fraction of the stock loop's."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)

@@ -1,7 +1,50 @@
-"""Files in the state folder, written so that a reader never sees half of one."""
+"""The state folder, every file of it named here, and written so that a reader never sees half of one."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StateFolder:
+    root: Path
+
+    @property
+    def health(self) -> Path:
+        """Mirror and relay health, saved after every cycle by the probing process, read at start-up."""
+        return self.root / "health.json"
+
+    @property
+    def table(self) -> Path:
+        """The active table as text, for the operator (as DNS Balance wrote its `addr` file)."""
+        return self.root / "table.txt"
+
+    @property
+    def serving(self) -> Path:
+        """The generation and inputs digest of the table in service, so `explain` builds the same table."""
+        return self.root / "serving.json"
+
+    @property
+    def counters_dir(self) -> Path:
+        return self.root / "counters"
+
+    def counters(self, process: str | None = None) -> Path:
+        """Query counters of one process ("main", "worker-0", ...)."""
+        return self.counters_dir / f"{process or 'main'}.json"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "dnsbalance.pid"
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) by the running server for its whole life: one instance per state folder."""
+        return self.root / "dnsbalance.lock"
+
+    @property
+    def reload_result(self) -> Path:
+        """The outcome of the last reload (applied, or refused with the problems), for `dnsbalance reload`."""
+        return self.root / "reload.json"
 
 
 def write_atomically(path: Path, text: str) -> None:

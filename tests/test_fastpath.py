@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dnsbalance.serving.balancer import Balancer, load
+from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.inputs import load
 from tests.conftest import make_config
 
 NAMES = ["deb.cdn.example.org", "DEB.cdn.Example.ORG", "cdn.example.org", "deep.cdn.example.org",
@@ -60,9 +61,10 @@ def build(q: dict) -> bytes:
 @given(q=queries)
 def test_fast_and_full_path_agree(balancer: Balancer, q: dict) -> None:
     packet = build(q)
-    fast = balancer.fast.answer(packet, q["client"], balancer.fast_locate, random.Random(q["seed"]))
+    serving = balancer.serving
+    fast = serving.fast.answer(packet, q["client"], serving.locator.locate, random.Random(q["seed"]))
     balancer.rng = random.Random(q["seed"])
-    full = balancer._full(packet, q["client"], tcp=False)
+    full = balancer.full(serving, packet, q["client"], tcp=False)
     assert full is not None
     if fast is None:
         return  # the full path's business (outside the zone, glue, oversized): nothing to compare
@@ -82,7 +84,8 @@ def test_fast_path_takes_the_common_queries(balancer: Balancer) -> None:
         for subnet in (None, ("1.0.16.0", 24)):
             q = {"name": name, "rdtype": "A", "edns": True, "subnet": subnet, "do": False, "rd": True,
                  "payload": 1232, "seed": 1, "ident": 7}
-            taken += balancer.fast.answer(build(q), "127.0.0.1", balancer.fast_locate, random.Random(1)) is not None
+            taken += balancer.serving.fast.answer(build(q), "127.0.0.1", balancer.serving.locator.locate,
+                                                   random.Random(1)) is not None
     assert taken == 6
 
 
@@ -92,4 +95,5 @@ def test_full_path_only_for_the_unusual(balancer: Balancer) -> None:
     mx = dns.message.make_query("deb.cdn.example.org", "MX").to_wire()
     outside = dns.message.make_query("example.com", "A").to_wire()
     for packet in (cookie, mx, outside):
-        assert balancer.fast.answer(packet, "127.0.0.1", balancer.fast_locate, random.Random(1)) is None
+        assert balancer.serving.fast.answer(packet, "127.0.0.1", balancer.serving.locator.locate,
+                                            random.Random(1)) is None

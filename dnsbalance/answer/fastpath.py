@@ -8,14 +8,15 @@ the full dnslib path in serving/balancer.py, which gives the same bytes for the 
 """
 from __future__ import annotations
 
-import ipaddress
 import struct
 from random import Random
 from typing import Callable
 
 from dnsbalance.configuration.model import APEX
 from dnsbalance.geo.locate import Location
-from dnsbalance.protocol.codes import SERVER_UDP_SIZE, RType
+from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, RType
+from dnsbalance.protocol.edns import Subnet, opt_bytes, read_subnet_option, subnet_option, udp_limit
+from dnsbalance.protocol.wire import soa_rdata, wire_name
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.variants import Variants
 from dnsbalance.stats.counters import QueryStats, client_identity
@@ -25,18 +26,11 @@ AAAA_IN = b"\x00\x1c\x00\x01"
 COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 OPT_HEAD = b"\x00\x00\x29"
-ECS = 8
 NOERROR, NXDOMAIN = 0, 3
 CACHE_LIMIT = 1 << 16  # prepared replies per table; emptied when full
 
-# (family, source prefix, address octets) -> the location and scope the full path would find
-Locator = Callable[[str, tuple[int, int, bytes] | None], tuple[Location, int | None]]
-
-
-def _wire_name(name: str) -> bytes:
-    if not name:
-        return b"\x00"
-    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\x00"
+# (client, subnet) -> the location and scope the full path would find
+Locate = Callable[[str, Subnet | None], tuple[Location, int | None]]
 
 
 class FastPath:
@@ -47,23 +41,21 @@ class FastPath:
         self.ecs = ecs
         self.stats = stats
         zone = table.zone
-        self.zone_wire = _wire_name(zone.zone)
+        self.zone_wire = wire_name(zone.zone)
         # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
         # path answers.
         self.names: dict[bytes, str | None] = {
-            _wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
+            wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
                 None if n in zone.glue or n in zone.targets else n
             for n in table.names
         }
-        mname, rname, serial, refresh, retry, expire, minimum = zone.soa
-        rdata = _wire_name(mname) + _wire_name(rname) + struct.pack("!IIIII", serial, refresh, retry, expire,
-                                                                       minimum)
+        rdata = soa_rdata(zone.soa)
         self.soa_tail = struct.pack("!HHIH", RType.SOA, 1, zone.negative_ttl, len(rdata)) + rdata
         # prepared replies by (query less its ID, client); TCP apart, since its size limit differs
         self.cache: dict[tuple[bytes, str], Prepared] = {}
         self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
 
-    def answer(self, data: bytes, client: str, locate: Locator, rng: Random, tcp: bool = False) -> bytes | None:
+    def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False) -> bytes | None:
         """The reply, or None for the full path. `locate` is the balancer's (cached) GeoIP step.
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
@@ -81,7 +73,7 @@ class FastPath:
             cache[key] = prepared
         return prepared.reply(data[:2], rng)
 
-    def _prepare(self, data: bytes, client: str, locate: Locator, tcp: bool) -> "Prepared | None":
+    def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> "Prepared | None":
         size = len(data)
         if size < 17 or data[2] & 0xF8:  # QR set, or an opcode other than QUERY
             return None
@@ -100,27 +92,27 @@ class FastPath:
             return None
         rest = end + 4
         subnet = None
-        do = b"\x00\x00"
+        do = False
         if counts == COUNTS_EDNS:
             # root owner, OPT, class = UDP size, TTL = ext-rcode 0, version 0, flags; then RDLENGTH
             if data[rest : rest + 3] != OPT_HEAD or size < rest + 11 or data[rest + 5 : rest + 7] != b"\x00\x00":
                 return None
-            limit = max(512, min(int.from_bytes(data[rest + 3 : rest + 5], "big"), SERVER_UDP_SIZE))
-            do = b"\x80\x00" if data[rest + 7] & 0x80 else b"\x00\x00"
+            limit = udp_limit(int.from_bytes(data[rest + 3 : rest + 5], "big"))
+            do = bool(data[rest + 7] & 0x80)
             rdlength = int.from_bytes(data[rest + 9 : rest + 11], "big")
             options = data[rest + 11 :]
             if len(options) != rdlength:
                 return None
             if rdlength:
-                subnet = _subnet(options)
+                subnet = read_subnet_option(options)
                 if subnet is None:
                     return None  # other options, or a malformed subnet: the full path decides
         elif size != rest:
             return None
         else:
-            limit = 512
+            limit = PLAIN_UDP_SIZE
         if tcp:
-            limit = 65535
+            limit = TCP_SIZE
 
         qname = data[12:end]
         key = qname.lower()
@@ -135,16 +127,12 @@ class FastPath:
         variants = self.table.variants(pool, rtype) if pool is not None else None
 
         if counts == COUNTS_EDNS:
-            option = b""
-            if used is not None:
-                family, source, raw = used
-                option = struct.pack("!HHHBB", ECS, 4 + len(raw), family, source, scope or 0) + raw
-            opt = b"\x00\x00\x29\x04\xd0\x00\x00" + do + struct.pack("!H", len(option)) + option
+            opt = opt_bytes(do, subnet_option(used, scope or 0) if used is not None else b"")
         else:
             opt = b""
         flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
         query_key = (rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or "")
-        counting = (self.stats, query_key, used is not None and used[1] > 0)
+        counting = (self.stats, query_key, used is not None and used.source > 0)
         arcount = 1 if opt else 0
         question = data[12 : end + 4]
         if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
@@ -172,22 +160,17 @@ class Prepared:
 
     def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
                  opt: bytes, counting: tuple[QueryStats, tuple[str, str, str, str], bool],
-                 answer_key: tuple[str, str, str], subnet: tuple[int, int, bytes] | None) -> None:
+                 answer_key: tuple[str, str, str], subnet: Subnet | None) -> None:
         self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
         self.stats, self.query_key, self.ecs = counting
         self.answer_key, self.subnet = answer_key, subnet
 
     def reply(self, ident: bytes, rng: Random) -> bytes:
-        stats = self.stats
-        queries, key = stats.queries, self.query_key
-        queries[key] = queries.get(key, 0) + 1  # inline: this runs for every query
-        if self.ecs:
-            stats.ecs += 1
         if self.variants is None:
+            self.stats.count(self.query_key, self.ecs)
             return ident + self.fixed
         variant = self.variants.pick(rng)
-        hits, hit = stats.variant_hits, (self.answer_key, variant)
-        hits[hit] = hits.get(hit, 0) + 1
+        self.stats.count(self.query_key, self.ecs, self.answer_key, variant)
         return b"".join((ident, self.heads[len(variant.addresses)], self.question, variant.wire, self.opt))
 
 
@@ -205,25 +188,3 @@ def _plain_name(wire: bytes) -> bool:
         offset += 1 + length
         if offset >= len(wire):
             return False
-
-
-def _subnet(options: bytes) -> tuple[int, int, bytes] | None:
-    """Exactly one well-formed client subnet option, else None."""
-    if len(options) < 8 or options[:2] != b"\x00\x08":
-        return None
-    length = int.from_bytes(options[2:4], "big")
-    if 4 + length != len(options):
-        return None
-    family, source, scope = int.from_bytes(options[4:6], "big"), options[6], options[7]
-    raw = options[8:]
-    width = 32 if family == 1 else 128 if family == 2 else 0
-    if not width or source > width or scope or len(raw) != (source + 7) // 8:
-        return None
-    if source % 8 and raw[-1] & (0xFF >> (source % 8)):
-        return None  # bits beyond the prefix: FORMERR, which the full path gives
-    return family, source, raw
-
-
-def subnet_address(family: int, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    padded = raw.ljust(4 if family == 1 else 16, b"\x00")
-    return ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)

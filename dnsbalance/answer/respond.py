@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from random import Random
+from typing import Any
 
 from dnslib import (
     AAAA,
@@ -76,9 +77,10 @@ def _apex_label(qname: DNSLabel, zone: str) -> DNSLabel:
 
 
 def _soa_rr(table: ActiveTable, apex: DNSLabel) -> RR:
-    mname, rname, serial, refresh, retry, expire, minimum = table.zone.soa
+    soa = table.zone.soa
     return RR(apex, RType.SOA, ttl=table.zone.negative_ttl,
-              rdata=SOA(mname + ".", rname + ".", (serial, refresh, retry, expire, minimum)))
+              rdata=SOA(soa.mname + ".", soa.rname + ".", (soa.serial, soa.refresh, soa.retry, soa.expire,
+                                                           soa.minimum)))
 
 
 def _address_rr(owner: DNSLabel, rtype: RType, address: str, ttl: int) -> RR:
@@ -112,17 +114,23 @@ def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie:
     return options
 
 
+UNREAD: Any = object()  # respond() reads the OPT record itself
+
+
 def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Random,
-            ecs_scope: int | None = None, cookie: bytes | None = None, packet: bytes | None = None) -> Reply:
+            ecs_scope: int | None = None, cookie: bytes | None = None, packet: bytes | None = None,
+            edns: Edns | None = UNREAD) -> Reply:
     """The reply to one parsed query. `ecs_scope` is set when the client subnet chose the location;
     `cookie` is the COOKIE option to return (client cookie + server cookie) when the client sent one;
-    `packet`, the query's wire form, lets EDNS options be read exactly."""
+    `edns`, the OPT record as the caller already read it (the server reads it once per query); else
+    `packet`, the query's wire form, lets EDNS options be read exactly here."""
     if query.header.qr:
         return error_reply(query, Rcode.FORMERR)
-    try:
-        edns = read_edns(query, packet)
-    except MalformedOption:
-        return error_reply(query, Rcode.FORMERR)
+    if edns is UNREAD:
+        try:
+            edns = read_edns(query, packet)
+        except MalformedOption:
+            return error_reply(query, Rcode.FORMERR)
     cookies = [EDNSOption(OptionCode.COOKIE, cookie)] if cookie is not None else []
     if query.header.opcode != Opcode.QUERY:
         return error_reply(query, Rcode.NOTIMP, edns, cookies)

@@ -199,7 +199,7 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
     from dnsbalance.ops.status import status
     from dnsbalance.stats.counters import all_totals
 
-    counters = balancer.state_dir / "counters"
+    counters = balancer.state.counters_dir
     own = balancer.stats if balancer.stats.path is not None else None
 
     def source() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from dnsbalance.serving.balancer import Balancer, fingerprint
+from dnsbalance.serving.balancer import Balancer
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 
@@ -48,7 +48,7 @@ class HealthScheduler:
     async def cycle(self) -> CycleReport | None:
         """One cycle; an exception is logged and the next cycle still runs."""
         try:
-            if fingerprint(self.config_dir) != self.balancer.fingerprint:
+            if self.balancer.changed_on_disk(self.config_dir):
                 log.info("configuration files changed; reloading before the cycle")
                 self.balancer.reload(self.config_dir)
                 self.reschedule()

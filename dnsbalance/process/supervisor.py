@@ -1,11 +1,10 @@
-"""`serve --workers N`: N processes answer on the same ports (SO_REUSEPORT); one supervisor probes.
+"""The supervisor role of `serve --workers N`: the prober, the status page and N worker processes that
+answer on the same ports (SO_REUSEPORT).
 
-The supervisor runs the health cycle (one prober, not N hitting every mirror), saves the health state to
-`state_dir/health.json` as a single-process server does, and sends each worker SIGUSR1. A worker then
-reloads the configuration if its files changed, reads the saved health state, and rebuilds its table:
-table generation is a pure function of (configuration, health), so every worker serves the same table.
-SIGHUP to the supervisor validates the configuration first and is passed on only if it loads.
-A worker that dies is started again.
+One prober, not N hitting every mirror. After each table change the supervisor sends every worker its
+inputs (configuration, health, generation) down a pipe, so all workers serve the same table. It pings
+each worker every half second: a worker that exits, or does not answer for WORKER_TIMEOUT, is logged,
+killed and started again from the supervisor's inputs in memory.
 """
 from __future__ import annotations
 
@@ -13,20 +12,153 @@ import asyncio
 import logging
 import multiprocessing
 import os
-import queue
 import signal
 import socket
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.web import start_status
+from dnsbalance.process.instance import record_reload
 from dnsbalance.process.scheduling import HealthScheduler
-from dnsbalance.server import bind_pair, serve
-from dnsbalance.serving.balancer import Balancer, load
+from dnsbalance.process.worker import Ping, Pong, Ready, worker_main
+from dnsbalance.server import bind_pair, run
+from dnsbalance.serving.balancer import Balancer
 
 log = logging.getLogger(__name__)
+WATCH_INTERVAL = 0.5  # seconds between pings
+WORKER_TIMEOUT = 3.0  # seconds without a pong before a worker is replaced
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class Child:
+    process: BaseProcess
+    conn: Connection
+    ready: bool = False
+    answered: float = 0.0  # monotonic time of the last pong (or of the start)
+
+
+class Supervisor:
+    def __init__(self, balancer: Balancer, config_dir: Path, listen: list[str], count: int,
+                 status_listen: str | None = None) -> None:
+        self.balancer = balancer
+        self.config_dir = config_dir
+        self.listen = listen
+        self.status_listen = status_listen
+        self.context = multiprocessing.get_context("fork")
+        self.children: list[Child | None] = [None] * count
+        self.sequence = 0
+        self.held: list[socket.socket] = []  # port-0 placeholders until the workers are up
+
+    def start(self, index: int) -> None:
+        ours, theirs = self.context.Pipe()
+        inherited = [c.conn for c in self.children if c is not None] + [ours, *self.held]
+        process = self.context.Process(
+            target=worker_main, name=f"dnsbalance-worker-{index}", daemon=True,
+            args=(index, theirs, inherited, self.balancer.loaded, self.balancer.inputs(), self.listen,
+                  self.config_dir, os.getpid()))
+        process.start()
+        theirs.close()
+        self.children[index] = Child(process, ours, answered=time.monotonic())
+
+    def notify(self) -> None:
+        """Every worker gets the inputs of the table now in service."""
+        inputs = self.balancer.inputs()
+        for child in self.children:
+            if child is not None:
+                try:
+                    child.conn.send(inputs)
+                except OSError:
+                    pass  # a dead worker: the watch replaces it with these inputs
+
+    def watch(self) -> None:
+        """Read the workers' messages, replace the dead and the stuck, and ping the rest."""
+        now = time.monotonic()
+        self.sequence += 1
+        for index, child in enumerate(self.children):
+            if child is None:
+                continue
+            try:
+                while child.conn.poll():
+                    message = child.conn.recv()
+                    if isinstance(message, Ready):
+                        child.ready, child.answered = True, now
+                    elif isinstance(message, Pong):
+                        child.answered = now
+            except (EOFError, OSError):
+                pass
+            if not child.process.is_alive():
+                log.error("worker %d exited (%s, pid %s); starting it again", index, child.process.exitcode,
+                          child.process.pid)
+            elif child.ready and now - child.answered > WORKER_TIMEOUT:
+                log.error("worker %d (pid %s) has not answered for %.1fs; replacing it", index, child.process.pid,
+                          now - child.answered)
+                child.process.kill()
+                child.process.join(5)
+            else:
+                try:
+                    child.conn.send(Ping(self.sequence))
+                except OSError:
+                    pass
+                continue
+            child.conn.close()
+            self.start(index)
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.watch()
+            if all(c is not None and c.ready for c in self.children):
+                return True
+            time.sleep(0.05)
+        return False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        health = None
+        if self.balancer.config.settings.health.enabled:
+            health = HealthScheduler(self.balancer, self.config_dir, on_change=self.notify)
+            health.start()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._sighup)
+        web = await start_status(self.balancer, self.status_listen)
+        try:
+            while not stop.is_set():
+                self.watch()
+                try:
+                    await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
+                except TimeoutError:
+                    pass
+        finally:
+            log.info("shutting down %d workers", len(self.children))
+            if web is not None:
+                await web.stop()
+            if health is not None:
+                await health.stop()
+            self.stop_children()
+
+    def stop_children(self) -> None:
+        for child in self.children:
+            if child is not None and child.process.is_alive():
+                child.process.terminate()
+        for child in self.children:
+            if child is not None:
+                child.process.join(5)
+                if child.process.is_alive():
+                    child.process.kill()
+
+    def _sighup(self) -> None:
+        problems = self.balancer.reload(self.config_dir)
+        record_reload(self.balancer.state, problems, self.balancer.generation)
+        if not any(p.severity is Severity.ERROR for p in problems):  # refused: the workers keep theirs
+            self.notify()
 
 
 def _concrete(listen: list[str]) -> tuple[list[str], list[socket.socket]]:
@@ -42,111 +174,23 @@ def _concrete(listen: list[str]) -> tuple[list[str], list[socket.socket]]:
     return concrete, held
 
 
-def _worker(config_dir: Path, listen: list[str], index: int, held: list[socket.socket],
-            ready: "multiprocessing.Queue[int]") -> None:
-    from dnsbalance.cli import run  # the same loop choice (uvloop) as a single process
-
-    for sock in held:
-        sock.close()  # the supervisor's placeholders, inherited by fork: they must not take queries here
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when workers stop
-    loaded, problems = load(config_dir)
-    if loaded is None:
-        for problem in problems:
-            log.error("worker %d: %s", index, problem)
-        os._exit(1)
-    balancer = Balancer(loaded, counters=f"worker-{index}")
-    run(serve(balancer, listen, config_dir, worker=True, ready=lambda: ready.put(index)))
-
-
-class Supervisor:
-    def __init__(self, balancer: Balancer, config_dir: Path, listen: list[str], count: int,
-                 status_listen: str | None = None) -> None:
-        self.status_listen = status_listen
-        self.balancer = balancer
-        self.config_dir = config_dir
-        self.listen = listen
-        self.count = count
-        self.context = multiprocessing.get_context("fork")
-        self.workers: list[BaseProcess | None] = [None] * count
-        self.ready = self.context.Queue()
-        self.held: list[socket.socket] = []
-
-    def start(self, index: int) -> None:
-        process = self.context.Process(target=_worker, args=(self.config_dir, self.listen, index, self.held,
-                                                             self.ready),
-                                       name=f"dnsbalance-worker-{index}", daemon=True)
-        process.start()
-        self.workers[index] = process
-
-    def notify(self) -> None:
-        for process in self.workers:
-            if process is not None and process.pid and process.is_alive():
-                os.kill(process.pid, signal.SIGUSR1)
-
-    async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        health = None
-        if self.balancer.config.settings.health.enabled:
-            health = HealthScheduler(self.balancer, self.config_dir, on_change=self.notify)
-            health.start()
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self._sighup)
-        web = await start_status(self.balancer, self.status_listen)
-        try:
-            while not stop.is_set():
-                for index, process in enumerate(self.workers):
-                    if process is not None and not process.is_alive():
-                        log.error("worker %d exited (%s); starting it again", index, process.exitcode)
-                        self.start(index)
-                try:
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                except TimeoutError:
-                    pass
-        finally:
-            log.info("shutting down %d workers", self.count)
-            if web is not None:
-                await web.stop()
-            if health is not None:
-                await health.stop()
-            for process in self.workers:
-                if process is not None and process.is_alive():
-                    process.terminate()
-            for process in self.workers:
-                if process is not None:
-                    process.join(5)
-
-    def _sighup(self) -> None:
-        problems = self.balancer.reload(self.config_dir)
-        if any(p.severity is Severity.ERROR for p in problems):
-            return  # refused: the workers keep what they serve
-        self.notify()
-
-
-def serve_workers(balancer: Balancer, listen: list[str], config_dir: Path, count: int,
-                  status_listen: str | None = None) -> int:
+def serve_supervised(balancer: Balancer, listen: list[str], config_dir: Path, count: int,
+                     status_listen: str | None = None) -> int:
     concrete, held = _concrete(listen)
     supervisor = Supervisor(balancer, config_dir, concrete, count, status_listen)
     supervisor.held = held
     for index in range(count):
         supervisor.start(index)
-    try:
-        for _ in range(count):
-            supervisor.ready.get(timeout=60)
-    except queue.Empty:
-        log.error("workers did not start")
-        for process in supervisor.workers:
-            if process is not None:
-                process.kill()
-        return 1
-    # The workers have their own sockets on these ports now; ours would only take a share of the queries.
+    # The workers have their own sockets on these ports once ready; ours would only take a share of queries.
+    ready = supervisor.wait_ready(START_TIMEOUT)
     for sock in held:
         sock.close()
     supervisor.held = []
+    if not ready:
+        log.error("workers did not start")
+        supervisor.stop_children()
+        return 1
     for item in concrete:
         log.info("serving %s on %s (udp, tcp) with %d workers", balancer.config.settings.zone, item, count)
-    from dnsbalance.cli import run
-
     run(supervisor.run())
     return 0

@@ -4,28 +4,85 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dnslib import EDNS0, RR, DNSRecord, EDNSOption
 
-from dnsbalance.protocol.codes import DO_BIT, SERVER_UDP_SIZE, OptionCode, RType
+from dnsbalance.protocol.codes import DO_BIT, PLAIN_UDP_SIZE, SERVER_UDP_SIZE, Family, OptionCode, RType
 
 
 class MalformedOption(Exception):
     """An EDNS record or option that RFC 6891 / 7871 say to answer with FORMERR."""
 
 
+class Subnet(NamedTuple):
+    """A client subnet as it travels on the query path: family, source prefix, the address octets sent.
+    Hashable, so it keys the location cache."""
+
+    family: int  # Family.IPV4 or Family.IPV6
+    source: int
+    raw: bytes
+
+
+def width(family: int) -> int:
+    return 32 if family == Family.IPV4 else 128
+
+
+def subnet_address(family: int, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    padded = raw.ljust(4 if family == Family.IPV4 else 16, b"\x00")
+    return ipaddress.IPv4Address(padded) if family == Family.IPV4 else ipaddress.IPv6Address(padded)
+
+
+def subnet_option(subnet: Subnet, scope: int) -> bytes:
+    """The client subnet option of a reply (code, length and data): the query's subnet echoed with our
+    scope (RFC 7871 6), the one encoder of both answer paths."""
+    scope = min(scope, width(subnet.family))
+    return struct.pack("!HHHBB", OptionCode.CLIENT_SUBNET, 4 + len(subnet.raw), subnet.family, subnet.source,
+                       scope) + subnet.raw
+
+
+def read_subnet_option(options: bytes) -> Subnet | None:
+    """OPT RDATA holding exactly one well-formed client subnet option and nothing else, else None (the fast
+    path's test: anything else goes to the full parser, which decides FORMERR)."""
+    if len(options) < 8 or options[:2] != b"\x00\x08":
+        return None
+    length = int.from_bytes(options[2:4], "big")
+    if 4 + length != len(options):
+        return None
+    family, source, scope = int.from_bytes(options[4:6], "big"), options[6], options[7]
+    raw = options[8:]
+    if family not in (Family.IPV4, Family.IPV6) or source > width(family) or scope \
+            or len(raw) != (source + 7) // 8:
+        return None
+    if source % 8 and raw[-1] & (0xFF >> (source % 8)):
+        return None  # bits beyond the prefix: FORMERR, which the full path gives
+    return Subnet(family, source, raw)
+
+
+def udp_limit(udp_size: int | None) -> int:
+    """The largest UDP reply: 512 without EDNS, else the client's size capped by ours (never below 512)."""
+    if udp_size is None:
+        return PLAIN_UDP_SIZE
+    return max(PLAIN_UDP_SIZE, min(udp_size, SERVER_UDP_SIZE))
+
+
+def opt_bytes(do: bool, options: bytes) -> bytes:
+    """A reply's OPT record in wire format: root owner, our UDP size, version 0, DO echoed (RFC 3225)."""
+    return struct.pack("!BHHBBHH", 0, RType.OPT, SERVER_UDP_SIZE, 0, 0, DO_BIT if do else 0, len(options)) + options
+
+
 @dataclass(frozen=True)
 class ClientSubnet:
-    family: int  # 1 = IPv4, 2 = IPv6
+    family: int  # Family.IPV4 or Family.IPV6
     source_prefix: int
     address: ipaddress.IPv4Address | ipaddress.IPv6Address
 
+    @property
+    def subnet(self) -> Subnet:
+        return Subnet(self.family, self.source_prefix, self.address.packed[: (self.source_prefix + 7) // 8])
+
     def to_option(self, scope_prefix: int) -> EDNSOption:
-        width = 32 if self.family == 1 else 128
-        scope = min(scope_prefix, width)
-        raw = self.address.packed[: (self.source_prefix + 7) // 8]
-        data = self.family.to_bytes(2, "big") + bytes([self.source_prefix, scope]) + raw
-        return EDNSOption(OptionCode.CLIENT_SUBNET, data)
+        return EDNSOption(OptionCode.CLIENT_SUBNET, subnet_option(self.subnet, scope_prefix)[4:])
 
 
 @dataclass(frozen=True)
@@ -46,16 +103,16 @@ def parse_client_subnet(data: bytes) -> ClientSubnet:
     source, scope = data[2], data[3]
     if family not in (1, 2):
         raise MalformedOption(f"client subnet family {family} is not 1 or 2")
-    width = 32 if family == 1 else 128
-    if source > width:
-        raise MalformedOption(f"client subnet source prefix {source} exceeds {width}")
+    bits = width(family)
+    if source > bits:
+        raise MalformedOption(f"client subnet source prefix {source} exceeds {bits}")
     if scope != 0:
         raise MalformedOption("client subnet scope prefix must be 0 in a query")
     raw = data[4:]
     if len(raw) != (source + 7) // 8:
         raise MalformedOption("client subnet address length does not match its source prefix")
-    padded = int.from_bytes(raw.ljust(width // 8, b"\0"), "big")
-    if padded & ((1 << (width - source)) - 1):
+    padded = int.from_bytes(raw.ljust(bits // 8, b"\0"), "big")
+    if padded & ((1 << (bits - source)) - 1):
         raise MalformedOption("client subnet address has bits set beyond its source prefix")
     address = ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)
     return ClientSubnet(family, source, address)

@@ -1,21 +1,39 @@
-"""Wire-format edges: size limits and truncation, and replies to packets dnslib cannot parse."""
+"""Wire-format edges: names and SOA data in wire form, truncation, and replies to packets dnslib cannot
+parse."""
 from __future__ import annotations
 
 import struct
+from typing import NamedTuple
 
 from dnslib import DNSRecord
 
-from dnsbalance.protocol.codes import OPCODE_MASK, PLAIN_UDP_SIZE, QR, RD, SERVER_UDP_SIZE, RType
-from dnsbalance.protocol.edns import Edns
+from dnsbalance.protocol.codes import OPCODE_MASK, QR, RD, RType
 
 HEADER = struct.Struct("!HHHHHH")
 
 
-def udp_limit(edns: Edns | None) -> int:
-    """The largest UDP reply: 512 without EDNS, else the client's size capped by ours (never below 512)."""
-    if edns is None:
-        return PLAIN_UDP_SIZE
-    return max(PLAIN_UDP_SIZE, min(edns.udp_size, SERVER_UDP_SIZE))
+class Soa(NamedTuple):
+    """The SOA record's fields (RFC 1035 3.3.13), names without the trailing dot."""
+
+    mname: str
+    rname: str
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+def wire_name(name: str) -> bytes:
+    """A name ('cdn.example.org', no trailing dot; '' for the root) in uncompressed wire format."""
+    if not name:
+        return b"\x00"
+    return b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\x00"
+
+
+def soa_rdata(soa: Soa) -> bytes:
+    return wire_name(soa.mname) + wire_name(soa.rname) + struct.pack("!IIIII", soa.serial, soa.refresh,
+                                                                      soa.retry, soa.expire, soa.minimum)
 
 
 def pack_within(reply: DNSRecord, limit: int) -> bytes:

@@ -4,6 +4,7 @@ A query reads `server.table` once and uses that snapshot from start to end.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from random import Random
 from typing import TYPE_CHECKING, Mapping
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Mapping
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
+from dnsbalance.protocol.wire import Soa
 
 if TYPE_CHECKING:
     from dnsbalance.ranking.variants import Variants
@@ -52,7 +54,7 @@ class ZoneData:
     ttl: int
     soa_ttl: int
     negative_ttl: int
-    soa: tuple[str, str, int, int, int, int, int]  # mname, rname, serial, refresh, retry, expire, minimum
+    soa: Soa
     nameservers: tuple[str, ...]  # absolute names
     glue: Mapping[str, tuple[tuple[RType, str], ...]]  # relative owner -> (type, address)
     targets: Mapping[str, tuple[tuple[RType, str], ...]]  # SRV targets "<relay>.relay" -> (type, address)
@@ -95,7 +97,7 @@ class ActiveTable:
         found = self._variants.get(id(pool))
         if found is None:
             from dnsbalance.ranking.variants import Variants
-            rng = Random(hash((self.seed, id(pool), int(rtype))))
+            rng = Random(pool_seed(self.seed, pool, rtype))
             found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng)
         return found
 
@@ -117,3 +119,10 @@ class ActiveTable:
             if pool is not None:
                 return pool
         return None
+
+
+def pool_seed(table_seed: int, pool: Pool, rtype: RType) -> int:
+    """The seed of one pool's precomputed draws, from the pool's content (region, type, entries) and the
+    table's seed: the same in every process that builds the same table, unlike id() or hash() of strings."""
+    text = f"{table_seed}|{pool.region}|{rtype.name}|" + ",".join(f"{c.name}={c.weight}" for c in pool.candidates)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")

@@ -16,6 +16,7 @@ from dnsbalance.configuration.model import (
     health_key,
 )
 from dnsbalance.protocol.codes import RType
+from dnsbalance.protocol.wire import Soa
 from dnsbalance.ranking.active import (
     ActiveTable,
     Candidate,
@@ -110,7 +111,7 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         ttl=s.ttl,
         soa_ttl=s.soa.ttl,
         negative_ttl=min(s.soa.ttl, s.soa.minimum),  # RFC 2308 section 5
-        soa=(mname, s.soa.rname, serial, s.soa.refresh, s.soa.retry, s.soa.expire, s.soa.minimum),
+        soa=Soa(mname, s.soa.rname, serial, s.soa.refresh, s.soa.retry, s.soa.expire, s.soa.minimum),
         nameservers=tuple(ns.name for ns in s.nameservers),
         glue=MappingProxyType({k: tuple(v) for k, v in glue.items()}),
         targets=MappingProxyType(targets),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dnsbalance.protocol.edns import Subnet
 from dnsbalance.statefiles import write_atomically
 from dnsbalance.stats.hyperloglog import HyperLogLog
 
@@ -72,14 +72,18 @@ class QueryStats:
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
 
-    def query(self, key: QueryKey, ecs: bool) -> None:
-        self.queries[key] = self.queries.get(key, 0) + 1
+    def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
+              variant: Named | None = None) -> None:
+        """One answered query, from either answer path: its (type, rcode, country, continent), whether its
+        client subnet located it, and for an A/AAAA answer which mirrors it carried. Plain dict increments:
+        this runs for every query."""
+        queries = self.queries
+        queries[key] = queries.get(key, 0) + 1
         if ecs:
             self.ecs += 1
-
-    def answer(self, key: AnswerKey, variant: Named) -> None:
-        hit = (key, variant)
-        self.variant_hits[hit] = self.variant_hits.get(hit, 0) + 1
+        if variant is not None and answer is not None:
+            hits, hit = self.variant_hits, (answer, variant)
+            hits[hit] = hits.get(hit, 0) + 1
 
     def fold(self) -> Totals:
         """Move the hot counters into the cumulative totals, and return them."""
@@ -126,25 +130,8 @@ def all_totals(folder: Path, own: QueryStats | None = None) -> Totals:
     return total
 
 
-def client_identity(client: str, subnet: tuple[int, int, bytes] | None) -> bytes:
+def client_identity(client: str, subnet: Subnet | None) -> bytes:
     """A distinct client, for the HyperLogLog: its subnet when it sent one, else the resolver's address."""
-    if subnet is None or subnet[1] == 0:
+    if subnet is None or subnet.source == 0:
         return client.encode()
-    family, prefix, raw = subnet
-    return bytes((family, prefix)) + raw
-
-
-def counter_file(state_dir: Path, name: str | None = None) -> Path:
-    return state_dir / "counters" / f"{name or 'main'}.json"
-
-
-def pid_file(state_dir: Path) -> Path:
-    return state_dir / "dnsbalance.pid"
-
-
-def write_pid(state_dir: Path) -> None:
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        pid_file(state_dir).write_text(f"{os.getpid()}\n")
-    except OSError as exc:
-        log.warning("cannot write the pid file: %s", exc)
+    return bytes((subnet.family, subnet.source)) + subnet.raw

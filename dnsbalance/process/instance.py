@@ -1,0 +1,125 @@
+"""One server per state folder and per port, the pid file, and the outcome of a reload.
+
+The running server holds an exclusive flock on `dnsbalance.lock` for its whole life: the kernel drops it
+when the process dies, however it dies, so a lock that can be taken means no server is running, whatever
+a leftover pid file says. `dnsbalance reload` uses that to refuse to signal a stale pid.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from dnsbalance.configuration.names import parse_hostport
+from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.statefiles import StateFolder, write_atomically
+
+
+class InstanceError(Exception):
+    """Another server holds this state folder or port."""
+
+
+@dataclass
+class Instance:
+    state: StateFolder
+    lock: IO[str] | None
+
+    def release(self) -> None:
+        """Remove the pid file if it is still ours; the lock goes with the file descriptor."""
+        try:
+            if self.state.pid.read_text().strip() == str(os.getpid()):
+                self.state.pid.unlink()
+        except OSError:
+            pass
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+
+def acquire(state: StateFolder) -> Instance:
+    """Take the state folder for this process, or raise InstanceError naming the server that has it.
+    A state folder that cannot be written is no reason not to answer: no lock, no pid file then (OSError
+    is raised for the caller to log)."""
+    state.root.mkdir(parents=True, exist_ok=True)
+    handle = open(state.lock, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        holder = running_pid(state)
+        raise InstanceError(f"another dnsbalance{f' (pid {holder})' if holder else ''} is running with the "
+                            f"state folder {state.root}; stop it first, or give this one its own "
+                            f"state_dir") from None
+    write_atomically(state.pid, f"{os.getpid()}\n")
+    return Instance(state, handle)
+
+
+def running_pid(state: StateFolder) -> int | None:
+    """The pid of the server that holds the state folder's lock now, else None (a leftover pid file from a
+    server that died, or no server at all)."""
+    try:
+        with open(state.lock, encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pass  # held: a server is running
+            else:
+                return None
+        return int(state.pid.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_ports_free(listen: list[str]) -> None:
+    """Every fixed port free for UDP and TCP, tried without SO_REUSEPORT: the workers of a supervisor bind
+    with it, so the kernel would let a second instance share their port and take half the queries."""
+    for item in listen:
+        host, port = parse_hostport(item)
+        if port == 0:
+            continue
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for kind, name in ((socket.SOCK_DGRAM, "UDP"), (socket.SOCK_STREAM, "TCP")):
+            with socket.socket(family, kind) as probe:
+                if family == socket.AF_INET6:
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                try:
+                    probe.bind((host, port))
+                except OSError as exc:
+                    if exc.errno == errno.EADDRINUSE:
+                        raise InstanceError(f"{item} ({name}) is already in use: another dnsbalance or DNS "
+                                            f"server is listening there") from None
+                    raise
+
+
+def record_reload(state: StateFolder, problems: list[Problem], generation: int) -> None:
+    """What `dnsbalance reload` waits for: applied, or refused with the errors."""
+    errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+    outcome = {"pid": os.getpid(), "at": time.time(), "applied": not errors, "generation": generation,
+               "errors": errors, "warnings": [str(p) for p in problems if p.severity is not Severity.ERROR]}
+    try:
+        write_atomically(state.reload_result, json.dumps(outcome) + "\n")
+    except OSError:
+        pass
+
+
+def read_reload(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_dnsbalance(pid: int) -> bool:
+    """The process is a dnsbalance server (its command line says so), not whatever reused the pid."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"dnsbalance" in part for part in cmdline) and b"serve" in cmdline

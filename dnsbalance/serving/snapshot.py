@@ -1,0 +1,51 @@
+"""The serving snapshot: everything a query reads, built completely off to the side and published by one
+assignment (as dnspython's immutable zone versions are). A query reads `balancer.serving` once and uses
+that snapshot from its first byte to its last. Nothing in it is closed by hand: a replaced GeoIP reader is
+released by the garbage collector when the last snapshot holding it is gone, so never under a query.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from dnsbalance.answer.fastpath import FastPath
+from dnsbalance.answer.ratelimit import RateLimiter
+from dnsbalance.configuration.model import Config
+from dnsbalance.geo.locate import GeoIP
+from dnsbalance.protocol.cookies import CookieJar
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.build import build_table
+from dnsbalance.serving.inputs import TableInputs
+from dnsbalance.serving.locator import Locator
+from dnsbalance.stats.counters import QueryStats
+
+
+@dataclass(frozen=True)
+class Serving:
+    inputs: TableInputs
+    geoip: GeoIP
+    table: ActiveTable
+    fast: FastPath
+    locator: Locator
+    cookies: CookieJar
+    limiter: RateLimiter | None
+    built_at: float
+
+    @property
+    def config(self) -> Config:
+        return self.inputs.config
+
+
+def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous: Serving | None) -> Serving:
+    """A new snapshot. The rate limiter's buckets and the cookie jar carry over while their settings stay,
+    so a reload neither forgives a flood nor invalidates the cookies clients hold."""
+    settings = inputs.config.settings
+    table = build_table(inputs.config, inputs.health.view(), inputs.generation, inputs.serial, inputs.seed)
+    cookies = previous.cookies if previous is not None and previous.cookies.secret == inputs.cookie_secret \
+        else CookieJar(inputs.cookie_secret)
+    limiter = None
+    if settings.rrl.enabled:
+        kept = previous.limiter if previous is not None else None
+        limiter = kept if kept is not None and kept.settings == settings.rrl else RateLimiter(settings.rrl)
+    return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs, stats),
+                   Locator(geoip, settings.geoip.ecs), cookies, limiter, time.time())

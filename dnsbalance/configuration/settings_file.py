@@ -25,7 +25,7 @@ FILE = "dnsbalance.yaml"
 KEYS = ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir", "nsid", "cookies",
         "cookie_secret", "rrl", "tcp", "status")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
-WEEK_YEAR = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted
+SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
 
 
@@ -121,9 +121,9 @@ def _soa(check: Checker, top: PosDict, path: Path, zone: str) -> SOASettings:
     return SOASettings(
         rname=normalise_name(check.string(soa_map, "rname", path, "soa", soa.rname, is_dns_name, "a DNS name")
                              or soa.rname),
-        refresh=check.integer(soa_map, "refresh", path, "soa", 1, WEEK_YEAR, soa.refresh),
-        retry=check.integer(soa_map, "retry", path, "soa", 1, WEEK_YEAR, soa.retry),
-        expire=check.integer(soa_map, "expire", path, "soa", 1, WEEK_YEAR, soa.expire),
+        refresh=check.integer(soa_map, "refresh", path, "soa", 1, SOA_MAX, soa.refresh),
+        retry=check.integer(soa_map, "retry", path, "soa", 1, SOA_MAX, soa.retry),
+        expire=check.integer(soa_map, "expire", path, "soa", 1, SOA_MAX, soa.expire),
         minimum=check.integer(soa_map, "minimum", path, "soa", 0, 86400, soa.minimum),
         ttl=check.integer(soa_map, "ttl", path, "soa", 0, 604800, soa.ttl),
     )

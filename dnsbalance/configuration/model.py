@@ -1,11 +1,11 @@
 """The configuration as frozen values: what the YAML files say, checked and normalised."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 DRAINED = 10000  # DNS Balance's priority scale: weight = 10000 - priority, so 10000 is never returned
 SRV_NAMES = ("_stun._udp", "_turn._udp", "_turn._tcp", "_turns._tcp")
@@ -171,6 +171,11 @@ class Table:
     region: Region
     source: Path
     names: Mapping[str, tuple[Entry, ...]]  # relative owner name (lower case, "@" = apex) -> entries
+    # Where `source` spells each name: checks across tables point there without reading the file again.
+    lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
+    def line_of(self, name: str) -> int:
+        return self.lines.get(name, 1)
 
 
 @dataclass(frozen=True)
@@ -185,3 +190,15 @@ class Config:
 
     def tables(self) -> tuple[Table, ...]:
         return (*self.countries.values(), *self.continents.values(), self.default)
+
+
+def field_defaults(cls: type) -> Mapping[str, Any]:
+    """Field name -> the default its dataclass declares: the loader falls back to these, so each default is
+    written once, here, and a file that leaves a key out means the same as code that leaves the argument out."""
+    found: dict[str, Any] = {}
+    for item in fields(cls):
+        if item.default is not MISSING:
+            found[item.name] = item.default
+        elif item.default_factory is not MISSING:
+            found[item.name] = item.default_factory()
+    return MappingProxyType(found)

@@ -1,0 +1,143 @@
+"""The problem collector the configuration readers share, and its typed value readers.
+
+Each reader reports what is wrong with its file and line and returns a usable value anyway (the model's default
+when the file's value is missing or wrong), so one pass finds every problem instead of stopping at the first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, TypeVar
+
+from dnsbalance.configuration.names import parse_address
+from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, load_yaml
+
+D = TypeVar("D")  # a reader's fallback: the model's default, or None where the caller decides
+
+
+class Addresses(NamedTuple):
+    """A host's addresses by family, each in the file's order without repeats: A and AAAA answers use them apart."""
+
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+
+    def all(self) -> tuple[str, ...]:
+        return self.ipv4 + self.ipv6
+
+
+def kind(value: Any) -> str:
+    """How a message names what the file holds instead of what was expected."""
+    if value is None:
+        return "nothing"
+    return {PosDict: "a mapping", PosList: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+def url_ok(text: str) -> bool:
+    return text.startswith(("http://", "https://", "rsync://")) and len(text) > len("http://")
+
+
+class Checker:
+    """Collects problems; each check returns a usable value, the fallback it was given, or None."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def error(self, path: Path, line: int, message: str) -> None:
+        self.problems.append(Problem(path, line, message))
+
+    def warning(self, path: Path, line: int, message: str) -> None:
+        self.problems.append(Problem(path, line, message, Severity.WARNING))
+
+    def has_errors(self) -> bool:
+        return any(p.severity is Severity.ERROR for p in self.problems)
+
+    def read(self, path: Path, required: bool) -> Any:
+        if not path.is_file():
+            if required:
+                self.error(path, 1, "file is missing")
+            return None
+        try:
+            return load_yaml(path)
+        except YamlSyntaxError as exc:
+            self.error(path, exc.line, exc.detail)
+            return None
+        except OSError as exc:
+            self.error(path, 1, f"cannot read: {exc.strerror}")
+            return None
+
+    def mapping(self, value: Any, path: Path, line: int, what: str) -> PosDict | None:
+        if isinstance(value, PosDict):
+            for key, dup_line in value.duplicates:
+                self.error(path, dup_line, f"{what}: duplicate key '{key}'")
+            return value
+        self.error(path, line, f"{what} must be a mapping, got {kind(value)}")
+        return None
+
+    def section(self, top: PosDict, key: str, path: Path) -> PosDict | None:
+        """An optional sub-mapping such as `health:`; None when absent or not a mapping."""
+        return self.mapping(top[key], path, top.line_of(key), key) if key in top else None
+
+    def known_keys(self, mapping: PosDict, allowed: tuple[str, ...], path: Path, what: str) -> None:
+        for key in mapping:
+            if key not in allowed:
+                self.error(path, mapping.line_of(key),
+                           f"{what}: unknown key '{key}' (expected one of: {', '.join(allowed)})")
+
+    def integer(self, mapping: PosDict, key: str, path: Path, what: str, low: int, high: int,
+                default: D) -> int | D:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be an integer {low}..{high}, got {value!r}")
+            return default
+        return value
+
+    def number(self, mapping: PosDict, key: str, path: Path, what: str, low: float, high: float,
+               default: D) -> float | D:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be a number {low:g}..{high:g}, got {value!r}")
+            return default
+        return float(value)
+
+    def string(self, mapping: PosDict, key: str, path: Path, what: str, default: D,
+               valid: Callable[[str], bool] = lambda s: bool(s), expect: str = "a non-empty string") -> str | D:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if not isinstance(value, str) or not valid(value):
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be {expect}, got {value!r}")
+            return default
+        return value
+
+    def boolean(self, mapping: PosDict, key: str, path: Path, what: str, default: D) -> bool | D:
+        if key not in mapping:
+            return default
+        value = mapping[key]
+        if not isinstance(value, bool):
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be true or false, got {value!r}")
+            return default
+        return value
+
+    def addresses(self, value: Any, path: Path, line: int, what: str) -> Addresses:
+        if not isinstance(value, PosList):
+            value = PosList([value]) if isinstance(value, str) else None
+            if value is None:
+                self.error(path, line, f"{what}: addresses must be a list of IP addresses")
+                return Addresses((), ())
+            value.line, value.item_lines = line, [line]
+        ipv4: list[str] = []
+        ipv6: list[str] = []
+        for index, item in enumerate(value):
+            address = parse_address(item) if isinstance(item, str) else None
+            if address is None:
+                self.error(path, value.line_of(index), f"{what}: '{item}' is not an IPv4 or IPv6 address")
+            elif address.version == 4:
+                ipv4.append(str(address))
+            else:
+                ipv6.append(str(address))
+        return Addresses(tuple(dict.fromkeys(ipv4)), tuple(dict.fromkeys(ipv6)))

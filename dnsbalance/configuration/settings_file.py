@@ -1,0 +1,219 @@
+"""Read `dnsbalance.yaml`: the zone, its SOA and name servers, and the server's settings.
+
+A key the file leaves out takes the default declared in model.py; a key with a wrong value is reported and takes
+that default too, so the rest of the folder is still checked.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dnsbalance.configuration.checker import Checker, url_ok
+from dnsbalance.configuration.model import (
+    GeoIPSettings,
+    HealthSettings,
+    NameServer,
+    RRLSettings,
+    Settings,
+    SOASettings,
+    TCPSettings,
+    field_defaults,
+)
+from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_hostport
+from dnsbalance.configuration.yamlpos import PosDict, PosList
+
+FILE = "dnsbalance.yaml"
+KEYS = ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir", "nsid", "cookies",
+        "cookie_secret", "rrl", "tcp", "status")
+DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
+SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
+NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
+
+
+def read_settings(check: Checker, directory: Path) -> Settings | None:
+    """The folder's Settings, or None when dnsbalance.yaml is missing, unparsable or not a mapping."""
+    path = directory / FILE
+    raw = check.read(path, required=True)
+    if raw is None:
+        return None
+    top = check.mapping(raw, path, 1, FILE)
+    if top is None:
+        return None
+    check.known_keys(top, KEYS, path, FILE)
+    zone = check.string(top, "zone", path, FILE, None, is_dns_name, "a DNS name")
+    if "zone" not in top:
+        check.error(path, top.line, f"{FILE}: zone is required")
+    zone = normalise_name(zone) if zone else NO_ZONE
+
+    listen = _listen(check, top, path)
+    nameservers = _nameservers(check, top, path, zone)
+    soa = _soa(check, top, path, zone)
+    geoip = _geoip(check, top, path, directory)
+    health = _health(check, top, path)
+    rrl = _rrl(check, top, path)
+    tcp = _tcp(check, top, path)
+    status_listen = _status(check, top, path)
+    nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
+    cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
+    state_dir = check.string(top, "state_dir", path, FILE, None) or DEFAULTS["state_dir"]
+    return Settings(
+        zone=zone,
+        nameservers=nameservers,
+        soa=soa,
+        ttl=check.integer(top, "ttl", path, FILE, 0, 604800, DEFAULTS["ttl"]),
+        answers=check.integer(top, "answers", path, FILE, 1, 32, DEFAULTS["answers"]),
+        listen=listen or DEFAULTS["listen"],
+        geoip=geoip,
+        health=health,
+        state_dir=directory / state_dir,
+        nsid=nsid,
+        cookies=check.boolean(top, "cookies", path, FILE, DEFAULTS["cookies"]),
+        cookie_secret=cookie_secret,
+        rrl=rrl,
+        tcp=tcp,
+        status_listen=status_listen,
+    )
+
+
+def _listen(check: Checker, top: PosDict, path: Path) -> tuple[str, ...]:
+    """The HOST:PORT items that parse; empty when the key is absent (the caller then takes the default)."""
+    listen: list[str] = []
+    if "listen" in top:
+        items = top["listen"]
+        if not isinstance(items, PosList) or not items:
+            check.error(path, top.line_of("listen"), "listen must be a non-empty list of HOST:PORT")
+        else:
+            for index, item in enumerate(items):
+                try:
+                    parse_hostport(str(item))
+                    listen.append(str(item))
+                except ValueError as exc:
+                    check.error(path, items.line_of(index), f"listen: {exc}")
+    return tuple(listen)
+
+
+def _nameservers(check: Checker, top: PosDict, path: Path, zone: str) -> tuple[NameServer, ...]:
+    nameservers: list[NameServer] = []
+    ns_map = check.mapping(top.get("nameservers"), path, top.line_of("nameservers"), "nameservers")
+    if ns_map is None:
+        return ()
+    for name, addrs in ns_map.items():
+        line = ns_map.line_of(name)
+        if not isinstance(name, str) or not is_dns_name(name):
+            check.error(path, line, f"nameservers: '{name}' is not a valid DNS name")
+            continue
+        addresses = check.addresses(addrs if addrs is not None else PosList(), path, line, f"nameserver '{name}'")
+        fqdn = normalise_name(name)
+        inside = fqdn == zone or fqdn.endswith("." + zone)
+        if inside and not addresses.all():  # resolvers cannot reach a name server inside the zone without glue
+            check.error(path, line, f"nameserver '{name}' is inside the zone and needs glue addresses")
+        nameservers.append(NameServer(fqdn, addresses.all()))
+    if not ns_map:
+        check.error(path, ns_map.line, "nameservers: at least one name server is required")
+    return tuple(nameservers)
+
+
+def _soa(check: Checker, top: PosDict, path: Path, zone: str) -> SOASettings:
+    soa = SOASettings(rname="hostmaster." + zone)  # rname has no fixed default: it follows the zone
+    soa_map = check.section(top, "soa", path)
+    if soa_map is None:
+        return soa
+    check.known_keys(soa_map, ("rname", "refresh", "retry", "expire", "minimum", "ttl"), path, "soa")
+    return SOASettings(
+        rname=normalise_name(check.string(soa_map, "rname", path, "soa", soa.rname, is_dns_name, "a DNS name")
+                             or soa.rname),
+        refresh=check.integer(soa_map, "refresh", path, "soa", 1, SOA_MAX, soa.refresh),
+        retry=check.integer(soa_map, "retry", path, "soa", 1, SOA_MAX, soa.retry),
+        expire=check.integer(soa_map, "expire", path, "soa", 1, SOA_MAX, soa.expire),
+        minimum=check.integer(soa_map, "minimum", path, "soa", 0, 86400, soa.minimum),
+        ttl=check.integer(soa_map, "ttl", path, "soa", 0, 604800, soa.ttl),
+    )
+
+
+def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSettings:
+    geoip = GeoIPSettings()
+    geo_map = check.section(top, "geoip", path)
+    if geo_map is None:
+        return geoip
+    check.known_keys(geo_map, ("database", "ecs"), path, "geoip")
+    database = check.string(geo_map, "database", path, "geoip", geoip.database)
+    if database != "builtin" and not (directory / database).is_file():
+        check.error(path, geo_map.line_of("database"), f"geoip: database '{database}' does not exist")
+    return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs))
+
+
+def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
+    health = HealthSettings()
+    h_map = check.section(top, "health", path)
+    if h_map is None:
+        return health
+    check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "fall", "rise",
+                             "concurrency"), path, "health")
+    return HealthSettings(
+        enabled=check.boolean(h_map, "enabled", path, "health", health.enabled),
+        interval=check.number(h_map, "interval", path, "health", 1, 86400, health.interval),
+        timeout=check.number(h_map, "timeout", path, "health", 0.05, 60, health.timeout),
+        master=check.string(h_map, "master", path, "health", health.master, url_ok, "an http(s):// or rsync:// URL"),
+        stamp=check.string(h_map, "stamp", path, "health", health.stamp),
+        max_lag=check.number(h_map, "max_lag", path, "health", 0, 86400 * 365, health.max_lag),
+        fall=check.integer(h_map, "fall", path, "health", 1, 100, health.fall),
+        rise=check.integer(h_map, "rise", path, "health", 1, 100, health.rise),
+        concurrency=check.integer(h_map, "concurrency", path, "health", 1, 10000, health.concurrency),
+    )
+
+
+def _rrl(check: Checker, top: PosDict, path: Path) -> RRLSettings:
+    rrl = RRLSettings()
+    r_map = check.section(top, "rrl", path)
+    if r_map is None:
+        return rrl
+    check.known_keys(r_map, ("enabled", "responses_per_second", "slip", "ipv4_prefix", "ipv6_prefix"), path, "rrl")
+    return RRLSettings(
+        enabled=check.boolean(r_map, "enabled", path, "rrl", rrl.enabled),
+        responses_per_second=check.integer(r_map, "responses_per_second", path, "rrl", 1, 1000000,
+                                           rrl.responses_per_second),
+        slip=check.integer(r_map, "slip", path, "rrl", 0, 10, rrl.slip),
+        ipv4_prefix=check.integer(r_map, "ipv4_prefix", path, "rrl", 8, 32, rrl.ipv4_prefix),
+        ipv6_prefix=check.integer(r_map, "ipv6_prefix", path, "rrl", 16, 128, rrl.ipv6_prefix),
+    )
+
+
+def _tcp(check: Checker, top: PosDict, path: Path) -> TCPSettings:
+    tcp = TCPSettings()
+    t_map = check.section(top, "tcp", path)
+    if t_map is None:
+        return tcp
+    check.known_keys(t_map, ("max_connections", "idle_timeout"), path, "tcp")
+    return TCPSettings(
+        max_connections=check.integer(t_map, "max_connections", path, "tcp", 1, 100000, tcp.max_connections),
+        idle_timeout=check.number(t_map, "idle_timeout", path, "tcp", 0.1, 3600, tcp.idle_timeout),
+    )
+
+
+def _status(check: Checker, top: PosDict, path: Path) -> str | None:
+    """The status page's HOST:PORT; None when the file turns it off."""
+    default: str | None = DEFAULTS["status_listen"]
+    if "status" not in top:
+        return default
+    if top["status"] in (None, False, "off"):
+        return None
+    try:
+        parse_hostport(str(top["status"]))
+        return str(top["status"])
+    except ValueError as exc:
+        check.error(path, top.line_of("status"), f"status: {exc} (or off)")
+        return default
+
+
+def _hex_or_text(check: Checker, top: PosDict, key: str, path: Path, low: int, high: int) -> bytes | None:
+    """`text` as UTF-8, or `hex:0a1b...` as raw bytes; `low`..`high` octets."""
+    text = check.string(top, key, path, FILE, None)
+    if text is None:
+        return None
+    try:
+        value = bytes.fromhex(text[4:]) if text.startswith("hex:") else text.encode()
+    except ValueError:
+        value = b""
+    if not low <= len(value) <= high:
+        check.error(path, top.line_of(key), f"{FILE}: {key} must be {low}..{high} octets (text, or hex:0a1b...)")
+        return None
+    return value

@@ -15,7 +15,7 @@ import pytest
 
 from dnsbalance.answer.ratelimit import Action, RateLimiter
 from dnsbalance.configuration.model import RRLSettings
-from tests.conftest import Server, make_config, start_server
+from tests.harness import Server, make_config, start_server
 
 
 def burst(server: Server, count: int, source: str = "127.0.0.1", cookie: bytes | None = None) -> dict[str, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 CHECK = Path(__file__).resolve().parent / "fixtures" / "check"
 

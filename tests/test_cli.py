@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.harness import ROOT
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

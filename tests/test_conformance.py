@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.update
 import pytest
 
-from tests.conftest import Server, make_config, start_server
+from tests.harness import Server, make_config, start_server
 
 
 def ask(server: Server, message: dns.message.Message, tcp: bool = False) -> dns.message.Message:

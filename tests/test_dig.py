@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.conftest import Server
+from tests.harness import Server
 
 
 def dig(server: Server, *args: str) -> str:

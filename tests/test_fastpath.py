@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
-from tests.conftest import make_config
+from tests.harness import make_config
 
 NAMES = ["deb.cdn.example.org", "DEB.cdn.Example.ORG", "cdn.example.org", "deep.cdn.example.org",
          "_sub.deep.cdn.example.org", "nosuch.cdn.example.org", "a.b.c.CDN.example.org", "ns1.cdn.example.org",

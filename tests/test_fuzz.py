@@ -11,7 +11,7 @@ import dns.rcode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import Server, recv_frame
+from tests.harness import Server, recv_frame
 
 VALID = dns.message.make_query("deb.cdn.example.org", "A", use_edns=0, payload=1232).to_wire()
 HEADER = struct.Struct("!HHHHHH")

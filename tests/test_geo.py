@@ -8,7 +8,7 @@ import pytest
 
 from dnsbalance.geo.countries import continent_of, country
 from dnsbalance.geo.locate import GeoIP, GeoIPError, builtin_database
-from tests.conftest import write_mmdb
+from tests.harness import write_mmdb
 
 
 def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

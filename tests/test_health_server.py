@@ -5,7 +5,7 @@ import json
 import re
 from pathlib import Path
 
-from tests.conftest import Server, start_server
+from tests.harness import Server, start_server
 from tests.mirrors import Mirror
 
 JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}

@@ -9,7 +9,7 @@ import pytest
 
 from dnsbalance.configuration.load import load_config
 from dnsbalance.ops.addrfile import ImportProblem, convert, parse_addr_db
-from tests.conftest import FIXTURES, ROOT
+from tests.harness import FIXTURES, ROOT
 
 ADDR = FIXTURES / "dnsbalance" / "addr"
 

@@ -17,7 +17,7 @@ import dns.message
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, start_server
+from tests.harness import ROOT, Server, start_server
 
 JP_WEIGHTS = {"jp1": 9000, "jp2": 6000, "jp3": 3000, "jp4": 1000}
 

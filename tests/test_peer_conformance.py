@@ -16,7 +16,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.conftest import Server
+from tests.harness import Server
 from tests.relays import free_port
 
 ZONE = """$ORIGIN cdn.example.org.

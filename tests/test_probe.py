@@ -12,7 +12,7 @@ import pytest
 from dnsbalance.configuration.load import load_config
 from health.cycle import CycleReport, run_cycle
 from health.fetch import USER_AGENT, new_client
-from tests.conftest import FIXTURES, ROOT
+from tests.harness import FIXTURES, ROOT
 from tests.mirrors import Archive, Mirror, refused_url
 
 TIMEOUT = 1.0

@@ -11,7 +11,7 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from tests.conftest import ROOT, Server, start_server
+from tests.harness import ROOT, Server, start_server
 from tests.relays import Coturn, UdpResponder, free_port
 
 

@@ -5,7 +5,7 @@ import signal
 import time
 from pathlib import Path
 
-from tests.conftest import Server
+from tests.harness import Server
 
 
 def answer_set(server: Server, rounds: int = 40) -> set[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Server, start_server, write_mmdb
+from tests.harness import Server, start_server, write_mmdb
 
 JP = {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
 AS = {"192.0.2.11", "192.0.2.12"}

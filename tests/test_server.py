@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import Server, make_config, recv_frame, start_server
+from tests.harness import Server, make_config, recv_frame, start_server
 
 TRANSPORTS = [pytest.param(False, id="udp"), pytest.param(True, id="tcp")]
 EDNS = [pytest.param(None, id="plain"), pytest.param(0, id="edns")]

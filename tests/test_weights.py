@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnsbalance.ranking.draw import draw
-from tests.conftest import Server
+from tests.harness import Server
 
 # JP table of the test zone: priority -> weight = 10000 - priority
 JP_WEIGHTS = {"192.0.2.1": 9000, "192.0.2.2": 6000, "192.0.2.3": 3000, "192.0.2.4": 1000}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import Server, start_server
+from tests.harness import Server, start_server
 from tests.mirrors import Mirror
 from tests.test_health_server import probe_everything
 

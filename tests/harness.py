@@ -1,0 +1,158 @@
+"""The test harness: a GeoIP database written at test time, config folders, and the real server on loopback."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dns.edns
+import dns.message
+import dns.query
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Test networks -> (country, continent). Public-looking ranges, used only inside DNS messages (ECS);
+# 127.0.0.2 and 127.0.0.3 let a client's own source address be located without ECS.
+NETWORKS = {
+    "1.0.16.0/20": ("JP", "AS"),
+    "1.0.32.0/20": ("CN", "AS"),
+    "2.0.0.0/16": ("FR", "EU"),
+    "3.0.0.0/16": ("DE", "EU"),
+    "4.0.0.0/16": ("BR", "SA"),
+    "5.0.0.0/16": ("KR", "AS"),
+    "127.0.0.2/32": ("JP", "AS"),
+    "127.0.0.3/32": ("DE", "EU"),
+    "2001:200::/32": ("JP", "AS"),
+    "2a00:1000::/32": ("DE", "EU"),
+}
+
+
+def write_mmdb(path: Path, database_type: str = "GeoLite2-Country", city: bool = False,
+               with_continent: bool = True) -> Path:
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type=database_type,
+                        description={"en": "dnsbalance test database"})
+    for network, (country, continent) in NETWORKS.items():
+        record: dict = {"country": {"iso_code": country, "names": {"en": country}}}
+        if with_continent:
+            record["continent"] = {"code": continent}
+        if city:
+            record["city"] = {"names": {"en": f"Capital of {country}"}}
+            record["location"] = {"latitude": 1.5, "longitude": 2.5}
+        writer.insert_network(IPSet([network]), record)
+    writer.to_db_file(str(path))
+    return path
+
+
+def make_config(target: Path, mmdb: Path, source: Path = FIXTURES / "zone") -> Path:
+    shutil.copytree(source, target)
+    shutil.copy(mmdb, target / "test.mmdb")
+    return target
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    port6: int | None
+    log_path: Path
+    status_port: int | None = None
+
+    @property
+    def status_url(self) -> str:
+        return f"http://127.0.0.1:{self.status_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def query(self, name: str, rdtype: str = "A", *, tcp: bool = False, edns: int | None = 0,
+              subnet: str | None = None, payload: int = 1232, source: str = "127.0.0.1",
+              host: str = "127.0.0.1") -> dns.message.Message:
+        options = []
+        if subnet is not None:
+            address, prefix = subnet.split("/")
+            options.append(dns.edns.ECSOption(address, int(prefix)))
+        if edns is None:
+            message = dns.message.make_query(name, rdtype, use_edns=False)
+        else:
+            message = dns.message.make_query(name, rdtype, use_edns=edns, options=options or None,
+                                             payload=payload)
+        port = self.port6 if ":" in host else self.port
+        send = dns.query.tcp if tcp else dns.query.udp
+        kwargs = {"source": source} if ":" not in host else {}
+        return send(message, host, port=port, timeout=3, ignore_trailing=False, **kwargs)
+
+    def wait_for_log(self, pattern: str, timeout: float = 10) -> re.Match:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = re.search(pattern, self.log())
+            if found:
+                return found
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited ({self.process.returncode}):\n{self.log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"no log line matching {pattern!r} within {timeout}s:\n{self.log()}")
+
+    def cycles(self) -> int:
+        """Health cycles the server has logged."""
+        return self.log().count("health cycle:")
+
+    def wait_cycles(self, count: int, timeout: float) -> None:
+        """Wait for `count` more health cycles (and the table swap that follows each)."""
+        target = self.cycles() + count
+        deadline = time.monotonic() + timeout
+        while self.cycles() < target:
+            assert time.monotonic() < deadline, self.log()
+            time.sleep(0.05)
+        time.sleep(0.1)  # the swap follows the cycle's log line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[str, ...] = ()) -> Server:
+    listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
+    log = log_path.open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), *listen, *extra],
+        stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    server = Server(process, 0, None, log_path)
+    try:
+        server.port = int(server.wait_for_log(r"on 127\.0\.0\.1:(\d+) \(udp, tcp\)").group(1))
+        if ipv6:
+            server.port6 = int(server.wait_for_log(r"on \[::1\]:(\d+) \(udp, tcp\)").group(1))
+        server.status_port = int(server.wait_for_log(r"/metrics on http://127\.0\.0\.1:(\d+)/").group(1))
+    except AssertionError:
+        server.stop()
+        raise
+    return server
+
+
+def recv_exact(sock: "socket.socket", size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
+
+
+def recv_frame(sock: "socket.socket") -> bytes:
+    """One length-prefixed DNS message from a TCP connection."""
+    return recv_exact(sock, int.from_bytes(recv_exact(sock, 2), "big"))

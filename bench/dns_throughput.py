@@ -8,7 +8,10 @@ of a Japanese network, so GeoIP and the weighted draw are on the path. For each 
 load, then p50/p99 latency at a fixed 3,000 queries/s. Needs the Debian packages dnsperf, gdnsd,
 pdns-server and pdns-backend-geoip; a server whose program is missing is skipped and said so.
 
-    python bench/dns_throughput.py [--seconds 10] [--rounds 3] [--skip gdnsd,pdns]
+    python bench/dns_throughput.py [--seconds 10] [--rounds 3] [--skip gdnsd,pdns] [--baseline DIR]
+
+`--baseline DIR` adds a second dnsbalance run from another checkout (e.g. `git worktree add DIR REV`), in the
+same interleaved rounds: a before/after comparison on a shared, noisy machine.
 """
 from __future__ import annotations
 
@@ -84,7 +87,7 @@ def dnsbalance_config(folder: Path) -> list[str]:
     (config / "country" / "JP.yaml").write_text(table(JP))
     (config / "continent" / "AS.yaml").write_text(table(AS))
     (config / "default.yaml").write_text(table(DEFAULT))
-    return ["python3", "-m", "dnsbalance", "serve", "--config", str(config), "--log-level", "WARNING"]
+    return [sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), "--log-level", "WARNING"]
 
 
 def gdnsd_config(folder: Path, port: int) -> list[str]:
@@ -188,7 +191,7 @@ def latencies(verbose: str) -> tuple[float, float]:
 
 def measure(name: str, command: list[str], port: int, data: Path, seconds: int, cwd: Path,
             latency: bool = True) -> Result:
-    if shutil.which(command[0]) is None and command[0] != "python3":
+    if shutil.which(command[0]) is None and command[0] != sys.executable:
         return Result(name, note=f"{command[0]} not installed")
     process = subprocess.Popen(["taskset", "-c", "0", *command], cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, start_new_session=True)
@@ -216,6 +219,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--skip", default="", help="comma-separated: gdnsd, pdns")
+    parser.add_argument("--baseline", type=Path, help="also run dnsbalance from this checkout (before/after)")
     parser.add_argument("--rounds", type=int, default=3,
                         help="interleaved rounds; queries/s is each server's median (the machine is shared)")
     args = parser.parse_args()
@@ -229,6 +233,9 @@ def main() -> int:
         servers: list[tuple[str, Callable[[int], list[str]], Path]] = [
             ("dnsbalance", lambda port: dnsbalance_config(folder / f"db{port}") + [
                 "--listen", f"127.0.0.1:{port}", "--status", "off"], ROOT)]
+        if args.baseline is not None:
+            servers.append(("dnsbalance@base", lambda port: dnsbalance_config(folder / f"b{port}") + [
+                "--listen", f"127.0.0.1:{port}", "--status", "off"], args.baseline.resolve()))
         if "gdnsd" not in skip:
             servers.append(("gdnsd", lambda port: gdnsd_config(folder / f"g{port}", port), folder))
         if "pdns" not in skip:

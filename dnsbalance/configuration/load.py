@@ -168,7 +168,7 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
     top = check.mapping(raw, path, 1, "dnsbalance.yaml")
     if top is None:
         return None
-    check.known_keys(top, ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health",
+    check.known_keys(top, ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health",
                            "state_dir", "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status"), path,
                      "dnsbalance.yaml")
     zone = check.string(top, "zone", path, "dnsbalance.yaml", None, is_dns_name, "a DNS name")
@@ -282,12 +282,14 @@ def _settings(check: _Checker, directory: Path) -> Settings | None:
     nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
     cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
     state_dir = check.string(top, "state_dir", path, "dnsbalance.yaml", "state") or "state"
+    answers = check.integer(top, "answers", path, "dnsbalance.yaml", 1, 32, 4)
     return Settings(
         zone=zone,
         nameservers=tuple(nameservers),
         soa=soa,
         ttl=check.integer(top, "ttl", path, "dnsbalance.yaml", 0, 604800, 60),
-        answers=check.integer(top, "answers", path, "dnsbalance.yaml", 1, 32, 4),
+        answers=answers,
+        min_answers=check.integer(top, "min_answers", path, "dnsbalance.yaml", 1, answers, 1),  # <= answers
         listen=tuple(listen) or ("127.0.0.1:5353",),
         geoip=geoip,
         health=health,

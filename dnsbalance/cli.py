@@ -17,6 +17,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.addrfile import ImportProblem, import_addr_file
 from dnsbalance.ops.explain import explain
+from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.supervisor import serve_workers
 from dnsbalance.server import serve
 from dnsbalance.serving.balancer import Balancer, Loaded, load, log_problems
@@ -84,6 +85,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{errors} error(s), {len(problems) - errors} warning(s)", file=sys.stderr)
         return 1
     config = loaded.config
+    for line in bent_shares(config):  # the operator's min_answers bends these shares: say by how much
+        print(line)
     print(f"ok: zone {config.settings.zone}, {len(config.mirrors)} mirrors, {len(config.relays)} relays, "
           f"{len(config.countries)} country and {len(config.continents)} continent tables"
           + (f", {len(problems)} warning(s)" if problems else ""))

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
 import dns.message
 import dns.rdatatype
 from mmdb_writer import MMDBWriter

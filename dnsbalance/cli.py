@@ -21,7 +21,7 @@ from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.supervisor import serve_workers
 from dnsbalance.server import serve
 from dnsbalance.serving.balancer import Balancer, Loaded, load, log_problems
-from dnsbalance.stats.counters import all_totals, pid_file, write_pid
+from dnsbalance.stats.counters import all_totals, pid_file, request_reset, write_pid
 from dnsbalance.stats.report import report
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -48,7 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
-    command("stats", "queries by country and continent, distinct clients, observed shares against weights")
+    stats = command("stats", "queries by country and continent, distinct clients, observed shares against weights")
+    stats.add_argument("--reset", action="store_true", help="start every count afresh (observed shares too)")
     command("reload", "check the configuration, then tell the running server to load it (SIGHUP)")
     imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
     imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
@@ -183,7 +184,13 @@ def _stats(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     config = loaded.config
-    for line in report(config, all_totals(config.settings.state_dir / "counters")):
+    counters = config.settings.state_dir / "counters"
+    if args.reset:
+        request_reset(counters)
+        print(f"counters reset: every serving process starts counting afresh within seconds ({counters})")
+        return 0
+    table = Balancer(loaded).table  # health-adjusted, as the server draws (saved health state)
+    for line in report(config, all_totals(counters), table):
         print(line)
     return 0
 

@@ -33,14 +33,15 @@ def _regions(table: ActiveTable, totals: Totals, now: float) -> list[dict[str, A
             recent = {c.name: recent_first.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
             recently = sum(recent.values())
             # A/AAAA: what the answer sets deliver at clients (differs where min_answers bends the weights)
-            delivered = (table.variants(pool, rtype).design.delivered if rtype in (RType.A, RType.AAAA)
-                         else [c.weight / total if total else 0.0 for c in pool.candidates])
+            delivered: list[float] = (
+                [float(d) for d in table.variants(pool, rtype).design.delivered] if rtype in (RType.A, RType.AAAA)
+                else [c.weight / total if total else 0.0 for c in pool.candidates])
             pools.append({
                 "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,
                 "recent_first_answers": recently,
                 "entries": [{
                     "target": c.name, "weight": c.weight, "configured_share": c.weight / total if total else 0.0,
-                    "delivered_share": float(share),
+                    "delivered_share": share,
                     "observed_share": firsts[c.name] / answered if answered else None,
                     "recent_observed_share": recent[c.name] / recently if recently else None,
                     "answers": totals.answers.get((label, name, rtype.name, c.name), 0),

@@ -18,6 +18,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.addrfile import ImportProblem, import_addr_file
 from dnsbalance.ops.explain import explain
+from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.instance import (
     InstanceError,
     acquire,
@@ -32,7 +33,7 @@ from dnsbalance.server import run
 from dnsbalance.serving.balancer import Balancer, log_problems
 from dnsbalance.serving.inputs import Loaded, load
 from dnsbalance.statefiles import StateFolder
-from dnsbalance.stats.counters import all_totals
+from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -59,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
-    command("stats", "queries by country and continent, distinct clients, observed shares against weights")
+    stats = command("stats", "queries by country and continent, distinct clients, observed shares against weights")
+    stats.add_argument("--reset", action="store_true", help="start every count afresh (observed shares too)")
     reloading = command("reload", "check the configuration, tell the running server to load it (SIGHUP) and "
                                   "wait for the outcome")
     reloading.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
@@ -98,6 +100,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{errors} error(s), {len(problems) - errors} warning(s)", file=sys.stderr)
         return 1
     config = loaded.config
+    for line in bent_shares(config):  # the operator's min_answers bends these shares: say by how much
+        print(line)
     print(f"ok: zone {config.settings.zone}, {len(config.mirrors)} mirrors, {len(config.relays)} relays, "
           f"{len(config.countries)} country and {len(config.continents)} continent tables"
           + (f", {len(problems)} warning(s)" if problems else ""))
@@ -208,7 +212,13 @@ def _stats(args: argparse.Namespace) -> int:
     if loaded is None:
         return 1
     config = loaded.config
-    for line in report(config, all_totals(StateFolder(config.settings.state_dir).counters_dir)):
+    counters = StateFolder(config.settings.state_dir).counters_dir
+    if args.reset:
+        request_reset(counters)
+        print(f"counters reset: every serving process starts counting afresh within seconds ({counters})")
+        return 0
+    table = Balancer(loaded, generation=_served_generation(loaded) - 1).table  # health-adjusted, as served
+    for line in report(config, all_totals(counters), table):
         print(line)
     return 0
 

@@ -19,7 +19,8 @@ def test_dig_a_with_subnet(shared_server: Server) -> None:
     assert "flags: qr aa rd;" in out  # authoritative, RD copied, no RA
     assert "CLIENT-SUBNET: 1.0.16.0/24/20" in out
     answers = [line.split()[-1] for line in out.splitlines() if "\tIN\tA\t" in line]
-    assert len(answers) == 3 and set(answers) <= {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
+    # up to answers (3): JP's weights allow two or three addresses with exact shares (issue 11)
+    assert 2 <= len(answers) <= 3 and set(answers) <= {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
 
 
 def test_dig_tcp_nxdomain_and_refused(shared_server: Server) -> None:

@@ -47,7 +47,8 @@ def test_a_answer(shared_server: Server, tcp: bool, edns: int | None, subnet: st
     got = addresses(reply)
     assert len(got) == len(set(got))
     if subnet:
-        assert len(got) == 3 and set(got) <= JP  # answers: 3, from JP's four usable mirrors
+        # answers: 3 at most; JP's weights (47% for jp1) allow two or three addresses (issue 11)
+        assert 2 <= len(got) <= 3 and set(got) <= JP
     else:
         assert sorted(got) == sorted(DEFAULT)  # loopback is not in the database: default, both mirrors
     assert reply.answer[0].ttl == 30

@@ -92,7 +92,11 @@ def test_draw_first_pick_is_proportional(weights: list[int], seed: int) -> None:
     assert statistic < chi2_critical(len(weights) - 1, z=4.75)  # p ~ 1e-6 per example
 
 
-def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
+def test_small_pools_enumerate_every_order_of_every_answer_set() -> None:
+    # Issue 11 changed this contract: answers are sets whose rotations are all enumerated (first addresses
+    # exact whatever a resolver does to the order), not the sequential weighted draw's ordered answers.
+    from fractions import Fraction
+
     from dnsbalance.configuration.model import DEFAULT_REGION
     from dnsbalance.protocol.codes import RType
     from dnsbalance.ranking.active import Candidate, Pool
@@ -101,30 +105,33 @@ def test_small_pools_are_enumerated_with_exact_probabilities() -> None:
     weights = {"a": 9000, "b": 6000, "c": 3000, "d": 1000}
     pool = Pool(DEFAULT_REGION, tuple(Candidate(n, w, (f"192.0.2.{i}",)) for i, (n, w) in enumerate(weights.items())))
     variants = Variants(pool, RType.A, 3, 60, random.Random(1))
-    assert variants.exact and len(variants.choices) == 24  # 4 x 3 x 2 ordered answers
-    probability = dict(zip((v.names for v in variants.choices),
-                           (b - a for a, b in zip([0.0, *variants.cumulative], variants.cumulative))))
+    assert variants.exact
+    probability = [b - a for a, b in zip([0.0, *variants.cumulative], variants.cumulative)]
     total = sum(weights.values())
-    for (first, second, third), p in probability.items():
-        left = total - weights[first]
-        expected = weights[first] / total * weights[second] / left * weights[third] / (left - weights[second])
-        assert abs(p - expected) < 1e-12
+    first: Counter = Counter()
+    for variant, p in zip(variants.choices, probability):
+        first[variant.names[0]] += p
+    for name, weight in weights.items():
+        assert abs(first[name] - weight / total) < 1e-12
+    assert variants.design.first_shares() == tuple(Fraction(w, total) for w in weights.values())
     assert abs(variants.total - 1.0) < 1e-12
 
 
-def test_big_pools_pick_the_first_mirror_by_exact_weight() -> None:
+def test_big_pools_keep_exact_sets_and_one_order_per_set() -> None:
+    # Issue 11 changed this contract: past EXACT_LIMIT ordered answers the sets stay exact (what a client
+    # behind a shuffling resolver sees) and each set keeps one random rotation (exact in expectation).
     from dnsbalance.configuration.model import DEFAULT_REGION
     from dnsbalance.protocol.codes import RType
     from dnsbalance.ranking.active import Candidate, Pool
-    from dnsbalance.ranking.variants import Variants
+    from dnsbalance.ranking.variants import EXACT_LIMIT, Variants
 
-    weights = {f"m{i}": w for i, w in enumerate([9990, 9000, 8000, 6000, 5000, 4000, 3000, 2000, 1000, 500,
-                                                  300, 100])}
-    pool = Pool(DEFAULT_REGION, tuple(Candidate(n, w, (f"192.0.2.{i}",)) for i, (n, w) in enumerate(weights.items())))
-    variants = Variants(pool, RType.A, 4, 60, random.Random(3))
-    assert not variants.exact  # 12 x 11 x 10 x 9 ordered answers: sampled continuations
     rng = random.Random(4)
+    weights = {f"m{i}": rng.randint(100, 10000) for i in range(EXACT_LIMIT // 4 + 20)}
+    pool = Pool(DEFAULT_REGION, tuple(Candidate(n, w, (f"10.0.{i // 250}.{i % 250}",))
+                                      for i, (n, w) in enumerate(weights.items())))
+    variants = Variants(pool, RType.A, 4, 60, random.Random(3))
+    assert not variants.exact
     picks = [variants.pick(rng) for _ in range(40000)]
-    firsts = Counter(v.names[0] for v in picks)
-    assert chi2(firsts, weights) < chi2_critical(len(weights) - 1)
+    shuffled_firsts = Counter(rng.choice(v.names) for v in picks)  # what a shuffling resolver's client uses
+    assert chi2(shuffled_firsts, weights) < chi2_critical(len(weights) - 1)
     assert all(len(set(v.names)) == len(v.names) == 4 for v in picks)

@@ -84,6 +84,7 @@ class Settings:
     soa: SOASettings
     ttl: int = 60
     answers: int = 4
+    min_answers: int = 1  # addresses in every answer, even where that bends the shares (failover first)
     listen: tuple[str, ...] = ("127.0.0.1:5353",)
     geoip: GeoIPSettings = GeoIPSettings()
     health: HealthSettings = HealthSettings()

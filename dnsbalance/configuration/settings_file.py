@@ -22,8 +22,8 @@ from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_ho
 from dnsbalance.configuration.yamlpos import PosDict, PosList
 
 FILE = "dnsbalance.yaml"
-KEYS = ("zone", "ttl", "answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir", "nsid", "cookies",
-        "cookie_secret", "rrl", "tcp", "status")
+KEYS = ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir",
+        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
 SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
@@ -55,12 +55,14 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
     nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
     cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
     state_dir = check.string(top, "state_dir", path, FILE, None) or DEFAULTS["state_dir"]
+    answers = check.integer(top, "answers", path, FILE, 1, 32, DEFAULTS["answers"])
     return Settings(
         zone=zone,
         nameservers=nameservers,
         soa=soa,
         ttl=check.integer(top, "ttl", path, FILE, 0, 604800, DEFAULTS["ttl"]),
-        answers=check.integer(top, "answers", path, FILE, 1, 32, DEFAULTS["answers"]),
+        answers=answers,
+        min_answers=check.integer(top, "min_answers", path, FILE, 1, answers, DEFAULTS["min_answers"]),
         listen=listen or DEFAULTS["listen"],
         geoip=geoip,
         health=health,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table
 from dnsbalance.geo.locate import Location
+from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.build import usable
@@ -47,6 +48,8 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
         how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
         lines.append(f"{rtype.name}: answered from the {pool.region} table, {how}")
         lines += _entries(config, health, pool, service)
+        if not service:
+            lines += design_lines(pool, table.variants(pool, rtype).design)
     return lines
 
 
@@ -58,6 +61,7 @@ def _usable(config: Config, health: HealthView, owner: str, entry: Entry) -> boo
 
 def _entries(config: Config, health: HealthView, pool: Pool, service: str | None) -> list[str]:
     total = sum(pool.weights)
+    # "share": of the usable entries' weight (health-adjusted), the share of first addresses at clients
     rows = [f"  {'relay' if service else 'mirror':<16} {'weight':>6} {'share':>7}  health  "
             + ("tier  port  addresses" if service else "addresses")]
     for candidate in pool.candidates:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from dnsbalance.configuration.model import Config, health_key
+from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import fail_open_names, usable
-from dnsbalance.stats.counters import Totals
+from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
 from health.state import HealthState
 
@@ -20,22 +21,32 @@ def _health(state: HealthState, key: str) -> dict[str, Any]:
             "checked": mirror.checked}
 
 
-def _regions(table: ActiveTable, totals: Totals) -> list[dict[str, Any]]:
+def _regions(table: ActiveTable, totals: Totals, now: float) -> list[dict[str, Any]]:
     regions = []
+    recent_first = totals.recent_first(now)
     for label, tier in table.labelled_tiers():
         pools = []
         for (name, rtype), pool in sorted({**tier.usable, **tier.fail_open}.items()):
             total = sum(pool.weights)
             firsts = {c.name: totals.first.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
             answered = sum(firsts.values())
+            recent = {c.name: recent_first.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
+            recently = sum(recent.values())
+            # A/AAAA: what the answer sets deliver at clients (differs where min_answers bends the weights)
+            delivered: list[float] = (
+                [float(d) for d in table.variants(pool, rtype).design.delivered] if rtype in (RType.A, RType.AAAA)
+                else [c.weight / total if total else 0.0 for c in pool.candidates])
             pools.append({
                 "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,
+                "recent_first_answers": recently,
                 "entries": [{
                     "target": c.name, "weight": c.weight, "configured_share": c.weight / total if total else 0.0,
+                    "delivered_share": share,
                     "observed_share": firsts[c.name] / answered if answered else None,
+                    "recent_observed_share": recent[c.name] / recently if recently else None,
                     "answers": totals.answers.get((label, name, rtype.name, c.name), 0),
                     "addresses": list(c.addresses), "port": c.port or None, "tier": c.tier,
-                } for c in pool.candidates],
+                } for c, share in zip(pool.candidates, delivered)],
             })
         if pools:
             regions.append({"region": label, "pools": pools})
@@ -80,7 +91,11 @@ def status(config: Config, table: ActiveTable, health: HealthState, cycle: Cycle
         },
         "mirrors": mirrors,
         "relays": relays,
-        "regions": _regions(table, totals),
+        # configured_share: weight over the usable entries' weight (health-adjusted, as the table draws);
+        # observed_share: first answers since the counters' reset (or first start), recent_: last window
+        "shares": {"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
+                   "recent_window_seconds": RECENT_WINDOW},
+        "regions": _regions(table, totals, now),
         "queries": {
             "total": queries,
             "no_country_share": (queries - located) / queries if queries else None,

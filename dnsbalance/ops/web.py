@@ -51,6 +51,12 @@ class StatusCollector:
             for key, count in sorted(counter.items()):
                 family.add_metric(list(key), count)
             yield family
+        recent = GaugeMetricFamily("dnsbalance_recent_first_answers",
+                                   "Times a mirror or relay was first in an answer, last 15 minutes",
+                                   labels=["region", "name", "type", "target"])
+        for key, count in sorted(totals.recent_first(time.time()).items()):
+            recent.add_metric(list(key), count)
+        yield recent
         yield GaugeMetricFamily("dnsbalance_unique_clients", "Distinct client subnets or resolvers (estimate)",
                                 value=status["queries"]["unique_clients"])
         up = GaugeMetricFamily("dnsbalance_target_up", "1 when a mirror (or relay service) is usable",
@@ -104,10 +110,16 @@ def render_page(status: dict[str, Any]) -> str:
             flag = " <strong class='down'>FAIL OPEN</strong>" if pool["fail_open"] else ""
             entries = "".join(
                 f"<tr><td>{e(x['target'])}</td><td>{x['weight']}</td><td>{_pct(x['configured_share'])}</td>"
+                f"<td>{_pct(x['delivered_share'])}</td><td>{_pct(x['recent_observed_share'])}</td>"
                 f"<td>{_pct(x['observed_share'])}</td><td>{x['answers']}</td></tr>" for x in pool["entries"])
             regions.append(f"<h3>{e(region['region'])}: {e(pool['name'])} {pool['type']}{flag}</h3>"
-                           f"<p>{pool['first_answers']} answers counted</p><table><tr><th>target</th><th>weight</th>"
-                           f"<th>configured share</th><th>observed share</th><th>in answers</th></tr>{entries}</table>")
+                           f"<p>{pool['first_answers']} answers counted since the counters' reset, "
+                           f"{pool['recent_first_answers']} in the last "
+                           f"{status['shares']['recent_window_seconds'] // 60} minutes</p>"
+                           f"<table><tr><th>target</th><th>weight</th>"
+                           f"<th>configured share (healthy entries)</th><th>delivered at clients</th>"
+                           f"<th>observed, recent</th><th>observed since reset</th><th>in answers</th></tr>"
+                           f"{entries}</table>")
     q = status["queries"]
     cycle = status["last_cycle"]
     last = f"{e(cycle['master'])}, {cycle['duration']:.2f} s" if cycle else "none yet"

@@ -59,6 +59,7 @@ class ZoneData:
     glue: Mapping[str, tuple[tuple[RType, str], ...]]  # relative owner -> (type, address)
     targets: Mapping[str, tuple[tuple[RType, str], ...]]  # SRV targets "<relay>.relay" -> (type, address)
     answers: int
+    min_answers: int = 1
     nsid: bytes | None = None
 
 
@@ -98,7 +99,8 @@ class ActiveTable:
         if found is None:
             from dnsbalance.ranking.variants import Variants
             rng = Random(pool_seed(self.seed, pool, rtype))
-            found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng)
+            found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng,
+                                                        self.zone.min_answers)
         return found
 
     def pool_for(self, location: Location, name: str, rtype: RType) -> Pool | None:

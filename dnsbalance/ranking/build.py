@@ -116,6 +116,7 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         glue=MappingProxyType({k: tuple(v) for k, v in glue.items()}),
         targets=MappingProxyType(targets),
         answers=s.answers,
+        min_answers=s.min_answers,
         nsid=s.nsid,
     )
 

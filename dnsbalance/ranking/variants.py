@@ -1,29 +1,30 @@
 """Precomputed A/AAAA answers for one pool, so that a query costs a weighted pick, not a draw and a pack.
 
-Small pools (up to EXACT_LIMIT ordered answers, e.g. 4 mirrors answered 3 or 4 at a time) are enumerated:
-every ordered answer with its exact probability under the sequential weighted draw, picked with one random
-number and a bisection, so every position follows the weights exactly. Bigger pools pick the first mirror
-by its exact weight and what follows from a few precomputed draws of the others (redrawn with every
+The answer *sets* and their probabilities come from ranking/answersets.py: every mirror's share of first
+addresses equals its (delivered) weight share whatever order a resolver puts the records in, with one
+address per mirror (several addresses of one mirror would multiply its share behind a shuffling
+resolver). Each set gets a random order, and its rotations are the variants, each with 1/size of the
+set's probability, so the order is uniform too: a client that keeps our order (or a resolver that
+rotates) sees the same shares. Pools with more than EXACT_LIMIT ordered answers keep one random
+rotation per set instead: the sets stay exact, the order is exact in expectation (redrawn with every
 table). Both the fast path and the full path answer from these, so their bytes agree.
 """
 from __future__ import annotations
 
 import ipaddress
-import math
 import struct
 from bisect import bisect_right
-from itertools import accumulate, permutations
+from itertools import accumulate
 from random import Random
 from typing import Iterator
 
 from dnsbalance.protocol.codes import DClass, RType
-from dnsbalance.ranking.active import Candidate, Pool
-from dnsbalance.ranking.draw import draw
+from dnsbalance.ranking.active import Pool
+from dnsbalance.ranking.answersets import Design, design
 
-EXACT_LIMIT = 64  # ordered answers enumerated per pool: 4 mirrors answered 3 or 4 at a time is 24
-# Sampled pools: continuations per first mirror, up to 8, fewer for big pools so that a pool holds about
-# 16 answers (a table of 25,000 pools must fit in memory when every pool has been used).
-MAX_VARIANTS, POOL_BUDGET, MIN_VARIANTS = 8, 16, 2
+# Ordered answers enumerated per pool. A pool has at most (mirrors x sizes used) sets; the rotations of
+# 4 mirrors answered 2 to 4 at a time are a few dozen; past this limit, one rotation per set.
+EXACT_LIMIT = 256
 POINTER_TO_QNAME = b"\xc0\x0c"  # the question name always starts at offset 12
 
 
@@ -44,68 +45,32 @@ def address_record(rtype: RType, address: str, ttl: int) -> bytes:
 
 
 class Variants:
-    def __init__(self, pool: Pool, rtype: RType, answers: int, ttl: int, rng: Random) -> None:
-        self._records = {a: address_record(rtype, a, ttl) for c in pool.candidates for a in c.addresses}
+    def __init__(self, pool: Pool, rtype: RType, answers: int, ttl: int, rng: Random,
+                 min_answers: int = 1) -> None:
         self.answers = answers
-        count = len(pool.candidates)
-        depth = min(answers, count)
-        self.exact = math.perm(count, depth) <= EXACT_LIMIT
-        if self.exact:
-            self._enumerate(pool, depth, rng)
-        else:
-            self._sample(pool, rng)
-        del self._records  # the wire is in the variants now
-
-    def _variant(self, picked: list[Candidate], rng: Random) -> Variant:
-        addresses = tuple(a for c in picked for a in _rotated(c.addresses, rng))[: self.answers]
-        return Variant(tuple(c.name for c in picked), addresses, b"".join(self._records[a] for a in addresses))
-
-    def _enumerate(self, pool: Pool, depth: int, rng: Random) -> None:
-        weights = pool.weights
-        total = sum(weights)
+        self.design: Design = design(pool.weights, answers, min_answers, rng)
+        candidates = pool.candidates
+        ordered = sum(len(members) for members, _ in self.design.sets)
+        self.exact = ordered <= EXACT_LIMIT  # every order enumerated, not one per set
         choices, probabilities = [], []
-        for order in permutations(range(len(weights)), depth):
-            probability, left = 1.0, total
-            for index in order:
-                probability *= weights[index] / left
-                left -= weights[index]
-            choices.append(self._variant([pool.candidates[i] for i in order], rng))
-            probabilities.append(probability)
+        for members, probability in self.design.sets:
+            order = list(members)
+            rng.shuffle(order)
+            # one address per mirror: a mirror with several of one family spreads over them by set
+            picked = [(candidates[i].name, rng.choice(candidates[i].addresses)) for i in order]
+            starts = range(len(order)) if self.exact else (rng.randrange(len(order)),)
+            for start in starts:
+                rotated = picked[start:] + picked[:start]
+                addresses = tuple(a for _, a in rotated)
+                wire = b"".join(address_record(rtype, a, ttl) for a in addresses)
+                choices.append(Variant(tuple(n for n, _ in rotated), addresses, wire))
+                probabilities.append(float(probability) / len(starts))
         self.choices = tuple(choices)
         self.cumulative = list(accumulate(probabilities))
         self.total = self.cumulative[-1]  # random() * total < total = the last bound: always an index
 
-    def _sample(self, pool: Pool, rng: Random) -> None:
-        weights = pool.weights
-        self.cumulative = list(accumulate(weights))
-        self.total = float(self.cumulative[-1])
-        self.per_first = max(MIN_VARIANTS, min(MAX_VARIANTS, POOL_BUDGET // len(pool.candidates)))
-        table = []
-        for first, candidate in enumerate(pool.candidates):
-            others = [c for i, c in enumerate(pool.candidates) if i != first]
-            other_weights = [w for i, w in enumerate(weights) if i != first]
-            table.append(tuple(self._variant([candidate, *draw(others, other_weights, self.answers - 1, rng)], rng)
-                               for _ in range(self.per_first)))
-        self.by_first = tuple(table)
-
     def all(self) -> Iterator[Variant]:
-        if self.exact:
-            yield from self.choices
-        else:
-            for row in self.by_first:
-                yield from row
+        yield from self.choices
 
     def pick(self, rng: Random) -> Variant:
-        point = rng.random() * self.total
-        if self.exact:
-            return self.choices[bisect_right(self.cumulative, point)]
-        first = bisect_right(self.cumulative, point)
-        return self.by_first[first][int(rng.random() * self.per_first)]
-
-
-def _rotated(addresses: tuple[str, ...], rng: Random) -> tuple[str, ...]:
-    """A mirror with several addresses of one family: start at a random one, spreading the load."""
-    if len(addresses) < 2:
-        return addresses
-    start = rng.randrange(len(addresses))
-    return addresses[start:] + addresses[:start]
+        return self.choices[bisect_right(self.cumulative, rng.random() * self.total)]

@@ -4,11 +4,16 @@ Per query the fast path does two dictionary increments. Every few seconds (and a
 process folds them into cumulative totals and writes `state_dir/counters/<process>.json`; the metrics
 endpoint, the status page and `dnsbalance stats` read those files (so workers' counts add up, and a
 restart continues where it stopped).
+
+First answers are also kept in one-minute buckets for the last RECENT_WINDOW seconds, so shares can be
+judged on recent traffic rather than since the first start; `dnsbalance stats --reset` (a marker file
+every process checks when it folds) starts every count afresh.
 """
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +33,9 @@ log = logging.getLogger(__name__)
 
 QueryKey = tuple[str, str, str, str]  # (type, rcode, country, continent); "" when unknown
 AnswerKey = tuple[str, str, str]  # (region, owner name, type)
+BUCKET = 60  # seconds per bucket of recent first answers
+RECENT_WINDOW = 15 * 60  # seconds of first answers the "recent" shares cover
+RESET_MARKER = "reset"  # in the counters folder: its mtime is when the counters were last reset
 
 
 @dataclass
@@ -37,10 +45,24 @@ class Totals:
     answers: Counter = field(default_factory=Counter)  # AnswerKey + (mirror,) -> times in an answer
     first: Counter = field(default_factory=Counter)  # AnswerKey + (mirror,) -> times first in an answer
     clients: HyperLogLog = field(default_factory=HyperLogLog)  # distinct client subnets or resolvers
+    recent: dict[int, Counter] = field(default_factory=dict)  # bucket start -> first answers in it
+    reset_at: float = 0.0  # when these counts started (a reset, or 0: never reset)
 
     def add(self, other: "Totals") -> "Totals":
+        recent = {start: Counter(counts) for start, counts in self.recent.items()}
+        for start, counts in other.recent.items():
+            recent[start] = recent.get(start, Counter()) + counts
         return Totals(self.queries + other.queries, self.ecs + other.ecs, self.answers + other.answers,
-                      self.first + other.first, self.clients.merge(other.clients))
+                      self.first + other.first, self.clients.merge(other.clients), recent,
+                      max(self.reset_at, other.reset_at))
+
+    def recent_first(self, now: float, window: float = RECENT_WINDOW) -> Counter:
+        """First answers of the last `window` seconds (whole buckets)."""
+        total: Counter = Counter()
+        for start, counts in self.recent.items():
+            if start + BUCKET > now - window:
+                total += counts
+        return total
 
     def to_json(self) -> dict:  # type: ignore[type-arg]
         return {
@@ -49,6 +71,9 @@ class Totals:
             "answers": [[*k, n] for k, n in sorted(self.answers.items())],
             "first": [[*k, n] for k, n in sorted(self.first.items())],
             "clients": self.clients.dump(),
+            "recent": [[start, *k, n] for start, counts in sorted(self.recent.items())
+                       for k, n in sorted(counts.items())],
+            "reset_at": self.reset_at,
         }
 
     @classmethod
@@ -56,9 +81,13 @@ class Totals:
         def counter(rows: list, width: int) -> Counter:  # type: ignore[type-arg]
             return Counter({tuple(row[:width]): int(row[width]) for row in rows})
 
+        recent: dict[int, Counter] = {}
+        for row in data.get("recent", []):
+            recent.setdefault(int(row[0]), Counter())[tuple(row[1:5])] += int(row[5])
         return cls(counter(data.get("queries", []), 4), int(data.get("ecs", 0)),
                    counter(data.get("answers", []), 4), counter(data.get("first", []), 4),
-                   HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog())
+                   HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog(), recent,
+                   float(data.get("reset_at", 0.0)))
 
 
 class QueryStats:
@@ -85,8 +114,12 @@ class QueryStats:
             hits, hit = self.variant_hits, (answer, variant)
             hits[hit] = hits.get(hit, 0) + 1
 
-    def fold(self) -> Totals:
+    def fold(self, now: float | None = None) -> Totals:
         """Move the hot counters into the cumulative totals, and return them."""
+        now = time.time() if now is None else now
+        reset = reset_time(self.path.parent) if self.path is not None else 0.0
+        if reset > self.base.reset_at:  # `dnsbalance stats --reset` since the last fold
+            self.base = Totals(reset_at=reset)
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
         totals = Totals(Counter(queries), ecs)
@@ -95,7 +128,11 @@ class QueryStats:
             for mirror in variant.names:
                 totals.answers[(*key, mirror)] += count
         totals.clients = self.clients
+        if totals.first:
+            totals.recent = {int(now // BUCKET * BUCKET): Counter(totals.first)}
         self.base = self.base.add(totals)
+        self.base.recent = {start: counts for start, counts in self.base.recent.items()
+                            if start + BUCKET > now - RECENT_WINDOW}
         self.clients = HyperLogLog()
         return self.base
 
@@ -120,14 +157,32 @@ def load_totals(path: Path) -> Totals:
 
 
 def all_totals(folder: Path, own: QueryStats | None = None) -> Totals:
-    """The sum over every process's counter file (this process's live counters instead of its file)."""
+    """The sum over every process's counter file (this process's live counters instead of its file);
+    files older than the last reset (a process that has not folded since) count as empty."""
     total = own.fold() if own is not None else Totals()
     skip = own.path if own is not None else None
+    reset = reset_time(folder)
     if folder.is_dir():
         for path in sorted(folder.glob("*.json")):
             if path != skip:
-                total = total.add(load_totals(path))
+                found = load_totals(path)
+                if found.reset_at >= reset:
+                    total = total.add(found)
     return total
+
+
+def reset_time(folder: Path) -> float:
+    """When the counters in `folder` were last reset (0: never)."""
+    try:
+        return (folder / RESET_MARKER).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def request_reset(folder: Path) -> None:
+    """Start every process's counts afresh: each sees the marker when it next folds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / RESET_MARKER).write_text(f"{time.time()}\n")
 
 
 def client_identity(client: str, subnet: Subnet | None) -> bytes:

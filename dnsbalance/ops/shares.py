@@ -1,0 +1,64 @@
+"""Weights as traffic at the clients, as lines of text for `check` and `explain`: the answer-set
+distribution of a pool, and the shares a minimum number of addresses bends (pure)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+from dnsbalance.configuration.model import Config
+from dnsbalance.protocol.codes import RType
+from dnsbalance.ranking.active import Pool
+from dnsbalance.ranking.answersets import Design, design
+from dnsbalance.ranking.build import build_table
+from health.view import ALL_USABLE
+
+SHOWN_SETS = 12  # explain lists the likeliest sets; a big pool has up to (mirrors x sizes) of them
+
+
+def percent(share: Fraction | float) -> str:
+    value = 100 * float(share)
+    return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"  # a last resort's 0.4% is not 0
+
+
+def bent(pool: Pool, result: Design) -> str | None:
+    """'jp4: configured 5.3%, delivered 6.2%, ...' for the mirrors the minimum moves, None if none."""
+    if result.exact:
+        return None
+    moved = [f"{c.name}: configured {percent(configured)}, delivered {percent(delivered)}"
+             for c, configured, delivered in zip(pool.candidates, result.configured, result.delivered)
+             if configured != delivered]
+    return "; ".join(moved)
+
+
+def design_lines(pool: Pool, result: Design) -> list[str]:
+    """The answer-set distribution: sizes, expected size, the likeliest sets; and what the minimum bends."""
+    sizes = ", ".join(f"{k} address{'es' if k > 1 else ''} {percent(p)}" for k, p in result.sizes.items())
+    lines = [f"  answer sets (order shuffled within each): expected size {float(result.expected_size):.2f}; "
+             f"{sizes}"]
+    for members, probability in result.sets[:SHOWN_SETS]:
+        lines.append(f"    {percent(probability):>6}  {' '.join(pool.candidates[i].name for i in members)}")
+    if len(result.sets) > SHOWN_SETS:
+        rest = sum((p for _, p in result.sets[SHOWN_SETS:]), Fraction(0))
+        lines.append(f"    {percent(rest):>6}  ({len(result.sets) - SHOWN_SETS} more sets)")
+    moved = bent(pool, result)
+    if moved:
+        lines.append(f"  with at least {result.minimum} addresses per answer the configured shares cannot hold: "
+                     f"{moved}")
+    return lines
+
+
+def bent_shares(config: Config) -> list[str]:
+    """Per region and name, the shares clients will actually see where `min_answers` makes the configured
+    ones impossible (configured entries, everything usable)."""
+    settings = config.settings
+    table = build_table(config, ALL_USABLE, 0, 0)
+    lines = []
+    for label, tier in table.labelled_tiers():
+        for (name, rtype), pool in sorted(tier.usable.items()):
+            if rtype not in (RType.A, RType.AAAA):
+                continue
+            result = design(pool.weights, settings.answers, settings.min_answers)
+            moved = bent(pool, result)
+            if moved:
+                lines.append(f"{label}: {name} {rtype.name}: delivered with at least {result.minimum} addresses "
+                             f"per answer: {moved}")
+    return lines

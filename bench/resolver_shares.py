@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import FIXTURES  # noqa: E402
+from tests.harness import FIXTURES  # noqa: E402
 from tests.unbound import ask_through, client_addresses, resolver_zone, start_unbound, write_client_mmdb  # noqa: E402
 
 NAMES = {

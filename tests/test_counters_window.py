@@ -5,17 +5,18 @@ import os
 import time
 from pathlib import Path
 
+from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import (
     BUCKET,
     RECENT_WINDOW,
     QueryStats,
     Totals,
     all_totals,
-    counter_file,
     request_reset,
 )
 
 KEY = ("country JP", "deb", "A")
+QUERY = ("A", "NOERROR", "JP", "AS")
 
 
 class Answer:
@@ -24,13 +25,13 @@ class Answer:
 
 
 def test_recent_window_forgets_old_first_answers(tmp_path: Path) -> None:
-    stats = QueryStats(counter_file(tmp_path, "main"))
+    stats = QueryStats(StateFolder(tmp_path).counters("main"))
     start = 1_000_000.0
     for _ in range(30):
-        stats.answer(KEY, Answer("jp1", "jp2"))
+        stats.count(QUERY, False, KEY, Answer("jp1", "jp2"))
     stats.fold(now=start)
     for _ in range(10):
-        stats.answer(KEY, Answer("jp2", "jp1"))
+        stats.count(QUERY, False, KEY, Answer("jp2", "jp1"))
     totals = stats.fold(now=start + RECENT_WINDOW + 2 * BUCKET)
     assert totals.first[(*KEY, "jp1")] == 30 and totals.first[(*KEY, "jp2")] == 10  # since the start
     recent = totals.recent_first(start + RECENT_WINDOW + 2 * BUCKET)
@@ -43,7 +44,7 @@ def test_reset_starts_every_process_afresh(tmp_path: Path) -> None:
     folder = tmp_path / "counters"
     worker, idle = QueryStats(folder / "w1.json"), QueryStats(folder / "w2.json")
     for stats in (worker, idle):
-        stats.answer(KEY, Answer("jp1"))
+        stats.count(QUERY, False, KEY, Answer("jp1"))
         stats.save()
     assert all_totals(folder).first[(*KEY, "jp1")] == 2
     past = time.time() - 10
@@ -51,7 +52,7 @@ def test_reset_starts_every_process_afresh(tmp_path: Path) -> None:
         os.utime(path, (past, past))
     request_reset(folder)
     assert all_totals(folder).first == {}  # files from before the reset count as empty
-    worker.answer(KEY, Answer("jp2"))
+    worker.count(QUERY, False, KEY, Answer("jp2"))
     worker.save()  # sees the marker when it folds: its old counts are gone
     totals = all_totals(folder)
     assert dict(totals.first) == {(*KEY, "jp2"): 1}

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import FIXTURES, Server, start_server
+from tests.harness import FIXTURES, Server, start_server
 from tests.test_weights import chi2, chi2_critical
 from tests.unbound import Unbound, ask_through, client_addresses, resolver_zone, start_unbound, write_client_mmdb
 

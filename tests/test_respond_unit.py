@@ -63,8 +63,8 @@ def test_jp_answers_from_the_jp_table(table: ActiveTable) -> None:
     for seed in range(50):
         reply = ask(table, f"deb.{ZONE}", location=JP, rng=Random(seed))
         found = addresses(reply)
-        assert len(found) == 3  # answers: 3 in dnsbalance.yaml
-        assert len(set(found)) == 3
+        assert 1 <= len(found) <= 3  # answers: 3 in dnsbalance.yaml; answer sets carry fewer (issue 11)
+        assert len(set(found)) == len(found)
         assert set(found) <= set(JP_WEIGHTS)
         assert all(rr.ttl == 30 for rr in reply.rr)
 

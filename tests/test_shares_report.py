@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from dnsbalance.cli import main
-from tests.conftest import FIXTURES
+from tests.harness import FIXTURES
 from tests.unbound import resolver_zone
 
 

@@ -20,7 +20,7 @@ import dns.rdatatype
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
-from tests.conftest import NETWORKS
+from tests.harness import NETWORKS
 
 ZONE = "cdn.example.org"
 

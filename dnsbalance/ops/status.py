@@ -2,11 +2,11 @@
 are all made from it."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.protocol.codes import RType
-from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, usable
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
@@ -21,7 +21,8 @@ def _health(state: HealthState, key: str) -> dict[str, Any]:
             "checked": mirror.checked}
 
 
-def _regions(table: ActiveTable, totals: Totals, now: float) -> list[dict[str, Any]]:
+def _regions(table: ActiveTable, totals: Totals, now: float,
+             changed: Mapping[PoolLabel, float]) -> list[dict[str, Any]]:
     regions = []
     recent_first = totals.recent_first(now)
     for label, tier in table.labelled_tiers():
@@ -32,18 +33,26 @@ def _regions(table: ActiveTable, totals: Totals, now: float) -> list[dict[str, A
             answered = sum(firsts.values())
             recent = {c.name: recent_first.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
             recently = sum(recent.values())
+            # since this pool's entries or weights last changed (at most the recent window: older buckets
+            # are not kept)
+            since = changed.get((label, name, rtype.name), 0.0)
+            fresh = totals.recent_first(now, min(RECENT_WINDOW, max(0.0, now - since)))
+            after = {c.name: fresh.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
+            after_total = sum(after.values())
             # A/AAAA: what the answer sets deliver at clients (differs where min_answers bends the weights)
             delivered: list[float] = (
                 [float(d) for d in table.variants(pool, rtype).design.delivered] if rtype in (RType.A, RType.AAAA)
                 else [c.weight / total if total else 0.0 for c in pool.candidates])
             pools.append({
                 "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,
-                "recent_first_answers": recently,
+                "recent_first_answers": recently, "changed_at": since or None,
+                "first_answers_since_change": after_total,
                 "entries": [{
                     "target": c.name, "weight": c.weight, "configured_share": c.weight / total if total else 0.0,
                     "delivered_share": share,
                     "observed_share": firsts[c.name] / answered if answered else None,
                     "recent_observed_share": recent[c.name] / recently if recently else None,
+                    "observed_share_since_change": after[c.name] / after_total if after_total else None,
                     "answers": totals.answers.get((label, name, rtype.name, c.name), 0),
                     "addresses": list(c.addresses), "port": c.port or None, "tier": c.tier,
                 } for c, share in zip(pool.candidates, delivered)],
@@ -54,7 +63,8 @@ def _regions(table: ActiveTable, totals: Totals, now: float) -> list[dict[str, A
 
 
 def status(config: Config, table: ActiveTable, health: HealthState, cycle: CycleReport | None, totals: Totals,
-           built_at: float, now: float) -> dict[str, Any]:
+           built_at: float, now: float, changed: Mapping[PoolLabel, float] | None = None) -> dict[str, Any]:
+    """`changed`: when each pool's entries or weights last changed (the balancer tracks it)."""
     verdicts = {v.name: v for v in cycle.verdicts} if cycle else {}
     mirrors = []
     for name, mirror in sorted(config.mirrors.items()):
@@ -95,7 +105,7 @@ def status(config: Config, table: ActiveTable, health: HealthState, cycle: Cycle
         # observed_share: first answers since the counters' reset (or first start), recent_: last window
         "shares": {"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
                    "recent_window_seconds": RECENT_WINDOW},
-        "regions": _regions(table, totals, now),
+        "regions": _regions(table, totals, now, changed or {}),
         "queries": {
             "total": queries,
             "no_country_share": (queries - located) / queries if queries else None,

@@ -216,7 +216,7 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
 
     def source() -> dict[str, Any]:
         return status(balancer.config, balancer.table, balancer.health, balancer.last_cycle, totals(),
-                      balancer.built_at, time.time())
+                      balancer.built_at, time.time(), balancer.pools_changed)
 
     def totals() -> Any:
         return all_totals(counters, own)

@@ -128,3 +128,21 @@ def pool_seed(table_seed: int, pool: Pool, rtype: RType) -> int:
     table's seed: the same in every process that builds the same table, unlike id() or hash() of strings."""
     text = f"{table_seed}|{pool.region}|{rtype.name}|" + ",".join(f"{c.name}={c.weight}" for c in pool.candidates)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+PoolLabel = tuple[str, str, str]  # (region label, owner name, type name): how counters and the status name a pool
+
+
+def _pools(table: ActiveTable) -> dict[PoolLabel, tuple[tuple[str, int], ...]]:
+    return {(label, name, rtype.name): tuple((c.name, c.weight) for c in pool.candidates)
+            for label, tier in table.labelled_tiers()
+            for (name, rtype), pool in {**tier.usable, **tier.fail_open}.items()}
+
+
+def pool_changes(before: ActiveTable | None, after: ActiveTable, since: Mapping[PoolLabel, float],
+                 now: float) -> dict[PoolLabel, float]:
+    """When each pool of `after` last changed its entries or weights (`now` for a new or changed one), so
+    observed shares can be read since the shares they should follow came into force."""
+    old = _pools(before) if before is not None else {}
+    return {label: since.get(label, now) if old.get(label) == entries else now
+            for label, entries in _pools(after).items()}

@@ -24,7 +24,7 @@ from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
 from dnsbalance.protocol.cookies import MalformedCookie
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns, udp_limit
 from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
-from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_names
 from dnsbalance.ranking.render import render
 from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
@@ -55,6 +55,7 @@ class Balancer:
         self.random_secret = secret or os.urandom(32)  # cookies, when the configuration sets no shared secret
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
+        self.pools_changed: dict[PoolLabel, float] = {}  # when each pool's entries or weights last changed
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -87,6 +88,8 @@ class Balancer:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
         serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous)
+        self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
+                                          serving.built_at)
         for name in fail_open_names(serving.table):
             log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
         if self.persist:

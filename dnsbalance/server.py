@@ -13,10 +13,11 @@ import socket
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Coroutine
+from typing import Any, Callable, Coroutine
 
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.snapshot import Serving
 
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
@@ -39,6 +40,9 @@ class UdpThread:
     def _loop(self) -> None:
         recvfrom, sendto, balancer = self.sock.recvfrom, self.sock.sendto, self.balancer
         handle, rng = balancer.handle, balancer.rng
+        current: Serving | None = None
+        fast: Callable[..., bytes | None] | None = None
+        locate: Callable[..., Any] | None = None
         while self.running:
             try:
                 data, addr = recvfrom(65535)
@@ -48,10 +52,14 @@ class UdpThread:
                 log.debug("UDP receive error: %s", exc)
                 continue
             serving = balancer.serving  # read once per query
+            if serving is not current:  # a new snapshot: bind its fast path once, not per query
+                current = serving
+                fast = None if serving.limiter is not None else serving.fast.answer
+                locate = serving.locator.locate
             reply = None
-            if serving.limiter is None:  # the common case straight to the fast path; handle() does the rest
+            if fast is not None:  # the common case straight to the fast path; handle() does the rest
                 try:
-                    reply = serving.fast.answer(data, addr[0], serving.locator.locate, rng)
+                    reply = fast(data, addr[0], locate, rng)
                 except Exception:
                     reply = None
             if reply is None:

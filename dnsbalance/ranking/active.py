@@ -7,40 +7,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from random import Random
-from typing import TYPE_CHECKING, Mapping
+from typing import Mapping
 
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.wire import Soa
+from dnsbalance.ranking.pool import Candidate, Pool
+from dnsbalance.ranking.variants import Variants
 
-if TYPE_CHECKING:
-    from dnsbalance.ranking.variants import Variants
+__all__ = ["ActiveTable", "Candidate", "Pool", "PoolKey", "PoolLabel", "Tier", "ZoneData", "pool_changes"]
 
-
-@dataclass(frozen=True)
-class Candidate:
-    """One mirror as a draw sees it (its weight, its addresses of one family), or one relay's service
-    as an SRV record shows it (weight, port, tier)."""
-
-    name: str
-    weight: int
-    addresses: tuple[str, ...]
-    port: int = 0
-    tier: int = 0
-
-
-@dataclass(frozen=True)
-class Pool:
-    """What one (region, owner name, type) draws from."""
-
-    region: Region
-    candidates: tuple[Candidate, ...]
-    fail_open: bool = False  # nothing was usable: these are the configured entries, health ignored
-
-    @property
-    def weights(self) -> tuple[int, ...]:
-        return tuple(c.weight for c in self.candidates)
 
 
 PoolKey = tuple[str, RType]  # (relative owner name, type)
@@ -85,7 +62,7 @@ class ActiveTable:
     seed: int = 0  # for the precomputed draws, so they never consume the query path's random numbers
     # Precomputed answers per pool, made on first use and kept for this table's life (a memo: the
     # table's meaning never changes).
-    _variants: dict[int, "Variants"] = field(default_factory=dict, compare=False, repr=False)
+    _variants: dict[int, Variants] = field(default_factory=dict, compare=False, repr=False)
 
     def labelled_tiers(self) -> list[tuple[str, Tier]]:
         """Every region's tier, labelled as its pools' region prints ("country JP", ..., "default"), which is
@@ -94,10 +71,9 @@ class ActiveTable:
         tiers += [(str(Region(Level.CONTINENT, c)), t) for c, t in sorted(self.continents.items())]
         return [*tiers, (str(DEFAULT_REGION), self.default)]
 
-    def variants(self, pool: Pool, rtype: RType) -> "Variants":
+    def variants(self, pool: Pool, rtype: RType) -> Variants:
         found = self._variants.get(id(pool))
         if found is None:
-            from dnsbalance.ranking.variants import Variants
             rng = Random(pool_seed(self.seed, pool, rtype))
             found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng,
                                                         self.zone.min_answers)

@@ -19,8 +19,8 @@ from random import Random
 from typing import Iterator
 
 from dnsbalance.protocol.codes import DClass, RType
-from dnsbalance.ranking.active import Pool
 from dnsbalance.ranking.answersets import Design, design
+from dnsbalance.ranking.pool import Pool
 
 # Ordered answers enumerated per pool. A pool has at most (mirrors x sizes used) sets; the rotations of
 # 4 mirrors answered 2 to 4 at a time are a few dozen; past this limit, one rotation per set.

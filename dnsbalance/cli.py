@@ -114,8 +114,8 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"'{args.client}' is not an IP address", file=sys.stderr)
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
-    location = loaded.geoip.locate(address)
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name):
+    location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
+    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address):
         print(line)
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dnsbalance.configuration.model import Config, health_key
+from dnsbalance.configuration.model import Config, Level, health_key
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import fail_open_names, usable
 from dnsbalance.stats.counters import Totals
@@ -20,7 +20,21 @@ def _health(state: HealthState, key: str) -> dict[str, Any]:
             "checked": mirror.checked}
 
 
-def _regions(table: ActiveTable, totals: Totals) -> list[dict[str, Any]]:
+def selects(config: Config, label: str) -> str:
+    """Which clients a table serves, as the status page and `explain` say it."""
+    level, _, code = label.partition(" ")
+    if level == Level.NETWORK.value and code in config.networks:
+        return "clients inside " + ", ".join(str(n) for n in config.networks[code].networks)
+    if level == Level.ASN.value:
+        return f"clients in {code} (ASN database {config.settings.geoip.asn_database})"
+    if level == Level.COUNTRY.value:
+        return f"clients GeoIP places in country {code}"
+    if level == Level.CONTINENT.value:
+        return f"clients GeoIP places in continent {code}"
+    return "every other client"
+
+
+def _regions(table: ActiveTable, totals: Totals, config: Config) -> list[dict[str, Any]]:
     regions = []
     for label, tier in table.labelled_tiers():
         pools = []
@@ -38,7 +52,7 @@ def _regions(table: ActiveTable, totals: Totals) -> list[dict[str, Any]]:
                 } for c in pool.candidates],
             })
         if pools:
-            regions.append({"region": label, "pools": pools})
+            regions.append({"region": label, "selects": selects(config, label), "pools": pools})
     return regions
 
 
@@ -80,7 +94,7 @@ def status(config: Config, table: ActiveTable, health: HealthState, cycle: Cycle
         },
         "mirrors": mirrors,
         "relays": relays,
-        "regions": _regions(table, totals),
+        "regions": _regions(table, totals, config),
         "queries": {
             "total": queries,
             "no_country_share": (queries - located) / queries if queries else None,

@@ -106,7 +106,7 @@ def render_page(status: dict[str, Any]) -> str:
                 f"<tr><td>{e(x['target'])}</td><td>{x['weight']}</td><td>{_pct(x['configured_share'])}</td>"
                 f"<td>{_pct(x['observed_share'])}</td><td>{x['answers']}</td></tr>" for x in pool["entries"])
             regions.append(f"<h3>{e(region['region'])}: {e(pool['name'])} {pool['type']}{flag}</h3>"
-                           f"<p>{pool['first_answers']} answers counted</p><table><tr><th>target</th><th>weight</th>"
+                           f"<p>For {e(region['selects'])}; {pool['first_answers']} answers counted</p><table><tr><th>target</th><th>weight</th>"
                            f"<th>configured share</th><th>observed share</th><th>in answers</th></tr>{entries}</table>")
     q = status["queries"]
     cycle = status["last_cycle"]

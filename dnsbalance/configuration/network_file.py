@@ -35,7 +35,8 @@ def read_networks(check: Checker, path: Path, top: PosDict) -> tuple[tuple[Netwo
         items = PosList([items], line=line)
         items.item_lines = [line]
     if not isinstance(items, PosList) or not items:
-        check.error(path, line, f"{NETWORKS_KEY}: must be a non-empty list of IPv4/IPv6 prefixes, got {kind(items)}")
+        got = "an empty list" if isinstance(items, PosList) else kind(items)
+        check.error(path, line, f"{NETWORKS_KEY}: must be a non-empty list of IPv4/IPv6 prefixes, got {got}")
         return (), ()
     found: list[Network] = []
     lines: list[int] = []

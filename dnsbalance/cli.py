@@ -16,7 +16,7 @@ from dnsbalance import __version__
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.ops.addrfile import ImportProblem, import_addr_file
+from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.instance import (
@@ -68,7 +68,18 @@ def _parser() -> argparse.ArgumentParser:
     imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
     imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
     imports.add_argument("--zone", required=True, help="the zone the names live in, e.g. cdn.debian.or.jp")
-    imports.add_argument("--out", type=Path, default=Path("config"), help="folder to write (default ./config)")
+    imports.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                         help=f"folder to write (default ./{DEFAULT_OUT}, never the live ./config); it must be "
+                              "missing or empty unless --replace")
+    imports.add_argument("--replace", action="store_true",
+                         help="replace a non-empty --out folder as a whole (its old files are removed)")
+    imports.add_argument("--nameserver", action="append", metavar="NAME",
+                         help="a name of the addr file that is one of the zone's name servers, written as "
+                              "nameservers: with its addresses as glue (repeatable; default: names such as ns, "
+                              "ns1, dns2)")
+    imports.add_argument("--asn-database", metavar="FILE.mmdb",
+                         help="ASN database for the AS namespaces (path relative to --out, or absolute); "
+                              "without it they are left out")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -104,6 +115,8 @@ def _check(args: argparse.Namespace) -> int:
         print(line)
     print(f"ok: zone {config.settings.zone}, {len(config.mirrors)} mirrors, {len(config.relays)} relays, "
           f"{len(config.countries)} country and {len(config.continents)} continent tables"
+          + (f", {len(config.networks)} network and {len(config.asns)} AS tables"
+             if config.networks or config.asns else "")
           + (f", {len(problems)} warning(s)" if problems else ""))
     return 0
 
@@ -118,8 +131,8 @@ def _explain(args: argparse.Namespace) -> int:
         print(f"'{args.client}' is not an IP address", file=sys.stderr)
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
-    location = loaded.geoip.locate(address)
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name):
+    location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
+    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address):
         print(line)
     return 0
 
@@ -261,10 +274,16 @@ def _reload(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     try:
-        written = import_addr_file(args.addr_file, args.zone, args.out)
+        written, warnings = import_addr_file(args.addr_file, args.zone, args.out, args.replace, args.nameserver,
+                                             args.asn_database)
     except ImportProblem as exc:
         print(f"{args.addr_file}:{exc.line}: {exc.detail}", file=sys.stderr)
         return 1
+    except OutputNotEmpty as exc:
+        print(f"not imported: {exc}", file=sys.stderr)
+        return 1
+    for line, message in warnings:
+        print(f"{args.addr_file}:{line}: warning: {message}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
     config, problems = check_config(args.out)

@@ -24,6 +24,16 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     "bad_owner": (1, [
         "{dir}/default.yaml:3: 'de b' is not a valid DNS name",
     ]),
+    "asn_bad_name": (1, [
+        "{dir}/asn/ASX.yaml:1: unknown AS file name 'ASX' (expected AS<number>, e.g. AS2500.yaml)",
+        "{dir}/asn/as02500.yaml:1: asn AS2500 is defined twice: AS2500.yaml and as02500.yaml",
+    ]),
+    "asn_database_missing": (1, [
+        "{dir}/dnsbalance.yaml:6: geoip: asn_database 'nosuch.mmdb' does not exist",
+    ]),
+    "asn_without_database": (1, [
+        "{dir}/asn/AS2500.yaml:1: AS2500 is an AS table but dnsbalance.yaml sets no geoip.asn_database to find a client's AS",
+    ]),
     "both_alpha2_alpha3": (1, [
         '{dir}/country/JPN.yaml:1: country JP is defined twice: JP.yaml and JPN.yaml',
     ]),
@@ -42,6 +52,23 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     ]),
     "missing_default": (1, [
         '{dir}/default.yaml:1: file is missing',
+    ]),
+    "network_duplicate": (1, [
+        "{dir}/network/isp.yaml:3: networks: 10.0.0.0/8 is also listed in network/campus.yaml:2",
+    ]),
+    "network_host_bits": (1, [
+        "{dir}/network/campus.yaml:2: networks: '10.0.0.1/8' has host bits set (the network is 10.0.0.0/8)",
+        "{dir}/network/campus.yaml:3: networks: '2001:db8::1/32' has host bits set (the network is 2001:db8::/32)",
+        "{dir}/network/campus.yaml:4: networks: 'not-a-prefix' is not an IPv4 or IPv6 prefix",
+        "{dir}/network/campus.yaml:5: networks: '::ffff:10.0.0.0/104' is IPv4-mapped; clients are matched as IPv4, so write the IPv4 prefix",
+    ]),
+    "network_nested": (0, [
+        "{dir}/network/campus.yaml:2: warning: networks: 10.1.0.0/16 is inside 10.0.0.0/8 of network/isp.yaml:2: its clients get this table first, the other for names this one lacks",
+        "{dir}/network/campus.yaml:3: warning: networks: 10.1.2.0/24 is inside 10.1.0.0/16 (line 2) of the same table and changes nothing",
+    ]),
+    "network_no_networks": (1, [
+        "{dir}/network/campus.yaml:1: networks: required in a network table (a list of IPv4/IPv6 prefixes)",
+        "{dir}/network/lab.yaml:1: networks: must be a non-empty list of IPv4/IPv6 prefixes, got an empty list",
     ]),
     "no_address": (1, [
         "{dir}/mirrors.yaml:4: mirror 'empty' has no address",
@@ -62,6 +89,11 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     ]),
     "unknown_country": (1, [
         "{dir}/country/QQ.yaml:1: unknown country code 'QQ' (expected ISO 3166 alpha-2 or alpha-3)",
+    ]),
+    "unknown_entries": (0, [
+        "{dir}/Default.yaml:1: warning: unknown file 'Default.yaml' in the configuration folder is not read (expected dnsbalance.yaml, mirrors.yaml, default.yaml, and the folders continent/, country/, network/, asn/)",
+        "{dir}/mirrors.yml:1: warning: unknown file 'mirrors.yml' in the configuration folder is not read (expected dnsbalance.yaml, mirrors.yaml, default.yaml, and the folders continent/, country/, network/, asn/)",
+        "{dir}/networks:1: warning: unknown folder 'networks' in the configuration folder is not read (expected dnsbalance.yaml, mirrors.yaml, default.yaml, and the folders continent/, country/, network/, asn/)",
     ]),
     "unknown_key": (1, [
         "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, min_answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status)",

@@ -127,7 +127,9 @@ class FastPath:
         variants = self.table.variants(pool, rtype) if pool is not None else None
 
         if counts == COUNTS_EDNS:
-            opt = opt_bytes(do, subnet_option(used, scope or 0) if used is not None else b"")
+            # scope 0 where the answer is the same for every client (NXDOMAIN, NODATA): RFC 7871 7.2.1
+            dependent = bool(name) and scope and self.table.client_dependent(name, rtype)
+            opt = opt_bytes(do, subnet_option(used, scope or 0 if dependent else 0) if used is not None else b"")
         else:
             opt = b""
         flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))

@@ -151,6 +151,8 @@ def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Rando
         return error_reply(query, Rcode.NOTIMP, edns, cookies)  # no zone transfers; as gdnsd answers
     else:
         reply = _answer(query, name, question.qtype, location, table, rng)
+    if ecs_scope and (name is None or not table.client_dependent(name, question.qtype)):
+        ecs_scope = 0  # the same answer for every client: RFC 7871 7.2.1
     if edns is not None:
         reply.record.add_ar(opt_record(0, edns.do, _edns_options(edns, table, ecs_scope, cookie)))
     return reply

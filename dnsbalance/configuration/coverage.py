@@ -33,7 +33,7 @@ def drained_names(check: Checker, config: Config) -> None:
 
 def uncovered_names(check: Checker, config: Config) -> None:
     """A name that only some regions list leaves every other client with an empty answer: say so."""
-    for table in (*config.countries.values(), *config.continents.values()):
+    for table in config.tables()[:-1]:  # every table but the default
         for name in table.names:
             if name not in config.default.names:
                 check.warning(table.source, table.line_of(name),

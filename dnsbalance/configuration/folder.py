@@ -2,6 +2,7 @@
 
     config/dnsbalance.yaml  config/mirrors.yaml  config/default.yaml
     config/continent/EU.yaml  config/country/JP.yaml (or JPN.yaml)
+    config/network/NAME.yaml  config/asn/AS2500.yaml
 
 Each file is read once; the order of the problems follows the order above.
 """
@@ -14,7 +15,8 @@ from types import MappingProxyType
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.coverage import drained_names, uncovered_names
 from dnsbalance.configuration.mirrors_file import read_fleet
-from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region, Table
+from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region, Settings, Table
+from dnsbalance.configuration.network_file import asn_of, overlapping_networks
 from dnsbalance.configuration.problems import Problem
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.table_file import read_table, reserved_names
@@ -41,10 +43,21 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
                   for code, path in region_files(check, directory / "continent", Level.CONTINENT).items()}
     countries = {code: load(path, Region(Level.COUNTRY, code))
                  for code, path in region_files(check, directory / "country", Level.COUNTRY).items()}
+    networks = {code: load(path, Region(Level.NETWORK, code))
+                for code, path in region_files(check, directory / "network", Level.NETWORK).items()}
+    overlapping_networks(check, list(networks.values()))
+    asns = {asn_of(code) or 0: load(path, Region(Level.ASN, code))
+            for code, path in region_files(check, directory / "asn", Level.ASN).items()}
     if settings is None:
         return None, check.problems
+    if asns and settings.geoip.asn_database is None:
+        for table in asns.values():
+            check.error(table.source, 1, f"{table.region.code} is an AS table but dnsbalance.yaml sets no "
+                                         "geoip.asn_database to find a client's AS")
+    unknown_entries(check, directory, settings)
     config = Config(directory, settings, MappingProxyType(fleet.mirrors), MappingProxyType(fleet.relays), default,
-                    MappingProxyType(continents), MappingProxyType(countries))
+                    MappingProxyType(continents), MappingProxyType(countries), MappingProxyType(networks),
+                    MappingProxyType(asns))
     drained_names(check, config)
     if not check.has_errors():
         uncovered_names(check, config)  # with errors about, a missing name is likely one of their echoes
@@ -55,7 +68,7 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
 
 
 def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
-    """Code -> file, for continent/*.yaml or country/*.yaml; reports unknown and doubled codes."""
+    """Code -> file, for continent/, country/, network/ or asn/*.yaml; reports unknown and doubled codes."""
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found
@@ -69,6 +82,14 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
             if code is None:
                 check.error(path, 1, f"unknown continent code '{path.stem}' (expected one of {' '.join(CONTINENTS)})")
                 continue
+        elif level is Level.NETWORK:
+            code = path.stem  # any name: the table is chosen by its `networks:`, not by its file name
+        elif level is Level.ASN:
+            number = asn_of(path.stem)
+            code = f"AS{number}" if number else None
+            if code is None:
+                check.error(path, 1, f"unknown AS file name '{path.stem}' (expected AS<number>, e.g. AS2500.yaml)")
+                continue
         else:
             known = country(stem)
             code = known.alpha2 if known and len(stem) in (2, 3) else None  # alpha-3 (JPN.yaml) names JP too
@@ -80,3 +101,25 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
             continue
         found[code] = path
     return found
+
+
+# What a configuration folder holds; anything else at its top would be silently ignored.
+KNOWN_FILES = ("dnsbalance.yaml", "mirrors.yaml", "default.yaml")
+KNOWN_FOLDERS = ("continent", "country", "network", "asn")
+
+
+def unknown_entries(check: Checker, directory: Path, settings: Settings) -> None:
+    """Warn about files and folders at the folder's top that nothing reads (a misspelt `networks/`, a
+    `Default.yaml`, a `mirrors.yml`): their tables would otherwise be ignored without a word. Hidden
+    entries, the state folder and the GeoIP databases the settings name are expected."""
+    used = [settings.state_dir, *(directory / name for name in (settings.geoip.database,
+                                                              settings.geoip.asn_database) if name)]
+    for path in sorted(directory.iterdir()):
+        name = path.name
+        if name.startswith(".") or any(path == u or path in u.parents for u in used):
+            continue
+        if (name in KNOWN_FOLDERS and path.is_dir()) or (name in KNOWN_FILES and path.is_file()):
+            continue
+        what = "folder" if path.is_dir() else "file"
+        check.warning(path, 1, f"unknown {what} '{name}' in the configuration folder is not read (expected "
+                               f"{', '.join(KNOWN_FILES)}, and the folders {'/, '.join(KNOWN_FOLDERS)}/)")

@@ -1,6 +1,7 @@
 """The configuration as frozen values: what the YAML files say, checked and normalised."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -45,6 +46,7 @@ class SOASettings:
 class GeoIPSettings:
     database: str = "builtin"
     ecs: bool = True
+    asn_database: str | None = None  # an ASN .mmdb (GeoLite2-ASN layout): what AS tables need
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,8 @@ class Entry:
 
 
 class Level(Enum):
+    NETWORK = "network"  # config/network/NAME.yaml: the clients inside its `networks:` prefixes
+    ASN = "asn"  # config/asn/AS2500.yaml: the clients of one AS
     COUNTRY = "country"
     CONTINENT = "continent"
     DEFAULT = "default"
@@ -158,13 +162,16 @@ class Level(Enum):
 @dataclass(frozen=True)
 class Region:
     level: Level
-    code: str  # "JP", "EU" or "default"
+    code: str  # "JP", "EU", "default", a network table's NAME or "AS2500"
 
     def __str__(self) -> str:
         return "default" if self.level is Level.DEFAULT else f"{self.level.value} {self.code}"
 
 
 DEFAULT_REGION = Region(Level.DEFAULT, "default")
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -174,6 +181,9 @@ class Table:
     names: Mapping[str, tuple[Entry, ...]]  # relative owner name (lower case, "@" = apex) -> entries
     # Where `source` spells each name: checks across tables point there without reading the file again.
     lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+    # A network table's `networks:` prefixes, and the line of each in `source`.
+    networks: tuple[Network, ...] = ()
+    network_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def line_of(self, name: str) -> int:
         return self.lines.get(name, 1)
@@ -188,9 +198,12 @@ class Config:
     default: Table
     continents: Mapping[str, Table]
     countries: Mapping[str, Table]
+    networks: Mapping[str, Table] = field(default_factory=lambda: MappingProxyType({}))  # by file stem
+    asns: Mapping[int, Table] = field(default_factory=lambda: MappingProxyType({}))  # by AS number
 
     def tables(self) -> tuple[Table, ...]:
-        return (*self.countries.values(), *self.continents.values(), self.default)
+        return (*self.networks.values(), *self.asns.values(), *self.countries.values(), *self.continents.values(),
+                self.default)
 
 
 def field_defaults(cls: type) -> Mapping[str, Any]:

@@ -136,11 +136,15 @@ def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSe
     geo_map = check.section(top, "geoip", path)
     if geo_map is None:
         return geoip
-    check.known_keys(geo_map, ("database", "ecs"), path, "geoip")
+    check.known_keys(geo_map, ("database", "ecs", "asn_database"), path, "geoip")
     database = check.string(geo_map, "database", path, "geoip", geoip.database)
     if database != "builtin" and not (directory / database).is_file():
         check.error(path, geo_map.line_of("database"), f"geoip: database '{database}' does not exist")
-    return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs))
+    asn_database = check.string(geo_map, "asn_database", path, "geoip", geoip.asn_database)
+    if asn_database is not None and not (directory / asn_database).is_file():
+        check.error(path, geo_map.line_of("asn_database"), f"geoip: asn_database '{asn_database}' does not exist")
+    return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs),
+                         asn_database=asn_database)
 
 
 def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:

@@ -1,4 +1,5 @@
-"""Read one table file (default.yaml, continent/EU.yaml, country/JP.yaml): owner names -> `target: priority`."""
+"""Read one table file (default.yaml, continent/EU.yaml, country/JP.yaml, network/NAME.yaml, asn/AS2500.yaml):
+owner names -> `target: priority`; a network table adds its `networks:` list."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,7 @@ from dnsbalance.configuration.model import (
     SRV_NAMES,
     SRV_SERVICES,
     Entry,
+    Level,
     Region,
     Relay,
     Settings,
@@ -21,6 +23,7 @@ from dnsbalance.configuration.model import (
     field_defaults,
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name
+from dnsbalance.configuration.network_file import read_networks
 from dnsbalance.configuration.yamlpos import PosDict
 
 ENTRY_DEFAULTS = field_defaults(Entry)
@@ -47,6 +50,7 @@ def read_table(check: Checker, path: Path, region: Region, fleet: Fleet, reserve
     # tables report, carried on the Table so they need not read the file again.
     first_lines: dict[str, int] = {}
     top = (check.mapping(raw, path, 1, path.name) if raw is not None else None) or PosDict()
+    networks, network_lines = read_networks(check, path, top) if region.level is Level.NETWORK else ((), ())
     for owner, node in top.items():
         line = top.line_of(owner)
         if isinstance(owner, str):
@@ -74,7 +78,7 @@ def read_table(check: Checker, path: Path, region: Region, fleet: Fleet, reserve
         elif entries:
             names[key] = entries
     lines = {name: first_lines[name] for name in names}
-    return Table(region, path, MappingProxyType(names), MappingProxyType(lines))
+    return Table(region, path, MappingProxyType(names), MappingProxyType(lines), networks, network_lines)
 
 
 def _entries(check: Checker, path: Path, owner: str, key: str, node: PosDict, fleet: Fleet) -> tuple[Entry, ...]:

@@ -27,11 +27,17 @@ class Location:
     country: str | None  # ISO 3166 alpha-2
     continent: str | None  # AF AN AS EU NA OC SA
     prefix_len: int  # the database network that holds the address: the ECS scope of answers derived from it
+    networks: tuple[str, ...] = ()  # network tables covering the address, longest prefix first
+    asn: int | None = None  # looked up only when AS tables exist
 
     def describe(self) -> str:
-        if self.country is None and self.continent is None:
-            return "unknown location"
-        return f"country {self.country or '?'}, continent {self.continent or '?'}"
+        place = "unknown location" if self.country is None and self.continent is None else \
+            f"country {self.country or '?'}, continent {self.continent or '?'}"
+        if self.asn is not None:
+            place = f"AS{self.asn}, {place}"
+        if self.networks:
+            place = f"network {', '.join(self.networks)}; {place}"
+        return place
 
 
 UNKNOWN = Location(None, None, 0)

@@ -1,18 +1,24 @@
 """DNS Balance `addr` files: read the Ruby `$addr_db` literal and write the dnsbalance configuration layout.
 
     $addr_db = {
-      "default" => { "cdn" => [ [[192,0,2,1], 0], [[192,0,2,2], 30], ], },
-      "AS"      => { ... },            # continent codes
-      "JPN"     => { ... },            # ISO 3166 alpha-3 country codes
+      "default"      => { "cdn" => [ [[192,0,2,1], 0], [[192,0,2,2], 30], ], },
+      "AS"           => { ... },       # continent codes             -> continent/AS.yaml
+      "JPN"          => { ... },       # ISO 3166 alpha-3 countries  -> country/JP.yaml
+      "AS2500"       => { ... },       # an AS (GeoIP ASN database)  -> asn/AS2500.yaml
+      "10.1.0.0/16"  => { ... },       # a network address namespace -> network/net-10-1-0-0-16.yaml
     }
 
 Priorities keep their numbers (weight = 10000 - priority in both). Each address becomes a mirror named
 after it (m-192-0-2-1), defined once in mirrors.yaml; operators then add its `url:` to have it probed.
+Names that are the zone's name servers (ns, ns1, dns2, ... or those named) become `nameservers:` with glue.
+What DNS Balance did differently is said in warnings that point at the Ruby file's lines.
 """
 from __future__ import annotations
 
 import ipaddress
 import re
+import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +79,9 @@ class _Parser:
         if kind in ("str", "int"):
             self.index += 1
             return value, line
+        if kind == "word" and value == "nil":  # the generators of addr files leave nil keys behind
+            self.index += 1
+            return None, line
         if kind == "[":
             self.index += 1
             items = []
@@ -109,6 +118,21 @@ def parse_addr_db(text: str) -> Any:
     return db
 
 
+NAMESERVER = re.compile(r"(ns|dns)\d*")  # the usual names of a zone's own name servers
+PLACEHOLDER_NS = "192.0.2.53"
+DEFAULT_OUT = Path("dnsbalance-import")  # never the live ./config unless the operator says so
+
+
+class OutputNotEmpty(Exception):
+    pass
+
+
+@dataclass
+class Imported:
+    files: dict[str, str]  # relative path -> YAML text
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line in the addr file, message)
+
+
 def _address(node: Any) -> str:
     value, line = node
     if isinstance(value, list) and len(value) == 4 and all(isinstance(v, int) and 0 <= v <= 255 for v, _ in value):
@@ -121,40 +145,91 @@ def _address(node: Any) -> str:
     raise ImportProblem(line, "an address must be [a, b, c, d] or an address string")
 
 
-def _region_file(namespace: str, line: int) -> str:
+ASN_NAMESPACE = re.compile(r"AS(\d{1,10})")
+
+
+def _namespace_file(namespace: str, line: int) -> tuple[str, str]:
+    """(relative file, kind) of one namespace: default, continent, country, asn or network."""
     if namespace == "default":
-        return "default.yaml"
+        return "default.yaml", "default"
     if namespace.upper() in CONTINENTS:
-        return f"continent/{namespace.upper()}.yaml"
+        return f"continent/{namespace.upper()}.yaml", "continent"
+    match = ASN_NAMESPACE.fullmatch(namespace)
+    if match and 0 < int(match.group(1)) <= 0xFFFFFFFF:
+        return f"asn/AS{int(match.group(1))}.yaml", "asn"
+    if re.fullmatch(r"[0-9.]+(/\d+)?|[0-9A-Fa-f:.]+(/\d+)?", namespace) and any(c.isdigit() for c in namespace):
+        try:
+            network = ipaddress.ip_network(namespace)
+        except ValueError:
+            raise ImportProblem(line, f"'{namespace}' is not a network address namespace: DNS Balance's are "
+                                      "ADDRESS/LENGTH with the host bits clear, such as 10.1.0.0/16") from None
+        name = "net-" + re.sub(r"[^0-9A-Za-z]+", "-", str(network)).strip("-")
+        return f"network/{name}.yaml", "network"
     found = country(namespace)
-    if found is not None:
-        return f"country/{found.alpha2}.yaml"
-    raise ImportProblem(line, f"'{namespace}' is neither default, a continent code nor a country code")
+    if found is not None and len(namespace) in (2, 3):
+        return f"country/{found.alpha2}.yaml", "country"
+    raise ImportProblem(line, f"'{namespace}' is neither default, a continent code, a country code, an AS "
+                              "(AS2500) nor a network address (10.1.0.0/16); custom namespaces of DNS Balance's "
+                              "$namespace_db are not imported")
 
 
-def convert(db: Any, zone: str) -> dict[str, str]:
-    """Relative path -> YAML text for mirrors.yaml and every table."""
+def _wider(kind: str) -> str:
+    return {"default": "no table: such clients get no answer for it unless another table lists it",
+            "continent": "the default table",
+            "country": "the continent's table, else the default table"}.get(
+                kind, "the country's, continent's or default table")
+
+
+def _mirror_name(address: str) -> str:
+    return "m-" + address.replace(".", "-").replace(":", "-")
+
+
+def convert(db: Any, zone: str, nameservers: list[str] | None = None, asn_database: str | None = None) -> Imported:
+    """The configuration files of one addr database. `nameservers`: owner names (relative or absolute) that
+    are the zone's name servers; None: the names that look like one (ns, ns1, dns2). `asn_database`: the
+    ASN .mmdb that AS namespaces need; without it they are left out with a warning."""
     zone = normalise_name(zone)
     pairs, line = db
     if not isinstance(pairs, list) or (pairs and not isinstance(pairs[0], tuple)):
         raise ImportProblem(line, "$addr_db must be a hash of namespaces")
+    named = {_relative(normalise_name(n), zone) for n in nameservers} if nameservers is not None else None
+    warnings: list[tuple[int, str]] = []
     mirrors: dict[str, str] = {}
     files: dict[str, list[str]] = {}
+    sources: dict[str, tuple[str, int]] = {}
+    glue: dict[str, list[str]] = {}
     for (namespace, ns_line), (hosts, hosts_line) in pairs:
-        path = _region_file(str(namespace), ns_line)
-        lines = files.setdefault(path, [f"# imported from DNS Balance namespace \"{namespace}\""])
+        if namespace is None:
+            warnings.append((ns_line, "namespace nil (left by the addr file's generator) matches no client in DNS "
+                                      "Balance either; left out"))
+            continue
+        path, kind = _namespace_file(str(namespace), ns_line)
+        if path in sources:
+            first, first_line = sources[path]
+            raise ImportProblem(ns_line, f"namespace '{namespace}' is the same table as '{first}' (line "
+                                         f"{first_line}): {path}")
+        sources[path] = (str(namespace), ns_line)
         if not isinstance(hosts, list):
             raise ImportProblem(hosts_line, f"namespace '{namespace}' must map host names to lists")
+        if kind == "asn" and asn_database is None:
+            warnings.append((ns_line, f"namespace '{namespace}' is an AS table; it is left out because AS tables "
+                                      "need an ASN database: import again with --asn-database FILE.mmdb"))
+            continue
+        lines = [f"# imported from DNS Balance namespace \"{namespace}\""]
+        if kind == "network":
+            lines.append(f"networks: [{ipaddress.ip_network(str(namespace))}]")
         seen: set[str] = set()
-        for (host, host_line), (entries, _) in hosts:
-            name = normalise_name(str(host))
-            owner = "@" if name == zone else name[: -len(zone) - 1] if name.endswith("." + zone) else name
+        listed = 0
+        for (host, host_line), (entries, entries_line) in hosts:
+            owner = _relative(normalise_name(str(host)), zone)
             if owner != "@" and not is_dns_name(owner):
                 raise ImportProblem(host_line, f"'{host}' is not a valid DNS name")
             if owner in seen:
                 raise ImportProblem(host_line, f"'{host}' names '{owner}' a second time in '{namespace}'")
             seen.add(owner)
-            lines.append(f"{owner if owner != '@' else repr('@')}:")
+            if not isinstance(entries, list):
+                raise ImportProblem(entries_line, f"'{host}' must map to a list of [[a, b, c, d], priority]")
+            parsed = []
             for entry, entry_line in entries:
                 if not isinstance(entry, list) or len(entry) != 2:
                     raise ImportProblem(entry_line, "an entry must be [[a, b, c, d], priority]")
@@ -162,31 +237,91 @@ def convert(db: Any, zone: str) -> dict[str, str]:
                 priority, priority_line = entry[1]
                 if not isinstance(priority, int) or not 0 <= priority <= DRAINED:
                     raise ImportProblem(priority_line, f"priority {priority!r} is outside 0..{DRAINED}")
-                mirror = "m-" + address.replace(".", "-").replace(":", "-")
-                mirrors[mirror] = address
-                lines.append(f"  {mirror}: {priority}")
+                parsed.append((address, priority))
+            is_ns = owner in named if named is not None else bool(NAMESERVER.fullmatch(owner))
+            if is_ns:
+                found = glue.setdefault(owner, [])
+                found += [a for a, _ in parsed if a not in found]
+                continue
+            if not parsed:
+                warnings.append((host_line, f"namespace '{namespace}': '{host}' lists no address; DNS Balance "
+                                            f"answered NXDOMAIN there; left out, so dnsbalance answers from "
+                                            f"{_wider(kind)}"))
+                continue
+            if owner == "localhost" or any(ipaddress.ip_address(a).is_loopback for a, _ in parsed):
+                warnings.append((host_line, f"namespace '{namespace}': '{host}' answers a loopback address, as "
+                                            "DNS Balance did; imported as it is"))
+            lines.append(f"{owner if owner != '@' else repr('@')}:")
+            for address, priority in parsed:
+                mirrors[_mirror_name(address)] = address
+                lines.append(f"  {_mirror_name(address)}: {priority}")
+            listed += 1
+        if listed:
+            files[path] = lines
+        elif path != "default.yaml":
+            warnings.append((ns_line, f"namespace '{namespace}' has no name left to serve: no {path} written"))
+    if "default.yaml" not in files:
+        files["default.yaml"] = ["# DNS Balance's addr file had no usable default namespace", "{}"]
     out = {"mirrors.yaml": "# imported from a DNS Balance addr file; add `url:` to a mirror to have it probed\n"
                            "mirrors:\n" + "".join(f"  {m}: {{addresses: [{a}]}}\n" for m, a in mirrors.items())}
     out.update({path: "\n".join(lines) + "\n" for path, lines in files.items()})
-    return out
+    out["dnsbalance.yaml"] = _settings(zone, glue, nameservers, asn_database, warnings)
+    return Imported(out, warnings)
 
 
-def import_addr_file(path: Path, zone: str, out: Path) -> list[Path]:
+def _relative(name: str, zone: str) -> str:
+    return "@" if name == zone else name[: -len(zone) - 1] if name.endswith("." + zone) else name
+
+
+def _settings(zone: str, glue: dict[str, list[str]], named: list[str] | None, asn_database: str | None,
+              warnings: list[tuple[int, str]]) -> str:
+    text = "# written by import-dnsbalance\n" f"zone: {zone}\n" "nameservers:\n"
+    missing = [n for n in named or () if _relative(normalise_name(n), zone) not in glue]
+    if missing:
+        raise ImportProblem(1, f"--nameserver {', '.join(missing)}: no such name in the addr file")
+    if glue:
+        for owner, addresses in glue.items():
+            fqdn = zone if owner == "@" else f"{owner}.{zone}"
+            text += f"  {fqdn}: [{', '.join(_yaml_address(a) for a in addresses)}]\n"
+    else:
+        text += f"  ns1.{zone}: [{PLACEHOLDER_NS}]  # PLACEHOLDER: set your name servers' real names and addresses\n"
+        warnings.append((1, f"no name server found in the addr file (names such as ns, ns1 or dns, or given with "
+                            f"--nameserver): wrote the placeholder ns1.{zone} with glue {PLACEHOLDER_NS}; set the "
+                            "real ones in dnsbalance.yaml before serving"))
+    text += f"soa: {{rname: hostmaster.{zone}}}\n"
+    if asn_database is not None:
+        text += f"geoip:\n  asn_database: {asn_database}\n"
+    return text
+
+
+def _yaml_address(address: str) -> str:
+    return f'"{address}"' if ":" in address else address
+
+
+def import_addr_file(path: Path, zone: str, out: Path, replace: bool = False, nameservers: list[str] | None = None,
+                     asn_database: str | None = None) -> tuple[list[Path], list[tuple[int, str]]]:
+    """Write the configuration folder `out`; (files written, warnings). `out` must be missing or empty
+    unless `replace`, which swaps the whole folder for the imported one (no stale tables stay)."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not replace:
+        raise OutputNotEmpty(f"{out} is not empty; choose another --out, or add --replace to replace the whole "
+                             "folder")
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ImportProblem(1, f"cannot read: {exc.strerror}") from None
-    files = convert(parse_addr_db(text), zone)
+    imported = convert(parse_addr_db(text), zone, nameservers, asn_database)
+    staging = out.parent / f".{out.name}.importing"
+    if staging.exists():
+        shutil.rmtree(staging)
     written = []
-    for relative, content in files.items():
-        target = out / relative
+    for relative, content in imported.files.items():
+        target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(content, encoding="utf-8")
-        written.append(target)
-    settings = out / "dnsbalance.yaml"
-    if not settings.exists():
-        settings.write_text(
-            f"# written by import-dnsbalance: set your name servers' real names and addresses\nzone: {zone}\n"
-            f"nameservers:\n  ns1.{zone}: [192.0.2.53]\nsoa: {{rname: hostmaster.{zone}}}\n", encoding="utf-8")
-        written.append(settings)
-    return written
+        written.append(out / relative)
+    if out.is_dir() and not out.is_symlink():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+    staging.rename(out)
+    return written, imported.warnings

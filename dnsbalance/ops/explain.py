@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table
-from dnsbalance.geo.locate import Location
+from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool
@@ -10,25 +10,40 @@ from dnsbalance.ranking.build import usable
 from health.view import HealthView
 
 
-def _chain(config: Config, location: Location) -> list[tuple[str, Table | None]]:
-    return [
+def _chain(config: Config, location: Location, address: IPAddress | None) -> list[tuple[str, Table | None]]:
+    chain: list[tuple[str, Table | None]] = []
+    for code in location.networks:
+        table = config.networks.get(code)
+        inside = [n for n in (table.networks if table else ()) if address is not None
+                  and n.version == address.version and address in n]
+        why = f" (the client is inside {max(inside, key=lambda n: n.prefixlen)})" if inside else ""
+        chain.append((f"network {code}{why}", table))
+    if config.asns:
+        asn = location.asn
+        chain.append((f"AS{asn} (from the ASN database)" if asn is not None else "AS ? (not in the ASN database)",
+                      config.asns.get(asn) if asn is not None else None))
+    return chain + [
         (f"country {location.country or '?'}", config.countries.get(location.country or "")),
         (f"continent {location.continent or '?'}", config.continents.get(location.continent or "")),
         ("default", config.default),
     ]
 
 
-def explain(config: Config, table: ActiveTable, health: HealthView, location: Location, name: str) -> list[str]:
+def explain(config: Config, table: ActiveTable, health: HealthView, location: Location, name: str,
+            address: IPAddress | None = None) -> list[str]:
+    """`address`: the client's, to name the network prefix that chose its network table."""
     zone = config.settings.zone
     fqdn = name.rstrip(".").lower()
     if fqdn != zone and not fqdn.endswith("." + zone):
         fqdn = f"{fqdn}.{zone}" if fqdn not in ("", "@") else zone
     relative = APEX if fqdn == zone else fqdn[: -len(zone) - 1]
-    lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})", f"client: {location.describe()}"]
+    lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})",
+             f"client: {location.describe()}",
+             "tables tried, in order (network, AS, country, continent, default):"]
     if relative not in table.names:
         return lines + ["answer: NXDOMAIN: no table defines this name"]
 
-    for label, source in _chain(config, location):
+    for label, source in _chain(config, location, unmap(address) if address is not None else None):
         if source is None:
             lines.append(f"  {label}: no table")
         elif relative not in source.names:

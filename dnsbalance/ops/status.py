@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dnsbalance.configuration.model import Config, health_key
+from dnsbalance.configuration.model import Config, Level, health_key
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, usable
@@ -21,8 +21,22 @@ def _health(state: HealthState, key: str) -> dict[str, Any]:
             "checked": mirror.checked}
 
 
-def _regions(table: ActiveTable, totals: Totals, now: float,
-             changed: Mapping[PoolLabel, float]) -> list[dict[str, Any]]:
+def selects(config: Config, label: str) -> str:
+    """Which clients a table serves, as the status page and `explain` say it."""
+    level, _, code = label.partition(" ")
+    if level == Level.NETWORK.value and code in config.networks:
+        return "clients inside " + ", ".join(str(n) for n in config.networks[code].networks)
+    if level == Level.ASN.value:
+        return f"clients in {code} (ASN database {config.settings.geoip.asn_database})"
+    if level == Level.COUNTRY.value:
+        return f"clients GeoIP places in country {code}"
+    if level == Level.CONTINENT.value:
+        return f"clients GeoIP places in continent {code}"
+    return "every other client"
+
+
+def _regions(table: ActiveTable, totals: Totals, now: float, changed: Mapping[PoolLabel, float],
+             config: Config) -> list[dict[str, Any]]:
     regions = []
     recent_first = totals.recent_first(now)
     for label, tier in table.labelled_tiers():
@@ -58,7 +72,7 @@ def _regions(table: ActiveTable, totals: Totals, now: float,
                 } for c, share in zip(pool.candidates, delivered)],
             })
         if pools:
-            regions.append({"region": label, "pools": pools})
+            regions.append({"region": label, "selects": selects(config, label), "pools": pools})
     return regions
 
 
@@ -105,7 +119,7 @@ def status(config: Config, table: ActiveTable, health: HealthState, cycle: Cycle
         # observed_share: first answers since the counters' reset (or first start), recent_: last window
         "shares": {"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
                    "recent_window_seconds": RECENT_WINDOW},
-        "regions": _regions(table, totals, now, changed or {}),
+        "regions": _regions(table, totals, now, changed or {}, config),
         "queries": {
             "total": queries,
             "no_country_share": (queries - located) / queries if queries else None,

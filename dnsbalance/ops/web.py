@@ -113,7 +113,8 @@ def render_page(status: dict[str, Any]) -> str:
                 f"<td>{_pct(x['delivered_share'])}</td><td>{_pct(x['recent_observed_share'])}</td>"
                 f"<td>{_pct(x['observed_share'])}</td><td>{x['answers']}</td></tr>" for x in pool["entries"])
             regions.append(f"<h3>{e(region['region'])}: {e(pool['name'])} {pool['type']}{flag}</h3>"
-                           f"<p>{pool['first_answers']} answers counted since the counters' reset, "
+                           f"<p>For {e(region['selects'])}; {pool['first_answers']} answers counted since the "
+                           f"counters' reset, "
                            f"{pool['recent_first_answers']} in the last "
                            f"{status['shares']['recent_window_seconds'] // 60} minutes</p>"
                            f"<table><tr><th>target</th><th>weight</th>"

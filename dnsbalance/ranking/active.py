@@ -60,6 +60,11 @@ class ActiveTable:
     continents: Mapping[str, Tier]
     default: Tier
     seed: int = 0  # for the precomputed draws, so they never consume the query path's random numbers
+    networks: Mapping[str, Tier] = field(default_factory=dict)  # by network table name
+    asns: Mapping[int, Tier] = field(default_factory=dict)  # by AS number
+    # (name, type) that some table other than the default serves: only their answers depend on the client,
+    # so only they echo a non-zero ECS scope (RFC 7871 7.2.1)
+    regional: frozenset[PoolKey] = frozenset()
     # Precomputed answers per pool, made on first use and kept for this table's life (a memo: the
     # table's meaning never changes).
     _variants: dict[int, Variants] = field(default_factory=dict, compare=False, repr=False)
@@ -67,7 +72,9 @@ class ActiveTable:
     def labelled_tiers(self) -> list[tuple[str, Tier]]:
         """Every region's tier, labelled as its pools' region prints ("country JP", ..., "default"), which is
         also how the query counters name it."""
-        tiers = [(str(Region(Level.COUNTRY, c)), t) for c, t in sorted(self.countries.items())]
+        tiers = [(str(Region(Level.NETWORK, c)), t) for c, t in sorted(self.networks.items())]
+        tiers += [(str(Region(Level.ASN, f"AS{c}")), t) for c, t in sorted(self.asns.items())]
+        tiers += [(str(Region(Level.COUNTRY, c)), t) for c, t in sorted(self.countries.items())]
         tiers += [(str(Region(Level.CONTINENT, c)), t) for c, t in sorted(self.continents.items())]
         return [*tiers, (str(DEFAULT_REGION), self.default)]
 
@@ -79,11 +86,20 @@ class ActiveTable:
                                                         self.zone.min_answers)
         return found
 
+    def client_dependent(self, name: str, rtype: int) -> bool:
+        """Whether clients in different places can get different answers for this name and type."""
+        if rtype == RType.ANY:
+            return any((name, t) in self.regional for t in (RType.A, RType.AAAA, RType.SRV))
+        return (name, rtype) in self.regional
+
     def pool_for(self, location: Location, name: str, rtype: RType) -> Pool | None:
-        """Country, else continent, else default; if none has a usable entry, the widest table's
-        configured entries (fail open), so a configured name is never answered empty."""
+        """The client's network tables (longest prefix first), else its AS's, else country, else continent,
+        else default; if none has a usable entry, the widest table's configured entries (fail open), so a
+        configured name is never answered empty."""
         key = (name, rtype)
         chain = (
+            *(self.networks.get(code, EMPTY_TIER) for code in location.networks),
+            self.asns.get(location.asn, EMPTY_TIER) if location.asn is not None else EMPTY_TIER,
             self.countries.get(location.country, EMPTY_TIER) if location.country else EMPTY_TIER,
             self.continents.get(location.continent, EMPTY_TIER) if location.continent else EMPTY_TIER,
             self.default,

@@ -136,14 +136,23 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
 def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
     zone = zone_data(config, serial)
     healthy = _usable_now(config, health)
+    countries = {code: _tier(config, t, healthy) for code, t in config.countries.items()}
+    continents = {code: _tier(config, t, healthy) for code, t in config.continents.items()}
+    networks = {code: _tier(config, t, healthy) for code, t in config.networks.items()}
+    asns = {code: _tier(config, t, healthy) for code, t in config.asns.items()}
+    regional = {key for tiers in (countries, continents, networks, asns) for tier in tiers.values()
+                for key in (*tier.usable, *tier.fail_open)}
     return ActiveTable(
         generation=generation,
         zone=zone,
         names=existing_names(config, zone),
-        countries=MappingProxyType({code: _tier(config, t, healthy) for code, t in config.countries.items()}),
-        continents=MappingProxyType({code: _tier(config, t, healthy) for code, t in config.continents.items()}),
+        countries=MappingProxyType(countries),
+        continents=MappingProxyType(continents),
         default=_tier(config, config.default, healthy),
         seed=seed,
+        networks=MappingProxyType(networks),
+        asns=MappingProxyType(asns),
+        regional=frozenset(regional),
     )
 
 

@@ -27,7 +27,7 @@ from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_names
 from dnsbalance.ranking.render import render
-from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
+from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, open_asn
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
@@ -87,7 +87,7 @@ class Balancer:
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
-        serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous)
+        serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous, loaded.asn)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name in fail_open_names(serving.table):
@@ -169,7 +169,14 @@ class Balancer:
                 geoip = GeoIP.open(setting, config_dir)
             except GeoIPError as exc:
                 log.error("keeping the GeoIP database in use: %s", exc)
-        self.loaded = Loaded(inputs.config, geoip, self.loaded.fingerprint, inputs.digest, inputs.newest)
+        asn = self.loaded.asn
+        if inputs.config.settings.geoip.asn_database != self.loaded.config.settings.geoip.asn_database \
+                or (asn is None) != (not inputs.config.asns):
+            try:
+                asn = open_asn(inputs.config, config_dir)
+            except GeoIPError as exc:
+                log.error("keeping the ASN database in use: %s", exc)
+        self.loaded = Loaded(inputs.config, geoip, self.loaded.fingerprint, inputs.digest, inputs.newest, asn)
         self.health = inputs.health
         self.generation = inputs.generation - 1  # _next counts it back up: the supervisor's number
         self.serving = self._next(self.loaded, self.serving)

@@ -14,6 +14,7 @@ from pathlib import Path
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem
+from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import GeoIP, GeoIPError
 from health.state import HealthState
 
@@ -27,6 +28,7 @@ class Loaded:
     fingerprint: Fingerprint
     digest: str  # of the files' content: what the table seed is made of
     newest: float  # the newest file's modification time: the SOA serial before any health cycle
+    asn: AsnDatabase | None = None  # geoip.asn_database, opened when some AS table needs it
 
 
 def _files(directory: Path) -> list[Path]:
@@ -65,10 +67,16 @@ def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
         return None, problems
     try:
         geoip = GeoIP.open(config.settings.geoip.database, directory)
+        asn = open_asn(config, directory)
     except GeoIPError as exc:
         return None, problems + [Problem(directory / "dnsbalance.yaml", 1, str(exc))]
     newest = max((mtime for _, mtime, _ in stamp), default=0) / 1e9
-    return Loaded(config, geoip, stamp, digest, newest), problems
+    return Loaded(config, geoip, stamp, digest, newest, asn), problems
+
+
+def open_asn(config: Config, directory: Path) -> AsnDatabase | None:
+    """The ASN reader, only when an AS table can use it (GeoIPError when it cannot be opened)."""
+    return AsnDatabase.open(config.settings.geoip.asn_database, directory) if config.asns else None
 
 
 @dataclass(frozen=True)

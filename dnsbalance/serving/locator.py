@@ -1,20 +1,34 @@
 """Where a client is: its EDNS Client Subnet (RFC 7871) or its resolver's address, through one GeoIP
-reader, with the answers cached. One Locator belongs to one serving snapshot, so a query never mixes the
-reader of one configuration with the tables of another."""
+reader, the network tables and (when AS tables exist) one ASN reader, with the answers cached. One
+Locator belongs to one serving snapshot, so a query never mixes the readers of one configuration with the
+tables of another."""
 from __future__ import annotations
 
 import ipaddress
 
-from dnsbalance.geo.locate import UNKNOWN, GeoIP, Location
+from dnsbalance.configuration.model import Config
+from dnsbalance.geo.asn import AsnDatabase
+from dnsbalance.geo.locate import UNKNOWN, GeoIP, IPAddress, Location, unmap
+from dnsbalance.geo.prefixes import NetworkMap
 from dnsbalance.protocol.edns import Edns, Subnet, subnet_address
 
 CACHE_LIMIT = 1 << 16  # client addresses and subnets remembered per snapshot
+MAPPED_BITS = 96  # ::ffff:0:0/96, in front of an IPv4-mapped address
+
+
+def network_map(config: Config) -> NetworkMap:
+    return NetworkMap({name: table.networks for name, table in config.networks.items()})
 
 
 class Locator:
-    def __init__(self, geoip: GeoIP, ecs: bool) -> None:
+    def __init__(self, geoip: GeoIP, ecs: bool, networks: NetworkMap | None = None,
+                 asn: AsnDatabase | None = None) -> None:
+        """`asn`: given only when some AS table can use it, so clients elsewhere cost no ASN lookup and
+        no narrower scope."""
         self.geoip = geoip
         self.ecs = ecs
+        self.networks = networks or NetworkMap({})
+        self.asn = asn
         self._by_source: dict[str, Location] = {}
         self._by_subnet: dict[Subnet, Location] = {}
 
@@ -38,13 +52,27 @@ class Locator:
             return self.locate(client, None)[0], 0
         location = self._by_subnet.get(subnet)
         if location is None:
-            location = _remember(self._by_subnet, subnet,
-                                 self.geoip.locate(subnet_address(subnet.family, subnet.raw)))
+            location = _remember(self._by_subnet, subnet, self.place(subnet_address(subnet.family, subnet.raw)))
         return location, location.prefix_len
+
+    def place(self, address: IPAddress) -> Location:
+        """GeoIP, network tables and AS of one address. `prefix_len` is the scope within which all of them
+        hold: the longest of the GeoIP network, the ASN network and the network-table range, counted in the
+        address's own family (an IPv4-mapped IPv6 address gets 96 more bits than its IPv4 form)."""
+        plain = unmap(address)
+        geo = self.geoip.locate(plain)
+        match = self.networks.match(plain)
+        asn = self.asn.lookup(plain) if self.asn is not None else None
+        scope = max(geo.prefix_len, match.scope, asn.prefix_len if asn is not None else 0)
+        if plain is not address:
+            scope += MAPPED_BITS
+        if not match.tables and asn is None and scope == geo.prefix_len:
+            return geo  # the common case: the GeoIP reader's own (interned) value
+        return Location(geo.country, geo.continent, scope, match.tables, asn.asn if asn is not None else None)
 
     def _locate_source(self, client: str) -> Location:
         try:
-            return self.geoip.locate(ipaddress.ip_address(client.split("%", 1)[0]))
+            return self.place(ipaddress.ip_address(client.split("%", 1)[0]))
         except ValueError:
             return UNKNOWN
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from dnsbalance.answer.fastpath import FastPath
 from dnsbalance.answer.ratelimit import RateLimiter
 from dnsbalance.configuration.model import Config
+from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import GeoIP
 from dnsbalance.protocol.cookies import CookieJar
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.serving.inputs import TableInputs
-from dnsbalance.serving.locator import Locator
+from dnsbalance.serving.locator import Locator, network_map
 from dnsbalance.stats.counters import QueryStats
 
 
@@ -36,7 +37,8 @@ class Serving:
         return self.inputs.config
 
 
-def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous: Serving | None) -> Serving:
+def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous: Serving | None,
+                  asn: AsnDatabase | None = None) -> Serving:
     """A new snapshot. The rate limiter's buckets and the cookie jar carry over while their settings stay,
     so a reload neither forgives a flood nor invalidates the cookies clients hold."""
     settings = inputs.config.settings
@@ -47,5 +49,8 @@ def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous
     if settings.rrl.enabled:
         kept = previous.limiter if previous is not None else None
         limiter = kept if kept is not None and kept.settings == settings.rrl else RateLimiter(settings.rrl)
+    # The network map depends on the configuration alone: a health cycle keeps the previous one.
+    networks = previous.locator.networks if previous is not None and previous.config is inputs.config \
+        else network_map(inputs.config)
     return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs, stats),
-                   Locator(geoip, settings.geoip.ecs), cookies, limiter, time.time())
+                   Locator(geoip, settings.geoip.ecs, networks, asn), cookies, limiter, time.time())

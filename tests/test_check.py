@@ -64,7 +64,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/country/QQ.yaml:1: unknown country code 'QQ' (expected ISO 3166 alpha-2 or alpha-3)",
     ]),
     "unknown_key": (1, [
-        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status)",
+        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status, archives)",
     ]),
     "unknown_mirror": (1, [
         "{dir}/default.yaml:3: deb: unknown mirror 'gamma'",

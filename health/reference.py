@@ -70,7 +70,7 @@ def quorum_serial(serials: list[str], master: str, quorum: float) -> str | None:
         return None
     need = max(1, math.ceil(quorum * len(serials) - 1e-9))
     top = serial_key(master)
-    for serial in sorted({s for s in serials if serial_key(s) <= top}, key=serial_key, reverse=True):
+    for serial in sorted({master, *(s for s in serials if serial_key(s) <= top)}, key=serial_key, reverse=True):
         if sum(serial_key(s) >= serial_key(serial) for s in serials) >= need:
             return serial
     return None

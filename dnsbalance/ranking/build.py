@@ -105,6 +105,8 @@ def avoid_syncing(judged: list[Judged]) -> tuple[Candidate, ...]:
     nobody's share more than doubles because its peers sync, and a region never empties because of it.
     The heaviest syncing mirrors are set aside first (they would draw the most traffic to a changing tree)."""
     live = [c for c, s in judged if s in LIVE]
+    if not any(s is Status.UP for _, s in judged):
+        return tuple(live)  # all mid-sync: moving traffic among them gains nothing
     total = sum(c.weight for c in live)
     left, avoided = total, set()
     for candidate in sorted((c for c, s in judged if s is Status.SYNCING), key=lambda c: (-c.weight, c.name)):

@@ -143,7 +143,9 @@ def judge_archive(archive: Archive, master: Fetched | None, probes: list[Probe],
     parsed = [(p, parse_stamp(p.stamp.body, p.stamp.last_modified) if p.stamp.ok else None) for p in probes]
     ref: Reference | None = None
     if stamp is not None and stamp.serial:
-        serials = [s.serial for _, s in parsed if s is not None and s.serial]
+        # ftpsync fetches the upstream trace in stage 1, before the indices: a locked mirror's serial
+        # says what it is syncing to, not what it serves, so it does not count toward the quorum
+        serials = [s.serial for p, s in parsed if s is not None and s.serial and not locked(p)]
         ref = next_reference(previous, serials, stamp, archive.quorum, archive.grace, now)
         if ref.serial != stamp.serial:
             note += f", reference {ref.serial} (carried by a quorum; the master's is not yet)"

@@ -102,3 +102,11 @@ def test_no_master_is_liveness_only() -> None:
     judged = judge_archive(archive, None, probes(1, 100), None, NOW)
     assert oks(judged) == [True, True] and judged.reference is None
     assert judged.verdicts[0].reason == "alive (no master configured: liveness only)"
+
+
+def test_a_locked_mirror_does_not_count_toward_the_quorum() -> None:
+    """ftpsync copies the upstream trace in stage 1, before the indices: mid-sync, the serial is not served."""
+    before = judge_archive(ARCHIVE, master(100), probes(100, 100, 100, 100), None, NOW - 600)
+    judged = judge_archive(ARCHIVE, master(101), probes(101, 101, 100, 100, locked=(0,)), before.reference, NOW)
+    assert judged.reference is not None and judged.reference.serial == "100"
+    assert [v.syncing for v in judged.verdicts] == [True, False, False, False]

@@ -3,6 +3,7 @@ on a schedule, one cycle a second. No region concentrates on its first mirror to
 wider table, mirrors showing their lock are avoided while their region can do without them."""
 from __future__ import annotations
 
+import signal
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -99,5 +100,29 @@ def test_past_the_grace_laggards_leave(tmp_path: Path, country_mmdb: Path, fleet
                             timeout=15)
         server.wait_cycles(1, timeout=20)
         assert set(table_shares(server)["country JP"]) == {"jp1", "jp2"}
+    finally:
+        server.stop()
+
+
+def test_mirror_added_at_reload_waits_for_its_first_verdict(tmp_path: Path, country_mmdb: Path,
+                                                            fleet: dict[str, Site]) -> None:
+    """A mirror added at reload is pending until a cycle judges it: never answered before, shown as pending."""
+    config = write_push_config(tmp_path / "config", country_mmdb, {n: s.url() for n, s in fleet.items()},
+                               fleet["master"].url(), interval=3600)  # one cycle at start-up, then none
+    server = start_server(config, tmp_path / "log", ipv6=False)
+    try:
+        server.wait_for_log(r"table generation \d+ in service", timeout=20)
+        mirrors = config / "mirrors.yaml"
+        mirrors.write_text(mirrors.read_text() + f"  jp9: {{addresses: [192.0.2.99], url: '{fleet['jp1'].url()}'}}\n")
+        (config / "country" / "JP.yaml").write_text("deb:\n  jp1: 0\n  jp2: 0\n  jp3: 0\n  jp9: 0\n")
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_log("configuration reloaded")
+        answers = set()
+        for _ in range(120):
+            answers |= {rr.address for rr in server.query("deb.cdn.example.org", subnet="1.0.16.0/24").answer[0]}
+        assert answers == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}  # never 192.0.2.99
+        rows = {m["name"]: m["archives"][0] for m in status(server)["mirrors"]}
+        assert rows["jp9"]["status"] == "pending" and rows["jp9"]["reason"] == "pending: not judged yet"
+        assert rows["jp1"]["status"] == "up"
     finally:
         server.stop()

@@ -35,6 +35,7 @@ from dnsbalance.serving.inputs import Loaded, load
 from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
+from health import state as health_state
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 from health.report import probe_table
@@ -210,7 +211,9 @@ def _probe(args: argparse.Namespace) -> int:
     async def once() -> CycleReport:
         client = new_client(config.settings.health.concurrency)
         try:
-            return await run_cycle(config, client, config.settings.health.concurrency)
+            # the server's saved references: a push in progress is judged as the server judges it
+            saved = health_state.load(StateFolder(config.settings.state_dir).health)
+            return await run_cycle(config, client, config.settings.health.concurrency, saved)
         finally:
             await client.aclose()
 

@@ -1,69 +1,137 @@
-"""One probe cycle: the master's stamp and every mirror's, fetched concurrently under one deadline each."""
+"""One probe cycle: per archive, the master's stamp and every mirror's stamp and lock file, fetched concurrently
+under one deadline each, then judged against the archive's reference (health/reference.py, pure)."""
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, cast
+from urllib.parse import urlsplit
 
 import httpx
 
-from dnsbalance.configuration.model import Config, Mirror, Relay, health_key
-from health.fetch import fetch
+from dnsbalance.configuration.model import (
+    Archive,
+    Config,
+    Mirror,
+    Relay,
+    archives_of,
+    fallback_archive,
+    health_key,
+    mirror_key,
+)
+from health.fetch import Fetched, fetch
+from health.reference import Probe, Reference, judge_archive, master_stamp
 from health.relay_probe import RelayCheck, check
-from health.stamp import Stamp, parse_stamp
-from health.verdict import Verdict, judge
+from health.stamp import Stamp
+from health.state import HealthState
+from health.verdict import Verdict
 
 
 @dataclass(frozen=True)
 class CycleReport:
     started: float  # unix time
     duration: float  # seconds
-    master: Stamp | None
-    master_note: str  # what became of the master read
+    master: Stamp | None  # the first archive's master stamp
+    master_note: str  # what became of the master reads (one per archive, named when there are several)
     verdicts: tuple[Verdict, ...]
+    references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
 
     def all_failed(self, kind: str) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
         judged = [v for v in self.verdicts if v.kind == kind]
         return bool(judged) and not any(v.ok for v in judged)
 
+    def likely_cause(self, kind: str) -> str:
+        """Why every verdict of `kind` failed at once, as the all-failed guard tells it."""
+        failed = [v for v in self.verdicts if v.kind == kind and not v.ok]
+        causes = {v.cause for v in failed}
+        if kind == "mirror" and causes == {"stale"}:
+            serials = sorted({r.master for r in self.references.values() if r.master})
+            return (f"every mirror is behind the serial the master just published ({', '.join(serials) or '?'}): "
+                    "a push no mirror has finished, or a master ahead of its mirrors")
+        if causes == {"not-trace"}:
+            return "every mirror served something that is not a trace file: a wrong stamp path is likely"
+        if causes <= {"unreachable", ""}:
+            return "no mirror could be reached: the prober's network (or its resolver) is the likely fault"
+        return "the prober is the likely fault (" + ", ".join(sorted(c or "unreachable" for c in causes)) + ")"
+
 
 def stamp_url(base: str, stamp: str) -> str:
     return base.rstrip("/") + "/" + stamp.lstrip("/")
 
 
+def lock_name(mirror: Mirror, base: str) -> str:
+    """ftpsync's `Archive-Update-in-Progress-<MIRRORNAME>`; MIRRORNAME defaults to the host's name, taken here
+    from the URL the mirror is probed at. "" when the mirror says `lock: off`."""
+    if mirror.lock is not None:
+        return mirror.lock
+    return f"Archive-Update-in-Progress-{urlsplit(base).hostname or ''}"
+
+
 def probed(config: Config) -> list[Mirror]:
     """Mirrors with a URL are probed; an operator's up/down still wins when the table is built."""
-    return [m for m in config.mirrors.values() if m.url]
+    return [m for m in config.mirrors.values() if m.probed()]
 
 
-async def run_cycle(config: Config, client: httpx.AsyncClient, concurrency: int = 200) -> CycleReport:
+def carried(config: Config) -> list[tuple[Archive, Mirror, str]]:
+    """(archive, mirror, base URL) for every archive each probed mirror carries."""
+    archives = archives_of(config.settings)
+    fallback = fallback_archive(archives)
+    return [(archive, mirror, url) for archive in archives for mirror in probed(config)
+            if (url := mirror.url_for(archive, fallback))]
+
+
+def health_keys(config: Config) -> list[str]:
+    """Every key a cycle may judge: (mirror, archive) pairs and relay services."""
+    return [*(mirror_key(m.name, a) for a, m, _ in carried(config)),
+            *(health_key(r.name, s) for r in config.relays.values() for s in r.services())]
+
+
+async def run_cycle(config: Config, client: httpx.AsyncClient, concurrency: int = 200,
+                    previous: HealthState | None = None) -> CycleReport:
+    """Probe (I/O), then judge each archive (pure) against its reference of `previous` cycles."""
     settings = config.settings.health
     started, clock = time.time(), time.monotonic()
     gate = asyncio.Semaphore(concurrency)
 
-    async def bounded(url: str):  # type: ignore[no-untyped-def]
+    async def bounded(url: str) -> Fetched:
         async with gate:
             return await fetch(client, url, settings.timeout)
 
-    mirrors = probed(config)
-    master_task = (asyncio.create_task(bounded(stamp_url(settings.master, settings.stamp)))
-                   if settings.master else None)
-    results = await asyncio.gather(*(bounded(stamp_url(m.url or "", settings.stamp)) for m in mirrors))
+    async def nothing() -> None:
+        return None
 
-    master: Stamp | None = None
-    if master_task is None:
-        note = "no master configured: liveness only"
-    else:
-        fetched = await master_task
-        if fetched.ok:
-            master = parse_stamp(fetched.body, fetched.last_modified)
-            note = f"master {master.describe()}"
-        else:
-            note = f"master unreadable ({fetched.error}): freshness not checked this cycle"
-    verdicts = tuple(judge(m.name, r, master, settings.max_lag) for m, r in zip(mirrors, results))
+    archives = archives_of(config.settings)
+    masters = [bounded(stamp_url(a.master, a.stamp)) if a.master else nothing() for a in archives]
+    jobs = carried(config)
+    stamps = [bounded(stamp_url(url, archive.stamp)) for archive, _, url in jobs]
+    locks = [bounded(stamp_url(url, name)) if (name := lock_name(mirror, url)) else nothing()
+             for _, mirror, url in jobs]
+    results = await asyncio.gather(*masters, *stamps, *locks)
+    master_results = results[:len(archives)]
+    stamp_results = cast(list[Fetched], results[len(archives):len(archives) + len(jobs)])  # never None
+    lock_results = results[len(archives) + len(jobs):]
+
+    known = previous.archives if previous is not None else {}
+    verdicts: list[Verdict] = []
+    references: dict[str, Reference] = {}
+    notes = []
+    first_master: Stamp | None = None
+    for index, archive in enumerate(archives):
+        probes = [Probe(mirror_key(mirror.name, archive), stamp, lock, lock_name(mirror, url))
+                  for (a, mirror, url), stamp, lock in zip(jobs, stamp_results, lock_results) if a == archive]
+        judged = judge_archive(archive, master_results[index], probes, known.get(archive.name), started)
+        verdicts += judged.verdicts
+        if judged.reference is not None:
+            references[archive.name] = judged.reference
+        notes.append(judged.note if len(archives) == 1 else f"{archive.name}: {judged.note}")
+        if index == 0:
+            first_master = master_stamp(master_results[0])[0]
     relay_verdicts = await _relays(config, gate)
-    return CycleReport(started, time.monotonic() - clock, master, note, verdicts + relay_verdicts)
+    return CycleReport(started, time.monotonic() - clock, first_master, "; ".join(notes),
+                       tuple(verdicts) + relay_verdicts, MappingProxyType(references))
 
 
 async def _relays(config: Config, gate: asyncio.Semaphore) -> tuple[Verdict, ...]:

@@ -31,6 +31,7 @@ class Fetched:
     last_modified: str | None
     latency: float  # seconds
     error: str | None = None
+    content_type: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -42,7 +43,8 @@ def new_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        # identity: the body cap then bounds what is read and what is held (no decompression bomb)
+        # identity asked for; a server that compresses anyway is decoded as httpx decodes it, and the
+        # cap then bounds what is held (a chunk inflates at most once before the read stops)
         headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache", "Accept-Encoding": "identity"},
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         trust_env=False,
@@ -56,14 +58,18 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
     started = time.monotonic()
     status: int | None = None
     last_modified: str | None = None
+    content_type: str | None = None
+    encoding = "?"
     body = bytearray()
     try:
         async with asyncio.timeout(timeout):
             async with client.stream("GET", url) as response:
                 status = response.status_code
                 last_modified = response.headers.get("last-modified")
+                content_type = response.headers.get("content-type")
+                encoding = response.headers.get("content-encoding", "identity")
                 if 200 <= status < 300:
-                    async for chunk in response.aiter_raw():
+                    async for chunk in response.aiter_bytes():
                         body += chunk
                         if len(body) >= MAX_BODY:
                             del body[MAX_BODY:]
@@ -73,13 +79,15 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
         error = f"timeout after {timeout:g}s" + (f" (HTTP {status}, {len(body)} bytes read)" if status else "")
     except httpx.TooManyRedirects:
         error = f"more than {MAX_REDIRECTS} redirects"
+    except httpx.DecodingError as exc:
+        error = f"body cannot be decoded ({encoding}): {_reason(exc)}"
     except httpx.ConnectError as exc:
         error = f"cannot connect: {_reason(exc)}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {_reason(exc)}"
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return Fetched(url, status, bytes(body), last_modified, time.monotonic() - started, error)
+    return Fetched(url, status, bytes(body), last_modified, time.monotonic() - started, error, content_type)
 
 
 def _reason(exc: Exception) -> str:

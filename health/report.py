@@ -13,7 +13,7 @@ def probe_table(report: CycleReport) -> list[str]:
             f"{v.latency * 1000:.0f}ms" if v.latency is not None else "-",
             v.stamp.describe() if v.stamp else "-",
             f"{v.lag:.0f}s" if v.lag is not None else "-",
-            "ok" if v.ok else "FAIL",
+            ("syncing" if v.syncing else "ok") if v.ok else "FAIL",
             v.reason,
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
@@ -26,6 +26,6 @@ def probe_table(report: CycleReport) -> list[str]:
     lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
     for kind in ("mirror", "relay"):
         if report.all_failed(kind):
-            lines.append(f"every {kind} failed: a running server keeps their previous health "
-                         "(the prober is the likely fault)")
+            lines.append(f"every {kind} failed: {report.likely_cause(kind)}; a running server keeps their "
+                         "previous health")
     return lines

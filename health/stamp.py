@@ -23,6 +23,11 @@ class Stamp:
     date: datetime | None = None  # the first line, `date -u` format
     last_modified: datetime | None = None  # the HTTP header, when the body says nothing usable
 
+    @property
+    def is_trace(self) -> bool:
+        """The body said something a trace file says: a serial or a `date -u` first line."""
+        return self.serial is not None or self.date is not None
+
     def describe(self) -> str:
         if self.serial:
             return f"serial {self.serial}"
@@ -68,8 +73,20 @@ class Freshness:
     reason: str
 
 
-def _serial_key(serial: str) -> tuple[int, str]:
+def serial_key(serial: str) -> tuple[int, str]:
+    """Archive serials (YYYYMMDDNN) order as numbers; anything else sorts below every number."""
     return (int(serial), "") if serial.isdigit() else (0, serial)
+
+
+_serial_key = serial_key
+
+
+def looks_like_html(body: bytes, content_type: str | None = None) -> bool:
+    """A soft-404 or index page where a trace or lock file should be."""
+    if content_type and "html" in content_type.lower():
+        return True
+    head = body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<?xml"))
 
 
 def freshness(mirror: Stamp, master: Stamp, max_lag: float) -> Freshness:

@@ -1,15 +1,14 @@
-"""One mirror's verdict for one cycle, pure: alive (2xx in time) and fresh (stamp matches the master)."""
+"""One mirror's (or relay service's) verdict for one cycle: usable or not, and why."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from health.fetch import Fetched
-from health.stamp import Stamp, freshness, parse_stamp
+from health.stamp import Stamp
 
 
 @dataclass(frozen=True)
 class Verdict:
-    name: str
+    name: str  # the health key: a mirror (`jaist`, or `jaist/debian-security`) or a relay service
     ok: bool
     reason: str
     url: str | None = None
@@ -18,16 +17,6 @@ class Verdict:
     stamp: Stamp | None = None
     lag: float | None = None
     kind: str = "mirror"  # or "relay": the all-failed rule is applied to each kind on its own
-
-
-def judge(name: str, fetched: Fetched, master: Stamp | None, max_lag: float) -> Verdict:
-    """`master` None: the master could not be read this cycle, so only liveness counts."""
-    if not fetched.ok:
-        return Verdict(name, False, fetched.error or f"HTTP {fetched.status}", fetched.url, fetched.status,
-                       fetched.latency)
-    stamp = parse_stamp(fetched.body, fetched.last_modified)
-    if master is None:
-        return Verdict(name, True, "alive (freshness not checked: master unreadable)", fetched.url, fetched.status,
-                       fetched.latency, stamp)
-    fresh = freshness(stamp, master, max_lag)
-    return Verdict(name, fresh.fresh, fresh.reason, fetched.url, fetched.status, fetched.latency, stamp, fresh.lag)
+    syncing: bool = False  # ok, but showing ftpsync's lock: avoided while its region can do without it
+    archive: str | None = None
+    cause: str = ""  # what kind of failure, for the all-failed message: unreachable, stale, not-trace, http

@@ -2,18 +2,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from types import MappingProxyType
 from typing import Mapping
 
 
+class Status(Enum):
+    UP = "up"
+    SYNCING = "syncing"  # up, mid-sync (ftpsync's lock): avoided while its region can carry its share
+    DOWN = "down"
+    PENDING = "pending"  # never judged: not answered until its first verdict, unless nothing else is usable
+
+
 @dataclass(frozen=True)
 class HealthView:
-    """Usable or not, per mirror or relay name. A name the view has never judged counts as usable,
-    so that until the first probe cycle completes every configured entry is served."""
+    """Usable or not, per health key (a mirror, `mirror/archive`, or `relay/service`)."""
 
     usable: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    syncing: frozenset[str] = frozenset()
+
+    def status(self, key: str) -> Status:
+        judged = self.usable.get(key)
+        if judged is None:
+            return Status.PENDING
+        if not judged:
+            return Status.DOWN
+        return Status.SYNCING if key in self.syncing else Status.UP
 
     def is_usable(self, name: str) -> bool:
+        """Up, syncing or not judged yet (the table builder decides what a pending entry gets)."""
         return self.usable.get(name, True)
 
 

@@ -1,13 +1,17 @@
 """Real HTTP mirrors on 127.0.0.1 for health tests: each can be fresh, stale, slow, dead or hostile."""
 from __future__ import annotations
 
+import gzip
 import socket
 import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-STAMP_PATH = "/debian/project/trace/ftp-master.debian.org"
+STAMP = "project/trace/ftp-master.debian.org"
+STAMP_PATH = "/debian/" + STAMP
+SOFT_404 = b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>Mirror home</body></html>\n"
 BASE = datetime(2026, 11, 21, 12, 0, 1, tzinfo=timezone.utc)
 
 
@@ -28,14 +32,28 @@ class Archive:
     def stamp(self, behind: int = 0) -> bytes:
         return trace(self.serial - behind, self.date - timedelta(hours=6 * behind))
 
+    def publish(self, serial: int | None = None) -> int:
+        """A master push: the next serial (or `serial`), dated now."""
+        self.serial = serial if serial is not None else self.serial + 1
+        self.date = datetime.now(timezone.utc).replace(microsecond=0)
+        return self.serial
+
 
 class Mirror:
-    """behaviour: fresh | stale | ahead | error500 | slow | huge | drip | redirect | empty"""
+    """behaviour: fresh | stale | ahead | error500 | slow | huge | drip | redirect | empty | html (a soft-404 site:
+    200 and a home page for every path) | gzip (a fresh stamp sent gzip-encoded whatever was asked).
+    `serial`: serve this serial (dated by how far it is behind the archive's) instead of following the archive;
+    `locked`: serve ftpsync's Archive-Update-in-Progress-127.0.0.1 at the archive root."""
 
-    def __init__(self, archive: Archive, behaviour: str = "fresh", slow_seconds: float = 3.0) -> None:
+    def __init__(self, archive: Archive, behaviour: str = "fresh", slow_seconds: float = 3.0,
+                 prefix: str = "/debian/", stamp: str = STAMP) -> None:
         self.archive = archive
         self.behaviour = behaviour
         self.slow_seconds = slow_seconds
+        self.prefix = prefix
+        self.stamp_path = prefix + stamp
+        self.serial: int | None = None
+        self.locked = False
         self.requests = 0
         self.closing = threading.Event()
         self.httpd: ThreadingHTTPServer | None = None
@@ -44,7 +62,7 @@ class Mirror:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/debian/"
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def start(self) -> None:
         mirror = self
@@ -77,8 +95,21 @@ class Mirror:
 
     def respond(self, handler: BaseHTTPRequestHandler) -> None:
         b = self.behaviour
-        if handler.path != STAMP_PATH:
+        if b == "html":
+            self._send(handler, SOFT_404, "text/html")
+            return
+        if handler.path == self.prefix + "Archive-Update-in-Progress-127.0.0.1" and self.locked:
+            self._send(handler, b"4242\n")
+            return
+        if handler.path != self.stamp_path:
             handler.send_error(404)
+            return
+        if b == "gzip":
+            self._send(handler, gzip.compress(self.archive.stamp()), encoding="gzip")
+            return
+        if self.serial is not None:
+            self._send(handler, trace(self.serial, self.archive.date - timedelta(minutes=self.archive.serial -
+                                                                                  self.serial)))
             return
         if b == "error500":
             handler.send_error(500)
@@ -119,6 +150,18 @@ class Mirror:
         handler.wfile.write(body)
 
 
+    def _send(self, handler: BaseHTTPRequestHandler, body: bytes, content_type: str = "text/plain",
+              encoding: str | None = None) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Last-Modified", "Sat, 21 Nov 2026 12:00:01 GMT")
+        if encoding:
+            handler.send_header("Content-Encoding", encoding)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
 def refused_url() -> str:
     """A loopback port nobody listens on."""
     with socket.socket() as sock:
@@ -133,3 +176,50 @@ def wait_until(predicate, timeout: float = 15.0, interval: float = 0.05) -> None
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+class Site:
+    """A mirror host serving whatever files it is given, by path (several archives on one host, traces that
+    change on a schedule, ftpsync's lock). Absent paths are 404."""
+
+    def __init__(self, files: dict[str, bytes] | None = None, root: Path | None = None) -> None:
+        self.files: dict[str, bytes] = dict(files or {})
+        self.root = root  # also serve this folder's files (an ftpsync target), under /
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                body = site.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def get(self, path: str) -> bytes | None:
+        if path in self.files:
+            return self.files[path]
+        if self.root is not None and ".." not in path.split("/"):
+            try:
+                return (self.root / path.lstrip("/")).read_bytes()
+            except OSError:
+                return None
+        return None
+
+    def url(self, prefix: str = "/debian/") -> str:
+        return f"http://127.0.0.1:{self.port}{prefix}"
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from types import MappingProxyType
 
+from dnsbalance.configuration.archive_check import archive_names, carried_archives
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.coverage import drained_names, uncovered_names
 from dnsbalance.configuration.mirrors_file import read_fleet
@@ -32,7 +33,7 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
         check.error(directory, 1, "configuration folder does not exist")
         return None, check.problems
     settings = read_settings(check, directory)
-    fleet = read_fleet(check, directory)
+    fleet = read_fleet(check, directory, archive_names(settings))
     reserved = reserved_names(settings, fleet.relays)
 
     def load(path: Path, region: Region, required: bool = False) -> Table:
@@ -59,6 +60,7 @@ def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
                     MappingProxyType(continents), MappingProxyType(countries), MappingProxyType(networks),
                     MappingProxyType(asns))
     drained_names(check, config)
+    carried_archives(check, config)
     if not check.has_errors():
         uncovered_names(check, config)  # with errors about, a missing name is likely one of their echoes
     log.debug("configuration %s: %d table(s), %d problem(s)", directory, len(config.tables()), len(check.problems))

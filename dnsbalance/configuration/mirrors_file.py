@@ -23,8 +23,9 @@ class Fleet(NamedTuple):
     relays: dict[str, Relay]
 
 
-def read_fleet(check: Checker, directory: Path) -> Fleet:
-    """The mirrors and relays that are well enough defined to be named in a table."""
+def read_fleet(check: Checker, directory: Path, archives: tuple[str, ...] | None = None) -> Fleet:
+    """The mirrors and relays that are well enough defined to be named in a table. `archives`: the archive
+    names dnsbalance.yaml defines, which a mirror's `archives:` may use (None: not known, not checked)."""
     path = directory / FILE
     fleet = Fleet({}, {})
     raw = check.read(path, required=True)
@@ -36,7 +37,7 @@ def read_fleet(check: Checker, directory: Path) -> Fleet:
     check.known_keys(top, ("mirrors", "relays"), path, FILE)
     section = check.section(top, "mirrors", path) or PosDict()
     for name, node in section.items():
-        mirror = _mirror(check, path, name, node, section.line_of(name))
+        mirror = _mirror(check, path, name, node, section.line_of(name), archives)
         if mirror is not None:
             fleet.mirrors[name] = mirror
     section = check.section(top, "relays", path) or PosDict()
@@ -52,7 +53,8 @@ def _one_label(name: object) -> TypeGuard[str]:
     return isinstance(name, str) and is_dns_name(name) and "." not in name
 
 
-def _mirror(check: Checker, path: Path, name: object, node: object, line: int) -> Mirror | None:
+def _mirror(check: Checker, path: Path, name: object, node: object, line: int,
+            archives: tuple[str, ...] | None) -> Mirror | None:
     what = f"mirror '{name}'"
     if not _one_label(name):
         check.error(path, line, f"mirror name '{name}' must be one DNS label (letters, digits, - and _)")
@@ -60,7 +62,7 @@ def _mirror(check: Checker, path: Path, name: object, node: object, line: int) -
     node = check.mapping(node, path, line, what)
     if node is None:
         return None
-    check.known_keys(node, ("addresses", "url", "state"), path, what)
+    check.known_keys(node, ("addresses", "url", "state", "archives", "lock"), path, what)
     if not node.get("addresses"):
         check.error(path, line, f"{what} has no address")
     addresses = check.addresses(node.get("addresses", PosList()), path, node.line_of("addresses"), what)
@@ -68,7 +70,38 @@ def _mirror(check: Checker, path: Path, name: object, node: object, line: int) -
     if url and not url.endswith("/"):
         url += "/"  # the stamp path is joined under the URL
     state = _state(check, node, path, what, MIRROR_DEFAULTS["state"])
-    return Mirror(name, addresses.ipv4, addresses.ipv6, url, state)
+    urls = _archive_urls(check, node, path, what, archives)
+    lock: str | None = MIRROR_DEFAULTS["lock"]
+    if "lock" in node:
+        value = node["lock"]
+        if value in (False, None, "off"):
+            lock = ""
+        else:
+            lock = check.string(node, "lock", path, what, MIRROR_DEFAULTS["lock"],
+                                lambda s: bool(s) and not s.startswith("/") and ".." not in s.split("/"),
+                                "a file name under the archive root (or off)")
+    return Mirror(name, addresses.ipv4, addresses.ipv6, url, state, MappingProxyType(urls), lock)
+
+
+def _archive_urls(check: Checker, node: PosDict, path: Path, what: str,
+                  archives: tuple[str, ...] | None) -> dict[str, str]:
+    """`archives: {debian: URL, debian-security: URL}`: the archives this mirror carries, at which base URL."""
+    urls: dict[str, str] = {}
+    a_map = check.section(node, "archives", path)
+    if a_map is None:
+        return urls
+    for archive, value in a_map.items():
+        aline = a_map.line_of(archive)
+        if archives is not None and archive not in archives:
+            known = ", ".join(archives) if archives else "none: dnsbalance.yaml has no archives:"
+            check.error(path, aline, f"{what}: unknown archive '{archive}' (defined: {known})")
+            continue
+        if not isinstance(value, str) or not url_ok(value):
+            check.error(path, aline, f"{what}: archive '{archive}' must be an http(s):// or rsync:// URL, "
+                                     f"got {value!r}")
+            continue
+        urls[str(archive)] = value if value.endswith("/") else value + "/"
+    return urls
 
 
 def _relay(check: Checker, path: Path, name: object, node: object, line: int,

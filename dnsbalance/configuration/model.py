@@ -54,12 +54,35 @@ class HealthSettings:
     enabled: bool = True
     interval: float = 120.0
     timeout: float = 5.0
+    # The single-archive keys: without `archives:` they define the one archive every name is served from;
+    # with it, max_lag, quorum and grace are the defaults each archive may override.
     master: str | None = None
     stamp: str = "project/trace/ftp-master.debian.org"
     max_lag: float = 0.0
+    quorum: float = 0.5  # share of answering mirrors that must carry a serial before it is the reference
+    grace: float = 3600.0  # seconds mirrors one push behind the reference keep serving
     fall: int = 1
     rise: int = 1
     concurrency: int = 200  # probes in flight at once
+
+
+IMPLICIT_ARCHIVE = "default"  # the archive of the single-archive keys (health.master, health.stamp, mirror url)
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One archive the CDN serves (debian, debian-security): its master, its stamp, its freshness rules, and
+    the table names served from it. Its fields have no defaults of their own: they come from `health:`."""
+
+    name: str
+    master: str | None
+    stamp: str
+    max_lag: float
+    quorum: float
+    grace: float
+    names: tuple[str, ...] = ()  # table names served from it; () in the archive serving every unlisted name
+    implicit: bool = False  # made from the single-archive keys: its health keys are the bare mirror names
+    line: int = field(default=1, compare=False, repr=False)  # where dnsbalance.yaml defines it
 
 
 @dataclass(frozen=True)
@@ -96,6 +119,7 @@ class Settings:
     cookie_secret: bytes | None = None  # shared by anycast instances; None: random per process
     rrl: RRLSettings = RRLSettings()
     tcp: TCPSettings = TCPSettings()
+    archives: tuple[Archive, ...] = ()  # (): one implicit archive made from `health:`
     status_listen: str | None = "127.0.0.1:8053"  # status page, JSON and metrics; None: off
 
 
@@ -112,8 +136,18 @@ class Mirror:
     name: str
     ipv4: tuple[str, ...]
     ipv6: tuple[str, ...]
-    url: str | None = None  # None: not probed
+    url: str | None = None  # the base URL of the archive serving unlisted names; None: not probed for it
     state: AdminState = AdminState.AUTO
+    urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # archive -> base URL
+    lock: str | None = None  # ftpsync's lock file at the archive root; None: from the URL host; "": none
+
+    def url_for(self, archive: Archive, fallback: Archive) -> str | None:
+        """The base URL this mirror carries `archive` at; None when it does not (or is not probed)."""
+        found = self.urls.get(archive.name)
+        return found if found is not None or archive != fallback else self.url
+
+    def probed(self) -> bool:
+        return bool(self.url or self.urls)
 
 
 @dataclass(frozen=True)
@@ -136,8 +170,33 @@ class Relay:
 
 
 def health_key(relay: str, service: str) -> str:
-    """Relays are judged per service: a dead TLS port must not take the relay's UDP service down."""
+    """Relays are judged per service: a dead TLS port must not take the relay's UDP service down.
+    Mirrors are judged per archive the same way (`jaist/debian-security`)."""
     return f"{relay}/{service}"
+
+
+def archives_of(settings: Settings) -> tuple[Archive, ...]:
+    """The configured archives, or the one implicit archive of the single-archive `health:` keys."""
+    if settings.archives:
+        return settings.archives
+    h = settings.health
+    return (Archive(IMPLICIT_ARCHIVE, h.master, h.stamp, h.max_lag, h.quorum, h.grace, implicit=True),)
+
+
+def fallback_archive(archives: tuple[Archive, ...]) -> Archive:
+    """The archive serving every name no archive lists (and the one a mirror's plain `url:` belongs to)."""
+    return next((a for a in archives if not a.names), archives[0])
+
+
+def archive_for(settings: Settings, name: str) -> Archive:
+    archives = archives_of(settings)
+    return next((a for a in archives if name in a.names), None) or fallback_archive(archives)
+
+
+def mirror_key(mirror: str, archive: Archive) -> str:
+    """The health key of a mirror for one archive; the implicit archive keeps the bare mirror name, so
+    health.json and logs read as they did before archives."""
+    return mirror if archive.implicit else health_key(mirror, archive.name)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dnsbalance.configuration.checker import Checker, url_ok
 from dnsbalance.configuration.model import (
+    Archive,
     GeoIPSettings,
     HealthSettings,
     NameServer,
@@ -23,7 +24,7 @@ from dnsbalance.configuration.yamlpos import PosDict, PosList
 
 FILE = "dnsbalance.yaml"
 KEYS = ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir",
-        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status")
+        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
 SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
@@ -49,6 +50,7 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
     soa = _soa(check, top, path, zone)
     geoip = _geoip(check, top, path, directory)
     health = _health(check, top, path)
+    archives = _archives(check, top, path, health)
     rrl = _rrl(check, top, path)
     tcp = _tcp(check, top, path)
     status_listen = _status(check, top, path)
@@ -72,6 +74,7 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
         cookie_secret=cookie_secret,
         rrl=rrl,
         tcp=tcp,
+        archives=archives,
         status_listen=status_listen,
     )
 
@@ -152,8 +155,8 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
     h_map = check.section(top, "health", path)
     if h_map is None:
         return health
-    check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "fall", "rise",
-                             "concurrency"), path, "health")
+    check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "quorum", "grace",
+                             "fall", "rise", "concurrency"), path, "health")
     return HealthSettings(
         enabled=check.boolean(h_map, "enabled", path, "health", health.enabled),
         interval=check.number(h_map, "interval", path, "health", 1, 86400, health.interval),
@@ -161,10 +164,79 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
         master=check.string(h_map, "master", path, "health", health.master, url_ok, "an http(s):// or rsync:// URL"),
         stamp=check.string(h_map, "stamp", path, "health", health.stamp),
         max_lag=check.number(h_map, "max_lag", path, "health", 0, 86400 * 365, health.max_lag),
+        quorum=_quorum(check, h_map, path, "health", health.quorum),
+        grace=check.number(h_map, "grace", path, "health", 0, 86400 * 7, health.grace),
         fall=check.integer(h_map, "fall", path, "health", 1, 100, health.fall),
         rise=check.integer(h_map, "rise", path, "health", 1, 100, health.rise),
         concurrency=check.integer(h_map, "concurrency", path, "health", 1, 10000, health.concurrency),
     )
+
+
+def _quorum(check: Checker, node: PosDict, path: Path, what: str, default: float) -> float:
+    value = check.number(node, "quorum", path, what, 0, 1, default)
+    if value == 0:  # a serial no mirror carries would be the reference: every mirror stale at each push
+        check.error(path, node.line_of("quorum"), f"{what}: quorum must be above 0 (a share of the mirrors, 0..1)")
+        return default
+    return value
+
+
+ARCHIVE_KEYS = ("master", "stamp", "max_lag", "quorum", "grace", "names")
+
+
+def _archives(check: Checker, top: PosDict, path: Path, health: HealthSettings) -> tuple[Archive, ...]:
+    """`archives:` name -> {master, stamp, names, ...}; the single-archive health keys are then only defaults."""
+    a_map = check.section(top, "archives", path)
+    if a_map is None:
+        return ()
+    if not a_map:
+        check.error(path, top.line_of("archives"), "archives: name at least one archive (or leave the key out)")
+        return ()
+    h_map = top.get("health")
+    for key in ("master", "stamp"):
+        if isinstance(h_map, PosDict) and key in h_map:
+            check.error(path, h_map.line_of(key), f"health: {key} is the single-archive form; with archives: "
+                                                  f"each archive names its own {key}")
+    archives: list[Archive] = []
+    claimed: dict[str, str] = {}  # table name -> the archive that lists it
+    for name, node in a_map.items():
+        line = a_map.line_of(name)
+        what = f"archive '{name}'"
+        if not isinstance(name, str) or not name or "/" in name:
+            check.error(path, line, f"archive name '{name}' must be a non-empty string without '/'")
+            continue
+        node = check.mapping(node if node is not None else PosDict(), path, line, what)
+        if node is None:
+            continue
+        check.known_keys(node, ARCHIVE_KEYS, path, what)
+        names: list[str] = []
+        if "names" in node:
+            listed = node["names"]
+            if not isinstance(listed, PosList) or not listed:
+                check.error(path, node.line_of("names"), f"{what}: names must be a non-empty list of table names")
+            else:
+                for index, item in enumerate(listed):
+                    key = normalise_name(str(item)) if item != "@" else "@"
+                    if key in claimed:
+                        check.error(path, listed.line_of(index), f"{what}: '{item}' is already served from "
+                                                                 f"archive '{claimed[key]}'")
+                        continue
+                    claimed[key] = name
+                    names.append(key)
+        archives.append(Archive(
+            name=name,
+            master=check.string(node, "master", path, what, None, url_ok, "an http(s):// or rsync:// URL"),
+            stamp=check.string(node, "stamp", path, what, health.stamp),
+            max_lag=check.number(node, "max_lag", path, what, 0, 86400 * 365, health.max_lag),
+            quorum=_quorum(check, node, path, what, health.quorum),
+            grace=check.number(node, "grace", path, what, 0, 86400 * 7, health.grace),
+            names=tuple(names),
+            line=line,
+        ))
+    unlisted = [a.name for a in archives if not a.names]
+    if len(unlisted) > 1:
+        check.error(path, top.line_of("archives"), f"archives: only one archive may leave out names (it serves "
+                                                   f"every unlisted name); {', '.join(unlisted)} do")
+    return tuple(archives)
 
 
 def _rrl(check: Checker, top: PosDict, path: Path) -> RRLSettings:

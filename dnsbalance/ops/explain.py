@@ -1,13 +1,13 @@
 """`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
 from __future__ import annotations
 
-from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table
+from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool
-from dnsbalance.ranking.build import usable
-from health.view import HealthView
+from dnsbalance.ranking.build import status_of, target_key
+from health.view import HealthView, Status
 
 
 def _chain(config: Config, location: Location, address: IPAddress | None) -> list[tuple[str, Table | None]]:
@@ -54,6 +54,10 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
                          f"of {len(source.names[relative])}")
 
     service = SRV_SERVICES.get(relative)
+    if not service:
+        archive = archive_for(config.settings, relative)
+        lines.append(f"archive: {archive.name if not archive.implicit else 'the one archive of health:'} "
+                     f"(stamp {archive.stamp})")
     for rtype in (RType.SRV,) if service else (RType.A, RType.AAAA):
         pool = table.pool_for(location, relative, rtype)
         lines.append("")
@@ -62,7 +66,7 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
             continue
         how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
         lines.append(f"{rtype.name}: answered from the {pool.region} table, {how}")
-        lines += _entries(config, health, pool, service)
+        lines += _entries(config, health, pool, service, relative)
         if not service:
             lines += design_lines(pool, table.variants(pool, rtype).design)
     return lines
@@ -71,17 +75,19 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
 def _usable(config: Config, health: HealthView, owner: str, entry: Entry) -> bool:
     service = SRV_SERVICES.get(owner)
     target = config.relays.get(entry.target) if service else config.mirrors.get(entry.target)
-    return target is not None and usable(target, health, service)
+    return target is not None and status_of(config, target, health, target_key(config, target, owner)) in (
+        Status.UP, Status.SYNCING)
 
 
-def _entries(config: Config, health: HealthView, pool: Pool, service: str | None) -> list[str]:
+def _entries(config: Config, health: HealthView, pool: Pool, service: str | None, owner: str) -> list[str]:
     total = sum(pool.weights)
     # "share": of the usable entries' weight (health-adjusted), the share of first addresses at clients
     rows = [f"  {'relay' if service else 'mirror':<16} {'weight':>6} {'share':>7}  health  "
             + ("tier  port  addresses" if service else "addresses")]
     for candidate in pool.candidates:
         target = config.relays[candidate.name] if service else config.mirrors[candidate.name]
-        state = "up" if usable(target, health, service) else "DOWN"
+        status = status_of(config, target, health, target_key(config, target, owner))
+        state = status.value if status is not Status.DOWN else "DOWN"
         if target.state.value != "auto":
             state += f" ({target.state.value} by operator)"
         share = 100.0 * candidate.weight / total if total else 0.0

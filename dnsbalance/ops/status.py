@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from dnsbalance.configuration.model import Config, Level, health_key
+from dnsbalance.configuration.model import Config, Level, archives_of, fallback_archive, health_key, mirror_key
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
-from dnsbalance.ranking.build import fail_open_names, usable
+from dnsbalance.ranking.build import fail_open_names, status_of, usable
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
 from health.state import HealthState
@@ -16,9 +16,29 @@ from health.state import HealthState
 def _health(state: HealthState, key: str) -> dict[str, Any]:
     mirror = state.mirrors.get(key)
     if mirror is None:
-        return {"up": True, "reason": "not judged yet", "lag": None, "since": None, "checked": None}
+        return {"up": True, "reason": "pending: not judged yet", "lag": None, "since": None, "checked": None}
     return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": mirror.since,
             "checked": mirror.checked}
+
+
+def _archives(config: Config, health: HealthState, verdicts: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """Health per archive the mirror carries: up, syncing, down or pending, and why."""
+    mirror = config.mirrors[name]
+    archives = archives_of(config.settings)
+    fallback = fallback_archive(archives)
+    rows = []
+    for archive in archives:
+        url = mirror.url_for(archive, fallback)
+        if not url:
+            continue
+        key = mirror_key(name, archive)
+        judged = verdicts.get(key)
+        ref = health.archives.get(archive.name)
+        rows.append({"archive": archive.name, "key": key, "url": url,
+                     "status": status_of(config, mirror, health.view(), key).value, **_health(health, key),
+                     "stamp": judged.stamp.describe() if judged and judged.stamp else None,
+                     "reference": ref.serial if ref else None})
+    return rows
 
 
 def selects(config: Config, label: str) -> str:
@@ -91,6 +111,7 @@ def status(config: Config, table: ActiveTable, health: HealthState, cycle: Cycle
             "last_latency": judged.latency if judged else None,
             "last_error": None if judged is None or judged.ok else judged.reason,
             "stamp": judged.stamp.describe() if judged and judged.stamp else None,
+            "archives": _archives(config, health, verdicts, name),
         })
     relays = []
     for name, relay in sorted(config.relays.items()):

@@ -53,7 +53,7 @@ class HealthScheduler:
                 self.balancer.reload(self.config_dir)
                 self.reschedule()
             config = self.balancer.config
-            report = await run_cycle(config, self.client, config.settings.health.concurrency)
+            report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
             good = sum(v.ok for v in report.verdicts)
             log.info("health cycle: %d of %d mirrors and relay services usable in %.2fs; %s", good,
                      len(report.verdicts), report.duration, report.master_note)

@@ -17,7 +17,7 @@ from dnslib import QTYPE, DNSRecord
 
 from dnsbalance.answer.ratelimit import Action
 from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
-from dnsbalance.configuration.model import Config, health_key
+from dnsbalance.configuration.model import Config, archives_of
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.geo.locate import GeoIP, GeoIPError, Location
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
@@ -25,14 +25,14 @@ from dnsbalance.protocol.cookies import MalformedCookie
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns, udp_limit
 from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
-from dnsbalance.ranking.build import fail_open_names
+from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
 from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, open_asn
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
 from health import state as health_state
-from health.cycle import CycleReport
+from health.cycle import CycleReport, health_keys
 from health.state import HealthState
 
 log = logging.getLogger(__name__)
@@ -90,8 +90,12 @@ class Balancer:
         serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous, loaded.asn)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
-        for name in fail_open_names(serving.table):
-            log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
+        for name, regions in fail_open_report(serving.table):
+            if regions:
+                log.warning("default table has no usable entry for %s; clients outside %s get its configured "
+                            "entries", name, ", ".join(regions))
+            else:
+                log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
         if self.persist:
             self._write(self.state.table, render(serving.table, serving.built_at))
             self._write(self.state.serving, json.dumps({"generation": self.generation,
@@ -116,19 +120,28 @@ class Balancer:
         those verdicts are set aside and, when nothing else was judged, the previous table stays."""
         self.last_cycle = report
         verdicts = list(report.verdicts)
+        references = report.references
         for kind in ("mirror", "relay"):
             if report.all_failed(kind):
-                log.error("every probed %s failed this cycle: the prober is the likely fault; "
-                          "keeping their previous health", kind)
+                log.error("every probed %s failed this cycle: %s; keeping their previous health", kind,
+                          report.likely_cause(kind))
                 verdicts = [v for v in verdicts if v.kind != kind]
+                if kind == "mirror":
+                    references = {}  # a reference a failed cycle computed is no better than its verdicts
         if report.verdicts and not verdicts:
             log.error("keeping table generation %d", self.generation)
             return False
         config = self.loaded.config
         settings = config.settings.health
         before = self.health
-        known = [*config.mirrors, *(health_key(r.name, s) for r in config.relays.values() for s in r.services())]
-        self.health = health_state.advance(before, verdicts, settings.fall, settings.rise, report.started, known)
+        self.health = health_state.advance(before, verdicts, settings.fall, settings.rise, report.started,
+                                           health_keys(config), references)
+        for name, ref in references.items():
+            prior = before.archives.get(name)
+            if ref.serial and (prior is None or prior.serial != ref.serial):
+                log.info("archive %s: reference serial %s%s", name, ref.serial,
+                         f" (was {prior.serial}; mirrors on it have {archive_grace(config, name):g}s of grace)"
+                         if prior is not None and prior.serial else "")
         for name, now in self.health.mirrors.items():
             was = before.mirrors.get(name)
             if (was is None and not now.up) or (was is not None and was.up != now.up):
@@ -251,6 +264,10 @@ class Balancer:
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
             return header_reply(packet, Rcode.SERVFAIL)
+
+
+def archive_grace(config: Config, name: str) -> float:
+    return next((a.grace for a in archives_of(config.settings) if a.name == name), 0.0)
 
 
 class Chosen:

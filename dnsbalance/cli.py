@@ -39,6 +39,7 @@ from health import state as health_state
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 from health.report import probe_table
+from health.verdict import TargetKind
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -220,7 +221,7 @@ def _probe(args: argparse.Namespace) -> int:
     report = asyncio.run(once())
     for line in probe_table(report):
         print(line)
-    return 1 if report.all_failed("mirror") or report.all_failed("relay") else 0
+    return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from health.reference import Probe, Reference, judge_archive, master_stamp
 from health.relay_probe import RelayCheck, check
 from health.stamp import Stamp
 from health.state import HealthState
-from health.verdict import Verdict
+from health.verdict import TargetKind, Verdict
 
 
 @dataclass(frozen=True)
@@ -38,16 +38,16 @@ class CycleReport:
     verdicts: tuple[Verdict, ...]
     references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
 
-    def all_failed(self, kind: str) -> bool:
+    def all_failed(self, kind: TargetKind) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
         judged = [v for v in self.verdicts if v.kind == kind]
         return bool(judged) and not any(v.ok for v in judged)
 
-    def likely_cause(self, kind: str) -> str:
+    def likely_cause(self, kind: TargetKind) -> str:
         """Why every verdict of `kind` failed at once, as the all-failed guard tells it."""
         failed = [v for v in self.verdicts if v.kind == kind and not v.ok]
         causes = {v.cause for v in failed}
-        if kind == "mirror" and causes == {"stale"}:
+        if kind is TargetKind.MIRROR and causes == {"stale"}:
             serials = sorted({r.master for r in self.references.values() if r.master})
             return (f"every mirror is behind the serial the master just published ({', '.join(serials) or '?'}): "
                     "a push no mirror has finished, or a master ahead of its mirrors")
@@ -157,5 +157,5 @@ async def _relays(config: Config, gate: asyncio.Semaphore) -> tuple[Verdict, ...
         shown = bad[0] if bad else results[0]
         where = f"{shown.address}:{shown.port}" if ":" not in shown.address else f"[{shown.address}]:{shown.port}"
         verdicts.append(Verdict(health_key(name, service), not bad, f"{where} {shown.detail}", url=None,
-                                latency=max(r.latency for r in results), kind="relay"))
+                                latency=max(r.latency for r in results), kind=TargetKind.RELAY))
     return tuple(verdicts)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import MISSING, dataclass, field, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -14,11 +14,20 @@ APEX = "@"
 RELAY_LABEL = "relay"  # SRV targets are <relay>.relay.<zone>, answered by the server itself
 
 # What each SRV name needs from a relay: the service probed, its key in mirrors.yaml (stun, or turn: transport).
-SRV_SERVICES: dict[str, str] = {
-    "_stun._udp": "stun",
-    "_turn._udp": "turn-udp",
-    "_turn._tcp": "turn-tcp",
-    "_turns._tcp": "turn-tls",
+class RelayService(StrEnum):
+    """A relay's probed services, as health keys and the status page name them ("tokyo1/turn-tls")."""
+
+    STUN = "stun"
+    TURN_UDP = "turn-udp"
+    TURN_TCP = "turn-tcp"
+    TURN_TLS = "turn-tls"
+
+
+SRV_SERVICES: dict[str, RelayService] = {
+    "_stun._udp": RelayService.STUN,
+    "_turn._udp": RelayService.TURN_UDP,
+    "_turn._tcp": RelayService.TURN_TCP,
+    "_turns._tcp": RelayService.TURN_TLS,
 }
 
 

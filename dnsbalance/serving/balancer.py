@@ -34,6 +34,7 @@ from dnsbalance.stats.counters import QueryStats, client_identity
 from health import state as health_state
 from health.cycle import CycleReport, health_keys
 from health.state import HealthState
+from health.verdict import TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +122,12 @@ class Balancer:
         self.last_cycle = report
         verdicts = list(report.verdicts)
         references = report.references
-        for kind in ("mirror", "relay"):
+        for kind in TargetKind:
             if report.all_failed(kind):
-                log.error("every probed %s failed this cycle: %s; keeping their previous health", kind,
+                log.error("every probed %s failed this cycle: %s; keeping their previous health", kind.value,
                           report.likely_cause(kind))
                 verdicts = [v for v in verdicts if v.kind != kind]
-                if kind == "mirror":
+                if kind is TargetKind.MIRROR:
                     references = {}  # a reference a failed cycle computed is no better than its verdicts
         if report.verdicts and not verdicts:
             log.error("keeping table generation %d", self.generation)

@@ -68,13 +68,13 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
         if level is Level.CONTINENT:
             code = stem if stem in CONTINENTS else None
             if code is None:
-                check.error(path, 1, f"unknown continent code {ascii(path.stem)} (expected one of {' '.join(CONTINENTS)})")
+                check.error(path, 1, f"unknown continent code {path.stem!a} (expected one of {' '.join(CONTINENTS)})")
                 continue
         else:
             known = country(stem)
             code = known.alpha2 if known and len(stem) in (2, 3) else None  # alpha-3 (JPN.yaml) names JP too
             if code is None:
-                check.error(path, 1, f"unknown country code {ascii(path.stem)} (expected ISO 3166 alpha-2 or alpha-3)")
+                check.error(path, 1, f"unknown country code {path.stem!a} (expected ISO 3166 alpha-2 or alpha-3)")
                 continue
         if code in found:
             check.error(path, 1, f"{level.value} {code} is defined twice: {shown_path(found[code].name)} and "
@@ -91,7 +91,7 @@ def unread_tables(check: Checker, folder: Path) -> None:
         if path.name.startswith(".") or path.suffix.lower() not in (".yaml", ".yml"):
             continue
         if path.suffix not in (".yaml", ".yml"):
-            check.error(path, 1, f"not read: table files end in .yaml or .yml (lower case), not {ascii(path.suffix)}")
+            check.error(path, 1, f"not read: table files end in .yaml or .yml (lower case), not {path.suffix!a}")
             continue
         reason = not_a_file(path)
         if reason is not None:

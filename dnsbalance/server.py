@@ -135,10 +135,10 @@ class TcpProtocol(asyncio.Protocol):
 
 async def save_counters(balancer: Balancer) -> None:
     """Write the query counters to the state folder every few seconds, for the status page, the metrics
-    of a supervisor and `dnsbalance stats`."""
+    of a supervisor and `dnsbalance stats`; on a thread, so the event loop (TCP, status) never waits on it."""
     while True:
         await asyncio.sleep(COUNTER_INTERVAL)
-        balancer.stats.save()
+        await asyncio.to_thread(balancer.stats.save)
 
 
 def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:

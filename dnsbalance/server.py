@@ -22,6 +22,7 @@ from dnsbalance.serving.snapshot import Serving
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
 UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
+WRITE_HIGH = 64 << 10  # unread replies buffered per TCP connection before it is no longer read
 
 
 class UdpThread:
@@ -85,7 +86,11 @@ class UdpThread:
 class TcpProtocol(asyncio.Protocol):
     """One TCP client. Connections are kept in order of last activity: past `max_connections` the one idle
     longest is closed, so a flood of idle connections cannot lock out real clients; a connection with no
-    complete query for `idle_timeout` seconds is closed (a sender of a byte a minute included)."""
+    complete query for `idle_timeout` seconds is closed (a sender of a byte a minute included).
+
+    Back-pressure: a client that sends queries but does not read the replies fills our write buffer; past
+    WRITE_HIGH bytes the connection is no longer read (its queries wait in the kernel, not in our memory),
+    and since no query is then answered the idle timer ends it, discarding what it never read."""
 
     active: "OrderedDict[TcpProtocol, None]" = OrderedDict()
 
@@ -95,11 +100,14 @@ class TcpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.timer: asyncio.TimerHandle | None = None
+        self.paused = False  # the client is not reading its replies
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "?"
+        transport.set_write_buffer_limits(high=WRITE_HIGH)
         TcpProtocol.active[self] = None
         limit = self.balancer.config.settings.tcp.max_connections
         while len(TcpProtocol.active) > limit:
@@ -110,7 +118,21 @@ class TcpProtocol(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.close()
+            if self.paused:
+                self.transport.abort()  # close() would wait for replies the client never reads
+            else:
+                self.transport.close()
+
+    def pause_writing(self) -> None:
+        self.paused = True
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self.data_received(b"")  # the queries already read while paused
 
     def _arm(self) -> None:
         if self.timer is not None:
@@ -122,7 +144,7 @@ class TcpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while len(self.buffer) >= 2:
+        while len(self.buffer) >= 2 and not self.paused:
             size = int.from_bytes(self.buffer[:2], "big")
             if len(self.buffer) < 2 + size:
                 break  # wait for the rest; the idle timer ends a sender that never finishes
@@ -143,10 +165,10 @@ class TcpProtocol(asyncio.Protocol):
 
 async def save_counters(balancer: Balancer) -> None:
     """Write the query counters to the state folder every few seconds, for the status page, the metrics
-    of a supervisor and `dnsbalance stats`."""
+    of a supervisor and `dnsbalance stats`; on a thread, so the event loop (TCP, status) never waits on it."""
     while True:
         await asyncio.sleep(COUNTER_INTERVAL)
-        balancer.stats.save()
+        await asyncio.to_thread(balancer.stats.save)
 
 
 def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:

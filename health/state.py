@@ -77,9 +77,11 @@ def load(path: Path) -> HealthState:
         return HealthState()
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("mirrors"), dict):
+            raise TypeError("expected {\"mirrors\": {...}, \"cycles\": N}")
         mirrors = {str(name): MirrorHealth(**fields) for name, fields in data["mirrors"].items()}
         archives = {str(name): Reference(**fields) for name, fields in data.get("archives", {}).items()}
         return HealthState(MappingProxyType(mirrors), int(data.get("cycles", 0)), MappingProxyType(archives))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("ignoring unreadable health state %s: %s", path, exc)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("ignoring unreadable health state %s (every mirror counts as usable): %s", path, exc)
         return HealthState()

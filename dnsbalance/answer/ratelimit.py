@@ -7,11 +7,12 @@ flood can still retry over TCP while the flood is not amplified.
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from enum import Enum
 
 from dnsbalance.configuration.model import RRLSettings
 
-TABLE_LIMIT = 1 << 16  # prefixes tracked at once; the table is emptied when full
+TABLE_LIMIT = 1 << 16  # prefixes tracked at once; past it, the one seen least recently is forgotten
 
 
 class Action(Enum):
@@ -23,7 +24,9 @@ class Action(Enum):
 class RateLimiter:
     def __init__(self, settings: RRLSettings) -> None:
         self.settings = settings
-        self._buckets: dict[tuple[int, int], tuple[float, float, int]] = {}  # prefix -> (tokens, time, limited)
+        # prefix -> (tokens, time, limited), least recently seen first: a flood of new prefixes evicts the
+        # quiet ones, never the client being limited right now
+        self._buckets: OrderedDict[tuple[int, int], tuple[float, float, int]] = OrderedDict()
 
     def _prefix(self, client: str) -> tuple[int, int] | None:
         try:
@@ -53,6 +56,9 @@ class RateLimiter:
         return Action.SLIP if slip and limited % slip == 0 else Action.DROP
 
     def _store(self, key: tuple[int, int], value: tuple[float, float, int]) -> None:
-        if key not in self._buckets and len(self._buckets) >= TABLE_LIMIT:
-            self._buckets.clear()
-        self._buckets[key] = value
+        buckets = self._buckets
+        if key in buckets:
+            buckets.move_to_end(key)
+        elif len(buckets) >= TABLE_LIMIT:
+            buckets.popitem(last=False)
+        buckets[key] = value

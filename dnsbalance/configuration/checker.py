@@ -5,11 +5,12 @@ when the file's value is missing or wrong), so one pass finds every problem inst
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, TypeVar
 
 from dnsbalance.configuration.names import parse_address
-from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.configuration.problems import Problem, Severity, not_a_file
 from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, load_yaml
 
 D = TypeVar("D")  # a reader's fallback: the model's default, or None where the caller decides
@@ -33,6 +34,21 @@ def kind(value: Any) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+NAME_LIKE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.-]*\Z")  # what every configuration key looks like
+SHOWN = 60  # characters of a file's value a message quotes at most
+
+
+def brief(value: Any) -> str:
+    """A value as a message shows it: scalars quoted (escapes visible) and cut short, collections by kind
+    only. Never the whole value: an alias can make a small file's list a billion items long."""
+    if isinstance(value, (PosDict, PosList, dict, list, tuple, set)):
+        return kind(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a number too large"
+    text = repr(value) if not isinstance(value, str) else repr(value[: SHOWN + 1])
+    return text if len(text) <= SHOWN else text[: SHOWN - 3] + "..."
+
+
 def url_ok(text: str) -> bool:
     return text.startswith(("http://", "https://", "rsync://")) and len(text) > len("http://")
 
@@ -53,23 +69,33 @@ class Checker:
         return any(p.severity is Severity.ERROR for p in self.problems)
 
     def read(self, path: Path, required: bool) -> Any:
-        if not path.is_file():
+        reason = not_a_file(path)
+        if reason == "missing":
             if required:
                 self.error(path, 1, "file is missing")
             return None
+        if reason is not None:
+            self.error(path, 1, f"not read: {reason}")
+            return None
         try:
-            return load_yaml(path)
+            raw = load_yaml(path)
         except YamlSyntaxError as exc:
             self.error(path, exc.line, exc.detail)
             return None
         except OSError as exc:
             self.error(path, 1, f"cannot read: {exc.strerror}")
             return None
+        if isinstance(raw, PosDict) and raw and not any(isinstance(k, str) and NAME_LIKE.match(k) for k in raw):
+            # e.g. a symlink to /etc/shadow: its lines parse as keys, which messages must not echo
+            self.error(path, 1, "not a dnsbalance configuration file (no key looks like a name); "
+                                "its content is not shown")
+            return None
+        return raw
 
     def mapping(self, value: Any, path: Path, line: int, what: str) -> PosDict | None:
         if isinstance(value, PosDict):
             for key, dup_line in value.duplicates:
-                self.error(path, dup_line, f"{what}: duplicate key '{key}'")
+                self.error(path, dup_line, f"{what}: duplicate key {brief(key)}")
             return value
         self.error(path, line, f"{what} must be a mapping, got {kind(value)}")
         return None
@@ -82,7 +108,7 @@ class Checker:
         for key in mapping:
             if key not in allowed:
                 self.error(path, mapping.line_of(key),
-                           f"{what}: unknown key '{key}' (expected one of: {', '.join(allowed)})")
+                           f"{what}: unknown key {brief(key)} (expected one of: {', '.join(allowed)})")
 
     def integer(self, mapping: PosDict, key: str, path: Path, what: str, low: int, high: int,
                 default: D) -> int | D:
@@ -90,7 +116,8 @@ class Checker:
             return default
         value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.error(path, mapping.line_of(key), f"{what}: {key} must be an integer {low}..{high}, got {value!r}")
+            self.error(path, mapping.line_of(key),
+                       f"{what}: {key} must be an integer {low}..{high}, got {brief(value)}")
             return default
         return value
 
@@ -100,7 +127,8 @@ class Checker:
             return default
         value = mapping[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            self.error(path, mapping.line_of(key), f"{what}: {key} must be a number {low:g}..{high:g}, got {value!r}")
+            self.error(path, mapping.line_of(key),
+                       f"{what}: {key} must be a number {low:g}..{high:g}, got {brief(value)}")
             return default
         return float(value)
 
@@ -110,7 +138,7 @@ class Checker:
             return default
         value = mapping[key]
         if not isinstance(value, str) or not valid(value):
-            self.error(path, mapping.line_of(key), f"{what}: {key} must be {expect}, got {value!r}")
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be {expect}, got {brief(value)}")
             return default
         return value
 
@@ -119,7 +147,7 @@ class Checker:
             return default
         value = mapping[key]
         if not isinstance(value, bool):
-            self.error(path, mapping.line_of(key), f"{what}: {key} must be true or false, got {value!r}")
+            self.error(path, mapping.line_of(key), f"{what}: {key} must be true or false, got {brief(value)}")
             return default
         return value
 
@@ -135,7 +163,7 @@ class Checker:
         for index, item in enumerate(value):
             address = parse_address(item) if isinstance(item, str) else None
             if address is None:
-                self.error(path, value.line_of(index), f"{what}: '{item}' is not an IPv4 or IPv6 address")
+                self.error(path, value.line_of(index), f"{what}: {brief(item)} is not an IPv4 or IPv6 address")
             elif address.version == 4:
                 ipv4.append(str(address))
             else:

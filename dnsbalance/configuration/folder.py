@@ -18,7 +18,7 @@ from dnsbalance.configuration.coverage import drained_names, uncovered_names
 from dnsbalance.configuration.mirrors_file import read_fleet
 from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region, Settings, Table
 from dnsbalance.configuration.network_file import asn_of, overlapping_networks
-from dnsbalance.configuration.problems import Problem
+from dnsbalance.configuration.problems import Problem, not_a_file, shown_path
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.table_file import read_table, reserved_names
 from dnsbalance.geo.countries import CONTINENTS, country
@@ -74,15 +74,16 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
     found: dict[str, Path] = {}
     if not folder.is_dir():
         return found
+    unread_tables(check, folder)
     for path in sorted(folder.iterdir()):
-        if path.suffix not in (".yaml", ".yml") or path.name.startswith("."):
+        if path.suffix not in (".yaml", ".yml") or path.name.startswith(".") or not_a_file(path):
             continue
         stem = path.stem.upper()
         code: str | None
         if level is Level.CONTINENT:
             code = stem if stem in CONTINENTS else None
             if code is None:
-                check.error(path, 1, f"unknown continent code '{path.stem}' (expected one of {' '.join(CONTINENTS)})")
+                check.error(path, 1, f"unknown continent code {path.stem!a} (expected one of {' '.join(CONTINENTS)})")
                 continue
         elif level is Level.NETWORK:
             code = path.stem  # any name: the table is chosen by its `networks:`, not by its file name
@@ -96,10 +97,11 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
             known = country(stem)
             code = known.alpha2 if known and len(stem) in (2, 3) else None  # alpha-3 (JPN.yaml) names JP too
             if code is None:
-                check.error(path, 1, f"unknown country code '{path.stem}' (expected ISO 3166 alpha-2 or alpha-3)")
+                check.error(path, 1, f"unknown country code {path.stem!a} (expected ISO 3166 alpha-2 or alpha-3)")
                 continue
         if code in found:
-            check.error(path, 1, f"{level.value} {code} is defined twice: {found[code].name} and {path.name}")
+            check.error(path, 1, f"{level.value} {code} is defined twice: {shown_path(found[code].name)} and "
+                               f"{shown_path(path.name)}")
             continue
         found[code] = path
     return found
@@ -125,3 +127,17 @@ def unknown_entries(check: Checker, directory: Path, settings: Settings) -> None
         what = "folder" if path.is_dir() else "file"
         check.warning(path, 1, f"unknown {what} '{name}' in the configuration folder is not read (expected "
                                f"{', '.join(KNOWN_FILES)}, and the folders {'/, '.join(KNOWN_FOLDERS)}/)")
+
+
+def unread_tables(check: Checker, folder: Path) -> None:
+    """What looks like a table in continent/ or country/ but would not be read: the clients it was meant
+    for would move to a wider table without a word. An error, with its path."""
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in (".yaml", ".yml"):
+            continue
+        if path.suffix not in (".yaml", ".yml"):
+            check.error(path, 1, f"not read: table files end in .yaml or .yml (lower case), not {path.suffix!a}")
+            continue
+        reason = not_a_file(path)
+        if reason is not None:
+            check.error(path, 1, f"not read: {reason}")

@@ -5,7 +5,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import NamedTuple, TypeGuard
 
-from dnsbalance.configuration.checker import Checker, url_ok
+from dnsbalance.configuration.checker import Checker, brief, url_ok
 from dnsbalance.configuration.model import AdminState, Mirror, Relay, field_defaults
 from dnsbalance.configuration.names import is_dns_name
 from dnsbalance.configuration.yamlpos import PosDict, PosList
@@ -55,9 +55,9 @@ def _one_label(name: object) -> TypeGuard[str]:
 
 def _mirror(check: Checker, path: Path, name: object, node: object, line: int,
             archives: tuple[str, ...] | None) -> Mirror | None:
-    what = f"mirror '{name}'"
+    what = f"mirror {brief(name)}"
     if not _one_label(name):
-        check.error(path, line, f"mirror name '{name}' must be one DNS label (letters, digits, - and _)")
+        check.error(path, line, f"mirror name {brief(name)} must be one DNS label (letters, digits, - and _)")
         return None
     node = check.mapping(node, path, line, what)
     if node is None:
@@ -106,9 +106,9 @@ def _archive_urls(check: Checker, node: PosDict, path: Path, what: str,
 
 def _relay(check: Checker, path: Path, name: object, node: object, line: int,
            mirrors: dict[str, Mirror]) -> Relay | None:
-    what = f"relay '{name}'"
+    what = f"relay {brief(name)}"
     if not _one_label(name):
-        check.error(path, line, f"relay name '{name}' must be one DNS label (letters, digits, - and _)")
+        check.error(path, line, f"relay name {brief(name)} must be one DNS label (letters, digits, - and _)")
         return None
     if name in mirrors:  # tables name both kinds in one namespace
         check.error(path, line, f"'{name}' is both a mirror and a relay")

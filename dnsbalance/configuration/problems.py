@@ -11,6 +11,26 @@ class Severity(Enum):
     WARNING = "warning"
 
 
+def shown_path(path: Path | str) -> str:
+    """A file name as a message prints it: as it is when printable, else quoted with its escapes visible,
+    so a name holding a newline or a terminal escape can neither forge a line nor drive the terminal."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why a path that should be a configuration file cannot be read as one, or None when it can."""
+    if path.is_file():
+        return None
+    if path.is_symlink() and not path.exists():
+        return "a dangling symbolic link"
+    if path.is_dir():
+        return "a directory"
+    if path.exists():
+        return "not a regular file"
+    return "missing"
+
+
 @dataclass(frozen=True)
 class Problem:
     path: Path
@@ -20,7 +40,7 @@ class Problem:
 
     def __str__(self) -> str:
         tag = "" if self.severity is Severity.ERROR else "warning: "
-        return f"{self.path}:{self.line}: {tag}{self.message}"
+        return f"{shown_path(self.path)}:{self.line}: {tag}{self.message}"
 
 
 class ConfigError(Exception):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dnsbalance.configuration.checker import Checker, url_ok
+from dnsbalance.configuration.checker import Checker, brief, url_ok
 from dnsbalance.configuration.model import (
     Archive,
     GeoIPSettings,
@@ -104,7 +104,7 @@ def _nameservers(check: Checker, top: PosDict, path: Path, zone: str) -> tuple[N
     for name, addrs in ns_map.items():
         line = ns_map.line_of(name)
         if not isinstance(name, str) or not is_dns_name(name):
-            check.error(path, line, f"nameservers: '{name}' is not a valid DNS name")
+            check.error(path, line, f"nameservers: {brief(name)} is not a valid DNS name")
             continue
         addresses = check.addresses(addrs if addrs is not None else PosList(), path, line, f"nameserver '{name}'")
         fqdn = normalise_name(name)
@@ -142,10 +142,10 @@ def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSe
     check.known_keys(geo_map, ("database", "ecs", "asn_database"), path, "geoip")
     database = check.string(geo_map, "database", path, "geoip", geoip.database)
     if database != "builtin" and not (directory / database).is_file():
-        check.error(path, geo_map.line_of("database"), f"geoip: database '{database}' does not exist")
+        check.error(path, geo_map.line_of("database"), f"geoip: database {brief(database)} does not exist")
     asn_database = check.string(geo_map, "asn_database", path, "geoip", geoip.asn_database)
     if asn_database is not None and not (directory / asn_database).is_file():
-        check.error(path, geo_map.line_of("asn_database"), f"geoip: asn_database '{asn_database}' does not exist")
+        check.error(path, geo_map.line_of("asn_database"), f"geoip: asn_database {brief(asn_database)} does not exist")
     return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs),
                          asn_database=asn_database)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from dnsbalance.configuration.checker import Checker
+from dnsbalance.configuration.checker import Checker, brief
 from dnsbalance.configuration.mirrors_file import Fleet
 from dnsbalance.configuration.model import (
     APEX,
@@ -56,7 +56,7 @@ def read_table(check: Checker, path: Path, region: Region, fleet: Fleet, reserve
         if isinstance(owner, str):
             first_lines.setdefault(normalise_name(owner), line)
         if not isinstance(owner, str) or not (owner == APEX or is_dns_name(owner)):
-            check.error(path, line, f"'{owner}' is not a valid DNS name")
+            check.error(path, line, f"{brief(owner)} is not a valid DNS name")
             continue
         key = normalise_name(owner)
         if key in names:
@@ -94,7 +94,7 @@ def _entries(check: Checker, path: Path, owner: str, key: str, node: PosDict, fl
             check.error(path, tline, f"{owner}: '{target}' is a relay; relays serve only {', '.join(SRV_NAMES)}")
             continue
         if target not in fleet.mirrors and target not in fleet.relays:
-            check.error(path, tline, f"{owner}: unknown {'relay' if srv else 'mirror'} '{target}'")
+            check.error(path, tline, f"{owner}: unknown {'relay' if srv else 'mirror'} {brief(target)}")
             continue
         tier: int = ENTRY_DEFAULTS["tier"]
         value: Any = priority
@@ -107,7 +107,8 @@ def _entries(check: Checker, path: Path, owner: str, key: str, node: PosDict, fl
                 continue
             value = value["priority"]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= DRAINED:
-            check.error(path, tline, f"{owner}: priority of '{target}' must be an integer 0..{DRAINED}, got {value!r}")
+            check.error(path, tline,
+                        f"{owner}: priority of '{target}' must be an integer 0..{DRAINED}, got {brief(value)}")
             continue
         if srv:
             service = SRV_SERVICES[key]

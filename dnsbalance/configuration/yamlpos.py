@@ -2,6 +2,9 @@
 
 Validation reports `file:line: message`, so mappings and lists carry the line of each key or item.
 Duplicate keys, which PyYAML silently lets the last one win, are reported instead.
+
+A configuration file is small: one too big, nested too deep or expanding too far through aliases (a "billion
+laughs") is refused with the line where the limit was passed, before any object is made from it.
 """
 from __future__ import annotations
 
@@ -9,6 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+# Far above any real configuration (the benchmark's 249 x 50 x 8 table files are ~10 KB each, its default
+# table ~2,600 nodes), far below what hurts the server: a file is read whole and turned into objects.
+MAX_FILE_BYTES = 16 << 20
+MAX_DEPTH = 64  # nested mappings and lists; the configuration needs 4
+MAX_NODES = 1_000_000  # values in a file, every alias counted as the values it stands for
 
 
 class PosDict(dict):
@@ -81,18 +90,64 @@ class YamlSyntaxError(Exception):
         self.detail = detail
 
 
+def _check_shape(text: str) -> None:
+    """Depth and expanded size from the parser's events, which libyaml produces without recursion: the
+    composer that follows recurses (a list nested 30,000 deep overflows the C stack) and an alias bomb
+    costs nothing to load but everything to walk or print."""
+    depth = 0
+    nodes = 0
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for
+    open_anchors: list[tuple[str | None, int]] = []  # per open collection: its anchor, nodes before it
+    for event in yaml.parse(text, Loader=_Base):
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            nodes += 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise YamlSyntaxError(event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+            open_anchors.append((event.anchor, nodes))
+            nodes += 1
+        elif kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
+            depth -= 1
+            anchor, before = open_anchors.pop()
+            if anchor is not None:
+                sizes[anchor] = nodes - before
+        elif kind is yaml.AliasEvent:
+            nodes += sizes.get(event.anchor, 1)  # an unknown anchor is the composer's error to report
+        else:
+            continue
+        if nodes > MAX_NODES:
+            raise YamlSyntaxError(event.start_mark.line + 1,
+                                  f"more than {MAX_NODES:,} values (aliases counted expanded); refusing the file")
+
+
 def load_yaml(path: Path) -> Any:
     """Parse one file; raise YamlSyntaxError with the line of the fault."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except IsADirectoryError:
+        raise YamlSyntaxError(1, "is a directory, not a file") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise YamlSyntaxError(1, f"larger than {MAX_FILE_BYTES >> 20} MiB; refusing the file")
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(1, f"not UTF-8 text ({exc.reason})") from None
     try:
+        _check_shape(text)
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         detail = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise YamlSyntaxError(line, f"YAML syntax error: {detail}") from None
-    except yaml.YAMLError as exc:
-        raise YamlSyntaxError(1, f"YAML syntax error: {exc}") from None
+    except yaml.YAMLError as exc:  # the reader's errors quote the offending character: name its position only
+        mark = getattr(exc, "position", None)
+        raise YamlSyntaxError(1, "YAML syntax error: not YAML text" +
+                              (f" (character {mark})" if mark is not None else "")) from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise YamlSyntaxError(1, f"YAML value error: {str(exc)[:80]}") from None

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -58,12 +61,33 @@ def unmap(address: IPAddress) -> IPAddress:
     return address
 
 
+# Addresses looked up once when a database is opened: a database whose tree or data section is damaged fails
+# here, before it serves a query.
+PROBES = ("1.1.1.1", "8.8.8.8", "81.0.0.1", "200.0.0.1", "2001:200::1", "2a00:1450::1")
+
+
+def _private_copy(path: Path) -> maxminddb.Reader:
+    """The database memory-mapped from a copy that only this process knows of (unlinked once open): the
+    file can then be replaced, rewritten or truncated in place by anyone without the mapping changing under
+    a lookup, which would be a SIGBUS. A copy caught half-written fails to open, like any damaged file."""
+    with path.open("rb") as source, tempfile.NamedTemporaryFile(prefix="dnsbalance-geoip-", suffix=".mmdb",
+                                                                delete=False) as copy:
+        try:
+            shutil.copyfileobj(source, copy, 1 << 20)
+            copy.flush()
+            return maxminddb.open_database(copy.name)
+        finally:
+            os.unlink(copy.name)
+
+
 class GeoIP:
     """A Country or City database (GeoLite2, GeoIP2, DB-IP, or the built-in one)."""
 
     def __init__(self, path: Path) -> None:
         try:
-            self._reader = maxminddb.open_database(str(path))
+            self._reader = _private_copy(path)
+            for probe in PROBES:
+                self._reader.get_with_prefix_len(probe)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise GeoIPError(f"{path}: cannot open GeoIP database: {exc}") from None
         kind = self._reader.metadata().database_type

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from dnslib import QTYPE
+
+from dnsbalance.geo.countries import CONTINENTS, countries
 from dnsbalance.protocol.edns import Subnet
 from dnsbalance.statefiles import write_atomically
 from dnsbalance.stats.hyperloglog import HyperLogLog
@@ -36,6 +40,23 @@ AnswerKey = tuple[str, str, str]  # (region, owner name, type)
 BUCKET = 60  # seconds per bucket of recent first answers
 RECENT_WINDOW = 15 * 60  # seconds of first answers the "recent" shares cover
 RESET_MARKER = "reset"  # in the counters folder: its mtime is when the counters were last reset
+
+# The totals' key space is bounded whatever clients send: types without a name (TYPE12345) fold into one
+# label, countries and continents outside ISO 3166 into "unknown". 65,536 types x 250 countries would
+# otherwise make every save, load and scrape as slow as a flood wants.
+OTHER_TYPE = "other"
+KNOWN_TYPES = frozenset(str(name) for name in QTYPE.forward.values())
+KNOWN_RCODES = frozenset(("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
+                          "BADCOOKIE", "YXDOMAIN", "NOTAUTH", "NOTZONE"))
+MAX_COUNTERS_BYTES = 32 << 20  # a counters file larger than this is not ours: ignored
+
+
+def bounded(key: tuple) -> QueryKey:  # type: ignore[type-arg]
+    """A query key inside the bounded key space (on folding and loading, never per query)."""
+    qtype, rcode, country, continent = (str(part) for part in key[:4])
+    return (qtype if qtype in KNOWN_TYPES else OTHER_TYPE, rcode if rcode in KNOWN_RCODES else OTHER_TYPE,
+            country if country in countries() and len(country) == 2 else "",
+            continent if continent in CONTINENTS else "")
 
 
 @dataclass
@@ -78,13 +99,29 @@ class Totals:
 
     @classmethod
     def from_json(cls, data: dict) -> "Totals":  # type: ignore[type-arg]
-        def counter(rows: list, width: int) -> Counter:  # type: ignore[type-arg]
-            return Counter({tuple(row[:width]): int(row[width]) for row in rows})
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, found {type(data).__name__}")
 
-        recent: dict[int, Counter] = {}
-        for row in data.get("recent", []):
-            recent.setdefault(int(row[0]), Counter())[tuple(row[1:5])] += int(row[5])
-        return cls(counter(data.get("queries", []), 4), int(data.get("ecs", 0)),
+        def counter(rows: list, width: int, key=tuple) -> Counter:  # type: ignore[no-untyped-def,type-arg]
+            if not isinstance(rows, list):
+                raise TypeError("expected a list of rows")
+            found: Counter = Counter()  # type: ignore[type-arg]
+            for row in rows:
+                if not isinstance(row, list) or len(row) != width + 1:
+                    raise TypeError("a row of the wrong shape")
+                found[key(str(part) for part in row[:width])] += int(row[width])
+            return found
+
+        recent: dict[int, Counter] = {}  # type: ignore[type-arg]
+        rows = data.get("recent", [])
+        if not isinstance(rows, list):
+            raise TypeError("expected a list of recent rows")
+        for row in rows:
+            if not isinstance(row, list) or len(row) != 6:
+                raise TypeError("a recent row of the wrong shape")
+            recent.setdefault(int(row[0]), Counter())[tuple(str(part) for part in row[1:5])] += int(row[5])
+        return cls(counter(data.get("queries", []), 4, lambda parts: bounded(tuple(parts))),
+                   int(data.get("ecs", 0)),
                    counter(data.get("answers", []), 4), counter(data.get("first", []), 4),
                    HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog(), recent,
                    float(data.get("reset_at", 0.0)))
@@ -100,6 +137,7 @@ class QueryStats:
         self.ecs = 0
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
+        self._folding = threading.Lock()  # the saver's thread and the status page fold; queries never wait
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
               variant: Named | None = None) -> None:
@@ -116,17 +154,23 @@ class QueryStats:
 
     def fold(self, now: float | None = None) -> Totals:
         """Move the hot counters into the cumulative totals, and return them."""
-        now = time.time() if now is None else now
+        with self._folding:
+            return self._fold(time.time() if now is None else now)
+
+    def _fold(self, now: float) -> Totals:
         reset = reset_time(self.path.parent) if self.path is not None else 0.0
         if reset > self.base.reset_at:  # `dnsbalance stats --reset` since the last fold
             self.base = Totals(reset_at=reset)
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
-        totals = Totals(Counter(queries), ecs)
-        for (key, variant), count in hits.items():
-            totals.first[(*key, variant.names[0])] += count
+        # Copies in one C call each: an answering thread may still add to the dicts it read before the swap.
+        totals = Totals(Counter(), ecs)
+        for key, count in list(queries.items()):
+            totals.queries[bounded(key)] += count
+        for (answer, variant), count in list(hits.items()):
+            totals.first[(*answer, variant.names[0])] += count
             for mirror in variant.names:
-                totals.answers[(*key, mirror)] += count
+                totals.answers[(*answer, mirror)] += count
         totals.clients = self.clients
         if totals.first:
             totals.recent = {int(now // BUCKET * BUCKET): Counter(totals.first)}
@@ -147,11 +191,14 @@ class QueryStats:
 
 
 def load_totals(path: Path) -> Totals:
+    """A process's totals on disk; a file that is missing, too big or of the wrong shape counts as none."""
     try:
+        if path.stat().st_size > MAX_COUNTERS_BYTES:
+            raise ValueError(f"larger than {MAX_COUNTERS_BYTES >> 20} MiB")
         return Totals.from_json(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         return Totals()
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         log.warning("ignoring unreadable counters %s: %s", path, exc)
         return Totals()
 

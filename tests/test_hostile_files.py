@@ -1,0 +1,122 @@
+"""Hostile configuration files (issue 14, items 1, 2, 8, 10, 11): each refused with its file and line, quickly
+and in bounded memory, by `check`, by a running server on SIGHUP and at start-up; the server keeps answering."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dnsbalance.configuration.yamlpos import MAX_FILE_BYTES
+from tests.harness import ROOT, start_server
+
+DEEP = "deb:\n  jp1: " + "[" * 30_000 + "]" * 30_000 + "\n"  # 60 KB, a list 30,000 deep
+BOMB = "deb:\n  jp1: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(  # under 1 KB, 10^9 items expanded
+    f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]\n" for i in range(1, 9)) + "jp:\n  jp1: *a8\n"
+
+
+def run_check(config: Path) -> tuple[int, str, float, int]:
+    """`dnsbalance check`: exit code, output, seconds, peak RSS in MiB (from the kernel, for this child)."""
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "dnsbalance", "check", "--config", str(config)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, output, time.monotonic() - started, usage.ru_maxrss // 1024
+
+
+@pytest.mark.parametrize("text, message", [
+    (DEEP, r"country/JP\.yaml:2: nested more than 64 levels deep"),
+    (BOMB, r"country/JP\.yaml:\d+: more than 1,000,000 values \(aliases counted expanded\)"),
+])
+def test_check_refuses_deep_and_exploding_files(config_dir: Path, text: str, message: str) -> None:
+    assert len(text) < 70_000
+    (config_dir / "country" / "JP.yaml").write_text(text)
+    code, output, seconds, rss = run_check(config_dir)
+    assert code == 1, output  # not 139 (segfault), not a traceback
+    assert re.search(message, output), output
+    assert "Traceback" not in output
+    assert seconds < 20 and rss < 400, (seconds, rss)  # unbounded: a crash, or 2.8 GB and 40 s
+
+
+def test_check_never_formats_an_expanded_value(config_dir: Path) -> None:
+    """Under the node limit an alias still multiplies what a message could print: values are shown briefly."""
+    (config_dir / "country" / "JP.yaml").write_text(
+        "deb:\n  jp1: &a [" + ", ".join(["'" + "x" * 50 + "'"] * 100) + "]\n  jp2: [*a, *a, *a, *a, *a]\n")
+    code, output, _, _ = run_check(config_dir)
+    assert code == 1
+    assert "priority of 'jp1' must be an integer 0..10000, got a list" in output, output
+    assert len(output) < 2000, output
+
+
+def test_check_refuses_an_oversized_file_with_a_message(config_dir: Path) -> None:
+    with (config_dir / "country" / "JP.yaml").open("w") as handle:
+        handle.write("# padding\n" * (MAX_FILE_BYTES // 10 + 1))
+    code, output, seconds, _ = run_check(config_dir)
+    assert code == 1 and f"country/JP.yaml:1: larger than {MAX_FILE_BYTES >> 20} MiB" in output, output
+    assert seconds < 20
+
+
+def test_names_missing_from_default_are_checked_in_linear_time(config_dir: Path) -> None:
+    (config_dir / "country" / "KR.yaml").write_text("".join(f"n{i}:\n  kr1: 10\n" for i in range(5000)))
+    code, output, seconds, _ = run_check(config_dir)
+    assert code == 0 and output.count("not in default.yaml") == 5000
+    assert seconds < 20, seconds  # quadratic: 2,000 names took over 60 s
+
+
+def test_tables_that_would_not_be_read_are_errors(config_dir: Path) -> None:
+    country = config_dir / "country"
+    (country / "JP.yaml").rename(country / "JP.YAML")
+    (country / "FR.yaml").mkdir()
+    (country / "DE.yml").symlink_to(config_dir / "nowhere.yaml")
+    code, output, _, _ = run_check(config_dir)
+    assert code == 1
+    assert "country/JP.YAML:1: not read: table files end in .yaml or .yml (lower case), not '.YAML'" in output
+    assert "country/FR.yaml:1: not read: a directory" in output
+    assert "country/DE.yml:1: not read: a dangling symbolic link" in output
+
+
+def test_file_names_are_quoted_and_system_files_not_echoed(config_dir: Path, tmp_path: Path) -> None:
+    (config_dir / "country" / "X\nfake.yaml:1: ok\x1b[31m.yaml").write_text("deb:\n  jp1: 1\n")
+    system = tmp_path / "shadow"  # shaped like /etc/shadow, which a symlink may point at
+    system.write_text("root:$6$secretsalt$hash:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n")
+    (config_dir / "country" / "JP.yaml").unlink()
+    (config_dir / "country" / "JP.yaml").symlink_to(system)
+    code, output, _, _ = run_check(config_dir)
+    assert code == 1
+    assert "\x1b" not in output and "\nfake.yaml" not in output
+    assert r"X\nfake.yaml:1: ok\x1b[31m.yaml'" in output, output
+    assert "secretsalt" not in output and "daemon" not in output, output
+    assert "country/JP.yaml:1: not a dnsbalance configuration file" in output
+
+
+@pytest.mark.parametrize("text", [DEEP, BOMB])
+def test_server_refuses_hostile_reload_and_keeps_answering(config_dir: Path, tmp_path: Path, text: str) -> None:
+    server = start_server(config_dir, tmp_path / "server.log", ipv6=False)
+    try:
+        (config_dir / "country" / "JP.yaml").write_text(text)
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_log(r"reload refused: .*country/JP\.yaml:\d+: ", timeout=20)
+        started = time.monotonic()
+        reply = server.query("deb.cdn.example.org", tcp=True)
+        assert reply.answer and time.monotonic() - started < 1
+        assert server.process.poll() is None
+    finally:
+        server.stop()
+    assert "Traceback" not in server.log()
+
+
+def test_server_refuses_to_start_on_a_deep_file(config_dir: Path, tmp_path: Path) -> None:
+    (config_dir / "country" / "JP.yaml").write_text(DEEP)
+    result = subprocess.run([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config_dir),
+                             "--listen", "127.0.0.1:0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode not in (0, -signal.SIGSEGV, 139)
+    assert "country/JP.yaml:2: nested more than 64 levels deep" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

@@ -103,11 +103,10 @@ class TcpProtocol(asyncio.Protocol):
         self.paused = False  # the client is not reading its replies
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio.Transport
         peer = transport.get_extra_info("peername")
         self.peer = peer[0] if peer else "?"
-        transport.set_write_buffer_limits(high=WRITE_HIGH)
+        transport.set_write_buffer_limits(high=WRITE_HIGH)  # type: ignore[attr-defined]
         TcpProtocol.active[self] = None
         limit = self.balancer.config.settings.tcp.max_connections
         while len(TcpProtocol.active) > limit:

@@ -88,8 +88,13 @@ def test_import_of_the_published_layout_passes_check_and_serves(tmp_path: Path, 
         assert [rr.address for rrset in reply.answer for rr in rrset] == ["210.157.158.38"]
         reply = server.query("debian.or.jp", "NS")
         assert [str(rr.target) for rrset in reply.answer for rr in rrset] == ["ns.debian.or.jp."]
-        reply = server.query("cdn.debian.or.jp", "A", subnet="4.0.0.0/24")  # BR, continent SA: default table
-        assert {rr.address for rrset in reply.answer for rr in rrset} == {"192.0.2.10", "198.51.100.20"}
+        seen: set[str] = set()  # answer sets may carry one address or both (issue 11): look over several
+        for _ in range(40):
+            reply = server.query("cdn.debian.or.jp", "A", subnet="4.0.0.0/24")  # BR, continent SA: default
+            found = {rr.address for rrset in reply.answer for rr in rrset}
+            assert found and found <= {"192.0.2.10", "198.51.100.20"}
+            seen |= found
+        assert seen == {"192.0.2.10", "198.51.100.20"}
     finally:
         server.stop()
 

@@ -51,7 +51,7 @@ def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Pat
         wait_cycles(server, 1)
         wait_cycles(server, 2)
         assert "jp4 is UP" in server.log()
-        assert jp_answers(server, 60) == {JP["jp1"], JP["jp2"], JP["jp4"]}
+        assert jp_answers(server, 200) == {JP["jp1"], JP["jp2"], JP["jp4"]}  # jp4: ~1 answer in 8
 
         state = json.loads((config_dir / "state" / "health.json").read_text())
         assert state["mirrors"]["jp3"]["up"] is False and state["mirrors"]["jp4"]["up"] is True

@@ -14,7 +14,9 @@ DE = {"198.51.100.11", "198.51.100.12"}
 DEFAULT = {"203.0.113.1", "203.0.113.2"}
 
 
-def seen(server: Server, name: str, rdtype: str = "A", rounds: int = 40, **kw: object) -> set[str]:
+def seen(server: Server, name: str, rdtype: str = "A", rounds: int = 200, **kw: object) -> set[str]:
+    """Every address seen over `rounds` answers. Answer sets carry about two addresses (issue 11), so jp4
+    (5.3% of the weight) is in about one answer in eight: 200 rounds miss it with odds below 1e-10."""
     found: set[str] = set()
     for _ in range(rounds):
         reply = server.query(name, rdtype, **kw)
@@ -38,7 +40,7 @@ def test_region_by_client_subnet(shared_server: Server, subnet: str, expected: s
 
 
 def test_jp_drained_mirror_never_appears_but_all_others_do(shared_server: Server) -> None:
-    found = seen(shared_server, "deb.cdn.example.org", subnet="1.0.16.0/24", rounds=60)
+    found = seen(shared_server, "deb.cdn.example.org", subnet="1.0.16.0/24", rounds=300)
     assert found == JP  # jpdrained (192.0.2.5) is priority 10000
 
 

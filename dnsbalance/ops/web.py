@@ -216,8 +216,9 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
     own = balancer.stats if balancer.stats.path is not None else None
 
     def source() -> dict[str, Any]:
-        return status(balancer.config, balancer.table, balancer.health, balancer.last_cycle, totals(),
-                      balancer.built_at, time.time(), balancer.pools_changed)
+        serving = balancer.serving  # one snapshot for the whole page: its configuration and table agree
+        return status(serving.config, serving.table, balancer.health, balancer.last_cycle, totals(),
+                      serving.built_at, time.time(), balancer.pools_changed)
 
     def totals() -> Any:
         return all_totals(counters, own)

@@ -22,7 +22,7 @@ from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.geo.locate import GeoIP, GeoIPError, Location
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
 from dnsbalance.protocol.cookies import MalformedCookie
-from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns, udp_limit
+from dnsbalance.protocol.edns import MalformedOption, Subnet, read_edns, udp_limit
 from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
@@ -214,10 +214,9 @@ class Balancer:
         return None if action is Action.DROP else self.full(serving, packet, client, tcp, slip=True)
 
     def _count(self, serving: Serving, query: DNSRecord, reply: Reply, location: Location, client: str,
-               edns: Edns | None) -> None:
+               subnet: Subnet | None) -> None:
         qtype = str(QTYPE.get(query.questions[0].qtype, "")) if query.questions else ""
         key = (qtype or "?", reply.rcode.name, location.country or "", location.continent or "")
-        subnet = serving.locator.used_subnet(edns)
         serving.fast.stats.clients.add(client_identity(client, subnet))
         answer, chosen = None, None
         if reply.pool is not None and reply.chosen:
@@ -255,10 +254,11 @@ class Balancer:
                 if action is Action.DROP:
                     return None
                 slip = action is Action.SLIP
-            location, scope = serving.locator.locate(client, serving.locator.used_subnet(edns))
+            subnet = serving.locator.used_subnet(edns)  # once: it both locates and is counted
+            location, scope = serving.locator.locate(client, subnet)
             reply = error_reply(query, Rcode.FORMERR) if malformed else \
                 respond(query, location, serving.table, self.rng, scope, cookie, edns=edns)
-            self._count(serving, query, reply, location, client, edns)
+            self._count(serving, query, reply, location, client, subnet)
             if slip:
                 return pack_truncated(reply.record)
             return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))

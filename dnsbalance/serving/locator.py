@@ -37,8 +37,7 @@ class Locator:
         subnet = edns.client_subnet if edns is not None else None
         if subnet is None or not self.ecs:
             return None
-        return Subnet(subnet.family, subnet.source_prefix,
-                      subnet.address.packed[: (subnet.source_prefix + 7) // 8])
+        return subnet.subnet
 
     def locate(self, client: str, subnet: Subnet | None) -> tuple[Location, int | None]:
         """Where the client is, and the ECS scope to echo when its subnet decided (RFC 7871: a /0 subnet

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
 
+from dnsbalance import udpio
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
@@ -26,50 +27,52 @@ WRITE_HIGH = 64 << 10  # unread replies buffered per TCP connection before it is
 
 
 class UdpThread:
-    """UDP answered by a thread in a plain blocking loop: recvfrom, answer, sendto. Per query this costs
-    less than an event loop's callback machinery; the GIL is released in both system calls, so the event
-    loop (TCP, health cycles, signals) still runs whenever the socket is idle."""
+    """UDP answered by a thread in a plain blocking loop: receive a batch (one datagram when the load is
+    light, every waiting one when it is not), answer each, send the replies (udpio: recvmmsg/sendmmsg, each
+    reply from the address asked). Per query this costs less than an event loop's callback machinery; the
+    GIL is released while the receive blocks, so the event loop (TCP, health cycles, signals) still runs
+    whenever the socket is idle."""
 
     def __init__(self, balancer: Balancer, sock: socket.socket) -> None:
         self.balancer = balancer
         self.sock = sock
         self.sock.setblocking(True)
+        self.datagrams = udpio.datagrams(sock)
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
         self.thread.start()
 
     def _loop(self) -> None:
-        recvfrom, sendto, balancer = self.sock.recvfrom, self.sock.sendto, self.balancer
+        receive, send, balancer = self.datagrams.receive, self.datagrams.send, self.balancer
         handle, rng = balancer.handle, balancer.rng
         current: Serving | None = None
         fast: Callable[..., bytes | None] | None = None
         locate: Callable[..., Any] | None = None
         while self.running:
             try:
-                data, addr = recvfrom(65535)
+                batch = receive()
             except OSError as exc:
                 if not self.running:
                     return
                 log.debug("UDP receive error: %s", exc)
                 continue
-            serving = balancer.serving  # read once per query
+            serving = balancer.serving  # read once per batch
             if serving is not current:  # a new snapshot: bind its fast path once, not per query
                 current = serving
                 fast = None if serving.limiter is not None else serving.fast.answer
                 locate = serving.locator.locate
-            reply = None
-            if fast is not None:  # the common case straight to the fast path; handle() does the rest
-                try:
-                    reply = fast(data, addr[0], locate, rng)
-                except Exception:
-                    reply = None
-            if reply is None:
-                reply = handle(data, addr[0], False, serving)
-            if reply is not None:
-                try:
-                    sendto(reply, addr)
-                except OSError as exc:
-                    log.debug("UDP send to %s failed: %s", addr[0], exc)
+            replies: list[bytes | None] = []
+            for data, host in batch:
+                reply = None
+                if fast is not None:  # the common case straight to the fast path; handle() does the rest
+                    try:
+                        reply = fast(data, host, locate, rng)
+                    except Exception:
+                        reply = None
+                if reply is None:
+                    reply = handle(data, host, False, serving)
+                replies.append(reply)
+            send(replies)
 
     def stop(self) -> None:
         """Wake the blocked recvfrom with a datagram to ourselves, then close."""
@@ -186,6 +189,8 @@ def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.so
                 for s in (udp, tcp):
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)  # absorb bursts
+            if udpio.is_wildcard(host):  # replies must leave from each query's destination address
+                udpio.want_destination(udp)
             udp.bind((host, port))
             tcp.bind((host, udp.getsockname()[1]))
             tcp.listen(128)

@@ -125,8 +125,11 @@ class Server:
                 self.process.wait()
 
 
-def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[str, ...] = ()) -> Server:
-    listen = ["--listen", "127.0.0.1:0"] + (["--listen", "[::1]:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
+def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[str, ...] = (),
+                 wildcard: bool = False) -> Server:
+    """`wildcard`: listen on 0.0.0.0 and [::] (each on a port of its own) instead of 127.0.0.1 and [::1]."""
+    v4, v6 = ("0.0.0.0", "[::]") if wildcard else ("127.0.0.1", "[::1]")
+    listen = ["--listen", f"{v4}:0"] + (["--listen", f"{v6}:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), *listen, *extra],
@@ -134,9 +137,9 @@ def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[s
     )
     server = Server(process, 0, None, log_path)
     try:
-        server.port = int(server.wait_for_log(r"on 127\.0\.0\.1:(\d+) \(udp, tcp\)").group(1))
+        server.port = int(server.wait_for_log(rf"on {re.escape(v4)}:(\d+) \(udp, tcp\)").group(1))
         if ipv6:
-            server.port6 = int(server.wait_for_log(r"on \[::1\]:(\d+) \(udp, tcp\)").group(1))
+            server.port6 = int(server.wait_for_log(rf"on {re.escape(v6)}:(\d+) \(udp, tcp\)").group(1))
         server.status_port = int(server.wait_for_log(r"/metrics on http://127\.0\.0\.1:(\d+)/").group(1))
     except AssertionError:
         server.stop()

@@ -37,7 +37,7 @@ class UdpThread:
         self.balancer = balancer
         self.sock = sock
         self.sock.setblocking(True)
-        self.datagrams = udpio.datagrams(sock)
+        self.datagrams = udpio.Datagrams(sock)
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
         self.thread.start()

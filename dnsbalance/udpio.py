@@ -1,4 +1,5 @@
-"""UDP datagrams in and out, several per system call, each reply from the address its query was sent to.
+"""UDP datagrams in and out, several per system call under load, each reply from the address its query
+was sent to.
 
 Two problems of a plain recvfrom/sendto loop, both solved here and nowhere else:
 
@@ -6,17 +7,19 @@ Two problems of a plain recvfrom/sendto loop, both solved here and nowhere else:
   asked; the client drops the reply. With IP_PKTINFO / IPV6_RECVPKTINFO the kernel tells each datagram's
   destination, and the reply carries it back as its source (ancillary data, as gdnsd, Knot and NSD do).
   Sockets bound to one address need none of it and skip it.
-- Two system calls per query dominate a busy UDP thread. recvmmsg(MSG_WAITFORONE) blocks for the first
-  datagram and takes every other one already waiting in the same call; the replies leave in one sendmmsg.
-  At a light load a batch is one datagram: still two calls per query, no wait added.
+- Two system calls per query dominate a busy UDP thread. When datagrams queue up, recvmmsg(MSG_WAITFORONE)
+  takes every waiting one (up to WIDTH) in one call and the replies leave in one sendmmsg.
 
 The standard library has neither recvmmsg nor sendmmsg, and the one PyPI package wrapping them (pysockmmsg
 0.0.2, 2021) is unmaintained, so they are called through ctypes on the C library (Linux). ctypes releases the
-GIL for the call, so other threads run while the receive blocks. Where they are missing (not Linux),
-PlainDatagrams does one datagram per call and wildcard sockets reply from the kernel's choice.
+GIL for the call, so other threads run while the receive blocks. A ctypes call and the decoding of its
+buffers cost more than the socket module's recvfrom/sendto (about 1.5 us each way for a lone datagram), so
+the batch calls only pay when several datagrams wait: Datagrams uses recvfrom/sendto (recvmsg/sendmsg on a
+wildcard socket) until a receive returns without having had to wait, then batches until a batch is one
+datagram. Where recvmmsg is missing (not Linux) it stays on the plain calls.
 
-The buffers are laid out once per socket; a batch only writes lengths and, for wildcard sockets, one pointer
-per reply. Kernel structures on LP64 Linux: iovec 16 bytes, msghdr 56, mmsghdr 64 (from ctypes, not assumed).
+The batch buffers are laid out once per socket; a batch only writes lengths and one or two pointers per
+reply. Kernel structures on LP64 Linux: iovec 16 bytes, msghdr 56, mmsghdr 64 (laid out by ctypes).
 """
 from __future__ import annotations
 
@@ -28,27 +31,21 @@ import mmap
 import os
 import socket
 import sys
-from typing import Protocol
+import time
 
 log = logging.getLogger(__name__)
 
+LINUX = sys.platform.startswith("linux")
 # Linux values; the socket module lacks some of them (IP_PKTINFO on 3.11, MSG_WAITFORONE).
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 MSG_WAITFORONE = 0x10000
 
-WIDTH = 32  # datagrams per batch at most; gdnsd and Knot use 16 to 64
+WIDTH = 32  # datagrams per batch at most (gdnsd, Knot and NSD use 8 to 64)
 SLOT = 1 << 16  # bytes per datagram buffer: any UDP payload fits. mmap'd, so only touched pages cost memory
-
-
-class Datagrams(Protocol):
-    """A socket's datagrams: receive() blocks for at least one (data, client address) and returns them all;
-    send() takes one reply or None per datagram of that batch, in the same order."""
-
-    def receive(self) -> list[tuple[bytes, str]]: ...
-
-    def send(self, replies: list[bytes | None]) -> None: ...
+HOSTS = 1 << 16  # client addresses whose text is kept (then forgotten all at once)
+WAITED = 10e-6  # a receive that took longer than this slept for its datagram: nothing else was queued
 
 
 def is_wildcard(host: str) -> bool:
@@ -58,12 +55,27 @@ def is_wildcard(host: str) -> bool:
         return False
 
 
-def want_destination(sock: socket.socket) -> None:
-    """Ask the kernel for each datagram's destination address (set before bind: no datagram without it)."""
+def want_destination(sock: socket.socket) -> bool:
+    """Ask the kernel for each datagram's destination address (set before bind: no datagram without it).
+    False where it is not known how (not Linux)."""
+    if not LINUX:
+        return False
     if sock.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
     else:
         sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    return True
+
+
+def reply_pktinfo(received: bytes, v6: bool) -> bytes:
+    """The pktinfo a reply sends, from the one its query came with: the query's destination as the source.
+    IPv4 in_pktinfo (ifindex, spec_dst, addr): spec_dst = addr and no interface, so the routing table still
+    picks the way out (as Knot does). IPv6 in6_pktinfo (addr, ifindex): the interface is kept only for a
+    link-local address, whose scope needs it. MmsgBatch.receive applies the same rule in place."""
+    if v6:
+        link_local = received[0] == 0xFE and received[1] & 0xC0 == 0x80
+        return received[:16] + (received[16:20] if link_local else b"\0\0\0\0")
+    return b"\0\0\0\0" + received[8:12] + received[8:12]
 
 
 class IoVec(ctypes.Structure):
@@ -82,15 +94,13 @@ class MMsgHdr(ctypes.Structure):
 
 
 def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
+    if not LINUX:
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        for name in ("recvmmsg", "sendmmsg"):
-            call = getattr(libc, name)
-            call.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p][
-                : 5 if name == "recvmmsg" else 4]
-            call.restype = ctypes.c_int
+        libc.recvmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+        libc.sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+        libc.recvmmsg.restype = libc.sendmmsg.restype = ctypes.c_int
     except (OSError, AttributeError):
         return None
     return libc
@@ -104,7 +114,7 @@ def _address(buffer: bytearray | mmap.mmap) -> int:
 
 
 class _Vector:
-    """WIDTH mmsghdr entries in a bytearray, with memoryviews for writing their fields by index."""
+    """`width` mmsghdr entries in a bytearray, with memoryviews for writing their fields by index."""
 
     def __init__(self, width: int) -> None:
         self.memory = bytearray(ctypes.sizeof(MMsgHdr) * width)
@@ -121,29 +131,27 @@ class _Vector:
         self.length = MMsgHdr.msg_len.offset // uint
 
 
-class BatchDatagrams:
-    """recvmmsg/sendmmsg through ctypes, with the destination address kept per datagram for wildcard sockets."""
+class MmsgBatch:
+    """recvmmsg/sendmmsg through ctypes, the destination address kept per datagram on wildcard sockets.
+    receive() blocks for one datagram and takes the others already waiting; send() answers that batch."""
 
-    def __init__(self, sock: socket.socket, width: int = WIDTH) -> None:
+    def __init__(self, sock: socket.socket, wildcard: bool, width: int = WIDTH) -> None:
         assert LIBC is not None
         self.sock = sock  # kept: the descriptor must outlive us
         self.fd = sock.fileno()
         self.width = width
         self.recvmmsg, self.sendmmsg = LIBC.recvmmsg, LIBC.sendmmsg
         self.family = sock.family
-        v6 = sock.family == socket.AF_INET6
-        # sockaddr_in (16 bytes, address at 4) or sockaddr_in6 (28 bytes, address at 8); 32 keeps alignment
+        self.v6 = v6 = sock.family == socket.AF_INET6
+        # sockaddr_in (16 bytes, address at 4) or sockaddr_in6 (28 bytes, address at 8), 32 apart
         self.namesize, self.at, self.alen = (32, 8, 16) if v6 else (32, 4, 4)
         namelen = 28 if v6 else 16
-        self.wildcard = is_wildcard(sock.getsockname()[0])
+        self.wildcard = wildcard
         # one IP_PKTINFO (in_pktinfo, 12 bytes) or IPV6_PKTINFO (in6_pktinfo, 20 bytes) message per datagram
-        self.ctlspace = socket.CMSG_SPACE(20 if v6 else 12) if self.wildcard else 0
+        self.ctlspace = socket.CMSG_SPACE(20 if v6 else 12) if wildcard else 0
         self.data_at = socket.CMSG_LEN(0)
         level, kind = (socket.IPPROTO_IPV6, IPV6_PKTINFO) if v6 else (socket.IPPROTO_IP, IP_PKTINFO)
         self.cmsg_head = level.to_bytes(4, sys.byteorder) + kind.to_bytes(4, sys.byteorder)  # after cmsg_len
-        self.v6 = v6
-        if self.wildcard:
-            want_destination(sock)
 
         self.inbox = mmap.mmap(-1, SLOT * width)
         self.outbox = mmap.mmap(-1, SLOT * width)
@@ -162,10 +170,16 @@ class BatchDatagrams:
                 hdr = vector.entries[i].msg_hdr
                 hdr.msg_name, hdr.msg_namelen = self.names_at + i * self.namesize, namelen
                 hdr.msg_iov, hdr.msg_iovlen = ctypes.addressof(iov[i]), 1
-                if self.wildcard:
+                if wildcard:
                     hdr.msg_control, hdr.msg_controllen = self.controls_at + i * self.ctlspace, self.ctlspace
-        self.namelen = namelen
-        self.replied_control = [0] * width  # per datagram of the batch: control bytes to send back
+        self.replied_control = [0] * width  # per datagram of the batch: control bytes its reply sends
+        # per entry, the indexes a batch reads or writes: computed once, not per datagram
+        self.rx_plan = [(i * SLOT, i * self.rx.ustride + self.rx.length, i * self.namesize + self.at,
+                         i * self.namesize + self.at + self.alen, (i * self.namesize + self.at) // 4)
+                        for i in range(width)]
+        self.tx_plan = [(j * SLOT, 2 * j + 1, j * self.tx.stride) for j in range(width)]
+        self.addresses = memoryview(self.names).cast("I")  # IPv4 addresses, as keys of `hosts`
+        self.hosts: dict[int, str] = {}
         self.tx_at = [ctypes.c_void_p(self.tx.base + j * ctypes.sizeof(MMsgHdr)) for j in range(width)]
 
     def receive(self) -> list[tuple[bytes, str]]:
@@ -176,22 +190,30 @@ class BatchDatagrams:
             code = ctypes.get_errno()
             if code != errno.EINTR:
                 raise OSError(code, os.strerror(code))
-        inbox, names, ntop, family = self.inbox, self.names, socket.inet_ntop, self.family
-        lengths, ustride, length = self.rx.uints, self.rx.ustride, self.rx.length
-        at, end, size = self.at, self.at + self.alen, self.namesize
+        inbox, lengths, hosts = self.inbox, self.rx.uints, self.hosts
         got = []
-        for i in range(count):
-            start = i * SLOT
-            name = i * size
-            got.append((inbox[start:start + lengths[i * ustride + length]], ntop(family, names[name + at:name + end])))
+        if self.v6:
+            names, ntop = self.names, socket.inet_ntop
+            for start, length, at, end, _ in self.rx_plan[:count]:
+                got.append((inbox[start:start + lengths[length]], ntop(socket.AF_INET6, names[at:end])))
+        else:  # an IPv4 address as an int is a cheap key to the text the answer code wants
+            addresses = self.addresses
+            for start, length, at, end, key in self.rx_plan[:count]:
+                address = addresses[key]
+                host = hosts.get(address)
+                if host is None:
+                    if len(hosts) >= HOSTS:
+                        hosts.clear()
+                    host = hosts[address] = socket.inet_ntop(socket.AF_INET, self.names[at:end])
+                got.append((inbox[start:start + lengths[length]], host))
         if self.wildcard:
             self._sources(count)
         return got
 
     def _sources(self, count: int) -> None:
-        """Turn each received pktinfo into the one its reply sends: source = the query's destination."""
+        """Turn each received pktinfo into the one its reply sends, in place (the rule of reply_pktinfo)."""
         words, stride, controllen, space = self.rx.words, self.rx.stride, self.rx.controllen, self.ctlspace
-        controls, data, head = self.controls, self.data_at, self.cmsg_head
+        controls, data, head, v6 = self.controls, self.data_at, self.cmsg_head, self.v6
         word = ctypes.sizeof(ctypes.c_size_t)
         for i in range(count):
             field = i * stride + controllen
@@ -201,31 +223,32 @@ class BatchDatagrams:
                 self.replied_control[i] = 0
                 continue
             info = start + data
-            if self.v6:  # in6_pktinfo: addr[16], ifindex; keep the interface only where the scope needs it
+            if v6:
                 if not (controls[info] == 0xFE and controls[info + 1] & 0xC0 == 0x80):
                     controls[info + 16:info + 20] = b"\0\0\0\0"
-            else:  # in_pktinfo: ifindex, spec_dst, addr. No interface: the routing table picks the way out
+            else:
                 controls[info:info + 4] = b"\0\0\0\0"
                 controls[info + 4:info + 8] = controls[info + 8:info + 12]
             self.replied_control[i] = space
 
     def send(self, replies: list[bytes | None]) -> None:
-        outbox, lengths = self.outbox, self.tx_lengths
-        words, stride, name_field = self.tx.words, self.tx.stride, self.tx.name
-        names_at, size = self.names_at, self.namesize
-        wildcard = self.wildcard
+        outbox, lengths, words, plan = self.outbox, self.tx_lengths, self.tx.words, self.tx_plan
+        wildcard, replied = self.wildcard, self.replied_control
+        name, control, controllen = self.tx.name, self.tx.control, self.tx.controllen
         count = 0
+        moved = []  # entries pointed at another datagram's address than their own (a query went unanswered)
         for i, reply in enumerate(replies):
             if reply is None:
                 continue
-            start = count * SLOT
+            start, length, entry = plan[count]
             outbox[start:start + len(reply)] = reply
-            lengths[2 * count + 1] = len(reply)
-            entry = count * stride
-            words[entry + name_field] = names_at + i * size
+            lengths[length] = len(reply)
+            if i != count:
+                words[entry + name] = self.names_at + i * self.namesize
+                words[entry + control] = self.controls_at + i * self.ctlspace if wildcard else 0
+                moved.append(count)
             if wildcard:
-                words[entry + self.tx.control] = self.controls_at + i * self.ctlspace
-                words[entry + self.tx.controllen] = self.replied_control[i]
+                words[entry + controllen] = replied[i]
             count += 1
         done = 0
         while done < count:
@@ -237,33 +260,64 @@ class BatchDatagrams:
                 log.debug("UDP send failed: %s", os.strerror(code))
                 sent = 1  # that datagram is lost; the rest still go
             done += sent
+        for j in moved:
+            entry = plan[j][2]
+            words[entry + name] = self.names_at + j * self.namesize
+            words[entry + control] = self.controls_at + j * self.ctlspace if wildcard else 0
 
 
-class PlainDatagrams:
-    """One datagram per recvfrom and sendto: where recvmmsg is missing."""
+class Datagrams:
+    """A socket's datagrams: receive() blocks for at least one (data, client address) and returns all it
+    took; send() takes one reply or None per datagram of that batch, in the same order. One datagram per call
+    with the socket module's calls until datagrams queue up, then MmsgBatch until they no longer do."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, width: int = WIDTH) -> None:
         self.sock = sock
+        self.v6 = sock.family == socket.AF_INET6
+        self.wildcard = is_wildcard(sock.getsockname()[0])
+        if self.wildcard and not want_destination(sock):
+            log.warning("UDP replies on %s leave from the kernel's choice of address (no IP_PKTINFO here)",
+                        sock.getsockname()[0])
+            self.wildcard = False
+        self.ctlspace = socket.CMSG_SPACE(20 if self.v6 else 12)
+        self.pktinfo = (socket.IPPROTO_IPV6, IPV6_PKTINFO) if self.v6 else (socket.IPPROTO_IP, IP_PKTINFO)
+        self.batch = MmsgBatch(sock, self.wildcard, width) if LIBC is not None and width > 1 else None
+        self.batching = False  # the next receive is a batch one
+        self.batched = False  # the last receive was
         self.peer: tuple = ()
+        self.control: list[tuple[int, int, bytes]] = []
 
     def receive(self) -> list[tuple[bytes, str]]:
-        data, self.peer = self.sock.recvfrom(SLOT)
+        if self.batching:
+            assert self.batch is not None
+            self.batched = True
+            got = self.batch.receive()
+            self.batching = len(got) > 1
+            return got
+        self.batched = False
+        started = time.perf_counter()
+        if self.wildcard:
+            data, ancillary, _, self.peer = self.sock.recvmsg(SLOT, self.ctlspace)
+            self.control = [(*self.pktinfo, reply_pktinfo(info, self.v6))
+                            for level, kind, info in ancillary if (level, kind) == self.pktinfo]
+        else:
+            data, self.peer = self.sock.recvfrom(SLOT)
+        if self.batch is not None and time.perf_counter() - started < WAITED:
+            self.batching = True  # it was already waiting: others may be too
         return [(data, self.peer[0])]
 
     def send(self, replies: list[bytes | None]) -> None:
-        for reply in replies:
-            if reply is not None:
-                try:
-                    self.sock.sendto(reply, self.peer)
-                except OSError as exc:
-                    log.debug("UDP send to %s failed: %s", self.peer[0], exc)
-
-
-def datagrams(sock: socket.socket) -> Datagrams:
-    """The cheapest way this platform offers to move the socket's datagrams."""
-    if LIBC is not None:
-        return BatchDatagrams(sock)
-    if is_wildcard(sock.getsockname()[0]):
-        log.warning("no recvmmsg here: UDP replies on %s leave from the kernel's choice of address",
-                    sock.getsockname()[0])
-    return PlainDatagrams(sock)
+        if self.batched:
+            assert self.batch is not None
+            self.batch.send(replies)
+            return
+        reply = replies[0]
+        if reply is None:
+            return
+        try:
+            if self.wildcard:
+                self.sock.sendmsg([reply], self.control, 0, self.peer)
+            else:
+                self.sock.sendto(reply, self.peer)
+        except OSError as exc:
+            log.debug("UDP send to %s failed: %s", self.peer[0], exc)

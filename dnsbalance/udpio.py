@@ -42,7 +42,7 @@ IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 MSG_WAITFORONE = 0x10000
 
-WIDTH = 32  # datagrams per batch at most (gdnsd, Knot and NSD use 8 to 64)
+WIDTH = 32  # datagrams per batch at most
 SLOT = 1 << 16  # bytes per datagram buffer: any UDP payload fits. mmap'd, so only touched pages cost memory
 HOSTS = 1 << 16  # client addresses whose text is kept (then forgotten all at once)
 WAITED = 10e-6  # a receive that took longer than this slept for its datagram: nothing else was queued

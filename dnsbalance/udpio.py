@@ -69,13 +69,14 @@ def want_destination(sock: socket.socket) -> bool:
 
 def reply_pktinfo(received: bytes, v6: bool) -> bytes:
     """The pktinfo a reply sends, from the one its query came with: the query's destination as the source.
-    IPv4 in_pktinfo (ifindex, spec_dst, addr): spec_dst = addr and no interface, so the routing table still
-    picks the way out (as Knot does). IPv6 in6_pktinfo (addr, ifindex): the interface is kept only for a
-    link-local address, whose scope needs it. MmsgBatch.receive applies the same rule in place."""
+    IPv4 in_pktinfo (ifindex, spec_dst, addr): the kernel's spec_dst is the query's destination, or for a
+    broadcast the address to answer from; the interface is cleared so the routing table still picks the way
+    out (as Knot does). IPv6 in6_pktinfo (addr, ifindex): the interface is kept only for a link-local address,
+    whose scope needs it. MmsgBatch._sources applies the same rule in place."""
     if v6:
         link_local = received[0] == 0xFE and received[1] & 0xC0 == 0x80
         return received[:16] + (received[16:20] if link_local else b"\0\0\0\0")
-    return b"\0\0\0\0" + received[8:12] + received[8:12]
+    return b"\0\0\0\0" + received[4:12]
 
 
 class IoVec(ctypes.Structure):
@@ -228,7 +229,6 @@ class MmsgBatch:
                     controls[info + 16:info + 20] = b"\0\0\0\0"
             else:
                 controls[info:info + 4] = b"\0\0\0\0"
-                controls[info + 4:info + 8] = controls[info + 8:info + 12]
             self.replied_control[i] = space
 
     def send(self, replies: list[bytes | None]) -> None:

@@ -149,8 +149,9 @@ def test_one_at_a_time_then_batched(listen: str, targets: list[str], clients: li
 
 
 def test_reply_pktinfo() -> None:
-    """The reply's source is the query's destination; an interface only for IPv6 link-local."""
-    v4 = (7).to_bytes(4, "little") + bytes([127, 0, 0, 1]) + bytes([127, 0, 0, 5])  # ifindex, spec_dst, addr
+    """The reply's source is the query's destination (the kernel's spec_dst for IPv4); an interface only for
+    IPv6 link-local."""
+    v4 = (7).to_bytes(4, "little") + bytes([127, 0, 0, 5]) * 2  # ifindex, spec_dst, addr
     assert udpio.reply_pktinfo(v4, v6=False) == bytes(4) + bytes([127, 0, 0, 5]) * 2
     for address, keeps in (("2001:db8::53", False), ("fe80::1", True)):
         v6 = socket.inet_pton(socket.AF_INET6, address) + (3).to_bytes(4, "little")

@@ -15,8 +15,8 @@ The standard library has neither recvmmsg nor sendmmsg, and the one PyPI package
 GIL for the call, so other threads run while the receive blocks. A ctypes call and the decoding of its
 buffers cost more than the socket module's recvfrom/sendto (about 1.5 us each way for a lone datagram), so
 the batch calls only pay when several datagrams wait: Datagrams uses recvfrom/sendto (recvmsg/sendmsg on a
-wildcard socket) until a receive returns without having had to wait, then batches until a batch is one
-datagram. Where recvmmsg is missing (not Linux) it stays on the plain calls.
+wildcard socket) until QUEUED receives in a row return without having had to wait, then batches until a batch
+is one datagram. Where recvmmsg is missing (not Linux) it stays on the plain calls.
 
 The batch buffers are laid out once per socket; a batch only writes lengths and one or two pointers per
 reply. Kernel structures on LP64 Linux: iovec 16 bytes, msghdr 56, mmsghdr 64 (laid out by ctypes).
@@ -46,6 +46,7 @@ WIDTH = 32  # datagrams per batch at most
 SLOT = 1 << 16  # bytes per datagram buffer: any UDP payload fits. mmap'd, so only touched pages cost memory
 HOSTS = 1 << 16  # client addresses whose text is kept (then forgotten all at once)
 WAITED = 10e-6  # a receive that took longer than this slept for its datagram: nothing else was queued
+QUEUED = 3  # receives in a row that found their datagram waiting before batching: a queue is building
 
 
 def is_wildcard(host: str) -> bool:
@@ -283,6 +284,7 @@ class Datagrams:
         self.pktinfo = (socket.IPPROTO_IPV6, IPV6_PKTINFO) if self.v6 else (socket.IPPROTO_IP, IP_PKTINFO)
         self.batch = MmsgBatch(sock, self.wildcard, width) if LIBC is not None and width > 1 else None
         self.batching = False  # the next receive is a batch one
+        self.queued = 0  # receives in a row that found their datagram waiting
         self.batched = False  # the last receive was
         self.peer: tuple = ()
         self.control: list[tuple[int, int, bytes]] = []
@@ -293,6 +295,7 @@ class Datagrams:
             self.batched = True
             got = self.batch.receive()
             self.batching = len(got) > 1
+            self.queued = 0
             return got
         self.batched = False
         started = time.perf_counter()
@@ -302,8 +305,11 @@ class Datagrams:
                             for level, kind, info in ancillary if (level, kind) == self.pktinfo]
         else:
             data, self.peer = self.sock.recvfrom(SLOT)
-        if self.batch is not None and time.perf_counter() - started < WAITED:
-            self.batching = True  # it was already waiting: others may be too
+        if time.perf_counter() - started < WAITED:
+            self.queued += 1  # it was already waiting
+            self.batching = self.queued >= QUEUED and self.batch is not None
+        else:
+            self.queued = 0
         return [(data, self.peer[0])]
 
     def send(self, replies: list[bytes | None]) -> None:

@@ -27,9 +27,7 @@ from dnsbalance.process.instance import (
     read_reload,
     running_pid,
 )
-from dnsbalance.process.single import serve_single
-from dnsbalance.process.supervisor import serve_supervised
-from dnsbalance.server import run
+from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.serving.balancer import Balancer, log_problems
 from dnsbalance.serving.inputs import Loaded, load
 from dnsbalance.statefiles import StateFolder
@@ -176,7 +174,6 @@ def _serve(args: argparse.Namespace) -> int:
     status_listen = loaded.config.settings.status_listen
     if args.status is not None:
         status_listen = None if args.status == "off" else args.status
-    single = args.workers == 1
     state = StateFolder(loaded.config.settings.state_dir)
     try:
         instance = acquire(state)
@@ -187,13 +184,13 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:  # a read-only state folder: answer anyway, without pid file and lock
         log.warning("state folder %s: %s; running without a pid file or instance lock", state.root, exc)
         instance = None
-    balancer = Balancer(loaded, persist=True, counters="main" if single else None)
+    balancer = Balancer(loaded, persist=True, counters="main")
+    balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
              loaded.geoip.path, loaded.geoip.database_type)
     try:
-        if not single:
-            return serve_supervised(balancer, listen, args.config, args.workers, status_listen)
-        run(serve_single(balancer, listen, args.config, status_listen))
+        return serve(balancer, listen, args.config, args.workers, status_listen,
+                     [instance.lock] if instance is not None and instance.lock is not None else [])
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1

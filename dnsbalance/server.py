@@ -71,6 +71,15 @@ class UdpThread:
                 except OSError as exc:
                     log.debug("UDP send to %s failed: %s", addr[0], exc)
 
+    def retire(self) -> None:
+        """End the loop after the datagram it is waiting for, without touching the socket: it is shared
+        with the next generation's answerer, which takes the queries this one no longer reads."""
+        self.running = False
+
+    def settle(self, timeout: float) -> None:
+        """Let a datagram already received be answered before the process ends."""
+        self.thread.join(timeout)
+
     def stop(self) -> None:
         """Wake the blocked recvfrom with a datagram to ourselves, then close."""
         self.running = False

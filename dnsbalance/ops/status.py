@@ -75,7 +75,7 @@ def _regions(table: ActiveTable, totals: Totals, now: float, changed: Mapping[Po
             after_total = sum(after.values())
             # A/AAAA: what the answer sets deliver at clients (differs where min_answers bends the weights)
             delivered: list[float] = (
-                [float(d) for d in table.variants(pool, rtype).design.delivered] if rtype in (RType.A, RType.AAAA)
+                list(table.variants(pool, rtype).delivered) if rtype in (RType.A, RType.AAAA)
                 else [c.weight / total if total else 0.0 for c in pool.candidates])
             pools.append({
                 "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,

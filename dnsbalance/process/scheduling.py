@@ -1,6 +1,7 @@
 """The health cycle on the server's event loop: APScheduler runs it at start-up and every `interval`."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +18,12 @@ JOB = "health-cycle"
 
 
 class HealthScheduler:
-    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], None] | None = None) -> None:
-        """`on_change`: called after a new table (or configuration) is in service, e.g. to tell workers."""
+    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], None] | None = None,
+                 lock: asyncio.Lock | None = None) -> None:
+        """`on_change`: called after a new table (or configuration) is in service, e.g. to fork answerers;
+        `lock`: held while a table is built, so that reloads and cycles take turns."""
         self.balancer = balancer
+        self.lock = lock or asyncio.Lock()
         self.on_change = on_change
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
@@ -50,7 +54,8 @@ class HealthScheduler:
         try:
             if self.balancer.changed_on_disk(self.config_dir):
                 log.info("configuration files changed; reloading before the cycle")
-                self.balancer.reload(self.config_dir)
+                async with self.lock:  # built on a thread: the event loop (status, pings) goes on
+                    await asyncio.to_thread(self.balancer.reload, self.config_dir)
                 self.reschedule()
             config = self.balancer.config
             report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
@@ -60,7 +65,8 @@ class HealthScheduler:
             for verdict in report.verdicts:
                 if not verdict.ok:
                     log.info("  %s: %s", verdict.name, verdict.reason)
-            applied = self.balancer.apply(report)
+            async with self.lock:
+                applied = await asyncio.to_thread(self.balancer.apply, report)
             if applied:
                 log.info("table generation %d in service", self.balancer.generation)
                 if self.on_change is not None:

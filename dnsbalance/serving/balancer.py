@@ -57,6 +57,9 @@ class Balancer:
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
         self.pools_changed: dict[PoolLabel, float] = {}  # when each pool's entries or weights last changed
+        # Whether each new table has every answer computed before it is published (the supervisor's
+        # tables do: answering processes must never compute one under a query).
+        self.precompute = False
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -89,6 +92,9 @@ class Balancer:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
         serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous, loaded.asn)
+        if self.precompute:
+            fresh = serving.table.precompute(previous.table if previous is not None else None)
+            log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name, regions in fail_open_report(serving.table):
@@ -102,6 +108,18 @@ class Balancer:
             self._write(self.state.serving, json.dumps({"generation": self.generation,
                                                         "digest": loaded.digest}) + "\n")
         return serving
+
+    def complete(self, deadline: float | None = None) -> int:
+        """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());
+        from now on every new table comes complete. Returns how many pools were computed."""
+        started = time.monotonic()
+        fresh = self.serving.table.precompute(deadline=deadline)
+        if deadline is None:
+            self.precompute = True
+        if fresh:
+            log.info("table generation %d: answers of %d pools precomputed in %.1fs", self.generation, fresh,
+                     time.monotonic() - started)
+        return fresh
 
     def _write(self, path: Path, text: str) -> None:
         try:

@@ -33,6 +33,21 @@ class Named(Protocol):
 
     names: tuple[str, ...]
 
+
+class Indexed(Protocol):
+    """Precomputed answers (ranking/variants.py), which name the mirrors of the one at an index."""
+
+    def names_at(self, index: int) -> tuple[str, ...]: ...
+
+
+Chosen = Named | tuple[Indexed, int]  # a full-path answer, or (precomputed answers, which one)
+
+
+def chosen_names(chosen: Chosen) -> tuple[str, ...]:
+    if isinstance(chosen, tuple):
+        return chosen[0].names_at(chosen[1])
+    return chosen.names
+
 log = logging.getLogger(__name__)
 
 QueryKey = tuple[str, str, str, str]  # (type, rcode, country, continent); "" when unknown
@@ -76,6 +91,17 @@ class Totals:
         return Totals(self.queries + other.queries, self.ecs + other.ecs, self.answers + other.answers,
                       self.first + other.first, self.clients.merge(other.clients), recent,
                       max(self.reset_at, other.reset_at))
+
+    def absorb(self, other: "Totals") -> None:
+        """Add `other` in place: the supervisor takes every answerer's counts each second, and a copy of
+        big totals each time would cost more than the counting."""
+        self.queries.update(other.queries)
+        self.ecs += other.ecs
+        self.answers.update(other.answers)
+        self.first.update(other.first)
+        self.clients = self.clients.merge(other.clients)
+        for start, counts in other.recent.items():
+            self.recent.setdefault(start, Counter()).update(counts)
 
     def recent_first(self, now: float, window: float = RECENT_WINDOW) -> Counter:
         """First answers of the last `window` seconds (whole buckets)."""
@@ -133,14 +159,14 @@ class QueryStats:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path  # where this process's totals are kept; None: memory only
         self.queries: dict[QueryKey, int] = {}
-        self.variant_hits: dict[tuple[AnswerKey, Named], int] = {}
+        self.variant_hits: dict[tuple[AnswerKey, Chosen], int] = {}
         self.ecs = 0
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
         self._folding = threading.Lock()  # the saver's thread and the status page fold; queries never wait
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
-              variant: Named | None = None) -> None:
+              variant: Chosen | None = None) -> None:
         """One answered query, from either answer path: its (type, rcode, country, continent), whether its
         client subnet located it, and for an A/AAAA answer which mirrors it carried. Plain dict increments:
         this runs for every query."""
@@ -158,9 +184,43 @@ class QueryStats:
             return self._fold(time.time() if now is None else now)
 
     def _fold(self, now: float) -> Totals:
+        self._follow_reset()
+        self.base.absorb(self._drain(now))
+        self._prune(now)
+        return self.base
+
+    def forked(self) -> None:
+        """In a freshly forked answering process: start from nothing (its counts go up to the supervisor,
+        which has the totals), with a lock no thread of the parent can be holding."""
+        self._folding = threading.Lock()
+        self.queries, self.variant_hits, self.ecs, self.clients = {}, {}, 0, HyperLogLog()
+        self.base, self.path = Totals(), None
+
+    def take(self) -> Totals:
+        """The counts since the last take, as totals of their own (an answering process sends them to the
+        supervisor, which absorbs them)."""
+        with self._folding:
+            return self._drain(time.time())
+
+    def absorb(self, counts: Totals, now: float | None = None) -> None:
+        """Add an answering process's counts to this process's totals."""
+        with self._folding:
+            now = time.time() if now is None else now
+            self._follow_reset()
+            self.base.absorb(counts)
+            self._prune(now)
+
+    def _follow_reset(self) -> None:
         reset = reset_time(self.path.parent) if self.path is not None else 0.0
         if reset > self.base.reset_at:  # `dnsbalance stats --reset` since the last fold
             self.base = Totals(reset_at=reset)
+
+    def _prune(self, now: float) -> None:
+        self.base.recent = {start: counts for start, counts in self.base.recent.items()
+                            if start + BUCKET > now - RECENT_WINDOW}
+
+    def _drain(self, now: float) -> Totals:
+        """Empty the hot counters into a Totals of their own."""
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
         # Copies in one C call each: an answering thread may still add to the dicts it read before the swap.
@@ -168,17 +228,14 @@ class QueryStats:
         for key, count in list(queries.items()):
             totals.queries[bounded(key)] += count
         for (answer, variant), count in list(hits.items()):
-            totals.first[(*answer, variant.names[0])] += count
-            for mirror in variant.names:
+            names = chosen_names(variant)
+            totals.first[(*answer, names[0])] += count
+            for mirror in names:
                 totals.answers[(*answer, mirror)] += count
-        totals.clients = self.clients
+        totals.clients, self.clients = self.clients, HyperLogLog()
         if totals.first:
             totals.recent = {int(now // BUCKET * BUCKET): Counter(totals.first)}
-        self.base = self.base.add(totals)
-        self.base.recent = {start: counts for start, counts in self.base.recent.items()
-                            if start + BUCKET > now - RECENT_WINDOW}
-        self.clients = HyperLogLog()
-        return self.base
+        return totals
 
     def save(self) -> None:
         totals = self.fold()

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import logging
 import socket
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
 UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
 WRITE_HIGH = 64 << 10  # unread replies buffered per TCP connection before it is no longer read
+# A blocked receive returns after this long without a datagram (SO_RCVTIMEO: no extra system call per
+# query), so that a retired answering process stops reading promptly even when the socket is idle.
+RECEIVE_TIMEOUT = 0.1
 
 
 class UdpThread:
@@ -34,6 +38,9 @@ class UdpThread:
         self.balancer = balancer
         self.sock = sock
         self.sock.setblocking(True)
+        seconds = int(RECEIVE_TIMEOUT)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             struct.pack("ll", seconds, int((RECEIVE_TIMEOUT - seconds) * 1e6)))
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
         self.thread.start()
@@ -47,6 +54,8 @@ class UdpThread:
         while self.running:
             try:
                 data, addr = recvfrom(65535)
+            except BlockingIOError:
+                continue  # the receive timeout: look at self.running again
             except OSError as exc:
                 if not self.running:
                     return
@@ -72,8 +81,8 @@ class UdpThread:
                     log.debug("UDP send to %s failed: %s", addr[0], exc)
 
     def retire(self) -> None:
-        """End the loop after the datagram it is waiting for, without touching the socket: it is shared
-        with the next generation's answerer, which takes the queries this one no longer reads."""
+        """End the loop within RECEIVE_TIMEOUT (after answering a datagram it already has), without
+        touching the socket: it is shared with the next generation's answerer."""
         self.running = False
 
     def settle(self, timeout: float) -> None:

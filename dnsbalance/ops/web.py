@@ -204,8 +204,10 @@ class StatusServer:
 
 
 
-async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer | None:
-    """The status listener for a serving (or supervising) process; a busy port is logged, not fatal."""
+async def start_status(balancer: "Balancer", listen: str | None,
+                       refresh: Callable[[], None] | None = None) -> StatusServer | None:
+    """The status listener of the supervisor; a busy port is logged, not fatal. `refresh`: brings the
+    answering processes' counts in before a page or scrape reads them."""
     if not listen:
         return None
     from dnsbalance.configuration.names import parse_hostport
@@ -221,6 +223,8 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
                       serving.built_at, time.time(), balancer.pools_changed)
 
     def totals() -> Any:
+        if refresh is not None:
+            refresh()
         return all_totals(counters, own)
 
     host, port = parse_hostport(listen)

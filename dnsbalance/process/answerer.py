@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from dnsbalance.server import TcpProtocol, UdpThread
+from dnsbalance.server import RECEIVE_TIMEOUT, TcpProtocol, UdpThread
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.stats.counters import Totals
 
@@ -57,13 +57,40 @@ class Pong:
 
 
 @dataclass(frozen=True)
+class Start:
+    """Begin reading the sockets (the previous answerer of the slot has stopped)."""
+
+
+@dataclass(frozen=True)
+class Started:
+    pid: int
+
+
+@dataclass(frozen=True)
 class Retire:
-    """Stop reading, finish what is open, send the last counts and exit."""
+    """Stop reading, say Stopped, finish what is open, send the last counts and exit."""
+
+
+@dataclass(frozen=True)
+class Stopped:
+    pid: int
 
 
 @dataclass(frozen=True)
 class Counts:
     totals: Totals
+
+
+@dataclass(frozen=True)
+class Flush:
+    """Send the counts now (the status page or /metrics is being read), then Flushed."""
+
+    token: int
+
+
+@dataclass(frozen=True)
+class Flushed:
+    token: int
 
 
 @dataclass(frozen=True)
@@ -101,13 +128,15 @@ def answerer_main(conn: Connection, balancer: Balancer, sockets: Sockets, inheri
 
 
 async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None:
+    """Ready at once; reading only after Start, so that two generations never read at the same time: a
+    query is answered by the old table until the supervisor has stopped it, then by the new."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    start = asyncio.Event()
     retire = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     TcpProtocol.active.clear()  # the parent's class attribute, copied by the fork
-    threads = [UdpThread(balancer, udp) for udp in sockets.udp]
-    servers = [await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp) for tcp in sockets.tcp]
+    threads: list[UdpThread] = []
     tick = [time.monotonic()]
     sending = threading.Lock()  # the pipe is written by two threads
 
@@ -134,6 +163,11 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
                 alive = all(t.thread.is_alive() for t in threads)
                 if alive and time.monotonic() - tick[0] < STALL:
                     send(Pong(message.sequence))
+            elif isinstance(message, Flush):
+                send(Counts(balancer.stats.take()))
+                send(Flushed(message.token))
+            elif isinstance(message, Start):
+                loop.call_soon_threadsafe(start.set)
             elif isinstance(message, Retire):
                 loop.call_soon_threadsafe(retire.set)
 
@@ -145,25 +179,36 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
             except OSError:
                 return
 
+    async def first(*events: asyncio.Event) -> None:
+        waits = [asyncio.create_task(e.wait()) for e in events]
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for wait in waits:
+            wait.cancel()
+
     beat = asyncio.create_task(heartbeat())
     threading.Thread(target=control, name="supervisor-pipe", daemon=True).start()
     threading.Thread(target=counting, name="counts", daemon=True).start()
-    retiring = asyncio.create_task(retire.wait())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({retiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    await first(start, stop)
+    servers = []
+    if not stop.is_set():
+        threads = [UdpThread(balancer, udp) for udp in sockets.udp]
+        servers = [await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp) for tcp in sockets.tcp]
+        send(Started(os.getpid()))
+        await first(retire, stop)
     beat.cancel()
-    for thread in threads:
-        thread.retire()  # its next datagram is answered and ends the loop; the socket stays the supervisor's
     for server in servers:
         server.close()  # this process's copies only: the next generation accepts on the same sockets
+    for thread in threads:
+        thread.retire()  # the socket stays open: it is the supervisor's, and the next generation's
+    for thread in threads:
+        thread.settle(RECEIVE_TIMEOUT * 3)  # a blocked receive returns within RECEIVE_TIMEOUT
+    send(Stopped(os.getpid()))
     if not stop.is_set():
         deadline = time.monotonic() + DRAIN
         while TcpProtocol.active and time.monotonic() < deadline and not stop.is_set():
             await asyncio.sleep(0.05)
     for protocol in list(TcpProtocol.active):
         protocol.close()
-    for thread in threads:
-        thread.settle(0.2)  # a datagram already taken is answered before the process ends
     try:
         send(Counts(balancer.stats.take()))
     except OSError:

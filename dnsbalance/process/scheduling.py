@@ -5,10 +5,11 @@ import asyncio
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from dnsbalance.configuration.problems import Severity
 from dnsbalance.serving.balancer import Balancer
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -18,7 +19,7 @@ JOB = "health-cycle"
 
 
 class HealthScheduler:
-    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], None] | None = None,
+    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], Awaitable[None]] | None = None,
                  lock: asyncio.Lock | None = None) -> None:
         """`on_change`: called after a new table (or configuration) is in service, e.g. to fork answerers;
         `lock`: held while a table is built, so that reloads and cycles take turns."""
@@ -55,7 +56,12 @@ class HealthScheduler:
             if self.balancer.changed_on_disk(self.config_dir):
                 log.info("configuration files changed; reloading before the cycle")
                 async with self.lock:  # built on a thread: the event loop (status, pings) goes on
-                    await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                    problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                if not any(p.severity is Severity.ERROR for p in problems):
+                    if self.on_change is not None:
+                        await self.on_change()
+                    log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
+                             self.balancer.generation)
                 self.reschedule()
             config = self.balancer.config
             report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
@@ -68,9 +74,9 @@ class HealthScheduler:
             async with self.lock:
                 applied = await asyncio.to_thread(self.balancer.apply, report)
             if applied:
-                log.info("table generation %d in service", self.balancer.generation)
                 if self.on_change is not None:
-                    self.on_change()
+                    await self.on_change()
+                log.info("table generation %d in service", self.balancer.generation)
             return report
         except Exception:
             log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -26,7 +27,22 @@ from pathlib import Path
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.web import start_status
-from dnsbalance.process.answerer import DRAIN, Closable, Counts, Ping, Pong, Ready, Retire, Sockets, answerer_main
+from dnsbalance.process.answerer import (
+    DRAIN,
+    Closable,
+    Counts,
+    Flush,
+    Flushed,
+    Ping,
+    Pong,
+    Ready,
+    Retire,
+    Sockets,
+    Start,
+    Started,
+    Stopped,
+    answerer_main,
+)
 from dnsbalance.process.instance import record_reload
 from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.server import bind_pair, save_counters
@@ -47,6 +63,8 @@ class Answerer:
     conn: Connection
     serving: Serving  # the snapshot it was forked with
     ready: bool = False
+    started: bool = False
+    stopped: bool = False
     waiting_since: float | None = None  # monotonic time of the oldest unanswered ping
     retired_at: float | None = None
 
@@ -60,19 +78,28 @@ class Supervisor:
     status_listen: str | None = None
     held: list[Closable] = field(default_factory=list)  # what answerers must not keep open (the instance lock)
     current: list[Answerer | None] = field(default_factory=list)
-    pending: list[Answerer | None] = field(default_factory=list)
+    pending: list[Answerer] = field(default_factory=list)  # forked, not yet in service
     retiring: list[Answerer] = field(default_factory=list)
     sequence: int = 0
 
     def __post_init__(self) -> None:
         self.context = multiprocessing.get_context("fork")
         self.current = [None] * len(self.slots)
-        self.pending = [None] * len(self.slots)
         self.building = asyncio.Lock()  # one reload or rebuild at a time
+        self.swapping = asyncio.Lock()  # one change of answerers at a time
         self.health: HealthScheduler | None = None
+        self.replacing = False  # an answerer died: fork its slot again
+        self.reload_waiting = False  # a SIGHUP's reload waits for the build under way
+        # The answerers' pipes are read and written by the event loop (watch) and by the status page's
+        # thread (flush): one at a time.
+        self.pipes = threading.Lock()
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
+
+    def in_service(self) -> bool:
+        serving = self.balancer.serving
+        return all(a is not None and a.serving is serving and a.process.is_alive() for a in self.current)
 
     def fork(self, slot: int) -> Answerer:
         """A new answerer for `slot` with the snapshot in service now."""
@@ -89,55 +116,113 @@ class Supervisor:
         theirs.close()
         return Answerer(slot, process, ours, serving)
 
-    def publish(self) -> None:
-        """Fork the next generation for every slot; each replaces its slot's answerer once ready."""
-        for slot in range(len(self.slots)):
-            stale = self.pending[slot]
-            if stale is not None:  # forked with a table already outdated: never put in service
-                self._retire(stale)
-            self.pending[slot] = self.fork(slot)
+    async def put_in_service(self) -> None:
+        """Fork answerers with the table in service now and hand each slot over to its new answerer: the
+        old one stops reading, then the new one starts (queries wait in the kernel meanwhile, a
+        millisecond or so, and are answered by exactly one table). Returns once every slot answers
+        from this table, or a newer one is on its way."""
+        async with self.swapping:
+            serving = self.balancer.serving
+            if self.in_service():
+                return
+            fresh = [self.fork(slot) for slot in range(len(self.slots))]
+            self.pending += fresh
+            try:
+                for new in fresh:
+                    if not await self._until(new, "ready", START_TIMEOUT):
+                        log.error("worker %d (pid %s) did not start; keeping the one in service", new.slot,
+                                  new.process.pid)
+                        new.process.kill()
+                        continue
+                    old = self.current[new.slot]
+                    if old is not None:
+                        self._retire(old)
+                        if not await self._until(old, "stopped", 2.0):
+                            old.process.kill()
+                    self._send(new, Start())
+                    if not await self._until(new, "started", 10.0):
+                        new.process.kill()
+                    self.current[new.slot] = new
+            finally:
+                self.pending = [a for a in self.pending if a not in fresh]
+            if self.balancer.serving is not serving:
+                log.debug("a newer table was built while this one went into service")
+
+    async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not getattr(answerer, flag):
+            if time.monotonic() > deadline or not answerer.process.is_alive():
+                return False
+            with self.pipes:
+                self._read(answerer)
+            if not getattr(answerer, flag):
+                await asyncio.sleep(0.002)
+        return True
+
+    def _send(self, answerer: Answerer, message: object) -> None:
+        with self.pipes:
+            try:
+                answerer.conn.send(message)
+            except OSError:
+                pass
 
     def _retire(self, answerer: Answerer) -> None:
         answerer.retired_at = time.monotonic()
-        try:
-            answerer.conn.send(Retire())
-        except OSError:
-            pass
+        self._send(answerer, Retire())
         self.retiring.append(answerer)
 
-    def _read(self, answerer: Answerer) -> None:
+    def _read(self, answerer: Answerer, until: int | None = None, timeout: float = 0.0) -> None:
+        """Take what the answerer sent; with `until`, wait (up to `timeout`) for Flushed(until)."""
+        deadline = time.monotonic() + timeout
         try:
-            while answerer.conn.poll():
+            while answerer.conn.poll(max(0.0, deadline - time.monotonic()) if until is not None else 0):
                 message = answerer.conn.recv()
+                if isinstance(message, Flushed) and message.token == until:
+                    return
                 if isinstance(message, Counts):
                     self.balancer.stats.absorb(message.totals)
                 elif isinstance(message, Pong):
                     answerer.waiting_since = None
                 elif isinstance(message, Ready):
                     answerer.ready = True
+                elif isinstance(message, Started):
+                    answerer.started = True
+                elif isinstance(message, Stopped):
+                    answerer.stopped = True
         except (EOFError, OSError):
             pass
 
+    def flush(self, timeout: float = 0.5) -> None:
+        """Have every answerer's counts added up now: the status page and /metrics show the queries
+        answered up to the moment they were asked for, not up to a second before."""
+        with self.pipes:
+            self.sequence += 1
+            token = self.sequence
+            asked = []
+            for answerer in [a for a in (*self.current, *self.retiring) if a is not None]:
+                try:
+                    answerer.conn.send(Flush(token))
+                    asked.append(answerer)
+                except OSError:
+                    pass
+            deadline = time.monotonic() + timeout
+            for answerer in asked:
+                self._read(answerer, until=token, timeout=max(0.0, deadline - time.monotonic()))
+
     def watch(self) -> None:
+        with self.pipes:
+            self._watch()
+
+    def _watch(self) -> None:
         """Read every answerer's messages; put ready ones in service; replace the dead and the stuck; ping."""
         now = time.monotonic()
         self.sequence += 1
         for each in self.everyone():
             self._read(each)
-        for slot, new in enumerate(self.pending):
-            if new is not None and not new.ready and not new.process.is_alive():
-                log.error("worker %d exited before it was ready (%s, pid %s); starting it again", slot,
-                          new.process.exitcode, new.process.pid)
-                new.conn.close()
-                self.pending[slot] = new = self.fork(slot)
-            if new is not None and new.ready:
-                old = self.current[slot]
-                self.current[slot], self.pending[slot] = new, None
-                if old is not None:
-                    self._retire(old)
         for old in list(self.retiring):
             if not old.process.is_alive():
                 old.process.join(0)
+                self._read(old)  # what it sent before it exited: its last counts
                 old.conn.close()
                 self.retiring.remove(old)
             elif old.retired_at is not None and now - old.retired_at > DRAIN + 5:
@@ -163,32 +248,33 @@ class Supervisor:
                 continue
             answerer.conn.close()
             self.current[slot] = None
-            if self.pending[slot] is None:
-                self.pending[slot] = self.fork(slot)
-
-    async def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.watch()
-            if all(a is not None for a in self.current):
-                return True
-            await asyncio.sleep(0.02)
-        return False
+            self.replacing = True
 
     async def rebuild(self, work: str) -> None:
         """A reload ("reload") or the rest of the first table's answers ("complete"), on a thread so that
-        the status page and the pings go on; then the next generation of answerers."""
+        the status page and the pings go on; then the next generation of answerers. "replace": only
+        answerers for slots whose answerer died."""
+        if work == "replace":
+            await self.put_in_service()
+            return
+        if work == "reload":
+            self.reload_waiting = True
         async with self.building:
             if work == "reload":
+                self.reload_waiting = False
                 problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
-                record_reload(self.balancer.state, problems, self.balancer.generation)
                 if any(p.severity is Severity.ERROR for p in problems):
+                    record_reload(self.balancer.state, problems, self.balancer.generation)
                     return  # refused: the answerers keep theirs
                 if self.health is not None:
                     self.health.reschedule()
             elif not await asyncio.to_thread(self.balancer.complete):
                 return  # nothing was left to compute
-        self.publish()
+        await self.put_in_service()
+        if work == "reload":
+            record_reload(self.balancer.state, problems, self.balancer.generation)
+            log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
+                     self.balancer.generation)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -198,14 +284,15 @@ class Supervisor:
         tasks: set[asyncio.Task[None]] = set()
 
         def later(work: str) -> None:
+            if work == "reload" and self.reload_waiting:
+                return  # a reload not yet begun will read the files as they are then: one is enough
             task = asyncio.create_task(self.rebuild(work))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
         loop.add_signal_handler(signal.SIGHUP, lambda: later("reload"))
-        for slot in range(len(self.slots)):
-            self.pending[slot] = self.fork(slot)
-        if not await self.wait_ready(START_TIMEOUT):
+        await self.put_in_service()
+        if not self.in_service():
             log.error("answering processes did not start")
             self.stop_all()
             return 1
@@ -214,17 +301,20 @@ class Supervisor:
             log.info("serving %s on %s (udp, tcp)%s", self.balancer.config.settings.zone, shown, workers)
         health = None
         if self.balancer.config.settings.health.enabled:
-            health = self.health = HealthScheduler(self.balancer, self.config_dir, on_change=self.publish,
+            health = self.health = HealthScheduler(self.balancer, self.config_dir, on_change=self.put_in_service,
                                                    lock=self.building)
             health.start()
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
-        web = await start_status(self.balancer, self.status_listen)
+        web = await start_status(self.balancer, self.status_listen, refresh=self.flush)
         saver = asyncio.create_task(save_counters(self.balancer))
         try:
             while not stop.is_set():
                 self.watch()
+                if self.replacing and not self.swapping.locked():
+                    self.replacing = False
+                    later("replace")
                 try:
                     await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
                 except TimeoutError:

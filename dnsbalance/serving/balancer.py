@@ -116,9 +116,8 @@ class Balancer:
         fresh = self.serving.table.precompute(deadline=deadline)
         if deadline is None:
             self.precompute = True
-        if fresh:
-            log.info("table generation %d: answers of %d pools precomputed in %.1fs", self.generation, fresh,
-                     time.monotonic() - started)
+            log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,
+                     fresh, time.monotonic() - started)
         return fresh
 
     def _write(self, path: Path, text: str) -> None:
@@ -185,7 +184,6 @@ class Balancer:
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
         self.regenerate()
-        log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
         return problems
 
     def changed_on_disk(self, directory: Path) -> bool:

@@ -16,6 +16,7 @@ from dnsbalance import __version__
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.state_dir import state_dir_problems
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.shares import bent_shares
@@ -106,6 +107,8 @@ def _load_or_report(directory: Path) -> Loaded | None:
 
 def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
+    if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
+        problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)

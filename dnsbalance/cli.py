@@ -16,7 +16,7 @@ from dnsbalance import __version__
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.configuration.state_dir import state_dir_problems
+from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.shares import bent_shares
@@ -287,6 +287,10 @@ def _reload(args: argparse.Namespace) -> int:
     if pid is None or not is_dnsbalance(pid):
         print(f"no running dnsbalance holds {state.lock} (a pid file left by a stopped server is not "
               f"signalled); nothing reloaded", file=sys.stderr)
+        blocked = unwritable(state.root)
+        if blocked is not None:  # a server may run there all the same, without lock or pid file
+            print(f"state_dir {state.root} {blocked}: a server using it runs without pid file or lock; see "
+                  "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
     try:

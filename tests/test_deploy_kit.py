@@ -201,8 +201,12 @@ def test_check_refuses_a_state_folder_inside_the_read_only_configuration(root: P
     etc, _ = _lay_out(root, "state")
     settings = etc / "dnsbalance.yaml"
     line = next(i for i, row in enumerate(settings.read_text().splitlines(), 1) if row.startswith("state_dir:"))
-    checked = _run(_command(unit_settings(UNIT.read_text(encoding="utf-8"))["ExecStartPre"][0], root))
+    unit = unit_settings(UNIT.read_text(encoding="utf-8"))
+    checked = _run(_command(unit["ExecStartPre"][0], root))
     assert checked.returncode == 1
+    reloaded = _run(_command(unit["ExecReload"][0], root))  # and `reload` says where to look
+    assert reloaded.returncode == 3 and "a server using it runs without pid file or lock; see `dnsbalance check`" \
+        in reloaded.stderr, reloaded.stderr
     assert re.search(rf"^{re.escape(str(settings))}:{line}: state_dir {re.escape(str(etc))}/state cannot be "
                      rf"created in {re.escape(str(etc))}: Permission denied \(checked as user \S+;",
                      checked.stdout, re.M), checked.stdout + checked.stderr

@@ -44,6 +44,7 @@ from health.verdict import TargetKind
 
 DEFAULT_CONFIG = Path("config")
 
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")

@@ -16,6 +16,7 @@ from dnsbalance import __version__
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.shares import bent_shares
@@ -39,15 +40,21 @@ from health.fetch import new_client
 from health.report import probe_table
 from health.verdict import TargetKind
 
+DEFAULT_CONFIG = Path("config")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
+    # --config before the subcommand or after it (`dnsbalance --config DIR check`); SUPPRESS keeps the
+    # subcommand's parser from overwriting the one given first with its default
+    config_help = "configuration folder (default ./config)"
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
-        sub.add_argument("--config", type=Path, default=Path("config"), help="configuration folder (default ./config)")
+        sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
         return sub
 
     serving = command("serve", "answer DNS queries for the zone")
@@ -88,9 +95,19 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
                 "reload": _reload, "import-dnsbalance": _import}
-    return commands[args.command](args)
+    try:
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
+        return code
+    except BrokenPipeError:
+        # `dnsbalance stats | head -1`: the reader has gone, which is no error; the output still buffered
+        # must not be flushed into the closed pipe at exit (a second BrokenPipeError, printed as a traceback)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE (128 + 13)
 
 
 def _load_or_report(directory: Path) -> Loaded | None:
@@ -104,6 +121,8 @@ def _load_or_report(directory: Path) -> Loaded | None:
 
 def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
+    if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
+        problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)
@@ -132,7 +151,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address):
+    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address,
+                        balancer.health):
         print(line)
     return 0
 
@@ -155,6 +175,9 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
+    if args.log_level != "DEBUG":  # httpx logs every request at INFO: 720,000 lines a day for 1,000 mirrors
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     log = logging.getLogger("dnsbalance")
     loaded, problems = load(args.config)
     log_problems(problems)
@@ -174,16 +197,29 @@ def _serve(args: argparse.Namespace) -> int:
     status_listen = loaded.config.settings.status_listen
     if args.status is not None:
         status_listen = None if args.status == "off" else args.status
+        try:  # now, not when the status page starts after the listeners answer
+            if status_listen is not None:
+                parse_hostport(status_listen)
+        except ValueError as exc:
+            log.error("--status: %s (or off)", exc)
+            return 2
     state = StateFolder(loaded.config.settings.state_dir)
     try:
         instance = acquire(state)
-        check_ports_free(listen)
     except InstanceError as exc:
         log.error("not starting: %s", exc)
         return 1
     except OSError as exc:  # a read-only state folder: answer anyway, without pid file and lock
-        log.warning("state folder %s: %s; running without a pid file or instance lock", state.root, exc)
+        log.warning("state folder %s: %s; running without a pid file or instance lock (`dnsbalance reload` "
+                    "cannot find this server; `dnsbalance check` says why)", state.root, exc)
         instance = None
+    try:
+        check_ports_free(listen)
+    except InstanceError as exc:
+        log.error("not starting: %s", exc)
+        if instance is not None:
+            instance.release()
+        return 1
     balancer = Balancer(loaded, persist=True, counters="main")
     balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
@@ -216,7 +252,7 @@ def _probe(args: argparse.Namespace) -> int:
             await client.aclose()
 
     report = asyncio.run(once())
-    for line in probe_table(report):
+    for line in probe_table(report, config):
         print(line)
     return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
 
@@ -249,6 +285,10 @@ def _reload(args: argparse.Namespace) -> int:
     if pid is None or not is_dnsbalance(pid):
         print(f"no running dnsbalance holds {state.lock} (a pid file left by a stopped server is not "
               f"signalled); nothing reloaded", file=sys.stderr)
+        blocked = unwritable(state.root)
+        if blocked is not None:  # a server may run there all the same, without lock or pid file
+            print(f"state_dir {state.root} {blocked}: a server using it runs without pid file or lock; see "
+                  "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
     try:

@@ -1,6 +1,7 @@
 """The state folder, every file of it named here, and written so that a reader never sees half of one."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,3 +54,24 @@ def write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+class RepeatedWrite:
+    """A write repeated on a timer (the query counters, every 5 seconds) that fails the same way each time is
+    logged when it starts failing or fails differently, and once when it works again: not 17,280 lines a day."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what  # "query counters to /var/lib/dnsbalance/counters/main.json"
+        self.failure: str | None = None  # the error being repeated, None while writes work
+
+    def failed(self, exc: OSError) -> None:
+        failure = str(exc)
+        if failure != self.failure:
+            self.log.warning("cannot save %s: %s (logged again only when this changes or stops)", self.what, failure)
+        self.failure = failure
+
+    def worked(self) -> None:
+        if self.failure is not None:
+            self.log.warning("saved %s again", self.what)
+        self.failure = None

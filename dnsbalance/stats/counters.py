@@ -24,7 +24,7 @@ from dnslib import QTYPE
 
 from dnsbalance.geo.countries import CONTINENTS, countries
 from dnsbalance.protocol.edns import Subnet
-from dnsbalance.statefiles import write_atomically
+from dnsbalance.statefiles import RepeatedWrite, write_atomically
 from dnsbalance.stats.hyperloglog import HyperLogLog
 
 
@@ -164,6 +164,7 @@ class QueryStats:
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
         self._folding = threading.Lock()  # the saver's thread and the status page fold; queries never wait
+        self.saving = RepeatedWrite(log, f"query counters to {path}")  # a failing save is logged once
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
               variant: Chosen | None = None) -> None:
@@ -244,7 +245,9 @@ class QueryStats:
         try:
             write_atomically(self.path, json.dumps(totals.to_json()))
         except OSError as exc:
-            log.warning("cannot save query counters to %s: %s", self.path, exc)
+            self.saving.failed(exc)
+        else:
+            self.saving.worked()
 
 
 def load_totals(path: Path) -> Totals:

@@ -31,6 +31,7 @@ from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, op
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
+from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, health_keys
 from health.state import HealthState
@@ -148,6 +149,7 @@ class Balancer:
             if (was is None and not now.up) or (was is not None and was.up != now.up):
                 log.warning("%s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
         if self.persist:
+            health_events.record(before, self.health, self.state.events)
             try:
                 health_state.save(self.health, self.state.health)
             except OSError as exc:

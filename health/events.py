@@ -113,3 +113,23 @@ def read(path: Path, since: float = 0.0) -> list[Event]:
 def matches(event: Event, name: str) -> bool:
     """`--mirror NAME`: the mirror (all its archives) or one exact key."""
     return event.mirror == name or event.key == name
+
+
+class EventTail:
+    """The event log as last read, read again only when a file of it changed (the status page asks often)."""
+
+    def __init__(self) -> None:
+        self.seen: tuple[object, ...] = ()
+        self.events: list[Event] = []
+
+    def __call__(self, path: Path) -> list[Event]:
+        marks: list[tuple[str, int | None, int | None]] = []
+        for part in (rotated(path), path):
+            try:
+                found = part.stat()
+                marks.append((str(part), found.st_size, found.st_mtime_ns))
+            except OSError:
+                marks.append((str(part), None, None))
+        if tuple(marks) != self.seen:
+            self.events, self.seen = read(path), tuple(marks)
+        return self.events

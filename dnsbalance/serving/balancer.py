@@ -58,6 +58,7 @@ class Balancer:
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
         self.pools_changed: dict[PoolLabel, float] = {}  # when each pool's entries or weights last changed
+        self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -163,12 +164,14 @@ class Balancer:
         if loaded is None:
             for problem in problems:
                 log.error("reload refused: %s", problem)
+            self.reloads["refused"] += 1
             return problems
         for problem in problems:
             log.warning("%s", problem)
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
         self.regenerate()
+        self.reloads["applied"] += 1
         log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
         return problems
 
@@ -201,6 +204,8 @@ class Balancer:
         """One query in, one reply out (None: drop). Never raises. `serving`: the snapshot the caller
         already read for this query."""
         serving = serving or self.serving  # read once: this query sees one snapshot from start to end
+        if tcp:
+            self.stats.tcp += 1  # UDP is counted by its listener thread (server.py)
         try:
             reply = serving.fast.answer(packet, client, serving.locator.locate, self.rng, tcp)
         except Exception:
@@ -213,6 +218,8 @@ class Balancer:
         action = serving.limiter.check(client, time.monotonic())
         if action is Action.SEND:
             return reply
+        if action is Action.DROP:
+            self.stats.tally("rrl_drop")
         return None if action is Action.DROP else self.full(serving, packet, client, tcp, slip=True)
 
     def _count(self, serving: Serving, query: DNSRecord, reply: Reply, location: Location, client: str,
@@ -232,6 +239,7 @@ class Balancer:
         try:
             query = DNSRecord.parse(packet)
         except Exception:  # dnslib raises more than DNSError on hostile input
+            self.stats.tally("formerr")
             return header_reply(packet, Rcode.FORMERR)
         try:
             if query.header.qr:
@@ -245,15 +253,20 @@ class Balancer:
             if edns is not None and serving.config.settings.cookies:
                 sent = next((o for o in edns.options if o.code == OptionCode.COOKIE), None)
                 if sent is not None:
+                    self.stats.tally("cookie_received")
                     try:
                         checked = serving.cookies.check(bytes(sent.data), client, int(time.time()))
                     except MalformedCookie:
+                        self.stats.tally("formerr")
                         return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns.udp_size))
                     cookie, proven = checked.option, checked.valid
+                    if proven or len(sent.data) > 8:  # a client cookie alone is neither valid nor invalid
+                        self.stats.tally("cookie_valid" if proven else "cookie_invalid")
             limiter = serving.limiter
             if not slip and not tcp and limiter is not None and not proven:  # a valid cookie proves the source
                 action = limiter.check(client, time.monotonic())
                 if action is Action.DROP:
+                    self.stats.tally("rrl_drop")
                     return None
                 slip = action is Action.SLIP
             subnet = serving.locator.used_subnet(edns)  # once: it both locates and is counted
@@ -262,8 +275,12 @@ class Balancer:
                 respond(query, location, serving.table, self.rng, scope, cookie, edns=edns)
             self._count(serving, query, reply, location, client, subnet)
             if slip:
+                self.stats.tally("rrl_slip")
                 return pack_truncated(reply.record)
-            return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            packed = pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            if packed[2] & 0x02:  # TC: cut to fit
+                self.stats.tally("truncated")
+            return packed
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
             return header_reply(packet, Rcode.SERVFAIL)

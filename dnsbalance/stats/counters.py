@@ -11,8 +11,11 @@ every process checks when it folds) starts every count afresh.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
+import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -49,6 +52,13 @@ KNOWN_TYPES = frozenset(str(name) for name in QTYPE.forward.values())
 KNOWN_RCODES = frozenset(("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
                           "BADCOOKIE", "YXDOMAIN", "NOTAUTH", "NOTZONE"))
 MAX_COUNTERS_BYTES = 32 << 20  # a counters file larger than this is not ours: ignored
+# Answer latency (seconds, receipt to reply ready), as Prometheus histogram bucket bounds; +Inf is the last.
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LATENCY_SAMPLE = 16  # one UDP query in this many is timed (server.py): the clock calls cost more than a count
+# Rare events of the answer path (QueryStats.tally), by name, for /metrics:
+# udp, tcp (queries received), truncated (a reply cut to fit, TC set), rrl_drop, rrl_slip, cookie_received,
+# cookie_valid, cookie_invalid (a server cookie we did not issue, or expired), formerr (unparsable queries,
+# answered FORMERR without being counted among the queries).
 
 
 def bounded(key: tuple) -> QueryKey:  # type: ignore[type-arg]
@@ -68,6 +78,10 @@ class Totals:
     clients: HyperLogLog = field(default_factory=HyperLogLog)  # distinct client subnets or resolvers
     recent: dict[int, Counter] = field(default_factory=dict)  # bucket start -> first answers in it
     reset_at: float = 0.0  # when these counts started (a reset, or 0: never reset)
+    events: Counter = field(default_factory=Counter)  # tally name -> count (see LATENCY_SAMPLE's comment)
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # per bucket, not cumulative
+    latency_sum: float = 0.0  # seconds, over the timed queries
+    processes: dict[str, dict[str, float]] = field(default_factory=dict)  # process name -> cpu_seconds, rss_bytes
 
     def add(self, other: "Totals") -> "Totals":
         recent = {start: Counter(counts) for start, counts in self.recent.items()}
@@ -75,7 +89,10 @@ class Totals:
             recent[start] = recent.get(start, Counter()) + counts
         return Totals(self.queries + other.queries, self.ecs + other.ecs, self.answers + other.answers,
                       self.first + other.first, self.clients.merge(other.clients), recent,
-                      max(self.reset_at, other.reset_at))
+                      max(self.reset_at, other.reset_at), events=self.events + other.events,
+                      latency=[a + b for a, b in zip(self.latency, other.latency)],
+                      latency_sum=self.latency_sum + other.latency_sum,
+                      processes={**self.processes, **other.processes})
 
     def recent_first(self, now: float, window: float = RECENT_WINDOW) -> Counter:
         """First answers of the last `window` seconds (whole buckets)."""
@@ -95,6 +112,10 @@ class Totals:
             "recent": [[start, *k, n] for start, counts in sorted(self.recent.items())
                        for k, n in sorted(counts.items())],
             "reset_at": self.reset_at,
+            "events": dict(sorted(self.events.items())),
+            "latency": self.latency,
+            "latency_sum": self.latency_sum,
+            "processes": self.processes,
         }
 
     @classmethod
@@ -120,11 +141,21 @@ class Totals:
             if not isinstance(row, list) or len(row) != 6:
                 raise TypeError("a recent row of the wrong shape")
             recent.setdefault(int(row[0]), Counter())[tuple(str(part) for part in row[1:5])] += int(row[5])
+        events = data.get("events", {})
+        latency = data.get("latency") or [0] * (len(LATENCY_BUCKETS) + 1)
+        processes = data.get("processes", {})
+        if not isinstance(events, dict) or not isinstance(latency, list) or \
+                len(latency) != len(LATENCY_BUCKETS) + 1 or not isinstance(processes, dict):
+            raise TypeError("events, latency or processes of the wrong shape")
         return cls(counter(data.get("queries", []), 4, lambda parts: bounded(tuple(parts))),
                    int(data.get("ecs", 0)),
                    counter(data.get("answers", []), 4), counter(data.get("first", []), 4),
                    HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog(), recent,
-                   float(data.get("reset_at", 0.0)))
+                   float(data.get("reset_at", 0.0)),
+                   events=Counter({str(k): int(v) for k, v in list(events.items())[:64]}),
+                   latency=[int(n) for n in latency], latency_sum=float(data.get("latency_sum", 0.0)),
+                   processes={str(k): {"cpu_seconds": float(v["cpu_seconds"]), "rss_bytes": float(v["rss_bytes"])}
+                              for k, v in list(processes.items())[:1024]})
 
 
 class QueryStats:
@@ -138,6 +169,12 @@ class QueryStats:
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
         self._folding = threading.Lock()  # the saver's thread and the status page fold; queries never wait
+        # Transport counts, rare events and sampled latency: plain attributes and dicts, moved at each fold.
+        self.udp = 0
+        self.tcp = 0
+        self.events: dict[str, int] = {}
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
               variant: Named | None = None) -> None:
@@ -151,6 +188,26 @@ class QueryStats:
         if variant is not None and answer is not None:
             hits, hit = self.variant_hits, (answer, variant)
             hits[hit] = hits.get(hit, 0) + 1
+
+    def tally(self, name: str) -> None:
+        """One rare event (a truncation, a rate-limited reply, a cookie...): off the common path only."""
+        self.events[name] = self.events.get(name, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        """One timed answer (server.py samples them)."""
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def _fold_extras(self, totals: Totals) -> None:
+        """Move transport counts, events and latency into `totals` (which this fold adds to the base)."""
+        udp, tcp, events, latency, spent = self.udp, self.tcp, self.events, self.latency, self.latency_sum
+        self.udp, self.tcp, self.events = 0, 0, {}
+        self.latency, self.latency_sum = [0] * (len(LATENCY_BUCKETS) + 1), 0.0
+        totals.events.update({k: v for k, v in list(events.items()) if v})
+        for name, count in (("udp", udp), ("tcp", tcp)):
+            if count:
+                totals.events[name] += count
+        totals.latency, totals.latency_sum = list(latency), spent
 
     def fold(self, now: float | None = None) -> Totals:
         """Move the hot counters into the cumulative totals, and return them."""
@@ -174,7 +231,9 @@ class QueryStats:
         totals.clients = self.clients
         if totals.first:
             totals.recent = {int(now // BUCKET * BUCKET): Counter(totals.first)}
+        self._fold_extras(totals)
         self.base = self.base.add(totals)
+        self.base.processes = {self.path.stem if self.path is not None else "main": own_resources()}
         self.base.recent = {start: counts for start, counts in self.base.recent.items()
                             if start + BUCKET > now - RECENT_WINDOW}
         self.clients = HyperLogLog()
@@ -230,6 +289,17 @@ def request_reset(folder: Path) -> None:
     """Start every process's counts afresh: each sees the marker when it next folds."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESET_MARKER).write_text(f"{time.time()}\n")
+
+
+def own_resources() -> dict[str, float]:
+    """This process's CPU seconds and resident memory, for the metrics of a process that reads its file."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            rss = float(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        rss = float(usage.ru_maxrss * 1024)  # the peak, where /proc is missing
+    return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "rss_bytes": rss}
 
 
 def client_identity(client: str, subnet: Subnet | None) -> bytes:

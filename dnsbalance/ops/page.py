@@ -13,6 +13,9 @@ from dnsbalance import __version__
 
 STRIP_WIDTH = 180  # px of the up/down history strip
 BAR_WIDTH = 160  # px of a 100% share bar
+FOLD_MIRRORS = 30  # past this many mirrors, those with nothing to look at are folded away
+LOOK = ("down", "stale", "operator down", "pending", "syncing")  # states worth a look
+OPEN_ALL = 8  # up to this many regions on the page, every one is shown open
 BAD = ("down", "stale", "operator down")
 COLOURS = {"up": "#2e9d4a", "down": "#d2352b", "unknown": "#d4d4d4"}
 
@@ -31,6 +34,7 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .banner span { font-weight: normal; }
 table { border-collapse: collapse; background: #fff; margin-bottom: .8em; box-shadow: 0 1px 2px #0001; }
 td, th { border-bottom: 1px solid #e4e6ea; padding: 4px 10px; text-align: left; vertical-align: middle; }
+#regions td:first-child, #mirrors td:nth-child(3), #relays td:nth-child(3) { white-space: nowrap; }
 th { background: #eef0f3; font-weight: 600; font-size: .92em; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.bad td { background: #fff5f4; }
@@ -178,8 +182,9 @@ def region_table(status: dict[str, Any], detailed: set[str]) -> str:
     for r in status["regions"]:
         problem = []
         if r["falls_back"]:
+            served = "failing open" if r["region"] == "default" else "a wider table serves"
             problem.append(f"no usable mirror for {e(', '.join(r['falls_back'][:6]))}"
-                           f"{' ...' if len(r['falls_back']) > 6 else ''} (a wider table serves)")
+                           f"{' ...' if len(r['falls_back']) > 6 else ''} ({served})")
         if r["lost"]:
             problem.append(f"lost {e(', '.join(r['lost'][:8]))}{' ...' if len(r['lost']) > 8 else ''}")
         where = f"<a href='#{e(quote_plus(r['region']))}'>below</a>" if r["region"] in detailed else \
@@ -188,7 +193,7 @@ def region_table(status: dict[str, Any], detailed: set[str]) -> str:
                     f"<td class='dim'>{e(r['selects'])}</td><td class='num'>{r['pool_count']}</td>"
                     f"<td>{'; '.join(problem) or '<span class=dim>ok</span>'}</td>"
                     f"<td class='num'>{r['recent_first_answers']}</td><td>{where}</td></tr>")
-    return ("<table id='regions'><tr><th>region</th><th>clients</th><th>names x types</th><th>problem</th>"
+    return ("<table id='regions'><tr><th>region</th><th>clients</th><th>pools</th><th>problem</th>"
             f"<th>answers, last {status['shares']['recent_window_seconds'] // 60} min</th><th></th></tr>"
             + "".join(rows) + "</table>")
 
@@ -206,18 +211,27 @@ def region_block(region: dict[str, Any], status: dict[str, Any], open_: bool) ->
     window = status["shares"]["recent_window_seconds"] // 60
     parts = []
     lost_count = 0
-    for pool in region["pools"]:
+    # what needs a look first: names with nothing usable, then those that lost an entry
+    for pool in sorted(region["pools"], key=lambda p: (not p["fail_open"], not any(x["state"] in BAD
+                                                                                   for x in p["lost"]))):
         head = f"{e(pool['name'])} {pool['type']}"
-        if pool["fail_open"]:
+        if pool["fail_open"] and region["region"] == "default":
+            parts.append(f"<h3>{head} <span class='badge s-down'>fail open</span></h3>"
+                         f"<p class='dim'>No table has a usable entry: every client of this name gets these "
+                         f"configured entries, health ignored.</p>")
+        elif pool["fail_open"]:
             parts.append(f"<h3>{head} <span class='badge s-down'>no usable mirror</span></h3>"
                          f"<p class='dim'>Every configured entry is unusable: these clients are served by a wider "
-                         f"table (or, failing open, by these entries regardless of health).</p>")
+                         f"table.</p>")
         else:
             parts.append(f"<h3>{head}</h3><p class='dim'>{pool['recent_first_answers']} answers in the last {window} "
-                         f"min, {pool['first_answers']} since the counters' reset</p>")
+                         f"min, {pool['first_answers']} since the counters' reset. <span class='legend'>"
+                         f"<span style='background:#3b7dd8'></span>configured share (healthy entries)"
+                         f"<span style='background:#1d2125'></span>observed share of first answers, last {window} "
+                         f"min</span></p>")
         rows = []
         for x in pool["entries"]:
-            rows.append(f"<tr><td>{badge('up')}</td><td><strong>{e(x['target'])}</strong></td>"
+            rows.append(f"<tr><td>{badge(x['state'])}</td><td><strong>{e(x['target'])}</strong></td>"
                         f"<td class='num'>{x['weight']}</td>"
                         f"<td>{_bars(x['configured_share'], x['recent_observed_share'])}</td>"
                         f"<td class='num'>{_pct(x['configured_share'])}</td>"
@@ -227,17 +241,16 @@ def region_block(region: dict[str, Any], status: dict[str, Any], open_: bool) ->
             lost_count += x["state"] in BAD
             since = f"since {clock(x['since'])} ({ago(now - x['since'])})" if x["since"] else ""
             rows.append(f"<tr class='{'bad' if x['state'] in BAD else ''}'><td>{badge(x['state'])}</td>"
-                        f"<td>{e(x['target'])}</td><td class='num dim'>-</td><td></td><td class='num'>0%</td>"
-                        f"<td class='num'>0%</td><td></td><td class='reason'>{e(since)} {e(x['reason'])}</td></tr>")
+                        f"<td>{e(x['target'])}</td><td class='num dim'>-</td><td></td><td class='num dim'>-</td>"
+                        f"<td class='num dim'>-</td><td></td><td class='reason'>{e(since)} {e(x['reason'])}</td></tr>")
         if rows:
-            parts.append("<table><tr><th></th><th>entry</th><th>weight</th><th>share <span class='legend'>"
-                         "<span style='background:#3b7dd8'></span>configured<span style='background:#1d2125'></span>"
-                         f"observed, {window} min</span></th><th>configured</th><th>delivered</th>"
-                         f"<th>observed</th><th>why not served</th></tr>" + "".join(rows) + "</table>")
+            parts.append("<table><tr><th></th><th>entry</th><th>weight</th><th>share</th><th>configured</th>"
+                         "<th>delivered</th>"
+                         "<th>observed</th><th>why not served</th></tr>" + "".join(rows) + "</table>")
     note = f" &mdash; lost {lost_count}" if lost_count else ""
     return (f"<details id='{e(quote_plus(region['region']))}'{' open' if open_ else ''}><summary>"
             f"{e(region['region'])} <span class='dim'>({e(region['selects'])}; {len(region['pools'])} "
-            f"names x types{note})</span></summary>{''.join(parts)}</details>")
+            f"pool{'s' if len(region['pools']) != 1 else ''}{note})</span></summary>{''.join(parts)}</details>")
 
 
 def _head(status: dict[str, Any], title: str) -> str:
@@ -265,10 +278,20 @@ subnet, about {q['unique_clients']} distinct clients. As of {clock(status['now']
 
 
 def _targets(status: dict[str, Any]) -> str:
+    e = html.escape
     hours = status["health"]["history_seconds"] / 3600
-    out = ("<h2>Mirrors</h2><table id='mirrors'><tr><th>state</th><th>mirror</th><th>since</th>"
-           f"<th>last {hours:g} h</th><th>probe</th><th>lag</th><th>reason</th></tr>"
-           + _target_rows(status["mirrors"], status) + "</table>")
+    head = (f"<tr><th>state</th><th>mirror</th><th>since</th><th>last {hours:g} h</th><th>probe</th><th>lag</th>"
+            f"<th>reason</th></tr>")
+    mirrors = status["mirrors"]
+    if len(mirrors) <= FOLD_MIRRORS:
+        out = f"<h2>Mirrors</h2><table id='mirrors'>{head}{_target_rows(mirrors, status)}</table>"
+    else:  # a big fleet: those needing a look open, the rest one click away
+        look = [m for m in mirrors if m["state"] in LOOK]
+        rest = [m for m in mirrors if m["state"] not in LOOK]
+        words = ", ".join(f"{n} {s}" for s, n in sorted(status["states"].items()) if s not in LOOK)
+        out = (f"<h2>Mirrors ({len(mirrors)})</h2><table id='mirrors'>{head}{_target_rows(look, status)}</table>"
+               f"<details id='other-mirrors'><summary>{len(rest)} more: {e(words)}</summary>"
+               f"<table>{head}{_target_rows(rest, status)}</table></details>")
     if status["relays"]:
         out += ("<h2>Relays</h2><table id='relays'><tr><th>state</th><th>relay service</th><th>since</th>"
                 f"<th>last {hours:g} h</th><th>probe</th><th>reason</th></tr>"
@@ -280,7 +303,8 @@ def render_page(status: dict[str, Any], details: list[dict[str, Any]]) -> str:
     """The main page: banners, mirrors, relays, regions; the pools of the regions in `details`."""
     shown = {d["region"] for d in details}
     problems = {r["region"] for r in status["regions"] if r["problem"]}
-    blocks = "".join(region_block(d, status, d["region"] in problems) for d in details)
+    few = len(details) <= OPEN_ALL  # a small table is read whole; of a big one, the regions with a problem
+    blocks = "".join(region_block(d, status, few or d["region"] in problems) for d in details)
     hidden = len(status["regions"]) - len(details)
     more = (f"<p class='dim'>{hidden} more regions: follow <em>details</em> in the table above "
             f"(or ask <code>/status.json?region=LABEL</code>).</p>" if hidden > 0 else "")

@@ -7,7 +7,9 @@ asked for, with configured, delivered and observed shares and the entries it los
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence
 
 from dnsbalance.configuration.model import (
@@ -57,6 +59,29 @@ class StatusInputs:
     events: Sequence[Event] = ()
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
 
+    @cached_property
+    def events_by_key(self) -> dict[str, list[Event]]:
+        found: dict[str, list[Event]] = {}
+        for event in self.events:
+            found.setdefault(event.key, []).append(event)
+        return found
+
+    def history(self, key: str) -> list[list[Any]]:
+        return history(self.events_by_key.get(key, ()), key, self.now - HISTORY, self.now)
+
+    def since(self, key: str) -> float | None:
+        """When the key's present state began: health's own word, or earlier when the event log says the
+        state held before (health.json lost or reset, a restart that judged it anew)."""
+        judged = self.health.mirrors.get(key)
+        if judged is None:
+            return None
+        since = judged.since
+        for event in reversed(self.events_by_key.get(key, ())):
+            if event.up != judged.up:
+                break
+            since = min(since, event.time)
+        return since
+
 
 def shown_state(config: Config, target: Mirror | Relay, health: HealthState, key: str,
                 cycle_verdicts: Mapping[str, Any]) -> str:
@@ -79,11 +104,18 @@ def shown_state(config: Config, target: Mirror | Relay, health: HealthState, key
     return "syncing" if judged.syncing else "up"
 
 
-def _health(state: HealthState, key: str) -> dict[str, Any]:
-    mirror = state.mirrors.get(key)
+UNJUDGED = {  # the reason shown for a key with no verdict, by shown state
+    "operator down": "state: down in mirrors.yaml", "operator up": "state: up in mirrors.yaml",
+    "health off": "health checks are off: counts as usable", "not probed": "no url: not probed, counts as usable",
+}
+
+
+def _health(inputs: StatusInputs, key: str, state: str = "pending") -> dict[str, Any]:
+    mirror = inputs.health.mirrors.get(key)
     if mirror is None:
-        return {"up": True, "reason": "pending: not judged yet", "lag": None, "since": None, "checked": None}
-    return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": mirror.since,
+        return {"up": True, "reason": UNJUDGED.get(state, "pending: not judged yet"), "lag": None, "since": None,
+                "checked": None}
+    return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": inputs.since(key),
             "checked": mirror.checked}
 
 
@@ -124,11 +156,12 @@ def _archives(inputs: StatusInputs, verdicts: Mapping[str, Any], mirror: Mirror)
         ref = health.archives.get(archive.name)
         rows.append({"archive": archive.name, "key": key, "url": url,
                      "status": status_of(config, mirror, health.view(), key).value,
-                     "state": shown_state(config, mirror, health, key, verdicts), **_health(health, key),
+                     "state": (state := shown_state(config, mirror, health, key, verdicts)),
+                     **_health(inputs, key, state),
                      "latency": judged.latency if judged else None,
                      "stamp": judged.stamp.describe() if judged and judged.stamp else None,
                      "reference": ref.serial if ref else None,
-                     "history": history(inputs.events, key, inputs.now - HISTORY, inputs.now)})
+                     "history": inputs.history(key)})
     return rows
 
 
@@ -146,6 +179,11 @@ def selects(config: Config, label: str) -> str:
     return "every other client"
 
 
+def natural(name: str) -> list[Any]:
+    """m2 before m10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
 def _mirrors(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
     config, health = inputs.config, inputs.health
     rows = []
@@ -155,9 +193,8 @@ def _mirrors(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str
         worst = min(archives, key=lambda a: SEVERITY.index(a["state"]), default=None)
         state = worst["state"] if worst else shown_state(config, mirror, health, name, verdicts)
         # the mirror's own line tells its worst archive's story (the only one, usually)
-        told = worst if worst is not None else {**_health(health, name), "latency": None,
-                                                "history": history(inputs.events, name, inputs.now - HISTORY,
-                                                                   inputs.now)}
+        told = worst if worst is not None else {**_health(inputs, name, state), "latency": None,
+                                                "history": inputs.history(name)}
         rows.append({
             "name": name, "addresses": [*mirror.ipv4, *mirror.ipv6], "url": mirror.url,
             "admin_state": mirror.state.value, "usable": usable(mirror, health.view()), "state": state,
@@ -169,7 +206,7 @@ def _mirrors(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str
             "history": told["history"],
             "archives": archives,
         })
-    rows.sort(key=lambda m: (SEVERITY.index(m["state"]), m["name"]))  # what needs action first
+    rows.sort(key=lambda m: (SEVERITY.index(m["state"]), natural(m["name"])))  # what needs action first
     return rows
 
 
@@ -180,16 +217,16 @@ def _relays(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str,
         for service in relay.services():
             key = health_key(name, service)
             judged = verdicts.get(key)
+            state = shown_state(config, relay, health, key, verdicts)
             rows.append({
                 "name": name, "service": service, "port": relay.port(service),
                 "addresses": [*relay.ipv4, *relay.ipv6], "admin_state": relay.state.value,
-                "usable": usable(relay, health.view(), service), "state": shown_state(config, relay, health, key,
-                                                                                      verdicts),
-                **_health(health, key), "last_latency": judged.latency if judged else None,
+                "usable": usable(relay, health.view(), service), "state": state,
+                **_health(inputs, key, state), "last_latency": judged.latency if judged else None,
                 "last_error": None if judged is None or judged.ok else judged.reason,
-                "history": history(inputs.events, key, inputs.now - HISTORY, inputs.now),
+                "history": inputs.history(key),
             })
-    rows.sort(key=lambda r: (SEVERITY.index(r["state"]), r["name"], r["service"]))
+    rows.sort(key=lambda r: (SEVERITY.index(r["state"]), natural(r["name"]), r["service"]))
     return rows
 
 
@@ -204,7 +241,7 @@ def _entry_key(config: Config, target: Mirror | Relay, owner: str) -> str:
     return mirror_key(target.name, archive_for(config.settings, owner))
 
 
-def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner: str,
+def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner: str, rtype: RType,
           serving: set[str]) -> list[dict[str, Any]]:
     """Configured entries of `owner` that the region's pool does not draw from now, and why."""
     config, health = inputs.config, inputs.health
@@ -213,8 +250,8 @@ def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner
         if entry.target in serving:
             continue
         target: Mirror | Relay | None = config.mirrors.get(entry.target) or config.relays.get(entry.target)
-        if target is None:
-            continue
+        if target is None or (rtype is RType.A and not target.ipv4) or (rtype is RType.AAAA and not target.ipv6):
+            continue  # not an entry of this type's pool at all
         if entry.priority >= DRAINED:
             rows.append({"target": entry.target, "state": "drained", "reason": "priority 10000 (drained)",
                          "since": None})
@@ -226,7 +263,7 @@ def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner
                      "reason": judged.reason if judged else ("operator: state down" if state == "operator down"
                                                              else "syncing: avoided while the region can do "
                                                              "without it" if state == "syncing" else ""),
-                     "since": judged.since if judged and not judged.up else None})
+                     "since": inputs.since(key) if judged and not judged.up else None})
     return rows
 
 
@@ -261,8 +298,8 @@ def region_summaries(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[
                 if state in LOST:
                     lost.add(entry.target)
         rows.append({"region": label, "selects": selects(config, label), "pool_count": pools,
-                     "falls_back": fallback, "lost": sorted(lost), "recent_first_answers": answered.get(label, 0),
-                     "problem": bool(fallback or lost), "order": index})
+                     "falls_back": fallback, "lost": sorted(lost, key=natural),
+                     "recent_first_answers": answered.get(label, 0), "problem": bool(fallback or lost), "order": index})
     rows.sort(key=lambda r: (not r["problem"], -len(r["falls_back"]), -len(r["lost"]), r["order"]))
     for row in rows:
         del row["order"]
@@ -277,6 +314,16 @@ def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[dict[str
     tiers = dict(table.labelled_tiers())
     tables = config_tables(config)
     recent_first = totals.recent_first(now)
+    states: dict[tuple[str, str], str] = {}
+
+    def entry_state(owner: str, name: str) -> str:
+        found = states.get((owner, name))
+        if found is None:
+            target: Mirror | Relay | None = config.mirrors.get(name) or config.relays.get(name)
+            found = states[(owner, name)] = "up" if target is None else shown_state(
+                config, target, inputs.health, _entry_key(config, target, owner), verdicts)
+        return found
+
     regions = []
     for label in labels:
         tier = tiers.get(label)
@@ -313,8 +360,9 @@ def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[dict[str
                     "observed_share_since_change": after[c.name] / after_total if after_total else None,
                     "answers": totals.answers.get((label, name, rtype.name, c.name), 0),
                     "addresses": list(c.addresses), "port": c.port or None, "tier": c.tier,
+                    "state": entry_state(name, c.name),
                 } for c, share in zip(pool.candidates, delivered)],
-                "lost": _lost(inputs, verdicts, configured, name, serving) if configured is not None else [],
+                "lost": _lost(inputs, verdicts, configured, name, rtype, serving) if configured is not None else [],
             })
         regions.append({"region": label, "selects": selects(config, label), "pools": pools})
     return regions

@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 StatusSource = Callable[[], StatusInputs]
 REQUEST_LIMIT = 8192
 REQUEST_TIMEOUT = 5.0
-SMALL_TABLE_POOLS = 200  # up to this many pools the main page shows every region's
-PROBLEM_REGIONS_SHOWN = 12  # else only the first regions with a problem
+SMALL_TABLE_POOLS = 200  # up to this many pools the main page shows every region's; past it, none (a click away)
 
 
 class StatusServer:
@@ -114,12 +113,13 @@ class StatusServer:
 
 
 def shown_regions(status: dict[str, Any]) -> list[str]:
-    """The regions whose pools the main page shows: every one of a small table; of a big one, those with a
-    problem (the others are a click away, `/?region=LABEL`)."""
+    """The regions whose pools the main page shows: every one of a small table; of a big one none, since even
+    a dozen regions of 100 pools each make megabytes: the region table (problems first) links to each
+    region's page, `/?region=LABEL`."""
     rows = status["regions"]
     if sum(r["pool_count"] for r in rows) <= SMALL_TABLE_POOLS:
         return [r["region"] for r in rows]
-    return [r["region"] for r in rows if r["problem"]][:PROBLEM_REGIONS_SHOWN]
+    return []
 
 
 async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer | None:

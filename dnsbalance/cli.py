@@ -34,6 +34,7 @@ from dnsbalance.serving.inputs import Loaded, load
 from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
+from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
@@ -87,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--asn-database", metavar="FILE.mmdb",
                          help="ASN database for the AS namespaces (path relative to --out, or absolute); "
                               "without it they are left out")
+    events = command("events", "the health event log: every mirror's and relay service's up/down changes")
+    events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
+    events.add_argument("--since", metavar="DURATION", type=_duration,
+                        help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "import-dnsbalance": _import}
+                "reload": _reload, "import-dnsbalance": _import, "events": _events}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -108,6 +113,21 @@ def main(argv: list[str] | None = None) -> int:
         # must not be flushed into the closed pipe at exit (a second BrokenPipeError, printed as a traceback)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # as a shell reports a command ended by SIGPIPE (128 + 13)
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(text: str) -> float:
+    """'6h' -> 21600.0; argparse turns the ValueError into a usage message naming the option."""
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in UNITS else (text, "s")
+    try:
+        value = float(number) * UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (90s, 30m, 6h, 2d, 1w)") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (90s, 30m, 6h, 2d, 1w)")
+    return value
 
 
 def _load_or_report(directory: Path) -> Loaded | None:
@@ -270,6 +290,22 @@ def _stats(args: argparse.Namespace) -> int:
     table = Balancer(loaded, generation=_served_generation(loaded) - 1).table  # health-adjusted, as served
     for line in report(config, all_totals(counters), table):
         print(line)
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    loaded = _load_or_report(args.config)
+    if loaded is None:
+        return 1
+    path = StateFolder(loaded.config.settings.state_dir).events
+    since = time.time() - args.since if args.since is not None else 0.0
+    found = [e for e in health_events.read(path, since) if args.mirror is None or health_events.matches(e, args.mirror)]
+    for event in found:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time))
+        print(f"{stamp} UTC  {event.key:<24} {'UP  ' if event.up else 'DOWN'}  {event.reason}")
+    if not found:
+        print(f"no health events{f' for {args.mirror}' if args.mirror else ''}"
+              f"{' in that time' if args.since is not None else ''} ({path})", file=sys.stderr)
     return 0
 
 

@@ -12,6 +12,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
@@ -19,6 +20,7 @@ from typing import Any, Callable, Coroutine
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
+from dnsbalance.stats.counters import LATENCY_SAMPLE
 
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
@@ -48,6 +50,7 @@ class UdpThread:
     def _loop(self) -> None:
         recvfrom, sendto, balancer = self.sock.recvfrom, self.sock.sendto, self.balancer
         handle, rng = balancer.handle, balancer.rng
+        stats, clock, sample, started = balancer.stats, time.perf_counter, 0, 0.0
         current: Serving | None = None
         fast: Callable[..., bytes | None] | None = None
         locate: Callable[..., Any] | None = None
@@ -61,6 +64,10 @@ class UdpThread:
                     return
                 log.debug("UDP receive error: %s", exc)
                 continue
+            stats.udp += 1
+            sample += 1
+            if sample == LATENCY_SAMPLE:  # one query in LATENCY_SAMPLE is timed: two clock reads cost ~100 ns
+                started = clock()
             serving = balancer.serving  # read once per query
             if serving is not current:  # a new snapshot: bind its fast path once, not per query
                 current = serving
@@ -74,6 +81,9 @@ class UdpThread:
                     reply = None
             if reply is None:
                 reply = handle(data, addr[0], False, serving)
+            if sample == LATENCY_SAMPLE:
+                sample = 0
+                stats.observe(clock() - started)
             if reply is not None:
                 try:
                     sendto(reply, addr)
@@ -168,7 +178,12 @@ class TcpProtocol(asyncio.Protocol):
             packet = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
             self._arm()
+            stats = self.balancer.stats
+            timed = stats.tcp % LATENCY_SAMPLE == 0  # handle() counts this query
+            started = time.perf_counter() if timed else 0.0
             reply = self.balancer.handle(packet, self.peer, tcp=True)
+            if timed:
+                stats.observe(time.perf_counter() - started)
             if reply is None:
                 continue
             assert self.transport is not None

@@ -34,6 +34,11 @@ class StateFolder:
         return self.counters_dir / f"{process or 'main'}.json"
 
     @property
+    def events(self) -> Path:
+        """The health event log (health/events.py): every up/down change, bounded in size."""
+        return self.root / "events.jsonl"
+
+    @property
     def pid(self) -> Path:
         return self.root / "dnsbalance.pid"
 

@@ -31,6 +31,7 @@ from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, op
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
+from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, health_keys
 from health.state import HealthState
@@ -60,6 +61,7 @@ class Balancer:
         # Whether each new table has every answer computed before it is published (the supervisor's
         # tables do: answering processes must never compute one under a query).
         self.precompute = False
+        self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -165,6 +167,7 @@ class Balancer:
             if (was is None and not now.up) or (was is not None and was.up != now.up):
                 log.warning("%s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
         if self.persist:
+            health_events.record(before, self.health, self.state.events)
             try:
                 health_state.save(self.health, self.state.health)
             except OSError as exc:
@@ -178,12 +181,14 @@ class Balancer:
         if loaded is None:
             for problem in problems:
                 log.error("reload refused: %s", problem)
+            self.reloads["refused"] += 1
             return problems
         for problem in problems:
             log.warning("%s", problem)
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
         self.regenerate()
+        self.reloads["applied"] += 1
         return problems
 
     def changed_on_disk(self, directory: Path) -> bool:
@@ -215,6 +220,8 @@ class Balancer:
         """One query in, one reply out (None: drop). Never raises. `serving`: the snapshot the caller
         already read for this query."""
         serving = serving or self.serving  # read once: this query sees one snapshot from start to end
+        if tcp:
+            self.stats.tcp += 1  # UDP is counted by its listener thread (server.py)
         try:
             reply = serving.fast.answer(packet, client, serving.locator.locate, self.rng, tcp)
         except Exception:
@@ -227,6 +234,8 @@ class Balancer:
         action = serving.limiter.check(client, time.monotonic())
         if action is Action.SEND:
             return reply
+        if action is Action.DROP:
+            self.stats.tally("rrl_drop")
         return None if action is Action.DROP else self.full(serving, packet, client, tcp, slip=True)
 
     def _count(self, serving: Serving, query: DNSRecord, reply: Reply, location: Location, client: str,
@@ -246,6 +255,7 @@ class Balancer:
         try:
             query = DNSRecord.parse(packet)
         except Exception:  # dnslib raises more than DNSError on hostile input
+            self.stats.tally("formerr")
             return header_reply(packet, Rcode.FORMERR)
         try:
             if query.header.qr:
@@ -259,15 +269,20 @@ class Balancer:
             if edns is not None and serving.config.settings.cookies:
                 sent = next((o for o in edns.options if o.code == OptionCode.COOKIE), None)
                 if sent is not None:
+                    self.stats.tally("cookie_received")
                     try:
                         checked = serving.cookies.check(bytes(sent.data), client, int(time.time()))
                     except MalformedCookie:
+                        self.stats.tally("formerr")
                         return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns.udp_size))
                     cookie, proven = checked.option, checked.valid
+                    if proven or len(sent.data) > 8:  # a client cookie alone is neither valid nor invalid
+                        self.stats.tally("cookie_valid" if proven else "cookie_invalid")
             limiter = serving.limiter
             if not slip and not tcp and limiter is not None and not proven:  # a valid cookie proves the source
                 action = limiter.check(client, time.monotonic())
                 if action is Action.DROP:
+                    self.stats.tally("rrl_drop")
                     return None
                 slip = action is Action.SLIP
             subnet = serving.locator.used_subnet(edns)  # once: it both locates and is counted
@@ -276,8 +291,12 @@ class Balancer:
                 respond(query, location, serving.table, self.rng, scope, cookie, edns=edns)
             self._count(serving, query, reply, location, client, subnet)
             if slip:
+                self.stats.tally("rrl_slip")
                 return pack_truncated(reply.record)
-            return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            packed = pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            if packed[2] & 0x02:  # TC: cut to fit
+                self.stats.tally("truncated")
+            return packed
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
             return header_reply(packet, Rcode.SERVFAIL)

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
 WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before it is replaced
 START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
+STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)
 START_PRECOMPUTE = 2.0  # seconds of precomputing answers before the first fork; the rest follows in service
 
 
@@ -137,7 +138,9 @@ class Supervisor:
                     old = self.current[new.slot]
                     if old is not None:
                         self._retire(old)
-                        if not await self._until(old, "stopped", 2.0):
+                        if not await self._until(old, "stopped", STOP_TIMEOUT):
+                            log.warning("worker %d (pid %s) did not stop reading within %gs; killed (its last "
+                                        "second of counts is lost)", old.slot, old.process.pid, STOP_TIMEOUT)
                             old.process.kill()
                     self._send(new, Start())
                     if not await self._until(new, "started", 10.0):

@@ -9,6 +9,7 @@ from typing import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.inputs import Fingerprint, fingerprint
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 
@@ -25,6 +26,7 @@ class HealthScheduler:
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.client = new_client(balancer.config.settings.health.concurrency)
         self.interval = balancer.config.settings.health.interval
+        self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
@@ -45,13 +47,25 @@ class HealthScheduler:
             self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval)
             log.info("health cycle every %gs", interval)
 
+    def changed_files(self) -> None:
+        """Apply edited files now (reload.auto_apply), or say once per edit that they wait for a reload."""
+        if self.balancer.config.settings.reload.auto_apply:
+            log.info("configuration files changed; reloading before the cycle (reload.auto_apply)")
+            self.balancer.reload(self.config_dir)
+            self.reschedule()
+            return
+        seen = fingerprint(self.config_dir)
+        if seen != self.noticed:
+            self.noticed = seen
+            log.warning("configuration files in %s differ from the configuration in service and are not applied "
+                        "(reload.auto_apply is off): `dnsbalance plan` shows what they change, `dnsbalance "
+                        "reload` applies them", self.config_dir)
+
     async def cycle(self) -> CycleReport | None:
         """One cycle; an exception is logged and the next cycle still runs."""
         try:
             if self.balancer.changed_on_disk(self.config_dir):
-                log.info("configuration files changed; reloading before the cycle")
-                self.balancer.reload(self.config_dir)
-                self.reschedule()
+                self.changed_files()
             config = self.balancer.config
             report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
             good = sum(v.ok for v in report.verdicts)

@@ -27,6 +27,7 @@ from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
+from dnsbalance.serving import served_copy
 from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, open_asn
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
@@ -83,7 +84,8 @@ class Balancer:
     def inputs(self, loaded: Loaded | None = None) -> TableInputs:
         loaded = loaded or self.loaded
         secret = loaded.config.settings.cookie_secret or self.random_secret
-        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret)
+        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret,
+                           *loaded.database_files())
 
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
@@ -101,6 +103,7 @@ class Balancer:
             self._write(self.state.table, render(serving.table, serving.built_at))
             self._write(self.state.serving, json.dumps({"generation": self.generation,
                                                         "digest": loaded.digest}) + "\n")
+            served_copy.save(self.state.served_config, loaded.config.directory, loaded.digest, loaded.files)
         return serving
 
     def _write(self, path: Path, text: str) -> None:
@@ -175,17 +178,18 @@ class Balancer:
 
     def adopt(self, inputs: TableInputs, config_dir: Path) -> None:
         """A worker's update from its supervisor: the supervisor's inputs, served as they are. The GeoIP
-        database is opened again only when the configuration names another one."""
+        database is opened again only when the supervisor's is another file (another setting, or a file
+        replaced at the same path), so every process locates clients with the same data."""
         geoip = self.loaded.geoip
         setting = inputs.config.settings.geoip.database
-        if setting != self.loaded.config.settings.geoip.database:
+        if setting != self.loaded.config.settings.geoip.database or inputs.geoip_file != geoip.identity:
             try:
-                geoip = GeoIP.open(setting, config_dir)
+                geoip = GeoIP.open(setting, config_dir, inputs.config.settings.state_dir)
             except GeoIPError as exc:
                 log.error("keeping the GeoIP database in use: %s", exc)
         asn = self.loaded.asn
         if inputs.config.settings.geoip.asn_database != self.loaded.config.settings.geoip.asn_database \
-                or (asn is None) != (not inputs.config.asns):
+                or (asn is None) != (not inputs.config.asns) or inputs.asn_file != (asn.identity if asn else None):
             try:
                 asn = open_asn(inputs.config, config_dir)
             except GeoIPError as exc:

@@ -190,11 +190,12 @@ def _sentence(before: Served, after: Served, region: Region) -> str:
     same = set(names) == set(before.serving()) and after.source == before.source
     mirrors = f"{count(len(names))} ({', '.join(names)})"
     via = f" from the {after.source} table" if after.source is not None and after.source != region else ""
+    health = ", regardless of health (fail open: nothing usable)" if after.fail_open else \
+        ", no longer failing open" if before.fail_open else ""
     if same:
         shares = "other shares" if after.delivered != before.delivered else "the same shares"
-        return f"{who} keeps its {mirrors}{via}, at {shares}"
-    return f"{who} will be served by {mirrors}{via}" + (", regardless of health (fail open)"
-                                                         if after.fail_open else "")
+        return f"{who} keeps its {mirrors}{via}, at {shares}{health}"
+    return f"{who} will be served by {mirrors}{via}{health}"
 
 
 def _note(status: Status | None) -> str:

@@ -204,8 +204,7 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("state folder %s: %s; running without a pid file or instance lock", state.root, exc)
         instance = None
     balancer = Balancer(loaded, persist=True, counters="main" if single else None)
-    log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
-             loaded.geoip.path, loaded.geoip.database_type)
+    log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:
         if not single:
             return serve_supervised(balancer, listen, args.config, args.workers, status_listen)

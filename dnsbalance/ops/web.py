@@ -92,6 +92,18 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _inputs(status: dict[str, Any]) -> str:
+    """GeoIP in use, and whether the configuration files on disk are what is served."""
+    e = html.escape
+    geo, conf = status.get("geoip"), status.get("configuration")
+    text = f"<p id='inputs'>GeoIP: {e(geo['path'])} ({e(geo['origin'])}).</p>" if geo else ""
+    if conf and conf["files_differ"]:
+        when = "at the next health cycle" if conf["auto_apply"] else "at `dnsbalance reload` (reload.auto_apply off)"
+        text += (f"<p id='pending-config' class='down'>The configuration files in {e(conf['directory'])} differ from "
+                 f"what is served; they apply {e(when)}. `dnsbalance plan` shows what they change.</p>")
+    return text
+
+
 def render_page(status: dict[str, Any]) -> str:
     e = html.escape
     rows = []
@@ -140,6 +152,7 @@ tr.up td:nth-child(2) {{ color: #060; }}
 <p id="summary">Table generation {status['generation']}, {status['table_age_seconds']:.0f} s old.
 Fail open: <span id="fail-open">{e(fail_open)}</span>.
 Last health cycle: {last}.</p>
+{_inputs(status)}
 <p id="queries">{q['total']} queries, {_pct(q['no_country_share'])} with no country, {q['ecs']} located by client
 subnet, about {q['unique_clients']} distinct clients.</p>
 <h2>Mirrors</h2>
@@ -217,8 +230,15 @@ async def start_status(balancer: "Balancer", listen: str | None) -> StatusServer
 
     def source() -> dict[str, Any]:
         serving = balancer.serving  # one snapshot for the whole page: its configuration and table agree
-        return status(serving.config, serving.table, balancer.health, balancer.last_cycle, totals(),
+        page = status(serving.config, serving.table, balancer.health, balancer.last_cycle, totals(),
                       serving.built_at, time.time(), balancer.pools_changed)
+        geoip = serving.geoip
+        page["geoip"] = {"path": str(geoip.path), "type": geoip.database_type, "origin": geoip.origin,
+                         "description": geoip.description}
+        page["configuration"] = {"directory": str(serving.config.directory),  # edited files not yet served
+                                 "files_differ": balancer.changed_on_disk(serving.config.directory),
+                                 "auto_apply": serving.config.settings.reload.auto_apply}
+        return page
 
     def totals() -> Any:
         return all_totals(counters, own)

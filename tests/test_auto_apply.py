@@ -3,8 +3,10 @@ the setting is on; off (the default), they wait for `dnsbalance reload`, and the
 on disk differ from what is served."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,15 @@ def short_cycles(config: Path, auto_apply: bool | None) -> None:
         handle.write("health: {interval: 1}\n")
         if auto_apply is not None:
             handle.write(f"reload: {{auto_apply: {str(auto_apply).lower()}}}\n")
+
+
+def page(server: Server, path: str = "/") -> str:
+    with urllib.request.urlopen(server.status_url + path, timeout=5) as reply:
+        return reply.read().decode()
+
+
+def configuration(server: Server) -> dict:
+    return json.loads(page(server, "/status.json"))["configuration"]
 
 
 def edit_and_wait(server: Server, config: Path) -> None:
@@ -50,10 +61,13 @@ def test_auto_apply_off_by_default_waits_for_reload(config_dir: Path, tmp_path: 
         assert answer_set(server) == JP  # not served
         assert server.log().count(NOT_APPLIED) == 1  # said once, not every cycle
         assert "`dnsbalance plan` shows what they change" in server.log()
+        assert configuration(server) == {"directory": str(config_dir), "files_differ": True, "auto_apply": False}
+        assert "differ from what is served; they apply at `dnsbalance reload`" in page(server)
         result = subprocess.run([sys.executable, "-m", "dnsbalance", "reload", "--config", str(config_dir)],
                                 capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
         assert answer_set(server) == {"192.0.2.2"}
+        assert configuration(server)["files_differ"] is False and "pending-config" not in page(server)
         # a later edit is reported again
         (config_dir / "country" / "JP.yaml").write_text("deb:\n  jp3: 0\n")
         server.wait_cycles(3, timeout=20)

@@ -42,9 +42,9 @@ def save(path: Path, directory: Path, digest: str, files: Mapping[str, bytes]) -
         except UnicodeDecodeError:  # a stray file the configuration does not read: kept exactly anyway
             entries[name] = {"base64": base64.b64encode(data).decode("ascii")}
     text = json.dumps({"directory": str(directory.resolve()), "digest": digest, "files": entries}, indent=1)
+    _saved[path] = digest  # a failure too: said once per configuration, not at every cycle
     try:
         write_atomically(path, text + "\n")
-        _saved[path] = digest
     except OSError as exc:
         log.warning("cannot write %s (`dnsbalance plan` reads it): %s", path, exc)
 

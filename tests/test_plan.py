@@ -131,3 +131,43 @@ def test_plan_delivered_follows_health(tmp_path: Path, country_mmdb: Path) -> No
     assert "country JP deb A: 3 mirrors -> continent AS's 2 mirrors: Japan will be served by two mirrors " \
            "(as1, as2) from the continent AS table\n" in text
 
+
+
+def test_plan_relays_and_settings(tmp_path: Path, country_mmdb: Path) -> None:
+    """SRV names compare by weight within the lowest tier; settings and relay definitions are listed."""
+    relays = ("relays:\n  r1: {addresses: [127.0.0.1], stun: 3478}\n  r2: {addresses: [127.0.0.1], stun: 3479}\n"
+              "  r3: {addresses: [127.0.0.1], stun: 3480, state: down}\n")
+    folders = []
+    for name, jp_stun, extra in (("before", "{r1: 0, r2: 5000}", ""),
+                                 ("after", "{r1: 0, r2: {priority: 5000, tier: 1}}", "ttl: 60\n")):
+        folder = make_config(tmp_path / name, country_mmdb)
+        (folder / "mirrors.yaml").write_text((folder / "mirrors.yaml").read_text() + relays)
+        with (folder / "country" / "JP.yaml").open("a") as handle:
+            handle.write(f"_stun._udp: {jp_stun}\n")
+        with (folder / "default.yaml").open("a") as handle:
+            handle.write("_stun._udp: {r1: 0}\n")
+        settings = folder / "dnsbalance.yaml"
+        settings.write_text(settings.read_text().replace("ttl: 30\n", extra or "ttl: 30\n"))
+        folders.append(folder)
+    (folders[1] / "mirrors.yaml").write_text((folders[1] / "mirrors.yaml").read_text().replace(
+        "stun: 3480, state: down", "stun: 3480"))
+    running, _ = check_config(folders[0])
+    proposed, _ = check_config(folders[1])
+    assert running is not None and proposed is not None
+    text = "\n".join(plan(running, proposed, HealthView()).lines) + "\n"
+    assert "settings: ttl: 30 -> 60\n" in text
+    assert "relay r3: state down -> auto\n" in text
+    assert "country JP _stun._udp SRV: 2 relays -> 1 relay: Japan will be served by one relay (r1)\n" in text
+    assert re.search(r"\n    r2 +33\.3% +33\.3% -> 0%; a later SRV tier: used when the first has nothing usable\n",
+                     text), text
+    assert "delivered (SRV weight)" in text
+
+
+def test_reload_setting_is_checked(config_dir: Path) -> None:
+    with (config_dir / "dnsbalance.yaml").open("a") as handle:
+        handle.write("reload: {auto_apply: sometimes, later: true}\n")
+    config, problems = check_config(config_dir)
+    assert config is None
+    messages = [str(p) for p in problems]
+    assert any(m.startswith(f"{config_dir}/dnsbalance.yaml:13: reload: unknown key 'later'") for m in messages)
+    assert any(m.startswith(f"{config_dir}/dnsbalance.yaml:13: reload: auto_apply") for m in messages), messages

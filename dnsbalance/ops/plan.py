@@ -47,13 +47,14 @@ class Served:
     source: Region | None  # the table whose pool serves these clients; None: one the client's place decides
     fail_open: bool = False  # nothing usable anywhere on the way: configured entries served regardless
     status: Mapping[str, Status] = field(default_factory=dict)  # per listed target, from the health view
+    pooled: frozenset[str] = frozenset()  # the targets the serving pool draws from (SRV: every tier)
 
     def serving(self) -> tuple[str, ...]:
         return tuple(sorted((n for n, s in self.delivered.items() if s > 0), key=lambda n: (-self.delivered[n], n)))
 
     def same(self, other: "Served") -> bool:
-        return (self.listed, self.configured, self.delivered, self.source, self.fail_open) == \
-            (other.listed, other.configured, other.delivered, other.source, other.fail_open)
+        return (self.listed, self.configured, self.delivered, self.source, self.fail_open, self.pooled) == \
+            (other.listed, other.configured, other.delivered, other.source, other.fail_open, other.pooled)
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,13 @@ def place(region: Region) -> str:
     return str(region)
 
 
-def count(n: int, words: bool = True) -> str:
+def count(n: int, words: bool = True, what: str = "mirror") -> str:
     """"one mirror", "4 mirrors" (`words`: spelt out up to ten)."""
-    return f"{NUMBERS[n] if words and n < len(NUMBERS) else n} mirror{'' if n == 1 else 's'}"
+    return f"{NUMBERS[n] if words and n < len(NUMBERS) else n} {what}{'' if n == 1 else 's'}"
+
+
+def _noun(rtype: RType) -> str:
+    return "relay" if rtype is RType.SRV else "mirror"
 
 
 def _tier(table: ActiveTable, region: Region) -> Tier | None:
@@ -148,12 +153,14 @@ def served(config: Config, table: ActiveTable, health: HealthView, region: Regio
     settings = config.settings
     for linked, tier in links:
         if tier is not None and key in tier.usable:
-            return Served(listed, configured, _shares(tier.usable[key], rtype, settings.answers,
-                                                      settings.min_answers), linked, False, statuses)
+            pool = tier.usable[key]
+            return Served(listed, configured, _shares(pool, rtype, settings.answers, settings.min_answers), linked,
+                          False, statuses, frozenset(c.name for c in pool.candidates))
     for linked, tier in reversed(links):
         if tier is not None and key in tier.fail_open:
-            return Served(listed, configured, _shares(tier.fail_open[key], rtype, settings.answers,
-                                                      settings.min_answers), linked, True, statuses)
+            pool = tier.fail_open[key]
+            return Served(listed, configured, _shares(pool, rtype, settings.answers, settings.min_answers), linked,
+                          True, statuses, frozenset(c.name for c in pool.candidates))
     source = None if region.level in (Level.NETWORK, Level.ASN) else Region(Level.DEFAULT, "default")
     return Served(listed, configured, {}, source, False, statuses)
 
@@ -169,18 +176,18 @@ def _keys(configs: Iterable[Config]) -> list[tuple[Region, str, RType]]:
     return sorted(found, key=lambda k: (order.index(k[0].level), k[0].code, k[1], k[2].name))
 
 
-def _who(s: Served, own: Region) -> str:
+def _who(s: Served, own: Region, what: str) -> str:
     """"4 mirrors", "continent AS's 2 mirrors", "no mirror", "3 mirrors regardless of health (fail open)"."""
     n = len(s.serving())
     if s.source is None and not n:
         return "the wider table of each client's place"
-    text = count(n, words=False)
+    text = count(n, False, what)
     if s.source is not None and s.source != own:
         text = f"{s.source}'s {text}"
     return text + (" regardless of health (fail open)" if s.fail_open else "")
 
 
-def _sentence(before: Served, after: Served, region: Region) -> str:
+def _sentence(before: Served, after: Served, region: Region, what: str) -> str:
     who = place(region)
     names = after.serving()
     if after.source is None and not names:
@@ -188,7 +195,7 @@ def _sentence(before: Served, after: Served, region: Region) -> str:
     if not names:
         return f"{who} will get no answer for it from any table"
     same = set(names) == set(before.serving()) and after.source == before.source
-    mirrors = f"{count(len(names))} ({', '.join(names)})"
+    mirrors = f"{count(len(names), True, what)} ({', '.join(names)})"
     via = f" from the {after.source} table" if after.source is not None and after.source != region else ""
     health = ", regardless of health (fail open: nothing usable)" if after.fail_open else \
         ", no longer failing open" if before.fail_open else ""
@@ -198,11 +205,15 @@ def _sentence(before: Served, after: Served, region: Region) -> str:
     return f"{who} will be served by {mirrors}{via}{health}"
 
 
-def _note(status: Status | None) -> str:
-    if status is Status.PENDING:
+def _note(served: Served, name: str) -> str:
+    """Why a listed target gets nothing now, when health or SRV tiers are the reason."""
+    status = served.status.get(name)
+    if status is Status.PENDING and name not in served.pooled:
         return "; pending: served after its first good probe"
     if status is Status.DOWN:
         return "; down now"
+    if name in served.pooled and not served.delivered.get(name):
+        return "; a later SRV tier: used when the first has nothing usable"
     return ""
 
 
@@ -210,8 +221,9 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
     """The lines for one (region, name, type), [] when its clients see no difference."""
     if before.same(after):
         return []
-    lines = [f"{region} {name} {rtype.name}: {_who(before, region)} -> {_who(after, region)}: "
-             f"{_sentence(before, after, region)}"]
+    what = _noun(rtype)
+    lines = [f"{region} {name} {rtype.name}: {_who(before, region, what)} -> {_who(after, region, what)}: "
+             f"{_sentence(before, after, region, what)}"]
     added = [n for n in after.listed if n not in before.listed]
     removed = [n for n in before.listed if n not in after.listed]
     drained = [n for n in after.listed if n in before.listed and after.configured.get(n) == 0
@@ -222,8 +234,8 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
              and n not in drained and n not in returned]
     alone = [n for n in after.listed if n in before.listed and n not in (*drained, *returned, *moved)]
     if added:
-        lines.append("  added: " + ", ".join(f"{n} (priority {after.listed[n]}{_note(after.status.get(n))})"
-                                             for n in added))
+        lines.append("  added: " + ", ".join(
+            f"{n} (priority {after.listed[n]}{_note(after, n)})" for n in added))
     if removed:
         lines.append("  removed: " + ", ".join(removed))
     if drained:
@@ -242,7 +254,7 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
         d0, d1 = before.delivered.get(n, Fraction(0)), after.delivered.get(n, Fraction(0))
         if c0 == c1 and d0 == d1:
             continue
-        rows.append(f"    {n:<14} {_arrow(c0, c1):<22} {_arrow(d0, d1)}{_note(after.status.get(n))}")
+        rows.append(f"    {n:<14} {_arrow(c0, c1):<22} {_arrow(d0, d1)}{_note(after, n)}")
     if rows:
         lines.append(f"    {'':<14} {'configured share':<22} delivered to clients (first address)"
                      if rtype is not RType.SRV else f"    {'':<14} {'configured share':<22} delivered (SRV weight)")

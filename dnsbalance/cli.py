@@ -11,14 +11,20 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 from dnsbalance import __version__
+from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
+from dnsbalance.geo.locate import builtin_database
+from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
+from dnsbalance.ops.plan import file_changes, plan
 from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.instance import (
     InstanceError,
@@ -30,7 +36,8 @@ from dnsbalance.process.instance import (
 )
 from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.serving.balancer import Balancer, log_problems
-from dnsbalance.serving.inputs import Loaded, load
+from dnsbalance.serving.inputs import Loaded, load, read_files
+from dnsbalance.serving.served_copy import load_copy
 from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
@@ -92,6 +99,15 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
     events.add_argument("--since", metavar="DURATION", type=_duration,
                         help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
+    planning = command("plan", "what applying the configuration on disk would change for clients, against the "
+                               "one in service (exit 0: nothing, 2: changes, 1: errors)")
+    planning.add_argument("--against", type=Path, metavar="DIR",
+                          help="compare with this configuration folder instead of the one the server runs")
+    geo = command("geoip", "the built-in GeoIP database: rebuild it into the state folder, or show which is used")
+    geo.add_argument("action", choices=("rebuild", "show"))
+    geo.add_argument("--from", dest="source", type=Path, default=DEFAULT_SOURCE, metavar="DIR",
+                     help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
+                          "Debian package tor-geoipdb)")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -103,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "import-dnsbalance": _import, "events": _events}
+                "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -242,8 +258,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 1
     balancer = Balancer(loaded, persist=True, counters="main")
     balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
-    log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
-             loaded.geoip.path, loaded.geoip.database_type)
+    log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:
         return serve(balancer, listen, args.config, args.workers, status_listen,
                      [instance.lock] if instance is not None and instance.lock is not None else [])
@@ -367,3 +382,93 @@ def _import(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     return 0 if config is not None else 1
+
+
+def _plan(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    for problem in problems:  # what `check` says, first: errors stop the plan, warnings do not
+        print(problem)
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    if loaded is None or errors:
+        print(f"{errors} error(s), {len(problems) - errors} warning(s): no plan; `dnsbalance reload` would refuse "
+              "this configuration", file=sys.stderr)
+        return 1
+    state = StateFolder(loaded.config.settings.state_dir)
+    if args.against is not None:
+        running, found = check_config(args.against)
+        if running is None:
+            print(f"{args.against}: cannot compare with a configuration that has errors:", file=sys.stderr)
+            for problem in found:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        running_files: Mapping[str, bytes] = read_files(args.against)
+        what = str(args.against)
+    else:
+        try:
+            running, copy = load_copy(state.served_config)
+        except FileNotFoundError:
+            print(f"no copy of the configuration in service at {state.served_config}: a running dnsbalance writes "
+                  "it at start and at every reload (is it running with this state folder?); `--against DIR` "
+                  "compares with another folder", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the configuration in service: {exc}", file=sys.stderr)
+            return 1
+        running_files, what = copy.files, f"the configuration in service ({state.served_config})"
+        if copy.digest != _served_digest(state):
+            print(f"note: {state.serving} names another configuration than {state.served_config}; the server may "
+                  "be mid-reload or from an older version: compare again in a moment")
+    health = health_state.load(state.health)
+    judged = f"{state.health}, {len(health.mirrors)} mirror and relay services judged" if health.mirrors \
+        else "no health state yet: every entry counts as usable"
+    print(f"plan: {args.config} against {what}; health from {judged}")
+    for line in file_changes(running_files, loaded.files):
+        print(line)
+    result = plan(running, loaded.config, health.view())
+    for line in result.lines:
+        print(line)
+    if result.changes:
+        print(f"{result.changes} change(s); `dnsbalance reload` applies them"
+              + ("" if loaded.config.settings.reload.auto_apply else
+                 " (reload.auto_apply is off: they wait for it)"))
+        return 2
+    print("no changes for clients" + (" (the files differ in comments or layout only)"
+                                      if dict(running_files) != dict(loaded.files) else ""))
+    return 0
+
+
+def _served_digest(state: StateFolder) -> str | None:
+    try:
+        return str(json.loads(state.serving.read_text(encoding="utf-8"))["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _geoip(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    if loaded is None and args.action == "show":
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    if args.action == "show":
+        print(f"in use with {args.config}: {loaded.geoip.describe()}")  # type: ignore[union-attr]
+        return 0
+    # A rebuild needs only the state folder: it is how a damaged built-in database is replaced.
+    settings = read_settings(Checker(), args.config)
+    if settings is None:
+        print(f"{args.config}/dnsbalance.yaml cannot be read: no state folder to rebuild into", file=sys.stderr)
+        return 1
+    try:
+        built = rebuild(args.source, settings.state_dir)
+    except RebuildError as exc:
+        print(f"not rebuilt (the database in use is unchanged): {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {built.path}: {built.countries} countries, {built.ranges} ranges from {args.source} (data of "
+          f"{built.generated}), {built.size} bytes; {built.checked} addresses looked up and found where the "
+          f"sources place them")
+    if settings.geoip.database == "builtin":
+        print("`geoip.database: builtin` uses it from the next start or `dnsbalance reload` on "
+              f"(instead of {builtin_database()})")
+    else:
+        print(f"note: this configuration uses geoip.database: {settings.geoip.database}, not the built-in one")
+    return 0

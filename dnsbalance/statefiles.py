@@ -26,6 +26,17 @@ class StateFolder:
         return self.root / "serving.json"
 
     @property
+    def served_config(self) -> Path:
+        """A copy of the configuration files in service, written when another is adopted: `dnsbalance plan`
+        compares the files on disk with it."""
+        return self.root / "config-in-service.json"
+
+    @property
+    def geoip_dir(self) -> Path:
+        """`dnsbalance geoip rebuild` writes the built-in database here (geo/locate.py rebuilt_database)."""
+        return self.root / "geoip"
+
+    @property
     def counters_dir(self) -> Path:
         return self.root / "counters"
 

@@ -134,6 +134,12 @@ def _target_rows(rows: list[dict[str, Any]], status: dict[str, Any], relays: boo
 def banners(status: dict[str, Any]) -> str:
     e = html.escape
     out = []
+    conf = status.get("configuration")
+    if conf and conf.get("files_differ"):
+        when = "at the next health cycle" if conf["auto_apply"] else "at `dnsbalance reload` (reload.auto_apply off)"
+        out.append(f"<div class='banner orange' id='pending-config'>The configuration files in "
+                   f"{e(conf['directory'])} differ from what is served; they apply {e(when)}. "
+                   f"<span>`dnsbalance plan` shows what they change.</span></div>")
     if status["fail_open"]:
         out.append(f"<div class='banner red' id='fail-open'>FAIL OPEN: {e(', '.join(status['fail_open']))} "
                    f"<span>&mdash; no table has a usable mirror for these names: clients get the default table's "

@@ -58,6 +58,7 @@ class StatusInputs:
     changed: Mapping[PoolLabel, float] = field(default_factory=dict)  # when each pool last changed
     events: Sequence[Event] = ()
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # GeoIP in use; whether the files on disk are served
 
     @cached_property
     def events_by_key(self) -> dict[str, list[Event]]:
@@ -396,6 +397,7 @@ def summary(inputs: StatusInputs, regions: bool = True) -> dict[str, Any]:
     for row in [*mirrors, *relays]:
         counted[row["state"]] = counted.get(row["state"], 0) + 1
     return {
+        **inputs.inputs,
         "zone": config.settings.zone,
         "generation": table.generation,
         "table_age_seconds": max(0.0, now - inputs.built_at),

@@ -143,7 +143,15 @@ async def start_status(balancer: "Balancer", listen: str | None,
         serving = balancer.serving  # one snapshot for the whole page: its configuration and table agree
         return StatusInputs(serving.config, serving.table, balancer.health, balancer.last_cycle,
                             all_totals(counters, own), serving.built_at, time.time(), dict(balancer.pools_changed),
-                            events(balancer.state.events), dict(balancer.reloads))
+                            events(balancer.state.events), dict(balancer.reloads), served_inputs(serving))
+
+    def served_inputs(serving: Any) -> dict[str, Any]:
+        geoip = serving.geoip
+        return {"geoip": {"path": str(geoip.path), "type": geoip.database_type, "origin": geoip.origin,
+                          "description": geoip.description},
+                "configuration": {"directory": str(serving.config.directory),  # edited files not yet served
+                                  "files_differ": balancer.changed_on_disk(serving.config.directory),
+                                  "auto_apply": serving.config.settings.reload.auto_apply}}
 
     host, port = parse_hostport(listen)
     server = StatusServer(source)

@@ -19,7 +19,7 @@ from dnsbalance.answer.ratelimit import Action
 from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
 from dnsbalance.configuration.model import Config, archives_of
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.geo.locate import GeoIP, GeoIPError, Location
+from dnsbalance.geo.locate import GeoIP, Location
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
 from dnsbalance.protocol.cookies import MalformedCookie
 from dnsbalance.protocol.edns import MalformedOption, Subnet, read_edns, udp_limit
@@ -27,7 +27,8 @@ from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
-from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, open_asn
+from dnsbalance.serving import served_copy
+from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
@@ -88,7 +89,8 @@ class Balancer:
     def inputs(self, loaded: Loaded | None = None) -> TableInputs:
         loaded = loaded or self.loaded
         secret = loaded.config.settings.cookie_secret or self.random_secret
-        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret)
+        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret,
+                           *loaded.database_files())
 
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
@@ -109,6 +111,7 @@ class Balancer:
             self._write(self.state.table, render(serving.table, serving.built_at))
             self._write(self.state.serving, json.dumps({"generation": self.generation,
                                                         "digest": loaded.digest}) + "\n")
+            served_copy.save(self.state.served_config, loaded.config.directory, loaded.digest, loaded.files)
         return serving
 
     def complete(self, deadline: float | None = None) -> int:
@@ -193,28 +196,6 @@ class Balancer:
 
     def changed_on_disk(self, directory: Path) -> bool:
         return fingerprint(directory) != self.loaded.fingerprint
-
-    def adopt(self, inputs: TableInputs, config_dir: Path) -> None:
-        """A worker's update from its supervisor: the supervisor's inputs, served as they are. The GeoIP
-        database is opened again only when the configuration names another one."""
-        geoip = self.loaded.geoip
-        setting = inputs.config.settings.geoip.database
-        if setting != self.loaded.config.settings.geoip.database:
-            try:
-                geoip = GeoIP.open(setting, config_dir)
-            except GeoIPError as exc:
-                log.error("keeping the GeoIP database in use: %s", exc)
-        asn = self.loaded.asn
-        if inputs.config.settings.geoip.asn_database != self.loaded.config.settings.geoip.asn_database \
-                or (asn is None) != (not inputs.config.asns):
-            try:
-                asn = open_asn(inputs.config, config_dir)
-            except GeoIPError as exc:
-                log.error("keeping the ASN database in use: %s", exc)
-        self.loaded = Loaded(inputs.config, geoip, self.loaded.fingerprint, inputs.digest, inputs.newest, asn)
-        self.health = inputs.health
-        self.generation = inputs.generation - 1  # _next counts it back up: the supervisor's number
-        self.serving = self._next(self.loaded, self.serving)
 
     def handle(self, packet: bytes, client: str, tcp: bool, serving: Serving | None = None) -> bytes | None:
         """One query in, one reply out (None: drop). Never raises. `serving`: the snapshot the caller

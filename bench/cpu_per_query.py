@@ -10,6 +10,8 @@ port pinned to core 1; dnsperf runs on core 0 and sends, for a fixed window each
   every process of its tree (its session and descendants: dnsbalance's workers, any helper process) from
   /proc/PID/stat before and after the window, divided by the queries dnsperf reports answered;
 - full load (`-q 500` outstanding): queries/s, and CPU per query there too;
+- "server core": the share of one core the server's processes used in the window; "by process": how that CPU
+  split over its processes (with `--workers`, how SO_REUSEPORT spread the queries);
 - p50/p99 latency at 3,000 q/s (from `dnsperf -v`).
 
 The query mix (`--mix world`, the default): 12 client subnets (/24) from 9 countries, JP (its own table), CN
@@ -101,10 +103,6 @@ def process_tree(leader: int) -> dict[int, int]:
     return {pid: stats[pid][2] for pid in members}
 
 
-def cpu_seconds(leader: int) -> float:
-    return sum(process_tree(leader).values()) / CLOCK_TICKS
-
-
 # --- queries and dnsperf ---
 
 def ecs_query(name: str, network: str, prefix: int) -> bytes:
@@ -153,6 +151,14 @@ class Window:
     lost_percent: float
     run_time: float
     cpu: float  # seconds
+    ticks_by_process: tuple[int, ...] = ()  # largest first: how the work spread over workers
+
+    @property
+    def spread(self) -> str:
+        total = sum(self.ticks_by_process)
+        if len(self.ticks_by_process) < 2 or not total:
+            return ""
+        return " / ".join(f"{t / total:.0%}" for t in self.ticks_by_process)
 
     @property
     def qps(self) -> float:
@@ -180,12 +186,14 @@ def statistic(output: str, label: str) -> str:
 
 
 def window(leader: int, load: Load, seconds: float, rate: int | None) -> Window:
-    before = cpu_seconds(leader)
+    before = process_tree(leader)
     output = dnsperf(load, seconds, rate)
-    cpu = cpu_seconds(leader) - before
+    after = process_tree(leader)
+    ticks = sum(after.values()) - sum(before.values())
     lost = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", output)
     return Window(rate, int(statistic(output, "Queries completed")), float(lost.group(1)) if lost else 100.0,
-                  float(statistic(output, r"Run time \(s\)")), cpu)
+                  float(statistic(output, r"Run time \(s\)")), ticks / CLOCK_TICKS,
+                  tuple(sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)))
 
 
 # --- servers ---
@@ -301,15 +309,15 @@ def rate_label(rate: int | None) -> str:
 
 def table(results: dict[str, Measured]) -> Iterator[str]:
     yield (f"{'server':<24} {'offered':>11} {'answered/s':>11} {'lost':>7} {'CPU µs/query':>13} "
-           f"{'server core':>12}")
+           f"{'server core':>12}  {'by process':<}")
     for name, measured in results.items():
         if not measured.windows:
             yield f"{name:<24} {measured.note}"
             continue
         for w in measured.windows:
-            mark = " (saturated)" if w.saturated else ""
+            mark = "  saturated" if w.saturated else ""
             yield (f"{name:<24} {rate_label(w.rate):>11} {w.qps:>11,.0f} {w.lost_percent:>6.2f}% "
-                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%}{mark}")
+                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%}  {w.spread}{mark}").rstrip()
         if measured.p50:
             yield f"{name:<24} latency at 3,000 q/s: p50 {measured.p50:.3f} ms, p99 {measured.p99:.3f} ms"
         if measured.note:

@@ -10,8 +10,10 @@ port pinned to core 1; dnsperf runs on core 0 and sends, for a fixed window each
   every process of its tree (its session and descendants: dnsbalance's workers, any helper process) from
   /proc/PID/stat before and after the window, divided by the queries dnsperf reports answered;
 - full load (`-q 500` outstanding): queries/s, and CPU per query there too;
-- "server core": the share of one core the server's processes used in the window; "by process": how that CPU
-  split over its processes (with `--workers`, how SO_REUSEPORT spread the queries);
+- "server core": the share of one core the server's processes used in the window; "waited": the share of the
+  window its threads were runnable but waiting for a core (other programs in the way: figures taken with much
+  waiting are noisy); "by process": how the CPU split over its processes (with `--workers`, how SO_REUSEPORT
+  spread the queries);
 - p50/p99 latency at 3,000 q/s (from `dnsperf -v`).
 
 The query mix (`--mix world`, the default): 12 client subnets (/24) from 9 countries, JP (its own table), CN
@@ -103,6 +105,19 @@ def process_tree(leader: int) -> dict[int, int]:
     return {pid: stats[pid][2] for pid in members}
 
 
+def run_queue_wait(pids: list[int]) -> float:
+    """Seconds the threads of these processes spent runnable but waiting for a core (schedstat's second field):
+    how much other programs on the machine got in the server's way. Threads that exited are not counted."""
+    waited = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                waited += int(stat.read_text().split()[1])
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+    return waited / 1e9
+
+
 # --- queries and dnsperf ---
 
 def ecs_query(name: str, network: str, prefix: int) -> bytes:
@@ -151,6 +166,7 @@ class Window:
     lost_percent: float
     run_time: float
     cpu: float  # seconds
+    waited: float  # seconds runnable but without a core
     ticks_by_process: tuple[int, ...] = ()  # largest first: how the work spread over workers
 
     @property
@@ -174,6 +190,10 @@ class Window:
         return self.cpu / self.run_time if self.run_time else 0.0
 
     @property
+    def wait_share(self) -> float:
+        return self.waited / self.run_time if self.run_time else 0.0
+
+    @property
     def saturated(self) -> bool:
         return self.rate is not None and self.qps < 0.98 * self.rate
 
@@ -187,12 +207,14 @@ def statistic(output: str, label: str) -> str:
 
 def window(leader: int, load: Load, seconds: float, rate: int | None) -> Window:
     before = process_tree(leader)
+    waited = run_queue_wait(list(before))
     output = dnsperf(load, seconds, rate)
     after = process_tree(leader)
+    waited = run_queue_wait(list(after)) - waited
     ticks = sum(after.values()) - sum(before.values())
     lost = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", output)
     return Window(rate, int(statistic(output, "Queries completed")), float(lost.group(1)) if lost else 100.0,
-                  float(statistic(output, r"Run time \(s\)")), ticks / CLOCK_TICKS,
+                  float(statistic(output, r"Run time \(s\)")), ticks / CLOCK_TICKS, waited,
                   tuple(sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)))
 
 
@@ -309,7 +331,7 @@ def rate_label(rate: int | None) -> str:
 
 def table(results: dict[str, Measured]) -> Iterator[str]:
     yield (f"{'server':<24} {'offered':>11} {'answered/s':>11} {'lost':>7} {'CPU µs/query':>13} "
-           f"{'server core':>12}  {'by process':<}")
+           f"{'server core':>12} {'waited':>7}  by process")
     for name, measured in results.items():
         if not measured.windows:
             yield f"{name:<24} {measured.note}"
@@ -317,7 +339,7 @@ def table(results: dict[str, Measured]) -> Iterator[str]:
         for w in measured.windows:
             mark = "  saturated" if w.saturated else ""
             yield (f"{name:<24} {rate_label(w.rate):>11} {w.qps:>11,.0f} {w.lost_percent:>6.2f}% "
-                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%}  {w.spread}{mark}").rstrip()
+                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%} {w.wait_share:>7.0%}  {w.spread}{mark}").rstrip()
         if measured.p50:
             yield f"{name:<24} latency at 3,000 q/s: p50 {measured.p50:.3f} ms, p99 {measured.p99:.3f} ms"
         if measured.note:

@@ -13,7 +13,7 @@ import dns.message
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from cpu_per_query import CLOCK_TICKS, ecs_query, process_tree  # noqa: E402
+from cpu_per_query import CLOCK_TICKS, ecs_query, process_tree, run_queue_wait  # noqa: E402
 
 
 def cpu_seconds(leader: int) -> float:
@@ -67,6 +67,24 @@ def test_cpu_of_an_idle_process_stays_put() -> None:
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+BURN = ("import sys, time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
+        "print(1, flush=True)\nsys.stdin.readline()")
+
+
+def test_run_queue_wait_counts_time_without_a_core() -> None:
+    """Two busy processes on one core: each waits while the other runs."""
+    burners = [subprocess.Popen(["taskset", "-c", "0", sys.executable, "-c", BURN], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        for burner in burners:
+            assert burner.stdout.readline().strip() == "1"  # type: ignore[union-attr]
+        assert run_queue_wait([b.pid for b in burners]) >= 0.15
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
 
 
 def test_wire_query_carries_its_client_subnet() -> None:

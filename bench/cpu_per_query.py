@@ -10,9 +10,9 @@ port pinned to core 1; dnsperf runs on core 0 and sends, for a fixed window each
   every process of its tree (its session and descendants: dnsbalance's workers, any helper process) from
   /proc/PID/stat before and after the window, divided by the queries dnsperf reports answered;
 - full load (`-q 500` outstanding): queries/s, and CPU per query there too;
-- "server core": the share of one core the server's processes used in the window; "waited": the share of the
-  window its threads were runnable but waiting for a core (other programs in the way: figures taken with much
-  waiting are noisy); "by process": how the CPU split over its processes (with `--workers`, how SO_REUSEPORT
+- "server core": the share of one core the server's processes used in the window; "waited": the time its
+  threads were runnable but waiting for a core, summed over threads, as a share of the window (other programs
+  in the way: figures taken with much waiting are noisy); "by process": how the CPU split over its processes (with `--workers`, how SO_REUSEPORT
   spread the queries);
 - p50/p99 latency at 3,000 q/s (from `dnsperf -v`).
 

@@ -12,8 +12,9 @@ port pinned to core 1; dnsperf runs on core 0 and sends, for a fixed window each
 - full load (`-q 500` outstanding): queries/s, and CPU per query there too;
 - "server core": the share of one core the server's processes used in the window; "waited": the time its
   threads were runnable but waiting for a core, summed over threads, as a share of the window (other programs
-  in the way: figures taken with much waiting are noisy); "by process": how the CPU split over its processes (with `--workers`, how SO_REUSEPORT
-  spread the queries);
+  in the way: figures taken with much waiting are noisy); "by process": how the CPU split over its processes
+  (with `--workers`, how SO_REUSEPORT spread the queries); "short of the rate": fewer than 98% of the offered
+  queries/s were answered (the server or dnsperf could not keep up: CPU per query there is a full-load figure);
 - p50/p99 latency at 3,000 q/s (from `dnsperf -v`).
 
 The query mix (`--mix world`, the default): 12 client subnets (/24) from 9 countries, JP (its own table), CN
@@ -194,7 +195,7 @@ class Window:
         return self.waited / self.run_time if self.run_time else 0.0
 
     @property
-    def saturated(self) -> bool:
+    def short(self) -> bool:
         return self.rate is not None and self.qps < 0.98 * self.rate
 
 
@@ -337,7 +338,7 @@ def table(results: dict[str, Measured]) -> Iterator[str]:
             yield f"{name:<24} {measured.note}"
             continue
         for w in measured.windows:
-            mark = "  saturated" if w.saturated else ""
+            mark = "  short of the rate" if w.short else ""  # the server or dnsperf could not keep up
             yield (f"{name:<24} {rate_label(w.rate):>11} {w.qps:>11,.0f} {w.lost_percent:>6.2f}% "
                    f"{w.cpu_us:>13.2f} {w.busy:>11.0%} {w.wait_share:>7.0%}  {w.spread}{mark}").rstrip()
         if measured.p50:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from dnsbalance.server import RECEIVE_TIMEOUT, TcpProtocol, UdpThread
+from dnsbalance.server import TcpProtocol, UdpThread
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.stats.counters import Totals
 
@@ -35,6 +35,7 @@ PR_SET_PDEATHSIG = 1
 STALL = 2.0  # seconds without an event-loop tick after which an answerer stops answering pings
 COUNT_INTERVAL = 1.0  # seconds between counts sent up
 DRAIN = 5.0  # seconds a retired answerer keeps its open TCP connections
+SETTLE = 4.0  # seconds a retired answerer's UDP threads may take to end (the supervisor waits 5)
 
 
 class Closable(Protocol):
@@ -200,8 +201,8 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
         server.close()  # this process's copies only: the next generation accepts on the same sockets
     for thread in threads:
         thread.retire()  # the socket stays open: it is the supervisor's, and the next generation's
-    for thread in threads:
-        thread.settle(RECEIVE_TIMEOUT * 3)  # a blocked receive returns within RECEIVE_TIMEOUT
+    for thread in threads:  # a blocked receive returns within RECEIVE_TIMEOUT; a busy loop after its datagram
+        thread.settle(SETTLE)  # Stopped only once it has: never two generations reading at once
     send(Stopped(os.getpid()))
     if not stop.is_set():
         deadline = time.monotonic() + DRAIN

@@ -204,8 +204,8 @@ class QueryStats:
 
     def _extras(self) -> None:
         # Transport counts, rare events and sampled latency: plain attributes and dicts, moved at each fold.
-        self.udp = 0
-        self.tcp = 0
+        self.udp = self.udp_taken = 0
+        self.tcp = self.tcp_taken = 0
         self.events: dict[str, int] = {}
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
@@ -234,8 +234,12 @@ class QueryStats:
 
     def _fold_extras(self, totals: Totals) -> None:
         """Move transport counts, events and latency into `totals` (which this fold adds to the base)."""
-        udp, tcp, events, latency, spent = self.udp, self.tcp, self.events, self.latency, self.latency_sum
-        self.udp, self.tcp, self.events = 0, 0, {}
+        # The transport counts only grow: taking the difference since the last fold, rather than setting
+        # them back to 0, cannot lose an increment an answering thread makes at the same moment.
+        udp, tcp = self.udp - self.udp_taken, self.tcp - self.tcp_taken
+        self.udp_taken, self.tcp_taken = self.udp_taken + udp, self.tcp_taken + tcp
+        events, latency, spent = self.events, self.latency, self.latency_sum
+        self.events = {}
         self.latency, self.latency_sum = [0] * (len(LATENCY_BUCKETS) + 1), 0.0
         totals.events.update({k: v for k, v in list(events.items()) if v})
         for name, count in (("udp", udp), ("tcp", tcp)):

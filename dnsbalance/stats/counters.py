@@ -299,7 +299,9 @@ class QueryStats:
         """Empty the hot counters into a Totals of their own."""
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
-        # Copies in one C call each: an answering thread may still add to the dicts it read before the swap.
+        # An answering thread may be between reading a dict and storing into it: give up the GIL for a
+        # moment so that it finishes into the old one before that is read.
+        time.sleep(0.001)
         totals = Totals(Counter(), ecs)
         for key, count in list(queries.items()):
             totals.queries[bounded(key)] += count

@@ -116,6 +116,10 @@ def answerer_main(conn: Connection, balancer: Balancer, sockets: Sockets, inheri
                   supervisor: int) -> None:
     """The forked child's entry point. The parent froze its heap just before the fork: the collector here
     never walks the table (which would copy every page of it out of the memory shared with the parent)."""
+    # The parent's SIGTERM handler came with the fork and would only poke the parent's event loop: until
+    # this process's loop installs its own, SIGTERM (the supervisor's death, PR_SET_PDEATHSIG) must kill.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
     _die_with(supervisor)
     for other in inherited:
         other.close()  # other answerers' pipe ends, the instance lock: only the supervisor may hold them

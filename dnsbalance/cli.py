@@ -11,13 +11,20 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 from dnsbalance import __version__
+from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.settings_file import read_settings
+from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
+from dnsbalance.geo.locate import builtin_database
+from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
+from dnsbalance.ops.plan import file_changes, plan
 from dnsbalance.ops.shares import bent_shares
 from dnsbalance.process.instance import (
     InstanceError,
@@ -27,29 +34,35 @@ from dnsbalance.process.instance import (
     read_reload,
     running_pid,
 )
-from dnsbalance.process.single import serve_single
-from dnsbalance.process.supervisor import serve_supervised
-from dnsbalance.server import run
+from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.serving.balancer import Balancer, log_problems
-from dnsbalance.serving.inputs import Loaded, load
+from dnsbalance.serving.inputs import Loaded, load, read_files
+from dnsbalance.serving.served_copy import load_copy
 from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
+from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 from health.report import probe_table
 from health.verdict import TargetKind
 
+DEFAULT_CONFIG = Path("config")
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
+    # --config before the subcommand or after it (`dnsbalance --config DIR check`); SUPPRESS keeps the
+    # subcommand's parser from overwriting the one given first with its default
+    config_help = "configuration folder (default ./config)"
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help)
-        sub.add_argument("--config", type=Path, default=Path("config"), help="configuration folder (default ./config)")
+        sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
         return sub
 
     serving = command("serve", "answer DNS queries for the zone")
@@ -82,6 +95,19 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--asn-database", metavar="FILE.mmdb",
                          help="ASN database for the AS namespaces (path relative to --out, or absolute); "
                               "without it they are left out")
+    events = command("events", "the health event log: every mirror's and relay service's up/down changes")
+    events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
+    events.add_argument("--since", metavar="DURATION", type=_duration,
+                        help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
+    planning = command("plan", "what applying the configuration on disk would change for clients, against the "
+                               "one in service (exit 0: nothing, 2: changes, 1: errors)")
+    planning.add_argument("--against", type=Path, metavar="DIR",
+                          help="compare with this configuration folder instead of the one the server runs")
+    geo = command("geoip", "the built-in GeoIP database: rebuild it into the state folder, or show which is used")
+    geo.add_argument("action", choices=("rebuild", "show"))
+    geo.add_argument("--from", dest="source", type=Path, default=DEFAULT_SOURCE, metavar="DIR",
+                     help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
+                          "Debian package tor-geoipdb)")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -90,9 +116,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "import-dnsbalance": _import}
-    return commands[args.command](args)
+                "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip}
+    try:
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
+        return code
+    except BrokenPipeError:
+        # `dnsbalance stats | head -1`: the reader has gone, which is no error; the output still buffered
+        # must not be flushed into the closed pipe at exit (a second BrokenPipeError, printed as a traceback)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE (128 + 13)
+
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _duration(text: str) -> float:
+    """'6h' -> 21600.0; argparse turns the ValueError into a usage message naming the option."""
+    number, unit = (text[:-1], text[-1]) if text and text[-1] in UNITS else (text, "s")
+    try:
+        value = float(number) * UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (90s, 30m, 6h, 2d, 1w)") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (90s, 30m, 6h, 2d, 1w)")
+    return value
 
 
 def _load_or_report(directory: Path) -> Loaded | None:
@@ -106,6 +157,8 @@ def _load_or_report(directory: Path) -> Loaded | None:
 
 def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
+    if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
+        problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)
@@ -134,7 +187,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address):
+    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address,
+                        balancer.health):
         print(line)
     return 0
 
@@ -157,6 +211,9 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its per-run lines drown ours
+    if args.log_level != "DEBUG":  # httpx logs every request at INFO: 720,000 lines a day for 1,000 mirrors
+        for chatty in ("httpx", "httpcore"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     log = logging.getLogger("dnsbalance")
     loaded, problems = load(args.config)
     log_problems(problems)
@@ -176,24 +233,35 @@ def _serve(args: argparse.Namespace) -> int:
     status_listen = loaded.config.settings.status_listen
     if args.status is not None:
         status_listen = None if args.status == "off" else args.status
-    single = args.workers == 1
+        try:  # now, not when the status page starts after the listeners answer
+            if status_listen is not None:
+                parse_hostport(status_listen)
+        except ValueError as exc:
+            log.error("--status: %s (or off)", exc)
+            return 2
     state = StateFolder(loaded.config.settings.state_dir)
     try:
         instance = acquire(state)
-        check_ports_free(listen)
     except InstanceError as exc:
         log.error("not starting: %s", exc)
         return 1
     except OSError as exc:  # a read-only state folder: answer anyway, without pid file and lock
-        log.warning("state folder %s: %s; running without a pid file or instance lock", state.root, exc)
+        log.warning("state folder %s: %s; running without a pid file or instance lock (`dnsbalance reload` "
+                    "cannot find this server; `dnsbalance check` says why)", state.root, exc)
         instance = None
-    balancer = Balancer(loaded, persist=True, counters="main" if single else None)
-    log.info("dnsbalance %s: zone %s, GeoIP %s (%s)", __version__, loaded.config.settings.zone,
-             loaded.geoip.path, loaded.geoip.database_type)
     try:
-        if not single:
-            return serve_supervised(balancer, listen, args.config, args.workers, status_listen)
-        run(serve_single(balancer, listen, args.config, status_listen))
+        check_ports_free(listen)
+    except InstanceError as exc:
+        log.error("not starting: %s", exc)
+        if instance is not None:
+            instance.release()
+        return 1
+    balancer = Balancer(loaded, persist=True, counters="main")
+    balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
+    log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
+    try:
+        return serve(balancer, listen, args.config, args.workers, status_listen,
+                     [instance.lock] if instance is not None and instance.lock is not None else [])
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1
@@ -219,7 +287,7 @@ def _probe(args: argparse.Namespace) -> int:
             await client.aclose()
 
     report = asyncio.run(once())
-    for line in probe_table(report):
+    for line in probe_table(report, config):
         print(line)
     return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
 
@@ -240,6 +308,22 @@ def _stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(args: argparse.Namespace) -> int:
+    loaded = _load_or_report(args.config)
+    if loaded is None:
+        return 1
+    path = StateFolder(loaded.config.settings.state_dir).events
+    since = time.time() - args.since if args.since is not None else 0.0
+    found = [e for e in health_events.read(path, since) if args.mirror is None or health_events.matches(e, args.mirror)]
+    for event in found:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time))
+        print(f"{stamp} UTC  {event.key:<24} {'UP  ' if event.up else 'DOWN'}  {event.reason}")
+    if not found:
+        print(f"no health events{f' for {args.mirror}' if args.mirror else ''}"
+              f"{' in that time' if args.since is not None else ''} ({path})", file=sys.stderr)
+    return 0
+
+
 def _reload(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
     for problem in problems:
@@ -252,6 +336,10 @@ def _reload(args: argparse.Namespace) -> int:
     if pid is None or not is_dnsbalance(pid):
         print(f"no running dnsbalance holds {state.lock} (a pid file left by a stopped server is not "
               f"signalled); nothing reloaded", file=sys.stderr)
+        blocked = unwritable(state.root)
+        if blocked is not None:  # a server may run there all the same, without lock or pid file
+            print(f"state_dir {state.root} {blocked}: a server using it runs without pid file or lock; see "
+                  "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
     try:
@@ -294,3 +382,93 @@ def _import(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     return 0 if config is not None else 1
+
+
+def _plan(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    for problem in problems:  # what `check` says, first: errors stop the plan, warnings do not
+        print(problem)
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    if loaded is None or errors:
+        print(f"{errors} error(s), {len(problems) - errors} warning(s): no plan; `dnsbalance reload` would refuse "
+              "this configuration", file=sys.stderr)
+        return 1
+    state = StateFolder(loaded.config.settings.state_dir)
+    if args.against is not None:
+        running, found = check_config(args.against)
+        if running is None:
+            print(f"{args.against}: cannot compare with a configuration that has errors:", file=sys.stderr)
+            for problem in found:
+                print(f"  {problem}", file=sys.stderr)
+            return 1
+        running_files: Mapping[str, bytes] = read_files(args.against)
+        what = str(args.against)
+    else:
+        try:
+            running, copy = load_copy(state.served_config)
+        except FileNotFoundError:
+            print(f"no copy of the configuration in service at {state.served_config}: a running dnsbalance writes "
+                  "it at start and at every reload (is it running with this state folder?); `--against DIR` "
+                  "compares with another folder", file=sys.stderr)
+            return 1
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the configuration in service: {exc}", file=sys.stderr)
+            return 1
+        running_files, what = copy.files, f"the configuration in service ({state.served_config})"
+        if copy.digest != _served_digest(state):
+            print(f"note: {state.serving} names another configuration than {state.served_config}; the server may "
+                  "be mid-reload or from an older version: compare again in a moment")
+    health = health_state.load(state.health)
+    judged = f"{state.health}, {len(health.mirrors)} mirror and relay services judged" if health.mirrors \
+        else "no health state yet: every entry counts as usable"
+    print(f"plan: {args.config} against {what}; health from {judged}")
+    for line in file_changes(running_files, loaded.files):
+        print(line)
+    result = plan(running, loaded.config, health.view())
+    for line in result.lines:
+        print(line)
+    if result.changes:
+        print(f"{result.changes} change(s); `dnsbalance reload` applies them"
+              + ("" if loaded.config.settings.reload.auto_apply else
+                 " (reload.auto_apply is off: they wait for it)"))
+        return 2
+    print("no changes for clients" + (" (the files differ in comments or layout only)"
+                                      if dict(running_files) != dict(loaded.files) else ""))
+    return 0
+
+
+def _served_digest(state: StateFolder) -> str | None:
+    try:
+        return str(json.loads(state.serving.read_text(encoding="utf-8"))["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _geoip(args: argparse.Namespace) -> int:
+    loaded, problems = load(args.config)
+    if loaded is None and args.action == "show":
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        return 1
+    if args.action == "show":
+        print(f"in use with {args.config}: {loaded.geoip.describe()}")  # type: ignore[union-attr]
+        return 0
+    # A rebuild needs only the state folder: it is how a damaged built-in database is replaced.
+    settings = read_settings(Checker(), args.config)
+    if settings is None:
+        print(f"{args.config}/dnsbalance.yaml cannot be read: no state folder to rebuild into", file=sys.stderr)
+        return 1
+    try:
+        built = rebuild(args.source, settings.state_dir)
+    except RebuildError as exc:
+        print(f"not rebuilt (the database in use is unchanged): {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {built.path}: {built.countries} countries, {built.ranges} ranges from {args.source} (data of "
+          f"{built.generated}), {built.size} bytes; {built.checked} addresses looked up and found where the "
+          f"sources place them")
+    if settings.geoip.database == "builtin":
+        print("`geoip.database: builtin` uses it from the next start or `dnsbalance reload` on "
+              f"(instead of {builtin_database()})")
+    else:
+        print(f"note: this configuration uses geoip.database: {settings.geoip.database}, not the built-in one")
+    return 0

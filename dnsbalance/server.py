@@ -10,7 +10,9 @@ import asyncio
 import errno
 import logging
 import socket
+import struct
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
@@ -19,11 +21,15 @@ from dnsbalance import udpio
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
+from dnsbalance.stats.counters import LATENCY_SAMPLE
 
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
 UDP_BUFFER = 4 << 20  # requested receive buffer; the kernel caps it at net.core.rmem_max
 WRITE_HIGH = 64 << 10  # unread replies buffered per TCP connection before it is no longer read
+# A blocked receive returns after this long without a datagram (SO_RCVTIMEO: no extra system call per
+# query), so that a retired answering process stops reading promptly even when the socket is idle.
+RECEIVE_TIMEOUT = 0.1
 
 
 class UdpThread:
@@ -37,6 +43,9 @@ class UdpThread:
         self.balancer = balancer
         self.sock = sock
         self.sock.setblocking(True)
+        seconds = int(RECEIVE_TIMEOUT)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
+                             struct.pack("ll", seconds, int((RECEIVE_TIMEOUT - seconds) * 1e6)))
         self.datagrams = udpio.Datagrams(sock)
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
@@ -45,17 +54,21 @@ class UdpThread:
     def _loop(self) -> None:
         receive, send, balancer = self.datagrams.receive, self.datagrams.send, self.balancer
         handle, rng = balancer.handle, balancer.rng
+        stats, clock, sample, started = balancer.stats, time.perf_counter, 0, 0.0
         current: Serving | None = None
         fast: Callable[..., bytes | None] | None = None
         locate: Callable[..., Any] | None = None
         while self.running:
             try:
                 batch = receive()
+            except BlockingIOError:
+                continue  # the receive timeout: look at self.running again
             except OSError as exc:
                 if not self.running:
                     return
                 log.debug("UDP receive error: %s", exc)
                 continue
+            stats.udp += len(batch)
             serving = balancer.serving  # read once per batch
             if serving is not current:  # a new snapshot: bind its fast path once, not per query
                 current = serving
@@ -63,6 +76,9 @@ class UdpThread:
                 locate = serving.locator.locate
             replies: list[bytes | None] = []
             for data, host in batch:
+                sample += 1
+                if sample == LATENCY_SAMPLE:  # one query in LATENCY_SAMPLE is timed: two clock reads cost ~100 ns
+                    started = clock()
                 reply = None
                 if fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
@@ -71,8 +87,20 @@ class UdpThread:
                         reply = None
                 if reply is None:
                     reply = handle(data, host, False, serving)
+                if sample == LATENCY_SAMPLE:
+                    sample = 0
+                    stats.observe(clock() - started)
                 replies.append(reply)
             send(replies)
+
+    def retire(self) -> None:
+        """End the loop within RECEIVE_TIMEOUT (after answering a datagram it already has), without
+        touching the socket: it is shared with the next generation's answerer."""
+        self.running = False
+
+    def settle(self, timeout: float) -> None:
+        """Let a datagram already received be answered before the process ends."""
+        self.thread.join(timeout)
 
     def stop(self) -> None:
         """Wake the blocked recvfrom with a datagram to ourselves, then close."""
@@ -153,7 +181,12 @@ class TcpProtocol(asyncio.Protocol):
             packet = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
             self._arm()
+            stats = self.balancer.stats
+            timed = stats.tcp % LATENCY_SAMPLE == 0  # handle() counts this query
+            started = time.perf_counter() if timed else 0.0
             reply = self.balancer.handle(packet, self.peer, tcp=True)
+            if timed:
+                stats.observe(time.perf_counter() - started)
             if reply is None:
                 continue
             assert self.transport is not None

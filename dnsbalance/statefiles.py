@@ -1,6 +1,7 @@
 """The state folder, every file of it named here, and written so that a reader never sees half of one."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +26,28 @@ class StateFolder:
         return self.root / "serving.json"
 
     @property
+    def served_config(self) -> Path:
+        """A copy of the configuration files in service, written when another is adopted: `dnsbalance plan`
+        compares the files on disk with it."""
+        return self.root / "config-in-service.json"
+
+    @property
+    def geoip_dir(self) -> Path:
+        """`dnsbalance geoip rebuild` writes the built-in database here (geo/locate.py rebuilt_database)."""
+        return self.root / "geoip"
+
+    @property
     def counters_dir(self) -> Path:
         return self.root / "counters"
 
     def counters(self, process: str | None = None) -> Path:
         """Query counters of one process ("main", "worker-0", ...)."""
         return self.counters_dir / f"{process or 'main'}.json"
+
+    @property
+    def events(self) -> Path:
+        """The health event log (health/events.py): every up/down change, bounded in size."""
+        return self.root / "events.jsonl"
 
     @property
     def pid(self) -> Path:
@@ -53,3 +70,24 @@ def write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)
+
+
+class RepeatedWrite:
+    """A write repeated on a timer (the query counters, every 5 seconds) that fails the same way each time is
+    logged when it starts failing or fails differently, and once when it works again: not 17,280 lines a day."""
+
+    def __init__(self, log: logging.Logger, what: str) -> None:
+        self.log = log
+        self.what = what  # "query counters to /var/lib/dnsbalance/counters/main.json"
+        self.failure: str | None = None  # the error being repeated, None while writes work
+
+    def failed(self, exc: OSError) -> None:
+        failure = str(exc)
+        if failure != self.failure:
+            self.log.warning("cannot save %s: %s (logged again only when this changes or stops)", self.what, failure)
+        self.failure = failure
+
+    def worked(self) -> None:
+        if self.failure is not None:
+            self.log.warning("saved %s again", self.what)
+        self.failure = None

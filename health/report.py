@@ -1,29 +1,48 @@
 """A cycle as a table of text, for `dnsbalance probe`."""
 from __future__ import annotations
 
+from dnsbalance.configuration.model import AdminState, Config
 from health.cycle import CycleReport
-from health.verdict import TargetKind
+from health.verdict import TargetKind, Verdict
 
 
-def probe_table(report: CycleReport) -> list[str]:
+def operator_state(config: Config | None, verdict: Verdict) -> AdminState:
+    """The override in mirrors.yaml of the mirror or relay a verdict judges (`jaist/debian`, `tokyo1/stun`)."""
+    if config is None:
+        return AdminState.AUTO
+    name = verdict.name.split("/", 1)[0]
+    target = (config.mirrors if verdict.kind is TargetKind.MIRROR else config.relays).get(name)
+    return target.state if target is not None else AdminState.AUTO
+
+
+def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
+    """`config`: for the operators' `state: up|down`, which win over the verdicts as they do in the table."""
     rows = [("name", "http", "latency", "stamp", "lag", "verdict", "reason")]
+    usable: dict[str, bool] = {}
     for v in report.verdicts:
+        state = operator_state(config, v)
+        verdict, reason = ("syncing" if v.syncing else "ok") if v.ok else "FAIL", v.reason
+        if state is AdminState.DOWN:
+            verdict, reason = "drained", f"{reason}; not served: state: down in mirrors.yaml"
+        elif state is AdminState.UP and not v.ok:
+            reason = f"{reason}; served anyway: state: up in mirrors.yaml"
+        usable[v.name] = state is AdminState.UP or (v.ok and state is AdminState.AUTO)
         rows.append((
             v.name,
             str(v.status) if v.status is not None else "-",
             f"{v.latency * 1000:.0f}ms" if v.latency is not None else "-",
             v.stamp.describe() if v.stamp else "-",
             f"{v.lag:.0f}s" if v.lag is not None else "-",
-            ("syncing" if v.syncing else "ok") if v.ok else "FAIL",
-            v.reason,
+            verdict,
+            reason,
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     mirrors = [v for v in report.verdicts if v.kind is TargetKind.MIRROR]
     relays = [v for v in report.verdicts if v.kind is TargetKind.RELAY]
-    summary = f"{sum(v.ok for v in mirrors)} of {len(mirrors)} mirrors usable"
+    summary = f"{sum(usable[v.name] for v in mirrors)} of {len(mirrors)} mirrors usable"
     if relays:
-        summary += f", {sum(v.ok for v in relays)} of {len(relays)} relay services usable"
+        summary += f", {sum(usable[v.name] for v in relays)} of {len(relays)} relay services usable"
     lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
     for kind in TargetKind:
         if report.all_failed(kind):

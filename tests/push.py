@@ -49,7 +49,9 @@ def status(server: Server) -> dict:
 def table_shares(server: Server) -> dict[str, dict[str, float]]:
     """Region -> mirror -> share of the region's A pool in the table in service."""
     found: dict[str, dict[str, float]] = {}
-    for region in status(server)["regions"]:
+    with urllib.request.urlopen(server.status_url + "/status.json?page=0", timeout=5) as reply:
+        regions = json.load(reply)["regions"]  # the pools, for the first page of regions (all of these)
+    for region in regions:
         for pool in region["pools"]:
             if pool["name"] == "deb" and pool["type"] == "A":
                 found[region["region"]] = {e["target"]: e["configured_share"] for e in pool["entries"]}

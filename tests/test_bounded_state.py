@@ -3,6 +3,7 @@ answering path; damaged state files ignored with a word; the rate limiter forget
 from __future__ import annotations
 
 import json
+import os
 import random
 import socket
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import dns.message
 import dns.rdatatype
 
-from dnsbalance.answer.ratelimit import TABLE_LIMIT, Action, RateLimiter
+from dnsbalance.answer.ratelimit import SLOT, TABLE_LIMIT, Action, RateLimiter
 from dnsbalance.configuration.model import RRLSettings
 from tests.harness import start_server
 
@@ -78,8 +79,24 @@ def test_rate_limiter_evicts_the_least_recently_seen() -> None:
     limiter = RateLimiter(RRLSettings(enabled=True, responses_per_second=2, slip=0, ipv4_prefix=32))
     now = 100.0
     assert [limiter.check("192.0.2.1", now) for _ in range(3)] == [Action.SEND, Action.SEND, Action.DROP]
-    for n in range(TABLE_LIMIT + 10):  # a flood of new prefixes while the limited client keeps sending
+    for n in range(2 * TABLE_LIMIT):  # a flood of new prefixes while the limited client keeps sending
+        now += 1e-7
         limiter.check(f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}", now)
         if n % 1000 == 0:
-            assert limiter.check("192.0.2.1", now) is Action.DROP, n  # emptied table: a fresh bucket
-    assert limiter.check("10.0.0.0", now) is Action.SEND  # the oldest of the flood was forgotten
+            assert limiter.check("192.0.2.1", now) is Action.DROP, n  # still limited: not evicted
+    # twice as many prefixes as slots, and the memory is what it was: a fixed table
+    assert len(limiter.table) == TABLE_LIMIT * SLOT.size
+
+
+def test_rate_limiter_budget_is_shared_with_forked_processes() -> None:
+    """Workers and table generations are forked: a client's budget is one, whichever process answers."""
+    limiter = RateLimiter(RRLSettings(enabled=True, responses_per_second=3, slip=0, ipv4_prefix=24))
+    now = 50.0
+    pid = os.fork()
+    if pid == 0:  # the child spends the budget of 198.51.100.0/24
+        code = 0 if [limiter.check("198.51.100.7", now) for _ in range(3)] == [Action.SEND] * 3 else 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert limiter.check("198.51.100.9", now) is Action.DROP  # spent in the other process
+    assert limiter.check("198.51.101.9", now) is Action.SEND  # another prefix

@@ -20,7 +20,8 @@ def test_explain_country_table(config_dir: Path) -> None:
     assert "client: country JP, continent AS" in out
     assert "A: answered from the country JP table, usable entries" in out
     assert "  jp1                9000   47.4%  up      192.0.2.1" in out  # 9000 / 19000
-    assert "jpdrained" not in out
+    assert "jpdrained" not in out.split("A: answered")[1]  # never answered; the tables tried say why
+    assert "    jpdrained: drained (priority 10000)" in out.split("A: answered")[0]
     # JP has only two IPv6 mirrors
     assert "AAAA: answered from the country JP table" in out
 

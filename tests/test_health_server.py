@@ -105,6 +105,8 @@ def test_restart_remembers_down_mirrors(tmp_path: Path, config_dir: Path, zone_f
 def test_changed_file_is_picked_up_at_next_cycle(tmp_path: Path, config_dir: Path,
                                                  zone_fleet: dict[str, Mirror]) -> None:
     probe_everything(config_dir, zone_fleet)
+    with (config_dir / "dnsbalance.yaml").open("a") as handle:
+        handle.write("reload: {auto_apply: true}\n")  # off by default: see tests/test_auto_apply.py
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)

@@ -49,8 +49,17 @@ def test_status_json(busy: Server) -> None:
     assert mirrors["jp4"]["admin_state"] == "down"
     assert status["queries"]["total"] >= 3000 and status["queries"]["ecs"] >= 3000
     assert status["queries"]["unique_clients"] == 1  # one client subnet
-    (jp,) = [p for r in status["regions"] if r["region"] == "country JP" for p in r["pools"]
-             if p["name"] == "deb" and p["type"] == "A"]
+    assert "pools" not in status["regions"][0]  # the summary has one line per region; the pools are paged
+    jp_line = next(r for r in status["regions"] if r["region"] == "country JP")
+    assert jp_line["problem"] and jp_line["lost"] == ["jp4"]  # down by the operator's word: lost to JP
+    assert status["regions"][0]["problem"]  # regions with a problem come first
+    details = httpx.get(f"{busy.status_url}/status.json", params={"region": "JP"}, timeout=5).json()
+    assert [r["region"] for r in details["regions"]] == ["country JP"]
+    (jp,) = [p for r in details["regions"] for p in r["pools"] if p["name"] == "deb" and p["type"] == "A"]
+    assert [(x["target"], x["state"]) for x in jp["lost"]] == [("jp4", "operator down"), ("jpdrained", "drained")]
+    paged = httpx.get(f"{busy.status_url}/status.json?page=0", timeout=5).json()
+    assert status["region_pages"] == 1 and len(paged["regions"]) == len(status["regions"])
+    assert httpx.get(f"{busy.status_url}/status.json?region=XX", timeout=5).status_code == 404
     assert jp["first_answers"] == 3000
     shares = {e["target"]: e for e in jp["entries"]}
     assert set(shares) == {"jp1", "jp2", "jp3"}  # jp4 is down, jpdrained drained
@@ -80,10 +89,13 @@ def test_status_page_in_headless_chromium(busy: Server, tmp_path: Path) -> None:
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}"]
     dom = subprocess.run([browser, *flags, "--dump-dom", f"{busy.status_url}/"], capture_output=True, text=True,
                          timeout=120).stdout
-    assert "<h1>dnsbalance" in dom and "cdn.example.org" in dom
-    assert re.search(r"<tr class=\"down\"><td>jp4</td><td>DOWN</td><td>down</td>", dom)
-    assert re.search(r"<tr class=\"up\"><td>jp1</td><td>up</td>", dom)
-    assert "country JP: deb A" in dom and "3000 answers counted" in dom
+    assert "<h1>dnsbalance: cdn.example.org" in dom
+    assert re.search(r'<div class="banner orange" id="down">1 down or stale: <span>jp4 \(operator down', dom)
+    states = re.findall(r'<tr (?:class="bad" )?data-state="([^"]+)"><td><span[^>]*>[^<]*</span></td><td><strong>'
+                        r'(\w+)</strong>', dom.split('id="mirrors"')[1].split("</table>")[0])
+    assert states[0] == ("operator down", "jp4") and len(states) == 15, states  # what needs action first
+    assert {state for state, _ in states[1:]} == {"not probed"}  # no URL: nothing to judge them by
+    assert "country JP" in dom and "answers in the last 15 min, 3000 since" in dom
     shot = tmp_path / "status.png"
     subprocess.run([browser, *flags, f"--screenshot={shot}", "--window-size=1200,900", f"{busy.status_url}/"],
                    capture_output=True, timeout=120)

@@ -10,6 +10,7 @@ import httpx
 from tests.harness import Server, start_server
 from tests.mirrors import Mirror
 from tests.test_health_server import probe_everything
+from tests.test_roles import settled
 
 
 def processes_of(server: Server) -> set[int]:
@@ -60,8 +61,9 @@ def test_worker_restarted_after_a_crash(tmp_path: Path, config_dir: Path) -> Non
 
     server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "2"))
     try:
-        victim = min(processes_of(server))
-        os.kill(victim, signal.SIGKILL)
+        settled(server)
+        for victim in processes_of(server):
+            os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while not re.search(r"worker \d exited", server.log()):
             assert time.monotonic() < deadline, server.log()

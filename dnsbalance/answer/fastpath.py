@@ -144,9 +144,8 @@ class FastPath:
             no_answer = ("", "", "")
             return Prepared(None, fixed, {}, b"", b"", counting, no_answer, used) if len(fixed) + 2 <= limit else None
         heads = {}
-        for variant in variants.all():
-            count = len(variant.addresses)
-            if 14 + len(question) + len(variant.wire) + len(opt) > limit:
+        for count in variants.sizes:
+            if 14 + len(question) + count * variants.record + len(opt) > limit:
                 return None  # some draw would not fit: the full path truncates properly
             heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
         answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
@@ -171,9 +170,11 @@ class Prepared:
         if self.variants is None:
             self.stats.count(self.query_key, self.ecs)
             return ident + self.fixed
-        variant = self.variants.pick(rng)
-        self.stats.count(self.query_key, self.ecs, self.answer_key, variant)
-        return b"".join((ident, self.heads[len(variant.addresses)], self.question, variant.wire, self.opt))
+        variants = self.variants
+        index = variants.pick_index(rng)
+        self.stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
+        return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
+                         self.opt))
 
 
 def _plain_name(wire: bytes) -> bool:

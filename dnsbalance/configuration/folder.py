@@ -26,13 +26,14 @@ from dnsbalance.geo.countries import CONTINENTS, country
 log = logging.getLogger(__name__)
 
 
-def check_config(directory: Path) -> tuple[Config | None, list[Problem]]:
-    """Every problem in the folder; the Config too when there is no error."""
+def check_config(directory: Path, paths_from: Path | None = None) -> tuple[Config | None, list[Problem]]:
+    """Every problem in the folder; the Config too when there is no error. `paths_from`: where the folder's
+    relative paths point when it is a copy (see read_settings)."""
     check = Checker()
     if not directory.is_dir():
         check.error(directory, 1, "configuration folder does not exist")
         return None, check.problems
-    settings = read_settings(check, directory)
+    settings = read_settings(check, directory, paths_from)
     fleet = read_fleet(check, directory, archive_names(settings))
     reserved = reserved_names(settings, fleet.relays)
 

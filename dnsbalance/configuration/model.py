@@ -112,6 +112,13 @@ class TCPSettings:
 
 
 @dataclass(frozen=True)
+class ReloadSettings:
+    # Off: edited files wait for `dnsbalance reload` (or SIGHUP), so `dnsbalance plan` can show what they
+    # will do first; on: the health cycle after a change applies it.
+    auto_apply: bool = False
+
+
+@dataclass(frozen=True)
 class Settings:
     zone: str  # lower case, no trailing dot
     nameservers: tuple[NameServer, ...]
@@ -130,6 +137,7 @@ class Settings:
     tcp: TCPSettings = TCPSettings()
     archives: tuple[Archive, ...] = ()  # (): one implicit archive made from `health:`
     status_listen: str | None = "127.0.0.1:8053"  # status page, JSON and metrics; None: off
+    reload: ReloadSettings = ReloadSettings()
 
 
 class AdminState(Enum):

@@ -13,6 +13,7 @@ from dnsbalance.configuration.model import (
     GeoIPSettings,
     HealthSettings,
     NameServer,
+    ReloadSettings,
     RRLSettings,
     Settings,
     SOASettings,
@@ -24,15 +25,18 @@ from dnsbalance.configuration.yamlpos import PosDict, PosList
 
 FILE = "dnsbalance.yaml"
 KEYS = ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir",
-        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives")
+        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives", "reload")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
 SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
 
 
-def read_settings(check: Checker, directory: Path) -> Settings | None:
-    """The folder's Settings, or None when dnsbalance.yaml is missing, unparsable or not a mapping."""
+def read_settings(check: Checker, directory: Path, paths_from: Path | None = None) -> Settings | None:
+    """The folder's Settings, or None when dnsbalance.yaml is missing, unparsable or not a mapping.
+    `paths_from`: the folder the file's relative paths (GeoIP databases, state_dir) are relative to, when the
+    file was copied away from it (the state folder's copy of the configuration in service); else `directory`."""
     path = directory / FILE
+    base = paths_from or directory
     raw = check.read(path, required=True)
     if raw is None:
         return None
@@ -48,7 +52,7 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
     listen = _listen(check, top, path)
     nameservers = _nameservers(check, top, path, zone)
     soa = _soa(check, top, path, zone)
-    geoip = _geoip(check, top, path, directory)
+    geoip = _geoip(check, top, path, base)
     health = _health(check, top, path)
     archives = _archives(check, top, path, health)
     rrl = _rrl(check, top, path)
@@ -68,7 +72,7 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
         listen=listen or DEFAULTS["listen"],
         geoip=geoip,
         health=health,
-        state_dir=directory / state_dir,
+        state_dir=base / state_dir,
         nsid=nsid,
         cookies=check.boolean(top, "cookies", path, FILE, DEFAULTS["cookies"]),
         cookie_secret=cookie_secret,
@@ -76,6 +80,7 @@ def read_settings(check: Checker, directory: Path) -> Settings | None:
         tcp=tcp,
         archives=archives,
         status_listen=status_listen,
+        reload=_reload(check, top, path),
     )
 
 
@@ -265,6 +270,15 @@ def _tcp(check: Checker, top: PosDict, path: Path) -> TCPSettings:
         max_connections=check.integer(t_map, "max_connections", path, "tcp", 1, 100000, tcp.max_connections),
         idle_timeout=check.number(t_map, "idle_timeout", path, "tcp", 0.1, 3600, tcp.idle_timeout),
     )
+
+
+def _reload(check: Checker, top: PosDict, path: Path) -> ReloadSettings:
+    reload = ReloadSettings()
+    r_map = check.section(top, "reload", path)
+    if r_map is None:
+        return reload
+    check.known_keys(r_map, ("auto_apply",), path, "reload")
+    return ReloadSettings(auto_apply=check.boolean(r_map, "auto_apply", path, "reload", reload.auto_apply))
 
 
 def _status(check: Checker, top: PosDict, path: Path) -> str | None:

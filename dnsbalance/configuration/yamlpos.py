@@ -143,6 +143,9 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        if mark is not None and _tab_at(text, mark.line, mark.column):  # libyaml does not name the character
+            raise YamlSyntaxError(line, "YAML syntax error: a tab character in the indentation (column "
+                                        f"{mark.column + 1}); YAML indents with spaces only") from None
         detail = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise YamlSyntaxError(line, f"YAML syntax error: {detail}") from None
     except yaml.YAMLError as exc:  # the reader's errors quote the offending character: name its position only
@@ -151,3 +154,11 @@ def load_yaml(path: Path) -> Any:
                               (f" (character {mark})" if mark is not None else "")) from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise YamlSyntaxError(1, f"YAML value error: {str(exc)[:80]}") from None
+
+
+def _tab_at(text: str, line: int, column: int) -> bool:
+    """The parser stopped at a tab, or on a line indented with one: the usual cause of a YAML error that
+    libyaml words as "found character that cannot start any token"."""
+    rows = text.split("\n", line + 1)
+    row = rows[line] if line < len(rows) else ""
+    return row[column:column + 1] == "\t" or "\t" in row[: len(row) - len(row.lstrip())]

@@ -3,12 +3,13 @@ GeoLite2-ASN, DB-IP's ASN lite, or one built from open data): `autonomous_system
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import NamedTuple
 
 import maxminddb
 
-from dnsbalance.geo.locate import GeoIPError, IPAddress, unmap
+from dnsbalance.geo.locate import GeoIPError, IPAddress, file_id, unmap
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class AsnHit(NamedTuple):
 class AsnDatabase:
     def __init__(self, path: Path) -> None:
         try:
+            self.identity = file_id(path, os.stat(path))
             self._reader = maxminddb.open_database(str(path))
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise GeoIPError(f"{path}: cannot open ASN database: {exc}") from None

@@ -50,8 +50,24 @@ class GeoIPError(Exception):
     pass
 
 
+BUILTIN_NAME = "builtin-country.mmdb"
+# (path, device, inode, modification time in ns, size): a file replaced or rewritten at the same path is
+# another database, to be opened again at the next reload.
+FileId = tuple[str, int, int, int, int]
+
+
 def builtin_database() -> Path:
-    return Path(str(resources.files("dnsbalance.geo").joinpath("data/builtin-country.mmdb")))
+    """The built-in database as the package ships it."""
+    return Path(str(resources.files("dnsbalance.geo").joinpath(f"data/{BUILTIN_NAME}")))
+
+
+def rebuilt_database(state_dir: Path) -> Path:
+    """Where `dnsbalance geoip rebuild` writes the built-in database: preferred to the package's when present."""
+    return state_dir / "geoip" / BUILTIN_NAME
+
+
+def file_id(path: Path, info: os.stat_result) -> FileId:
+    return (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
 
 
 def unmap(address: IPAddress) -> IPAddress:
@@ -66,16 +82,18 @@ def unmap(address: IPAddress) -> IPAddress:
 PROBES = ("1.1.1.1", "8.8.8.8", "81.0.0.1", "200.0.0.1", "2001:200::1", "2a00:1450::1")
 
 
-def _private_copy(path: Path) -> maxminddb.Reader:
+def _private_copy(path: Path) -> tuple[maxminddb.Reader, FileId]:
     """The database memory-mapped from a copy that only this process knows of (unlinked once open): the
     file can then be replaced, rewritten or truncated in place by anyone without the mapping changing under
-    a lookup, which would be a SIGBUS. A copy caught half-written fails to open, like any damaged file."""
+    a lookup, which would be a SIGBUS. A copy caught half-written fails to open, like any damaged file.
+    With it, the identity of the file copied (read from the open file: the one copied, not its successor)."""
     with path.open("rb") as source, tempfile.NamedTemporaryFile(prefix="dnsbalance-geoip-", suffix=".mmdb",
                                                                 delete=False) as copy:
         try:
+            identity = file_id(path, os.fstat(source.fileno()))
             shutil.copyfileobj(source, copy, 1 << 20)
             copy.flush()
-            return maxminddb.open_database(copy.name)
+            return maxminddb.open_database(copy.name), identity
         finally:
             os.unlink(copy.name)
 
@@ -83,9 +101,10 @@ def _private_copy(path: Path) -> maxminddb.Reader:
 class GeoIP:
     """A Country or City database (GeoLite2, GeoIP2, DB-IP, or the built-in one)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, origin: str = "configured") -> None:
+        """`origin`: where the file comes from, as the log and the status page say it."""
         try:
-            self._reader = _private_copy(path)
+            self._reader, self.identity = _private_copy(path)
             for probe in PROBES:
                 self._reader.get_with_prefix_len(probe)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
@@ -97,13 +116,37 @@ class GeoIP:
             raise GeoIPError(f"{path}: database type '{kind}' is not a Country or City database")
         self.path = path
         self.database_type = kind
+        self.origin = origin
         self._cache: dict[tuple[int, int], Location] = {}
         self._interned: dict[Location, Location] = {}
 
     @classmethod
-    def open(cls, setting: str, directory: Path) -> "GeoIP":
-        """`builtin`, or a path relative to the configuration folder."""
-        return cls(builtin_database() if setting == "builtin" else directory / setting)
+    def open(cls, setting: str, directory: Path, state_dir: Path | None = None) -> "GeoIP":
+        """`builtin`, or a path relative to the configuration folder. `builtin` is the state folder's
+        rebuilt copy when there is one (a damaged one is logged and the package's used instead)."""
+        if setting != "builtin":
+            return cls(directory / setting)
+        rebuilt = rebuilt_database(state_dir) if state_dir is not None else None
+        if rebuilt is not None and rebuilt.exists():
+            try:
+                found = cls(rebuilt, "built-in, rebuilt into the state folder")
+                log.info("GeoIP: the built-in database rebuilt into the state folder, %s (%s)", rebuilt,
+                         found.description)
+                return found
+            except GeoIPError as exc:
+                log.error("GeoIP: not using the state folder's rebuilt database (%s); using the package's", exc)
+        return cls(builtin_database(), "built-in, as shipped")
+
+    @property
+    def description(self) -> str:
+        """The database's own description (source and date of its data), English, or ''."""
+        text = self._reader.metadata().description
+        return str(text.get("en", "")) if isinstance(text, dict) else ""
+
+    def describe(self) -> str:
+        """One line for the log and the status page: which file, of what kind, from where."""
+        about = self.description
+        return f"{self.path} ({self.database_type}, {self.origin}{'; ' + about if about else ''})"
 
     def close(self) -> None:
         self._reader.close()

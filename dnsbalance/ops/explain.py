@@ -1,12 +1,15 @@
 """`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
 from __future__ import annotations
 
-from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
+import time
+
+from dnsbalance.configuration.model import APEX, SRV_SERVICES, AdminState, Config, Entry, Table, archive_for
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.build import status_of, target_key
+from health.state import HealthState
 from health.view import HealthView, Status
 
 
@@ -29,14 +32,34 @@ def _chain(config: Config, location: Location, address: IPAddress | None) -> lis
     ]
 
 
+def owner_name(name: str, zone: str, known: frozenset[str]) -> str | None:
+    """The owner name relative to the zone, or None for a name outside it. A name ending in a dot is
+    absolute; without one, a name the zone defines is taken as relative ('deb', '_turn._udp'), and so is an
+    unknown single label, but an unknown dotted name ('www.example.com') as the client would ask it."""
+    text = name.lower()
+    absolute = text.endswith(".")
+    text = text.rstrip(".")
+    if text in ("", "@") or text == zone:
+        return APEX
+    if text.endswith("." + zone):
+        return text[: -len(zone) - 1]
+    if absolute or ("." in text and text not in known):
+        return None
+    return text
+
+
 def explain(config: Config, table: ActiveTable, health: HealthView, location: Location, name: str,
-            address: IPAddress | None = None) -> list[str]:
-    """`address`: the client's, to name the network prefix that chose its network table."""
+            address: IPAddress | None = None, state: HealthState | None = None) -> list[str]:
+    """`address`: the client's, to name the network prefix that chose its network table; `state`: the
+    saved health, whose reasons and times explain the entries that are down."""
     zone = config.settings.zone
-    fqdn = name.rstrip(".").lower()
-    if fqdn != zone and not fqdn.endswith("." + zone):
-        fqdn = f"{fqdn}.{zone}" if fqdn not in ("", "@") else zone
-    relative = APEX if fqdn == zone else fqdn[: -len(zone) - 1]
+    relative = owner_name(name, zone, table.names)
+    if relative is None:  # as the server answers it: authoritative for its zone only, never a resolver
+        shown = name.rstrip(".").lower()
+        return [f"name: {shown}. (outside zone {zone})",
+                f"answer: REFUSED: this server answers only for {zone} and the names below it; it is no "
+                "resolver"]
+    fqdn = zone if relative == APEX else f"{relative}.{zone}"
     lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})",
              f"client: {location.describe()}",
              "tables tried, in order (network, AS, country, continent, default):"]
@@ -52,6 +75,8 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
             live = [e for e in source.names[relative] if e.weight > 0 and _usable(config, health, relative, e)]
             lines.append(f"  {label}: table {source.source} lists '{relative}', {len(live)} usable "
                          f"of {len(source.names[relative])}")
+            lines += [f"    {entry.target}: {_why_not(config, health, state, relative, entry)}"
+                      for entry in source.names[relative] if entry not in live]
 
     service = SRV_SERVICES.get(relative)
     if not service:
@@ -77,6 +102,27 @@ def _usable(config: Config, health: HealthView, owner: str, entry: Entry) -> boo
     target = config.relays.get(entry.target) if service else config.mirrors.get(entry.target)
     return target is not None and status_of(config, target, health, target_key(config, target, owner)) in (
         Status.UP, Status.SYNCING)
+
+
+def _why_not(config: Config, health: HealthView, state: HealthState | None, owner: str, entry: Entry) -> str:
+    """Why an entry of a table is not answered: drained, down by the operator, down (with the health
+    checks' reason and since when), or not judged yet."""
+    if entry.weight == 0:
+        return f"drained (priority {entry.priority})"
+    target = config.relays.get(entry.target) if SRV_SERVICES.get(owner) else config.mirrors.get(entry.target)
+    if target is None:
+        return "not defined"
+    if target.state is AdminState.DOWN:
+        return "DOWN by operator (state: down in mirrors.yaml)"
+    key = target_key(config, target, owner)
+    status = status_of(config, target, health, key)
+    if status is Status.PENDING:
+        return f"pending: {key} not judged yet (answered only while no judged entry is usable)"
+    judged = state.mirrors.get(key) if state is not None else None
+    if judged is None:
+        return f"{status.value} ({key})"
+    since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(judged.since)) if judged.since else "?"
+    return f"DOWN since {since} ({key}): {judged.reason or 'no reason recorded'}"
 
 
 def _entries(config: Config, health: HealthView, pool: Pool, service: str | None, owner: str) -> list[str]:

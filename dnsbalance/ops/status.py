@@ -1,29 +1,150 @@
-"""What the balancer is doing, as one JSON-ready dict: the status page, the JSON API and the metrics
-are all made from it."""
+"""What the balancer is doing, as JSON-ready dicts (pure): the status page, `/status.json` and the metrics are
+all made from them.
+
+Two sizes, so that a big table (250 countries x 50 names) never makes one huge document: `summary` (mirrors,
+relays, one line per region, regions with problems first) and `region_details` (every pool of the regions
+asked for, with configured, delivered and observed shares and the entries it lost).
+"""
 from __future__ import annotations
 
-from typing import Any, Mapping
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Iterable, Mapping, Sequence
 
-from dnsbalance.configuration.model import Config, Level, archives_of, fallback_archive, health_key, mirror_key
+from dnsbalance.configuration.model import (
+    DRAINED,
+    SRV_SERVICES,
+    AdminState,
+    Config,
+    Level,
+    Mirror,
+    Relay,
+    Table,
+    archive_for,
+    archives_of,
+    fallback_archive,
+    health_key,
+    mirror_key,
+)
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, status_of, usable
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
+from health.events import Event
 from health.state import HealthState
 
+HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
+PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
+# How bad a state is, worst first: the page sorts mirrors by it.
+LOST = ("down", "stale", "operator down")  # an entry in one of these states is lost to its regions
+SEVERITY = ("down", "stale", "operator down", "pending", "syncing", "health off", "not probed", "operator up", "up")
 
-def _health(state: HealthState, key: str) -> dict[str, Any]:
-    mirror = state.mirrors.get(key)
+
+@dataclass(frozen=True)
+class StatusInputs:
+    """Everything the status is made from, read once (by the web layer, off the event loop): the serving
+    snapshot's configuration and table, health, the last cycle, counters summed over every process's file,
+    and the health event log."""
+
+    config: Config
+    table: ActiveTable
+    health: HealthState
+    cycle: CycleReport | None
+    totals: Totals
+    built_at: float
+    now: float
+    changed: Mapping[PoolLabel, float] = field(default_factory=dict)  # when each pool last changed
+    events: Sequence[Event] = ()
+    reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
+    inputs: Mapping[str, Any] = field(default_factory=dict)  # GeoIP in use; whether the files on disk are served
+
+    @cached_property
+    def events_by_key(self) -> dict[str, list[Event]]:
+        found: dict[str, list[Event]] = {}
+        for event in self.events:
+            found.setdefault(event.key, []).append(event)
+        return found
+
+    def history(self, key: str) -> list[list[Any]]:
+        return history(self.events_by_key.get(key, ()), key, self.now - HISTORY, self.now)
+
+    def since(self, key: str) -> float | None:
+        """When the key's present state began: health's own word, or earlier when the event log says the
+        state held before (health.json lost or reset, a restart that judged it anew)."""
+        judged = self.health.mirrors.get(key)
+        if judged is None:
+            return None
+        since = judged.since
+        for event in reversed(self.events_by_key.get(key, ())):
+            if event.up != judged.up:
+                break
+            since = min(since, event.time)
+        return since
+
+
+def shown_state(config: Config, target: Mirror | Relay, health: HealthState, key: str,
+                cycle_verdicts: Mapping[str, Any]) -> str:
+    """One word for a (mirror, archive) or relay service, as an operator reads it; SEVERITY orders them."""
+    if target.state is AdminState.DOWN:
+        return "operator down"
+    if target.state is AdminState.UP:
+        return "operator up"
+    if not config.settings.health.enabled:
+        return "health off"
+    if isinstance(target, Mirror) and not target.probed():
+        return "not probed"
+    judged = health.mirrors.get(key)
+    if judged is None:
+        return "pending"
+    if not judged.up:
+        verdict = cycle_verdicts.get(key)
+        stale = verdict.cause == "stale" if verdict is not None else judged.reason.startswith("stale")
+        return "stale" if stale else "down"
+    return "syncing" if judged.syncing else "up"
+
+
+UNJUDGED = {  # the reason shown for a key with no verdict, by shown state
+    "operator down": "state: down in mirrors.yaml", "operator up": "state: up in mirrors.yaml",
+    "health off": "health checks are off: counts as usable", "not probed": "no url: not probed, counts as usable",
+}
+
+
+def _health(inputs: StatusInputs, key: str, state: str = "pending") -> dict[str, Any]:
+    mirror = inputs.health.mirrors.get(key)
     if mirror is None:
-        return {"up": True, "reason": "pending: not judged yet", "lag": None, "since": None, "checked": None}
-    return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": mirror.since,
+        return {"up": True, "reason": UNJUDGED.get(state, "pending: not judged yet"), "lag": None, "since": None,
+                "checked": None}
+    return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": inputs.since(key),
             "checked": mirror.checked}
 
 
-def _archives(config: Config, health: HealthState, verdicts: dict[str, Any], name: str) -> list[dict[str, Any]]:
+def history(events: Iterable[Event], key: str, start: float, now: float) -> list[list[Any]]:
+    """[from, to, "up" | "down" | "unknown"] spans of one health key over [start, now], from its events."""
+    spans: list[list[Any]] = []
+    state, at = "unknown", start
+    for event in events:
+        if event.key != key:
+            continue
+        word = "up" if event.up else "down"
+        if event.time <= start:
+            state = word
+            continue
+        if event.time > now:
+            break
+        if word != state:
+            if event.time > at:
+                spans.append([at, event.time, state])
+            state, at = word, event.time
+    if now > at:
+        spans.append([at, now, state])
+    return spans
+
+
+def _archives(inputs: StatusInputs, verdicts: Mapping[str, Any], mirror: Mirror) -> list[dict[str, Any]]:
     """Health per archive the mirror carries: up, syncing, down or pending, and why."""
-    mirror = config.mirrors[name]
+    config, health = inputs.config, inputs.health
     archives = archives_of(config.settings)
     fallback = fallback_archive(archives)
     rows = []
@@ -31,13 +152,17 @@ def _archives(config: Config, health: HealthState, verdicts: dict[str, Any], nam
         url = mirror.url_for(archive, fallback)
         if not url:
             continue
-        key = mirror_key(name, archive)
+        key = mirror_key(mirror.name, archive)
         judged = verdicts.get(key)
         ref = health.archives.get(archive.name)
         rows.append({"archive": archive.name, "key": key, "url": url,
-                     "status": status_of(config, mirror, health.view(), key).value, **_health(health, key),
+                     "status": status_of(config, mirror, health.view(), key).value,
+                     "state": (state := shown_state(config, mirror, health, key, verdicts)),
+                     **_health(inputs, key, state),
+                     "latency": judged.latency if judged else None,
                      "stamp": judged.stamp.describe() if judged and judged.stamp else None,
-                     "reference": ref.serial if ref else None})
+                     "reference": ref.serial if ref else None,
+                     "history": inputs.history(key)})
     return rows
 
 
@@ -55,11 +180,157 @@ def selects(config: Config, label: str) -> str:
     return "every other client"
 
 
-def _regions(table: ActiveTable, totals: Totals, now: float, changed: Mapping[PoolLabel, float],
-             config: Config) -> list[dict[str, Any]]:
-    regions = []
+def natural(name: str) -> list[Any]:
+    """m2 before m10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _mirrors(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    config, health = inputs.config, inputs.health
+    rows = []
+    for name, mirror in sorted(config.mirrors.items()):
+        judged = verdicts.get(name)
+        archives = _archives(inputs, verdicts, mirror)
+        worst = min(archives, key=lambda a: SEVERITY.index(a["state"]), default=None)
+        state = worst["state"] if worst else shown_state(config, mirror, health, name, verdicts)
+        # the mirror's own line tells its worst archive's story (the only one, usually)
+        told = worst if worst is not None else {**_health(inputs, name, state), "latency": None,
+                                                "history": inputs.history(name)}
+        rows.append({
+            "name": name, "addresses": [*mirror.ipv4, *mirror.ipv6], "url": mirror.url,
+            "admin_state": mirror.state.value, "usable": usable(mirror, health.view()), "state": state,
+            **{k: told[k] for k in ("up", "reason", "since", "checked", "lag")},
+            "last_status": judged.status if judged else None,
+            "last_latency": told["latency"] if told["latency"] is not None else (judged.latency if judged else None),
+            "last_error": None if judged is None or judged.ok else judged.reason,
+            "stamp": judged.stamp.describe() if judged and judged.stamp else None,
+            "history": told["history"],
+            "archives": archives,
+        })
+    rows.sort(key=lambda m: (SEVERITY.index(m["state"]), natural(m["name"])))  # what needs action first
+    return rows
+
+
+def _relays(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    config, health = inputs.config, inputs.health
+    rows = []
+    for name, relay in sorted(config.relays.items()):
+        for service in relay.services():
+            key = health_key(name, service)
+            judged = verdicts.get(key)
+            state = shown_state(config, relay, health, key, verdicts)
+            rows.append({
+                "name": name, "service": service, "port": relay.port(service),
+                "addresses": [*relay.ipv4, *relay.ipv6], "admin_state": relay.state.value,
+                "usable": usable(relay, health.view(), service), "state": state,
+                **_health(inputs, key, state), "last_latency": judged.latency if judged else None,
+                "last_error": None if judged is None or judged.ok else judged.reason,
+                "history": inputs.history(key),
+            })
+    rows.sort(key=lambda r: (SEVERITY.index(r["state"]), natural(r["name"]), r["service"]))
+    return rows
+
+
+def config_tables(config: Config) -> dict[str, Table]:
+    """Region label ("country JP") -> the configured table."""
+    return {str(table.region): table for table in config.tables()}
+
+
+def _entry_key(config: Config, target: Mirror | Relay, owner: str) -> str:
+    if isinstance(target, Relay):
+        return health_key(target.name, SRV_SERVICES.get(owner, ""))
+    return mirror_key(target.name, archive_for(config.settings, owner))
+
+
+def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner: str, rtype: RType,
+          serving: set[str]) -> list[dict[str, Any]]:
+    """Configured entries of `owner` that the region's pool does not draw from now, and why."""
+    config, health = inputs.config, inputs.health
+    rows: list[dict[str, Any]] = []
+    for entry in table.names.get(owner, ()):
+        if entry.target in serving:
+            continue
+        target: Mirror | Relay | None = config.mirrors.get(entry.target) or config.relays.get(entry.target)
+        if target is None or (rtype is RType.A and not target.ipv4) or (rtype is RType.AAAA and not target.ipv6):
+            continue  # not an entry of this type's pool at all
+        if entry.priority >= DRAINED:
+            rows.append({"target": entry.target, "state": "drained", "reason": "priority 10000 (drained)",
+                         "since": None})
+            continue
+        key = _entry_key(config, target, owner)
+        state = shown_state(config, target, health, key, verdicts)
+        judged = health.mirrors.get(key)
+        rows.append({"target": entry.target, "state": state,
+                     "reason": judged.reason if judged else ("operator: state down" if state == "operator down"
+                                                             else "syncing: avoided while the region can do "
+                                                             "without it" if state == "syncing" else ""),
+                     "since": inputs.since(key) if judged and not judged.up else None})
+    return rows
+
+
+def region_summaries(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One line per region: its pools, those whose entries are all unusable (served by a wider table), the
+    mirrors it lost, its recent answers; regions with a problem first."""
+    config, table = inputs.config, inputs.table
+    tables = config_tables(config)
+    recent = inputs.totals.recent_first(inputs.now)
+    answered: dict[str, int] = {}
+    for (label, *_), count in recent.items():
+        answered[label] = answered.get(label, 0) + count
+    states: dict[tuple[str, str], str] = {}  # (target, owner) -> shown state: owners repeat across regions
+    rows: list[dict[str, Any]] = []
+    for index, (label, tier) in enumerate(table.labelled_tiers()):
+        pools = len(tier.usable) + len(tier.fail_open)
+        if not pools:
+            continue
+        fallback = sorted(f"{name} {rtype.name}" for name, rtype in tier.fail_open)
+        lost: set[str] = set()
+        configured = tables.get(label)
+        for owner, entries in (configured.names.items() if configured is not None else ()):
+            for entry in entries:
+                if entry.priority >= DRAINED or entry.target in lost:
+                    continue
+                state = states.get((entry.target, owner))
+                if state is None:
+                    target: Mirror | Relay | None = config.mirrors.get(entry.target) or \
+                        config.relays.get(entry.target)
+                    state = states[(entry.target, owner)] = "" if target is None else shown_state(
+                        config, target, inputs.health, _entry_key(config, target, owner), verdicts)
+                if state in LOST:
+                    lost.add(entry.target)
+        rows.append({"region": label, "selects": selects(config, label), "pool_count": pools,
+                     "falls_back": fallback, "lost": sorted(lost, key=natural),
+                     "recent_first_answers": answered.get(label, 0), "problem": bool(fallback or lost), "order": index})
+    rows.sort(key=lambda r: (not r["problem"], -len(r["falls_back"]), -len(r["lost"]), r["order"]))
+    for row in rows:
+        del row["order"]
+    return rows
+
+
+def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[dict[str, Any]]:
+    """Every pool of the regions named, with configured (health-adjusted), delivered and observed shares, and
+    the configured entries each pool lost. Unknown labels are left out."""
+    config, table, totals, now = inputs.config, inputs.table, inputs.totals, inputs.now
+    verdicts = {v.name: v for v in inputs.cycle.verdicts} if inputs.cycle else {}
+    tiers = dict(table.labelled_tiers())
+    tables = config_tables(config)
     recent_first = totals.recent_first(now)
-    for label, tier in table.labelled_tiers():
+    states: dict[tuple[str, str], str] = {}
+
+    def entry_state(owner: str, name: str) -> str:
+        found = states.get((owner, name))
+        if found is None:
+            target: Mirror | Relay | None = config.mirrors.get(name) or config.relays.get(name)
+            found = states[(owner, name)] = "up" if target is None else shown_state(
+                config, target, inputs.health, _entry_key(config, target, owner), verdicts)
+        return found
+
+    regions = []
+    for label in labels:
+        tier = tiers.get(label)
+        if tier is None:
+            continue
+        configured = tables.get(label)
         pools = []
         for (name, rtype), pool in sorted({**tier.usable, **tier.fail_open}.items()):
             total = sum(pool.weights)
@@ -69,19 +340,20 @@ def _regions(table: ActiveTable, totals: Totals, now: float, changed: Mapping[Po
             recently = sum(recent.values())
             # since this pool's entries or weights last changed (at most the recent window: older buckets
             # are not kept)
-            since = changed.get((label, name, rtype.name), 0.0)
+            since = inputs.changed.get((label, name, rtype.name), 0.0)
             fresh = totals.recent_first(now, min(RECENT_WINDOW, max(0.0, now - since)))
             after = {c.name: fresh.get((label, name, rtype.name, c.name), 0) for c in pool.candidates}
             after_total = sum(after.values())
             # A/AAAA: what the answer sets deliver at clients (differs where min_answers bends the weights)
             delivered: list[float] = (
-                [float(d) for d in table.variants(pool, rtype).design.delivered] if rtype in (RType.A, RType.AAAA)
+                list(table.variants(pool, rtype).delivered) if rtype in (RType.A, RType.AAAA)
                 else [c.weight / total if total else 0.0 for c in pool.candidates])
+            serving = set() if pool.fail_open else {c.name for c in pool.candidates}
             pools.append({
                 "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,
                 "recent_first_answers": recently, "changed_at": since or None,
                 "first_answers_since_change": after_total,
-                "entries": [{
+                "entries": [] if pool.fail_open else [{
                     "target": c.name, "weight": c.weight, "configured_share": c.weight / total if total else 0.0,
                     "delivered_share": share,
                     "observed_share": firsts[c.name] / answered if answered else None,
@@ -89,62 +361,69 @@ def _regions(table: ActiveTable, totals: Totals, now: float, changed: Mapping[Po
                     "observed_share_since_change": after[c.name] / after_total if after_total else None,
                     "answers": totals.answers.get((label, name, rtype.name, c.name), 0),
                     "addresses": list(c.addresses), "port": c.port or None, "tier": c.tier,
+                    "state": entry_state(name, c.name),
                 } for c, share in zip(pool.candidates, delivered)],
+                "lost": _lost(inputs, verdicts, configured, name, rtype, serving) if configured is not None else [],
             })
-        if pools:
-            regions.append({"region": label, "selects": selects(config, label), "pools": pools})
+        regions.append({"region": label, "selects": selects(config, label), "pools": pools})
     return regions
 
 
-def status(config: Config, table: ActiveTable, health: HealthState, cycle: CycleReport | None, totals: Totals,
-           built_at: float, now: float, changed: Mapping[PoolLabel, float] | None = None) -> dict[str, Any]:
-    """`changed`: when each pool's entries or weights last changed (the balancer tracks it)."""
+def find_region(inputs: StatusInputs, asked: str) -> str | None:
+    """A region label from what a URL says: the label itself ("country JP", "continent AS", "default"),
+    or a bare code: a country first, else a continent, a network table, an AS."""
+    labels = [label for label, _ in inputs.table.labelled_tiers()]
+    if asked in labels:
+        return asked
+    for level in ("country", "continent", "network", "asn"):
+        label = f"{level} {asked.upper() if level != 'network' else asked}"
+        if label in labels:
+            return label
+    return None
+
+
+def summary(inputs: StatusInputs, regions: bool = True) -> dict[str, Any]:
+    """The whole balancer in one small document: what needs action first. `regions`: add the per-region
+    lines (the metrics do without them)."""
+    config, table, cycle, totals, now = inputs.config, inputs.table, inputs.cycle, inputs.totals, inputs.now
     verdicts = {v.name: v for v in cycle.verdicts} if cycle else {}
-    mirrors = []
-    for name, mirror in sorted(config.mirrors.items()):
-        judged = verdicts.get(name)
-        mirrors.append({
-            "name": name, "addresses": [*mirror.ipv4, *mirror.ipv6], "url": mirror.url,
-            "admin_state": mirror.state.value, "usable": usable(mirror, health.view()),
-            **_health(health, name),
-            "last_status": judged.status if judged else None,
-            "last_latency": judged.latency if judged else None,
-            "last_error": None if judged is None or judged.ok else judged.reason,
-            "stamp": judged.stamp.describe() if judged and judged.stamp else None,
-            "archives": _archives(config, health, verdicts, name),
-        })
-    relays = []
-    for name, relay in sorted(config.relays.items()):
-        for service in relay.services():
-            key = health_key(name, service)
-            judged = verdicts.get(key)
-            relays.append({
-                "name": name, "service": service, "port": relay.port(service),
-                "addresses": [*relay.ipv4, *relay.ipv6], "admin_state": relay.state.value,
-                "usable": usable(relay, health.view(), service), **_health(health, key),
-                "last_error": None if judged is None or judged.ok else judged.reason,
-            })
+    mirrors = _mirrors(inputs, verdicts)
+    relays = _relays(inputs, verdicts)
     queries = sum(totals.queries.values())
     located = sum(n for (_, _, country, _), n in totals.queries.items() if country)
+    settings = config.settings.health
+    region_rows = region_summaries(inputs, verdicts) if regions else []
+    counted: dict[str, int] = {}
+    for row in [*mirrors, *relays]:
+        counted[row["state"]] = counted.get(row["state"], 0) + 1
     return {
+        **inputs.inputs,
         "zone": config.settings.zone,
         "generation": table.generation,
-        "table_age_seconds": max(0.0, now - built_at),
+        "table_age_seconds": max(0.0, now - inputs.built_at),
+        "now": now,
         "fail_open": fail_open_names(table),  # default-table names served with health ignored
+        "health": {"enabled": settings.enabled, "interval": settings.interval, "fall": settings.fall,
+                   "rise": settings.rise, "history_seconds": HISTORY},
         "last_cycle": None if cycle is None else {
             "started": cycle.started, "duration": cycle.duration, "master": cycle.master_note,
+            "kept_previous": [kind.value for kind in {v.kind for v in cycle.verdicts} if cycle.all_failed(kind)],
         },
+        "states": counted,  # mirrors and relay services per shown state
         "mirrors": mirrors,
         "relays": relays,
         # configured_share: weight over the usable entries' weight (health-adjusted, as the table draws);
         # observed_share: first answers since the counters' reset (or first start), recent_: last window
         "shares": {"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
                    "recent_window_seconds": RECENT_WINDOW},
-        "regions": _regions(table, totals, now, changed or {}, config),
+        # per region, one line; `/status.json?region=LABEL` (or ?page=N) has the pools
+        "regions": region_rows,
+        "region_pages": (len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
         "queries": {
             "total": queries,
             "no_country_share": (queries - located) / queries if queries else None,
             "ecs": totals.ecs,
             "unique_clients": totals.clients.count(),
         },
+        "reloads": dict(inputs.reloads),
     }

@@ -91,10 +91,19 @@ def check_ports_free(listen: list[str]) -> None:
                 try:
                     probe.bind((host, port))
                 except OSError as exc:
-                    if exc.errno == errno.EADDRINUSE:
-                        raise InstanceError(f"{item} ({name}) is already in use: another dnsbalance or DNS "
-                                            f"server is listening there") from None
-                    raise
+                    raise InstanceError(f"{item} ({name}) {why_not_bound(exc, host, port)}") from None
+
+
+def why_not_bound(exc: OSError, host: str, port: int) -> str:
+    """A bind error as an operator can act on it."""
+    if exc.errno == errno.EADDRINUSE:
+        return "is already in use: another dnsbalance or DNS server is listening there"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"cannot be bound: no interface of this host has the address {host}"
+    if exc.errno == errno.EACCES and port < 1024:
+        return ("cannot be bound: permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE "
+                "(deploy/dnsbalance.service grants it)")
+    return f"cannot be bound: {exc.strerror or exc}"
 
 
 def record_reload(state: StateFolder, problems: list[Problem], generation: int) -> None:

@@ -1,14 +1,17 @@
 """The health cycle on the server's event loop: APScheduler runs it at start-up and every `interval`."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from dnsbalance.configuration.problems import Severity
 from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.inputs import Fingerprint, fingerprint
 from health.cycle import CycleReport, run_cycle
 from health.fetch import new_client
 
@@ -17,14 +20,18 @@ JOB = "health-cycle"
 
 
 class HealthScheduler:
-    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], None] | None = None) -> None:
-        """`on_change`: called after a new table (or configuration) is in service, e.g. to tell workers."""
+    def __init__(self, balancer: Balancer, config_dir: Path, on_change: Callable[[], Awaitable[None]] | None = None,
+                 lock: asyncio.Lock | None = None) -> None:
+        """`on_change`: called after a new table (or configuration) is in service, e.g. to fork answerers;
+        `lock`: held while a table is built, so that reloads and cycles take turns."""
         self.balancer = balancer
+        self.lock = lock or asyncio.Lock()
         self.on_change = on_change
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self.client = new_client(balancer.config.settings.health.concurrency)
         self.interval = balancer.config.settings.health.interval
+        self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
@@ -45,13 +52,31 @@ class HealthScheduler:
             self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval)
             log.info("health cycle every %gs", interval)
 
+    async def changed_files(self) -> None:
+        """Apply edited files now (reload.auto_apply), or say once per edit that they wait for a reload."""
+        if self.balancer.config.settings.reload.auto_apply:
+            log.info("configuration files changed; reloading before the cycle (reload.auto_apply)")
+            async with self.lock:  # built on a thread: the event loop (status, pings) goes on
+                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+            if not any(p.severity is Severity.ERROR for p in problems):
+                if self.on_change is not None:
+                    await self.on_change()
+                log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
+                         self.balancer.generation)
+            self.reschedule()
+            return
+        seen = fingerprint(self.config_dir)
+        if seen != self.noticed:
+            self.noticed = seen
+            log.warning("configuration files in %s differ from the configuration in service and are not applied "
+                        "(reload.auto_apply is off): `dnsbalance plan` shows what they change, `dnsbalance "
+                        "reload` applies them", self.config_dir)
+
     async def cycle(self) -> CycleReport | None:
         """One cycle; an exception is logged and the next cycle still runs."""
         try:
             if self.balancer.changed_on_disk(self.config_dir):
-                log.info("configuration files changed; reloading before the cycle")
-                self.balancer.reload(self.config_dir)
-                self.reschedule()
+                await self.changed_files()
             config = self.balancer.config
             report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
             good = sum(v.ok for v in report.verdicts)
@@ -60,11 +85,12 @@ class HealthScheduler:
             for verdict in report.verdicts:
                 if not verdict.ok:
                     log.info("  %s: %s", verdict.name, verdict.reason)
-            applied = self.balancer.apply(report)
+            async with self.lock:
+                applied = await asyncio.to_thread(self.balancer.apply, report)
             if applied:
-                log.info("table generation %d in service", self.balancer.generation)
                 if self.on_change is not None:
-                    self.on_change()
+                    await self.on_change()
+                log.info("table generation %d in service", self.balancer.generation)
             return report
         except Exception:
             log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")

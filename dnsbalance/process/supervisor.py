@@ -1,21 +1,25 @@
-"""The supervisor role of `serve --workers N`: the prober, the status page and N worker processes that
-answer on the same ports (SO_REUSEPORT).
+"""The supervisor: everything but answering. It reads the configuration, probes the mirrors, builds every
+table (and precomputes its answers), serves the status page and keeps the counters; answering processes
+(process/answerer.py) are forked from it with a finished table, one per slot: `serve` has one slot,
+`serve --workers N` has N, each with its own SO_REUSEPORT sockets so that the kernel spreads queries.
 
-One prober, not N hitting every mirror. After each table change the supervisor sends every worker its
-inputs (configuration, health, generation) down a pipe, so all workers serve the same table. It pings
-each worker every half second: a worker that exits, or does not answer for WORKER_TIMEOUT, is logged,
-killed and started again from the supervisor's inputs in memory.
+Why processes: building a big table takes seconds of Python, and in one process those seconds would hold
+the GIL between a query's arrival and its answer. Here a new table is built beside the answerers, which
+keep answering from the previous table until the supervisor forks the next generation and retires the old
+(see answerer.py for the hand-over). The supervisor pings every answerer each half second: one that exits,
+or does not answer for WORKER_TIMEOUT, is logged, killed and forked again from the current table.
 """
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import os
 import signal
-import socket
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -23,174 +27,357 @@ from pathlib import Path
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.ops.web import start_status
+from dnsbalance.process.answerer import (
+    DRAIN,
+    Closable,
+    Counts,
+    Flush,
+    Flushed,
+    Ping,
+    Pong,
+    Ready,
+    Retire,
+    Sockets,
+    Start,
+    Started,
+    Stopped,
+    answerer_main,
+)
 from dnsbalance.process.instance import record_reload
 from dnsbalance.process.scheduling import HealthScheduler
-from dnsbalance.process.worker import Ping, Pong, Ready, worker_main
-from dnsbalance.server import bind_pair, run
+from dnsbalance.server import bind_pair, save_counters
 from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.snapshot import Serving
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
-WORKER_TIMEOUT = 3.0  # seconds without a pong before a worker is replaced
-START_TIMEOUT = 60.0
+WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before it is replaced
+START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
+STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)
+START_PRECOMPUTE = 2.0  # seconds of precomputing answers before the first fork; the rest follows in service
 
 
 @dataclass
-class Child:
+class Answerer:
+    slot: int
     process: BaseProcess
     conn: Connection
+    serving: Serving  # the snapshot it was forked with
     ready: bool = False
-    answered: float = 0.0  # monotonic time of the last pong (or of the start)
+    started: bool = False
+    stopped: bool = False
+    waiting_since: float | None = None  # monotonic time of the oldest unanswered ping
+    retired_at: float | None = None
 
 
+@dataclass
 class Supervisor:
-    def __init__(self, balancer: Balancer, config_dir: Path, listen: list[str], count: int,
-                 status_listen: str | None = None) -> None:
-        self.balancer = balancer
-        self.config_dir = config_dir
-        self.listen = listen
-        self.status_listen = status_listen
+    balancer: Balancer
+    config_dir: Path
+    slots: list[Sockets]
+    shown: list[str]  # the bound addresses, for the log
+    status_listen: str | None = None
+    held: list[Closable] = field(default_factory=list)  # what answerers must not keep open (the instance lock)
+    current: list[Answerer | None] = field(default_factory=list)
+    pending: list[Answerer] = field(default_factory=list)  # forked, not yet in service
+    retiring: list[Answerer] = field(default_factory=list)
+    sequence: int = 0
+
+    def __post_init__(self) -> None:
         self.context = multiprocessing.get_context("fork")
-        self.children: list[Child | None] = [None] * count
-        self.sequence = 0
-        self.held: list[socket.socket] = []  # port-0 placeholders until the workers are up
+        self.current = [None] * len(self.slots)
+        self.building = asyncio.Lock()  # one reload or rebuild at a time
+        self.swapping = asyncio.Lock()  # one change of answerers at a time
+        self.health: HealthScheduler | None = None
+        self.replacing = False  # an answerer died: fork its slot again
+        self.reload_waiting = False  # a SIGHUP's reload waits for the build under way
+        # The answerers' pipes are read and written by the event loop (watch) and by the status page's
+        # thread (flush): one at a time.
+        self.pipes = threading.Lock()
 
-    def start(self, index: int) -> None:
+    def everyone(self) -> list[Answerer]:
+        return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
+
+    def in_service(self) -> bool:
+        serving = self.balancer.serving
+        return all(a is not None and a.serving is serving and a.process.is_alive() for a in self.current)
+
+    def fork(self, slot: int) -> Answerer:
+        """A new answerer for `slot` with the snapshot in service now."""
+        serving = self.balancer.serving
         ours, theirs = self.context.Pipe()
-        inherited = [c.conn for c in self.children if c is not None] + [ours, *self.held]
-        process = self.context.Process(
-            target=worker_main, name=f"dnsbalance-worker-{index}", daemon=True,
-            args=(index, theirs, inherited, self.balancer.loaded, self.balancer.inputs(), self.listen,
-                  self.config_dir, os.getpid()))
-        process.start()
+        inherited: list[Closable] = [a.conn for a in self.everyone()] + [ours, *self.held]
+        gc.freeze()  # the child's collector leaves everything allocated before the fork alone
+        try:
+            process = self.context.Process(target=answerer_main, name=f"dnsbalance-answer-{slot}", daemon=True,
+                                           args=(theirs, self.balancer, self.slots[slot], inherited, os.getpid()))
+            process.start()
+        finally:
+            gc.unfreeze()
         theirs.close()
-        self.children[index] = Child(process, ours, answered=time.monotonic())
+        return Answerer(slot, process, ours, serving)
 
-    def notify(self) -> None:
-        """Every worker gets the inputs of the table now in service."""
-        inputs = self.balancer.inputs()
-        for child in self.children:
-            if child is not None:
+    async def put_in_service(self) -> None:
+        """Fork answerers with the table in service now and hand each slot over to its new answerer: the
+        old one stops reading, then the new one starts (queries wait in the kernel meanwhile, a
+        millisecond or so, and are answered by exactly one table). Returns once every slot answers
+        from this table, or a newer one is on its way."""
+        async with self.swapping:
+            serving = self.balancer.serving
+            if self.in_service():
+                return
+            fresh = [self.fork(slot) for slot in range(len(self.slots))]
+            self.pending += fresh
+            try:
+                for new in fresh:
+                    if not await self._until(new, "ready", START_TIMEOUT):
+                        log.error("worker %d (pid %s) did not start; keeping the one in service", new.slot,
+                                  new.process.pid)
+                        new.process.kill()
+                        continue
+                    old = self.current[new.slot]
+                    if old is not None:
+                        self._retire(old)
+                        if not await self._until(old, "stopped", STOP_TIMEOUT):
+                            log.warning("worker %d (pid %s) did not stop reading within %gs; killed (its last "
+                                        "second of counts is lost)", old.slot, old.process.pid, STOP_TIMEOUT)
+                            old.process.kill()
+                    self._send(new, Start())
+                    if not await self._until(new, "started", 10.0):
+                        new.process.kill()
+                    self.current[new.slot] = new
+            finally:
+                self.pending = [a for a in self.pending if a not in fresh]
+            if self.balancer.serving is not serving:
+                log.debug("a newer table was built while this one went into service")
+
+    async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not getattr(answerer, flag):
+            if time.monotonic() > deadline or not answerer.process.is_alive():
+                return False
+            with self.pipes:
+                self._read(answerer)
+            if not getattr(answerer, flag):
+                await asyncio.sleep(0.002)
+        return True
+
+    def _send(self, answerer: Answerer, message: object) -> None:
+        with self.pipes:
+            try:
+                answerer.conn.send(message)
+            except OSError:
+                pass
+
+    def _retire(self, answerer: Answerer) -> None:
+        answerer.retired_at = time.monotonic()
+        self._send(answerer, Retire())
+        self.retiring.append(answerer)
+
+    def _read(self, answerer: Answerer, until: int | None = None, timeout: float = 0.0) -> None:
+        """Take what the answerer sent; with `until`, wait (up to `timeout`) for Flushed(until)."""
+        deadline = time.monotonic() + timeout
+        try:
+            while answerer.conn.poll(max(0.0, deadline - time.monotonic()) if until is not None else 0):
+                message = answerer.conn.recv()
+                if isinstance(message, Flushed) and message.token == until:
+                    return
+                if isinstance(message, Counts):
+                    self.balancer.stats.absorb(message.totals)
+                elif isinstance(message, Pong):
+                    answerer.waiting_since = None
+                elif isinstance(message, Ready):
+                    answerer.ready = True
+                elif isinstance(message, Started):
+                    answerer.started = True
+                elif isinstance(message, Stopped):
+                    answerer.stopped = True
+        except (EOFError, OSError):
+            pass
+
+    def flush(self, timeout: float = 0.5) -> None:
+        """Have every answerer's counts added up now: the status page and /metrics show the queries
+        answered up to the moment they were asked for, not up to a second before."""
+        with self.pipes:
+            self.sequence += 1
+            token = self.sequence
+            asked = []
+            for answerer in [a for a in (*self.current, *self.retiring) if a is not None]:
                 try:
-                    child.conn.send(inputs)
+                    answerer.conn.send(Flush(token))
+                    asked.append(answerer)
                 except OSError:
-                    pass  # a dead worker: the watch replaces it with these inputs
+                    pass
+            deadline = time.monotonic() + timeout
+            for answerer in asked:
+                self._read(answerer, until=token, timeout=max(0.0, deadline - time.monotonic()))
 
     def watch(self) -> None:
-        """Read the workers' messages, replace the dead and the stuck, and ping the rest."""
+        with self.pipes:
+            self._watch()
+
+    def _watch(self) -> None:
+        """Read every answerer's messages; put ready ones in service; replace the dead and the stuck; ping."""
         now = time.monotonic()
         self.sequence += 1
-        for index, child in enumerate(self.children):
-            if child is None:
+        for each in self.everyone():
+            self._read(each)
+        for old in list(self.retiring):
+            if not old.process.is_alive():
+                old.process.join(0)
+                self._read(old)  # what it sent before it exited: its last counts
+                old.conn.close()
+                self.retiring.remove(old)
+            elif old.retired_at is not None and now - old.retired_at > DRAIN + 5:
+                old.process.kill()
+        for slot, answerer in enumerate(self.current):
+            if answerer is None:
                 continue
-            try:
-                while child.conn.poll():
-                    message = child.conn.recv()
-                    if isinstance(message, Ready):
-                        child.ready, child.answered = True, now
-                    elif isinstance(message, Pong):
-                        child.answered = now
-            except (EOFError, OSError):
-                pass
-            if not child.process.is_alive():
-                log.error("worker %d exited (%s, pid %s); starting it again", index, child.process.exitcode,
-                          child.process.pid)
-            elif child.ready and now - child.answered > WORKER_TIMEOUT:
-                log.error("worker %d (pid %s) has not answered for %.1fs; replacing it", index, child.process.pid,
-                          now - child.answered)
-                child.process.kill()
-                child.process.join(5)
+            if not answerer.process.is_alive():
+                log.error("worker %d exited (%s, pid %s); starting it again", slot, answerer.process.exitcode,
+                          answerer.process.pid)
+            elif answerer.waiting_since is not None and now - answerer.waiting_since > WORKER_TIMEOUT:
+                log.error("worker %d (pid %s) has not answered for %.1fs; replacing it", slot, answerer.process.pid,
+                          now - answerer.waiting_since)
+                answerer.process.kill()
+                answerer.process.join(5)
             else:
                 try:
-                    child.conn.send(Ping(self.sequence))
+                    answerer.conn.send(Ping(self.sequence))
+                    if answerer.waiting_since is None:
+                        answerer.waiting_since = now
                 except OSError:
                     pass
                 continue
-            child.conn.close()
-            self.start(index)
+            answerer.conn.close()
+            self.current[slot] = None
+            self.replacing = True
 
-    def wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.watch()
-            if all(c is not None and c.ready for c in self.children):
-                return True
-            time.sleep(0.05)
-        return False
+    async def rebuild(self, work: str) -> None:
+        """A reload ("reload") or the rest of the first table's answers ("complete"), on a thread so that
+        the status page and the pings go on; then the next generation of answerers. "replace": only
+        answerers for slots whose answerer died."""
+        if work == "replace":
+            await self.put_in_service()
+            return
+        if work == "reload":
+            self.reload_waiting = True
+        async with self.building:
+            if work == "reload":
+                self.reload_waiting = False
+                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                if any(p.severity is Severity.ERROR for p in problems):
+                    record_reload(self.balancer.state, problems, self.balancer.generation)
+                    return  # refused: the answerers keep theirs
+                if self.health is not None:
+                    self.health.reschedule()
+            elif not await asyncio.to_thread(self.balancer.complete):
+                return  # nothing was left to compute
+        await self.put_in_service()
+        if work == "reload":
+            record_reload(self.balancer.state, problems, self.balancer.generation)
+            log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
+                     self.balancer.generation)
 
-    async def run(self) -> None:
+    async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        health = None
-        if self.balancer.config.settings.health.enabled:
-            health = HealthScheduler(self.balancer, self.config_dir, on_change=self.notify)
-            health.start()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, self._sighup)
-        web = await start_status(self.balancer, self.status_listen)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def later(work: str) -> None:
+            if work == "reload" and self.reload_waiting:
+                return  # a reload not yet begun will read the files as they are then: one is enough
+            task = asyncio.create_task(self.rebuild(work))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, lambda: later("reload"))
+        await self.put_in_service()
+        if not self.in_service():
+            log.error("answering processes did not start")
+            self.stop_all()
+            return 1
+        workers = f" with {len(self.slots)} workers" if len(self.slots) > 1 else ""
+        for shown in self.shown:
+            log.info("serving %s on %s (udp, tcp)%s", self.balancer.config.settings.zone, shown, workers)
+        health = None
+        if self.balancer.config.settings.health.enabled:
+            health = self.health = HealthScheduler(self.balancer, self.config_dir, on_change=self.put_in_service,
+                                                   lock=self.building)
+            health.start()
+        else:
+            log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
+        later("complete")
+        web = await start_status(self.balancer, self.status_listen, refresh=self.flush)
+        saver = asyncio.create_task(save_counters(self.balancer))
         try:
             while not stop.is_set():
                 self.watch()
+                if self.replacing and not self.swapping.locked():
+                    self.replacing = False
+                    later("replace")
                 try:
                     await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
                 except TimeoutError:
                     pass
         finally:
-            log.info("shutting down %d workers", len(self.children))
+            log.info("shutting down")
+            saver.cancel()
             if web is not None:
                 await web.stop()
             if health is not None:
                 await health.stop()
-            self.stop_children()
+            self.stop_all()
+            for answerer in self.everyone():
+                self._read(answerer)  # their last counts
+            self.balancer.stats.save()
+        return 0
 
-    def stop_children(self) -> None:
-        for child in self.children:
-            if child is not None and child.process.is_alive():
-                child.process.terminate()
-        for child in self.children:
-            if child is not None:
-                child.process.join(5)
-                if child.process.is_alive():
-                    child.process.kill()
-
-    def _sighup(self) -> None:
-        problems = self.balancer.reload(self.config_dir)
-        record_reload(self.balancer.state, problems, self.balancer.generation)
-        if not any(p.severity is Severity.ERROR for p in problems):  # refused: the workers keep theirs
-            self.notify()
+    def stop_all(self) -> None:
+        everyone = self.everyone()
+        for answerer in everyone:
+            if answerer.process.is_alive():
+                answerer.process.terminate()
+        for answerer in everyone:
+            answerer.process.join(5)
+            if answerer.process.is_alive():
+                answerer.process.kill()
 
 
-def _concrete(listen: list[str]) -> tuple[list[str], list[socket.socket]]:
-    """Fix port 0 to a real port now, holding it with SO_REUSEPORT sockets until the workers are up."""
-    held: list[socket.socket] = []
-    concrete = []
-    for item in listen:
-        host, port = parse_hostport(item)
-        udp, tcp = bind_pair(host, port, reuse_port=True)
-        held += [udp, tcp]
-        port = udp.getsockname()[1]
-        concrete.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    return concrete, held
+def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]:
+    """Every slot's UDP and TCP sockets on every address; with several slots, SO_REUSEPORT sockets on one
+    port (port 0 becomes the port the first slot was given)."""
+    slots: list[tuple[list, list]] = [([], []) for _ in range(count)]
+    shown = []
+    try:
+        for item in listen:
+            host, port = parse_hostport(item)
+            for index in range(count):
+                udp, tcp = bind_pair(host, port, reuse_port=count > 1)
+                port = udp.getsockname()[1]
+                slots[index][0].append(udp)
+                slots[index][1].append(tcp)
+            shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    except BaseException:
+        for udps, tcps in slots:
+            for sock in (*udps, *tcps):
+                sock.close()
+        raise
+    return [Sockets(tuple(udps), tuple(tcps)) for udps, tcps in slots], shown
 
 
-def serve_supervised(balancer: Balancer, listen: list[str], config_dir: Path, count: int,
-                     status_listen: str | None = None) -> int:
-    concrete, held = _concrete(listen)
-    supervisor = Supervisor(balancer, config_dir, concrete, count, status_listen)
-    supervisor.held = held
-    for index in range(count):
-        supervisor.start(index)
-    # The workers have their own sockets on these ports once ready; ours would only take a share of queries.
-    ready = supervisor.wait_ready(START_TIMEOUT)
-    for sock in held:
-        sock.close()
-    supervisor.held = []
-    if not ready:
-        log.error("workers did not start")
-        supervisor.stop_children()
-        return 1
-    for item in concrete:
-        log.info("serving %s on %s (udp, tcp) with %d workers", balancer.config.settings.zone, item, count)
-    run(supervisor.run())
-    return 0
+def serve(balancer: Balancer, listen: list[str], config_dir: Path, count: int, status_listen: str | None,
+          held: list[Closable]) -> int:
+    from dnsbalance.server import run
+
+    slots, shown = bind_slots(listen, count)
+    supervisor = Supervisor(balancer, config_dir, slots, shown, status_listen, held)
+    result = [1]
+
+    async def main() -> None:
+        result[0] = await supervisor.run()
+
+    run(main())
+    return result[0]

@@ -4,23 +4,34 @@ A query reads `server.table` once and uses that snapshot from start to end.
 """
 from __future__ import annotations
 
-import hashlib
+import time
 from dataclasses import dataclass, field
-from random import Random
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.wire import Soa
 from dnsbalance.ranking.pool import Candidate, Pool
-from dnsbalance.ranking.variants import Variants
+from dnsbalance.ranking.variants import VariantKey, Variants, key_seed, variant_key
 
 __all__ = ["ActiveTable", "Candidate", "Pool", "PoolKey", "PoolLabel", "Tier", "ZoneData", "pool_changes"]
 
 
 
 PoolKey = tuple[str, RType]  # (relative owner name, type)
+
+
+class VariantMemo:
+    """A table's precomputed answers: by pool identity (the query path's lookup), by content (shared by
+    identical pools), and the previous table's by content while this one is being filled."""
+
+    __slots__ = ("by_pool", "own", "inherited")
+
+    def __init__(self) -> None:
+        self.by_pool: dict[int, Variants] = {}
+        self.own: dict[VariantKey, Variants] = {}
+        self.inherited: dict[VariantKey, Variants] = {}
 
 
 @dataclass(frozen=True)
@@ -59,15 +70,16 @@ class ActiveTable:
     countries: Mapping[str, Tier]
     continents: Mapping[str, Tier]
     default: Tier
-    seed: int = 0  # for the precomputed draws, so they never consume the query path's random numbers
+    seed: int = 0  # drawn from the table's inputs (answers draw from their pool's content: ranking/variants.py)
     networks: Mapping[str, Tier] = field(default_factory=dict)  # by network table name
     asns: Mapping[int, Tier] = field(default_factory=dict)  # by AS number
     # (name, type) that some table other than the default serves: only their answers depend on the client,
     # so only they echo a non-zero ECS scope (RFC 7871 7.2.1)
     regional: frozenset[PoolKey] = frozenset()
-    # Precomputed answers per pool, made on first use and kept for this table's life (a memo: the
-    # table's meaning never changes).
-    _variants: dict[int, Variants] = field(default_factory=dict, compare=False, repr=False)
+    # Precomputed answers per pool content, made on first use (or by precompute()) and kept for this
+    # table's life: a memo, since the table's meaning never changes. `inherited` holds the previous
+    # table's, so that pools a rebuild leaves alone are not computed again.
+    memo: "VariantMemo" = field(default_factory=lambda: VariantMemo(), compare=False, repr=False)
 
     def labelled_tiers(self) -> list[tuple[str, Tier]]:
         """Every region's tier, labelled as its pools' region prints ("country JP", ..., "default"), which is
@@ -79,12 +91,44 @@ class ActiveTable:
         return [*tiers, (str(DEFAULT_REGION), self.default)]
 
     def variants(self, pool: Pool, rtype: RType) -> Variants:
-        found = self._variants.get(id(pool))
+        memo = self.memo
+        found = memo.by_pool.get(id(pool))
         if found is None:
-            rng = Random(pool_seed(self.seed, pool, rtype))
-            found = self._variants[id(pool)] = Variants(pool, rtype, self.zone.answers, self.zone.ttl, rng,
-                                                        self.zone.min_answers)
+            zone = self.zone
+            key = variant_key(pool, rtype, zone.answers, zone.ttl, zone.min_answers)
+            found = memo.own.get(key) or memo.inherited.get(key)
+            if found is None:
+                found = Variants(pool, rtype, zone.answers, zone.ttl, key_seed(key), zone.min_answers)
+            memo.own[key] = found
+            memo.by_pool[id(pool)] = found  # the pool objects live as long as the table
         return found
+
+    def address_pools(self) -> Iterator[tuple[Pool, RType]]:
+        """Every A and AAAA pool of every region."""
+        for _, tier in self.labelled_tiers():
+            for pools in (tier.usable, tier.fail_open):
+                for (_, rtype), pool in pools.items():
+                    if rtype in (RType.A, RType.AAAA):
+                        yield pool, rtype
+
+    def precompute(self, inherit: "ActiveTable | None" = None, deadline: float | None = None) -> int:
+        """Make every pool's answers now, reusing `inherit`'s for pools with the same content, so that
+        the processes that answer from this table never compute them under a query. Returns how many
+        were computed afresh. With a `deadline` (time.monotonic()), stops there; the rest stays lazy."""
+        memo = self.memo
+        if inherit is not None:
+            memo.inherited = {**inherit.memo.inherited, **inherit.memo.own}
+        fresh = 0
+        for pool, rtype in self.address_pools():
+            if id(pool) not in memo.by_pool:
+                zone = self.zone
+                key = variant_key(pool, rtype, zone.answers, zone.ttl, zone.min_answers)
+                fresh += key not in memo.own and key not in memo.inherited
+                self.variants(pool, rtype)
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        memo.inherited = {}  # only what this table uses is kept
+        return fresh
 
     def client_dependent(self, name: str, rtype: int) -> bool:
         """Whether clients in different places can get different answers for this name and type."""
@@ -113,13 +157,6 @@ class ActiveTable:
             if pool is not None:
                 return pool
         return None
-
-
-def pool_seed(table_seed: int, pool: Pool, rtype: RType) -> int:
-    """The seed of one pool's precomputed draws, from the pool's content (region, type, entries) and the
-    table's seed: the same in every process that builds the same table, unlike id() or hash() of strings."""
-    text = f"{table_seed}|{pool.region}|{rtype.name}|" + ",".join(f"{c.name}={c.weight}" for c in pool.candidates)
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
 PoolLabel = tuple[str, str, str]  # (region label, owner name, type name): how counters and the status name a pool

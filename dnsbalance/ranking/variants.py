@@ -6,15 +6,23 @@ address per mirror (several addresses of one mirror would multiply its share beh
 resolver). Each set gets a random order, and its rotations are the variants, each with 1/size of the
 set's probability, so the order is uniform too: a client that keeps our order (or a resolver that
 rotates) sees the same shares. Pools with more than EXACT_LIMIT ordered answers keep one random
-rotation per set instead: the sets stay exact, the order is exact in expectation (redrawn with every
-table). Both the fast path and the full path answer from these, so their bytes agree.
+rotation per set instead: the sets stay exact, the order is exact in expectation (redrawn whenever the
+pool changes). Both the fast path and the full path answer from these, so their bytes agree.
+
+Storage is flat on purpose: a big table has about a million variants, and as objects (a Variant, two
+tuples and a bytes each) they cost ~500 bytes apiece and are copied page by page into every answering
+process that touches their reference counts. Here a pool holds four buffers whatever its size: the
+records back to back, where each variant starts, which mirror each record is, and the cumulative
+probabilities. Variant objects are made on demand for the full path, the tests and the status page.
 """
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import struct
+from array import array
 from bisect import bisect_right
-from itertools import accumulate
+from functools import lru_cache
 from random import Random
 from typing import Iterator
 
@@ -26,10 +34,15 @@ from dnsbalance.ranking.pool import Pool
 # 4 mirrors answered 2 to 4 at a time are a few dozen; past this limit, one rotation per set.
 EXACT_LIMIT = 256
 POINTER_TO_QNAME = b"\xc0\x0c"  # the question name always starts at offset 12
+RECORD_SIZE = {RType.A: 16, RType.AAAA: 28}  # a compressed owner, the fixed fields, the address
+
+# What a pool's answers depend on: type, answer size bounds, TTL and its entries (name, weight,
+# addresses). Not its region: pools with the same entries in several regions share one Variants.
+VariantKey = tuple[RType, int, int, int, tuple[tuple[str, int, tuple[str, ...]], ...]]
 
 
 class Variant:
-    """One precomputed answer. Slots, not a dataclass: a big table holds millions of these."""
+    """One precomputed answer, as the full path and the status page see it (made on demand)."""
 
     __slots__ = ("names", "addresses", "wire")
 
@@ -39,38 +52,102 @@ class Variant:
         self.wire = wire  # the answer records, owner compressed to the question name
 
 
+@lru_cache(maxsize=1 << 16)
 def address_record(rtype: RType, address: str, ttl: int) -> bytes:
     packed = ipaddress.ip_address(address).packed
     return POINTER_TO_QNAME + struct.pack("!HHIH", rtype, DClass.IN, ttl, len(packed)) + packed
 
 
+def variant_key(pool: Pool, rtype: RType, answers: int, ttl: int, min_answers: int) -> VariantKey:
+    return (rtype, answers, ttl, min_answers, tuple((c.name, c.weight, c.addresses) for c in pool.candidates))
+
+
+def key_seed(key: VariantKey) -> int:
+    """The seed of a pool's draws, from its content alone: the same in every process that builds the same
+    table (unlike id() or hash() of strings), and unchanged while the pool is, so a health cycle that
+    leaves a pool alone keeps its answers without computing them again."""
+    return int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest(), "big")
+
+
 class Variants:
-    def __init__(self, pool: Pool, rtype: RType, answers: int, ttl: int, rng: Random,
+    __slots__ = ("answers", "exact", "delivered", "names", "wire", "starts", "members", "cumulative", "total",
+                 "record", "sizes", "_pool", "_rtype", "_minimum", "_seed")
+
+    def __init__(self, pool: Pool, rtype: RType, answers: int, ttl: int, rng: Random | int,
                  min_answers: int = 1) -> None:
+        seed = rng if isinstance(rng, int) else rng.getrandbits(64)
+        rng = Random(seed)
         self.answers = answers
-        self.design: Design = design(pool.weights, answers, min_answers, rng)
+        self._pool, self._rtype, self._minimum, self._seed = pool, rtype, min_answers, seed
+        result = design(pool.weights, answers, min_answers, rng)
         candidates = pool.candidates
-        ordered = sum(len(members) for members, _ in self.design.sets)
+        self.names = tuple(c.name for c in candidates)
+        self.delivered = tuple(float(share) for share in result.delivered)  # for the status page
+        self.record = RECORD_SIZE[rtype]
+        ordered = sum(len(members) for members, _ in result.sets)
         self.exact = ordered <= EXACT_LIMIT  # every order enumerated, not one per set
-        choices, probabilities = [], []
-        for members, probability in self.design.sets:
-            order = list(members)
+        records: list[bytes] = []
+        starts, members, probabilities = array("I", [0]), array("H"), array("d")
+        for set_members, probability in result.sets:
+            order = list(set_members)
             rng.shuffle(order)
             # one address per mirror: a mirror with several of one family spreads over them by set
-            picked = [(candidates[i].name, rng.choice(candidates[i].addresses)) for i in order]
-            starts = range(len(order)) if self.exact else (rng.randrange(len(order)),)
-            for start in starts:
+            picked = [(i, address_record(rtype, rng.choice(candidates[i].addresses), ttl)) for i in order]
+            rotations = range(len(order)) if self.exact else (rng.randrange(len(order)),)
+            for start in rotations:
                 rotated = picked[start:] + picked[:start]
-                addresses = tuple(a for _, a in rotated)
-                wire = b"".join(address_record(rtype, a, ttl) for a in addresses)
-                choices.append(Variant(tuple(n for n, _ in rotated), addresses, wire))
-                probabilities.append(float(probability) / len(starts))
-        self.choices = tuple(choices)
-        self.cumulative = list(accumulate(probabilities))
-        self.total = self.cumulative[-1]  # random() * total < total = the last bound: always an index
+                members.extend(i for i, _ in rotated)
+                records.extend(r for _, r in rotated)
+                starts.append(len(members))
+                probabilities.append(float(probability) / len(rotations))
+        self.wire = b"".join(records)
+        self.starts, self.members = starts, members
+        self.sizes = tuple(sorted({starts[i + 1] - starts[i] for i in range(len(starts) - 1)}))  # records per answer
+        total = 0.0
+        cumulative = array("d")
+        for p in probabilities:
+            total += p
+            cumulative.append(total)
+        self.cumulative = cumulative
+        self.total = total  # random() * total < total = the last bound: always an index
+
+    def __len__(self) -> int:
+        return len(self.starts) - 1
+
+    def pick_index(self, rng: Random) -> int:
+        return bisect_right(self.cumulative, rng.random() * self.total)
+
+    def wire_at(self, index: int) -> bytes:
+        record = self.record
+        return self.wire[self.starts[index] * record : self.starts[index + 1] * record]
+
+    def count_at(self, index: int) -> int:
+        return self.starts[index + 1] - self.starts[index]
+
+    def names_at(self, index: int) -> tuple[str, ...]:
+        names = self.names
+        return tuple(names[i] for i in self.members[self.starts[index] : self.starts[index + 1]])
+
+    def addresses_at(self, index: int) -> tuple[str, ...]:
+        wire, record = self.wire_at(index), self.record
+        return tuple(str(ipaddress.ip_address(wire[i + 12 : i + record])) for i in range(0, len(wire), record))
+
+    def variant(self, index: int) -> Variant:
+        return Variant(self.names_at(index), self.addresses_at(index), self.wire_at(index))
 
     def all(self) -> Iterator[Variant]:
-        yield from self.choices
+        for index in range(len(self)):
+            yield self.variant(index)
+
+    @property
+    def choices(self) -> tuple[Variant, ...]:
+        return tuple(self.all())
 
     def pick(self, rng: Random) -> Variant:
-        return self.choices[bisect_right(self.cumulative, rng.random() * self.total)]
+        return self.variant(self.pick_index(rng))
+
+    @property
+    def design(self) -> Design:
+        """The answer-set design, made again (the same draw from the same seed): kept, it would cost more
+        memory than the answers themselves, and only `explain` and the share reports read it."""
+        return design(self._pool.weights, self.answers, self._minimum, Random(self._seed))

@@ -19,7 +19,7 @@ from dnsbalance.answer.ratelimit import Action
 from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
 from dnsbalance.configuration.model import Config, archives_of
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.geo.locate import GeoIP, GeoIPError, Location
+from dnsbalance.geo.locate import GeoIP, Location
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
 from dnsbalance.protocol.cookies import MalformedCookie
 from dnsbalance.protocol.edns import MalformedOption, Subnet, read_edns, udp_limit
@@ -27,10 +27,12 @@ from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
-from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load, open_asn
+from dnsbalance.serving import served_copy
+from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
+from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, health_keys
 from health.state import HealthState
@@ -57,6 +59,10 @@ class Balancer:
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
         self.pools_changed: dict[PoolLabel, float] = {}  # when each pool's entries or weights last changed
+        # Whether each new table has every answer computed before it is published (the supervisor's
+        # tables do: answering processes must never compute one under a query).
+        self.precompute = False
+        self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -83,12 +89,16 @@ class Balancer:
     def inputs(self, loaded: Loaded | None = None) -> TableInputs:
         loaded = loaded or self.loaded
         secret = loaded.config.settings.cookie_secret or self.random_secret
-        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret)
+        return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret,
+                           *loaded.database_files())
 
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
         serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous, loaded.asn)
+        if self.precompute:
+            fresh = serving.table.precompute(previous.table if previous is not None else None)
+            log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name, regions in fail_open_report(serving.table):
@@ -101,7 +111,19 @@ class Balancer:
             self._write(self.state.table, render(serving.table, serving.built_at))
             self._write(self.state.serving, json.dumps({"generation": self.generation,
                                                         "digest": loaded.digest}) + "\n")
+            served_copy.save(self.state.served_config, loaded.config.directory, loaded.digest, loaded.files)
         return serving
+
+    def complete(self, deadline: float | None = None) -> int:
+        """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());
+        from now on every new table comes complete. Returns how many pools were computed."""
+        started = time.monotonic()
+        fresh = self.serving.table.precompute(deadline=deadline)
+        if deadline is None:
+            self.precompute = True
+            log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,
+                     fresh, time.monotonic() - started)
+        return fresh
 
     def _write(self, path: Path, text: str) -> None:
         try:
@@ -148,6 +170,7 @@ class Balancer:
             if (was is None and not now.up) or (was is not None and was.up != now.up):
                 log.warning("%s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
         if self.persist:
+            health_events.record(before, self.health, self.state.events)
             try:
                 health_state.save(self.health, self.state.health)
             except OSError as exc:
@@ -161,44 +184,25 @@ class Balancer:
         if loaded is None:
             for problem in problems:
                 log.error("reload refused: %s", problem)
+            self.reloads["refused"] += 1
             return problems
         for problem in problems:
             log.warning("%s", problem)
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
         self.regenerate()
-        log.info("configuration reloaded from %s (table generation %d)", directory, self.generation)
+        self.reloads["applied"] += 1
         return problems
 
     def changed_on_disk(self, directory: Path) -> bool:
         return fingerprint(directory) != self.loaded.fingerprint
 
-    def adopt(self, inputs: TableInputs, config_dir: Path) -> None:
-        """A worker's update from its supervisor: the supervisor's inputs, served as they are. The GeoIP
-        database is opened again only when the configuration names another one."""
-        geoip = self.loaded.geoip
-        setting = inputs.config.settings.geoip.database
-        if setting != self.loaded.config.settings.geoip.database:
-            try:
-                geoip = GeoIP.open(setting, config_dir)
-            except GeoIPError as exc:
-                log.error("keeping the GeoIP database in use: %s", exc)
-        asn = self.loaded.asn
-        if inputs.config.settings.geoip.asn_database != self.loaded.config.settings.geoip.asn_database \
-                or (asn is None) != (not inputs.config.asns):
-            try:
-                asn = open_asn(inputs.config, config_dir)
-            except GeoIPError as exc:
-                log.error("keeping the ASN database in use: %s", exc)
-        self.loaded = Loaded(inputs.config, geoip, self.loaded.fingerprint, inputs.digest, inputs.newest, asn)
-        self.health = inputs.health
-        self.generation = inputs.generation - 1  # _next counts it back up: the supervisor's number
-        self.serving = self._next(self.loaded, self.serving)
-
     def handle(self, packet: bytes, client: str, tcp: bool, serving: Serving | None = None) -> bytes | None:
         """One query in, one reply out (None: drop). Never raises. `serving`: the snapshot the caller
         already read for this query."""
         serving = serving or self.serving  # read once: this query sees one snapshot from start to end
+        if tcp:
+            self.stats.tcp += 1  # UDP is counted by its listener thread (server.py)
         try:
             reply = serving.fast.answer(packet, client, serving.locator.locate, self.rng, tcp)
         except Exception:
@@ -211,6 +215,8 @@ class Balancer:
         action = serving.limiter.check(client, time.monotonic())
         if action is Action.SEND:
             return reply
+        if action is Action.DROP:
+            self.stats.tally("rrl_drop")
         return None if action is Action.DROP else self.full(serving, packet, client, tcp, slip=True)
 
     def _count(self, serving: Serving, query: DNSRecord, reply: Reply, location: Location, client: str,
@@ -230,6 +236,7 @@ class Balancer:
         try:
             query = DNSRecord.parse(packet)
         except Exception:  # dnslib raises more than DNSError on hostile input
+            self.stats.tally("formerr")
             return header_reply(packet, Rcode.FORMERR)
         try:
             if query.header.qr:
@@ -243,15 +250,20 @@ class Balancer:
             if edns is not None and serving.config.settings.cookies:
                 sent = next((o for o in edns.options if o.code == OptionCode.COOKIE), None)
                 if sent is not None:
+                    self.stats.tally("cookie_received")
                     try:
                         checked = serving.cookies.check(bytes(sent.data), client, int(time.time()))
                     except MalformedCookie:
+                        self.stats.tally("formerr")
                         return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns.udp_size))
                     cookie, proven = checked.option, checked.valid
+                    if proven or len(sent.data) > 8:  # a client cookie alone is neither valid nor invalid
+                        self.stats.tally("cookie_valid" if proven else "cookie_invalid")
             limiter = serving.limiter
             if not slip and not tcp and limiter is not None and not proven:  # a valid cookie proves the source
                 action = limiter.check(client, time.monotonic())
                 if action is Action.DROP:
+                    self.stats.tally("rrl_drop")
                     return None
                 slip = action is Action.SLIP
             subnet = serving.locator.used_subnet(edns)  # once: it both locates and is counted
@@ -260,8 +272,12 @@ class Balancer:
                 respond(query, location, serving.table, self.rng, scope, cookie, edns=edns)
             self._count(serving, query, reply, location, client, subnet)
             if slip:
+                self.stats.tally("rrl_slip")
                 return pack_truncated(reply.record)
-            return pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            packed = pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
+            if packed[2] & 0x02:  # TC: cut to fit
+                self.stats.tally("truncated")
+            return packed
         except Exception:
             log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
             return header_reply(packet, Rcode.SERVFAIL)

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
 
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem
 from dnsbalance.geo.asn import AsnDatabase
-from dnsbalance.geo.locate import GeoIP, GeoIPError
+from dnsbalance.geo.locate import FileId, GeoIP, GeoIPError
 from health.state import HealthState
 
 Fingerprint = tuple[tuple[str, int, int], ...]  # (relative path, mtime ns, size) of every configuration file
@@ -29,6 +31,13 @@ class Loaded:
     digest: str  # of the files' content: what the table seed is made of
     newest: float  # the newest file's modification time: the SOA serial before any health cycle
     asn: AsnDatabase | None = None  # geoip.asn_database, opened when some AS table needs it
+    # The configuration files' content as digested (relative path -> bytes): what the state folder's copy
+    # of the configuration in service is written from (empty where the files were not read: workers).
+    files: Mapping[str, bytes] = field(default_factory=lambda: MappingProxyType({}), compare=False, repr=False)
+
+    def database_files(self) -> tuple[FileId, FileId | None]:
+        """The identities of the GeoIP and ASN files in use: a worker reopens its own when they change."""
+        return self.geoip.identity, self.asn.identity if self.asn is not None else None
 
 
 def _files(directory: Path) -> list[Path]:
@@ -47,31 +56,42 @@ def fingerprint(directory: Path) -> Fingerprint:
     return tuple(found)
 
 
-def content_digest(directory: Path) -> str:
-    digest = hashlib.blake2b(digest_size=16)
+def read_files(directory: Path) -> dict[str, bytes]:
+    """Relative path -> content of every configuration file that can be read."""
+    found = {}
     for path in _files(directory):
         try:
-            data = path.read_bytes()
+            found[str(path.relative_to(directory))] = path.read_bytes()
         except OSError:
             continue
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return found
+
+
+def digest_of(files: Mapping[str, bytes]) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for name, data in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
+
+
+def content_digest(directory: Path) -> str:
+    return digest_of(read_files(directory))
 
 
 def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
     """Configuration and GeoIP database together, or the problems that stop them loading."""
     stamp = fingerprint(directory)
-    digest = content_digest(directory)
+    files = read_files(directory)
     config, problems = check_config(directory)
     if config is None:
         return None, problems
     try:
-        geoip = GeoIP.open(config.settings.geoip.database, directory)
+        geoip = GeoIP.open(config.settings.geoip.database, directory, config.settings.state_dir)
         asn = open_asn(config, directory)
     except GeoIPError as exc:
         return None, problems + [Problem(directory / "dnsbalance.yaml", 1, str(exc))]
     newest = max((mtime for _, mtime, _ in stamp), default=0) / 1e9
-    return Loaded(config, geoip, stamp, digest, newest, asn), problems
+    return Loaded(config, geoip, stamp, digest_of(files), newest, asn, MappingProxyType(files)), problems
 
 
 def open_asn(config: Config, directory: Path) -> AsnDatabase | None:
@@ -90,6 +110,10 @@ class TableInputs:
     health: HealthState
     generation: int
     cookie_secret: bytes
+    # The GeoIP and ASN files the supervisor has open: a worker whose own differ opens these paths again
+    # (a database replaced at the same path is picked up by a reload in every process).
+    geoip_file: FileId | None = None
+    asn_file: FileId | None = None
 
     @property
     def seed(self) -> int:

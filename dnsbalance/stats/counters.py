@@ -11,8 +11,11 @@ every process checks when it folds) starts every count afresh.
 """
 from __future__ import annotations
 
+import bisect
 import json
 import logging
+import os
+import resource
 import threading
 import time
 from collections import Counter
@@ -24,7 +27,7 @@ from dnslib import QTYPE
 
 from dnsbalance.geo.countries import CONTINENTS, countries
 from dnsbalance.protocol.edns import Subnet
-from dnsbalance.statefiles import write_atomically
+from dnsbalance.statefiles import RepeatedWrite, write_atomically
 from dnsbalance.stats.hyperloglog import HyperLogLog
 
 
@@ -32,6 +35,21 @@ class Named(Protocol):
     """An answer as the counters see it: the mirrors (or relays) in it, in order."""
 
     names: tuple[str, ...]
+
+
+class Indexed(Protocol):
+    """Precomputed answers (ranking/variants.py), which name the mirrors of the one at an index."""
+
+    def names_at(self, index: int) -> tuple[str, ...]: ...
+
+
+Chosen = Named | tuple[Indexed, int]  # a full-path answer, or (precomputed answers, which one)
+
+
+def chosen_names(chosen: Chosen) -> tuple[str, ...]:
+    if isinstance(chosen, tuple):
+        return chosen[0].names_at(chosen[1])
+    return chosen.names
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,13 @@ KNOWN_TYPES = frozenset(str(name) for name in QTYPE.forward.values())
 KNOWN_RCODES = frozenset(("NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "BADVERS",
                           "BADCOOKIE", "YXDOMAIN", "NOTAUTH", "NOTZONE"))
 MAX_COUNTERS_BYTES = 32 << 20  # a counters file larger than this is not ours: ignored
+# Answer latency (seconds, receipt to reply ready), as Prometheus histogram bucket bounds; +Inf is the last.
+LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+LATENCY_SAMPLE = 16  # one UDP query in this many is timed (server.py): the clock calls cost more than a count
+# Rare events of the answer path (QueryStats.tally), by name, for /metrics:
+# udp, tcp (queries received), truncated (a reply cut to fit, TC set), rrl_drop, rrl_slip, cookie_received,
+# cookie_valid, cookie_invalid (a server cookie we did not issue, or expired), formerr (unparsable queries,
+# answered FORMERR without being counted among the queries).
 
 
 def bounded(key: tuple) -> QueryKey:  # type: ignore[type-arg]
@@ -68,6 +93,10 @@ class Totals:
     clients: HyperLogLog = field(default_factory=HyperLogLog)  # distinct client subnets or resolvers
     recent: dict[int, Counter] = field(default_factory=dict)  # bucket start -> first answers in it
     reset_at: float = 0.0  # when these counts started (a reset, or 0: never reset)
+    events: Counter = field(default_factory=Counter)  # tally name -> count (see LATENCY_SAMPLE's comment)
+    latency: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))  # per bucket, not cumulative
+    latency_sum: float = 0.0  # seconds, over the timed queries
+    processes: dict[str, dict[str, float]] = field(default_factory=dict)  # process name -> cpu_seconds, rss_bytes
 
     def add(self, other: "Totals") -> "Totals":
         recent = {start: Counter(counts) for start, counts in self.recent.items()}
@@ -75,7 +104,25 @@ class Totals:
             recent[start] = recent.get(start, Counter()) + counts
         return Totals(self.queries + other.queries, self.ecs + other.ecs, self.answers + other.answers,
                       self.first + other.first, self.clients.merge(other.clients), recent,
-                      max(self.reset_at, other.reset_at))
+                      max(self.reset_at, other.reset_at), events=self.events + other.events,
+                      latency=[a + b for a, b in zip(self.latency, other.latency)],
+                      latency_sum=self.latency_sum + other.latency_sum,
+                      processes={**self.processes, **other.processes})
+
+    def absorb(self, other: "Totals") -> None:
+        """Add `other` in place: the supervisor takes every answerer's counts each second, and a copy of
+        big totals each time would cost more than the counting."""
+        self.queries.update(other.queries)
+        self.ecs += other.ecs
+        self.answers.update(other.answers)
+        self.first.update(other.first)
+        self.clients = self.clients.merge(other.clients)
+        for start, counts in other.recent.items():
+            self.recent.setdefault(start, Counter()).update(counts)
+        self.events.update(other.events)
+        self.latency = [a + b for a, b in zip(self.latency, other.latency)]
+        self.latency_sum += other.latency_sum
+        self.processes.update(other.processes)
 
     def recent_first(self, now: float, window: float = RECENT_WINDOW) -> Counter:
         """First answers of the last `window` seconds (whole buckets)."""
@@ -95,6 +142,10 @@ class Totals:
             "recent": [[start, *k, n] for start, counts in sorted(self.recent.items())
                        for k, n in sorted(counts.items())],
             "reset_at": self.reset_at,
+            "events": dict(sorted(self.events.items())),
+            "latency": self.latency,
+            "latency_sum": self.latency_sum,
+            "processes": self.processes,
         }
 
     @classmethod
@@ -120,11 +171,21 @@ class Totals:
             if not isinstance(row, list) or len(row) != 6:
                 raise TypeError("a recent row of the wrong shape")
             recent.setdefault(int(row[0]), Counter())[tuple(str(part) for part in row[1:5])] += int(row[5])
+        events = data.get("events", {})
+        latency = data.get("latency") or [0] * (len(LATENCY_BUCKETS) + 1)
+        processes = data.get("processes", {})
+        if not isinstance(events, dict) or not isinstance(latency, list) or \
+                len(latency) != len(LATENCY_BUCKETS) + 1 or not isinstance(processes, dict):
+            raise TypeError("events, latency or processes of the wrong shape")
         return cls(counter(data.get("queries", []), 4, lambda parts: bounded(tuple(parts))),
                    int(data.get("ecs", 0)),
                    counter(data.get("answers", []), 4), counter(data.get("first", []), 4),
                    HyperLogLog.load(data["clients"]) if data.get("clients") else HyperLogLog(), recent,
-                   float(data.get("reset_at", 0.0)))
+                   float(data.get("reset_at", 0.0)),
+                   events=Counter({str(k): int(v) for k, v in list(events.items())[:64]}),
+                   latency=[int(n) for n in latency], latency_sum=float(data.get("latency_sum", 0.0)),
+                   processes={str(k): {"cpu_seconds": float(v["cpu_seconds"]), "rss_bytes": float(v["rss_bytes"])}
+                              for k, v in list(processes.items())[:1024]})
 
 
 class QueryStats:
@@ -133,14 +194,24 @@ class QueryStats:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path  # where this process's totals are kept; None: memory only
         self.queries: dict[QueryKey, int] = {}
-        self.variant_hits: dict[tuple[AnswerKey, Named], int] = {}
+        self.variant_hits: dict[tuple[AnswerKey, Chosen], int] = {}
         self.ecs = 0
         self.clients = HyperLogLog()
         self.base = load_totals(path) if path is not None else Totals()
         self._folding = threading.Lock()  # the saver's thread and the status page fold; queries never wait
+        self.saving = RepeatedWrite(log, f"query counters to {path}")  # a failing save is logged once
+        self._extras()
+
+    def _extras(self) -> None:
+        # Transport counts, rare events and sampled latency: plain attributes and dicts, moved at each fold.
+        self.udp = self.udp_taken = 0
+        self.tcp = self.tcp_taken = 0
+        self.events: dict[str, int] = {}
+        self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
-              variant: Named | None = None) -> None:
+              variant: Chosen | None = None) -> None:
         """One answered query, from either answer path: its (type, rcode, country, continent), whether its
         client subnet located it, and for an A/AAAA answer which mirrors it carried. Plain dict increments:
         this runs for every query."""
@@ -152,33 +223,98 @@ class QueryStats:
             hits, hit = self.variant_hits, (answer, variant)
             hits[hit] = hits.get(hit, 0) + 1
 
+    def tally(self, name: str) -> None:
+        """One rare event (a truncation, a rate-limited reply, a cookie...): off the common path only."""
+        self.events[name] = self.events.get(name, 0) + 1
+
+    def observe(self, seconds: float) -> None:
+        """One timed answer (server.py samples them)."""
+        self.latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+    def _fold_extras(self, totals: Totals) -> None:
+        """Move transport counts, events and latency into `totals` (which this fold adds to the base)."""
+        # The transport counts only grow: taking the difference since the last fold, rather than setting
+        # them back to 0, cannot lose an increment an answering thread makes at the same moment.
+        udp, tcp = self.udp - self.udp_taken, self.tcp - self.tcp_taken
+        self.udp_taken, self.tcp_taken = self.udp_taken + udp, self.tcp_taken + tcp
+        events, latency, spent = self.events, self.latency, self.latency_sum
+        self.events = {}
+        self.latency, self.latency_sum = [0] * (len(LATENCY_BUCKETS) + 1), 0.0
+        totals.events.update({k: v for k, v in list(events.items()) if v})
+        for name, count in (("udp", udp), ("tcp", tcp)):
+            if count:
+                totals.events[name] += count
+        totals.latency, totals.latency_sum = list(latency), spent
+
     def fold(self, now: float | None = None) -> Totals:
         """Move the hot counters into the cumulative totals, and return them."""
         with self._folding:
             return self._fold(time.time() if now is None else now)
 
     def _fold(self, now: float) -> Totals:
+        self._follow_reset()
+        self.base.absorb(self._drain(now))
+        self._prune(now)
+        self.base.processes[self.path.stem if self.path is not None else "main"] = own_resources()
+        return self.base
+
+    def forked(self) -> None:
+        """In a freshly forked answering process: start from nothing (its counts go up to the supervisor,
+        which has the totals), with a lock no thread of the parent can be holding."""
+        self._folding = threading.Lock()
+        self.queries, self.variant_hits, self.ecs, self.clients = {}, {}, 0, HyperLogLog()
+        self._extras()
+        self.base, self.path = Totals(), None
+
+    def take(self) -> Totals:
+        """The counts since the last take, as totals of their own (an answering process sends them to the
+        supervisor, which absorbs them)."""
+        with self._folding:
+            totals = self._drain(time.time())
+            totals.processes = {f"answerer-{os.getpid()}": own_resources()}
+            return totals
+
+    def absorb(self, counts: Totals, now: float | None = None) -> None:
+        """Add an answering process's counts to this process's totals."""
+        with self._folding:
+            now = time.time() if now is None else now
+            self._follow_reset()
+            self.base.absorb(counts)
+            self._prune(now)
+
+    def _follow_reset(self) -> None:
         reset = reset_time(self.path.parent) if self.path is not None else 0.0
         if reset > self.base.reset_at:  # `dnsbalance stats --reset` since the last fold
             self.base = Totals(reset_at=reset)
+
+    def _prune(self, now: float) -> None:
+        self.base.recent = {start: counts for start, counts in self.base.recent.items()
+                            if start + BUCKET > now - RECENT_WINDOW}
+        for name in [n for n in self.base.processes if n.startswith("answerer-")]:
+            if not os.path.exists(f"/proc/{name.split('-', 1)[1]}"):
+                del self.base.processes[name]  # a retired generation's process
+
+    def _drain(self, now: float) -> Totals:
+        """Empty the hot counters into a Totals of their own."""
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
-        # Copies in one C call each: an answering thread may still add to the dicts it read before the swap.
+        # An answering thread may be between reading a dict and storing into it: give up the GIL for a
+        # moment so that it finishes into the old one before that is read.
+        time.sleep(0.001)
         totals = Totals(Counter(), ecs)
         for key, count in list(queries.items()):
             totals.queries[bounded(key)] += count
         for (answer, variant), count in list(hits.items()):
-            totals.first[(*answer, variant.names[0])] += count
-            for mirror in variant.names:
+            names = chosen_names(variant)
+            totals.first[(*answer, names[0])] += count
+            for mirror in names:
                 totals.answers[(*answer, mirror)] += count
-        totals.clients = self.clients
+        totals.clients, self.clients = self.clients, HyperLogLog()
         if totals.first:
             totals.recent = {int(now // BUCKET * BUCKET): Counter(totals.first)}
-        self.base = self.base.add(totals)
-        self.base.recent = {start: counts for start, counts in self.base.recent.items()
-                            if start + BUCKET > now - RECENT_WINDOW}
-        self.clients = HyperLogLog()
-        return self.base
+        self._fold_extras(totals)
+        return totals
 
     def save(self) -> None:
         totals = self.fold()
@@ -187,7 +323,9 @@ class QueryStats:
         try:
             write_atomically(self.path, json.dumps(totals.to_json()))
         except OSError as exc:
-            log.warning("cannot save query counters to %s: %s", self.path, exc)
+            self.saving.failed(exc)
+        else:
+            self.saving.worked()
 
 
 def load_totals(path: Path) -> Totals:
@@ -230,6 +368,17 @@ def request_reset(folder: Path) -> None:
     """Start every process's counts afresh: each sees the marker when it next folds."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / RESET_MARKER).write_text(f"{time.time()}\n")
+
+
+def own_resources() -> dict[str, float]:
+    """This process's CPU seconds and resident memory, for the metrics of a process that reads its file."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            rss = float(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE"))
+    except (OSError, ValueError, IndexError):
+        rss = float(usage.ru_maxrss * 1024)  # the peak, where /proc is missing
+    return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "rss_bytes": rss}
 
 
 def client_identity(client: str, subnet: Subnet | None) -> bytes:

@@ -1,0 +1,83 @@
+"""Answering never waits on the supervisor (issue 14 item 7): tables are built, reloads read, answers
+precomputed and status pages rendered in the supervisor, while queries are answered by processes forked
+with a finished table. A supervisor frozen outright (SIGSTOP, a stand-in for any length of work holding
+its GIL) must not delay a single UDP or TCP answer; and a reload under way keeps answering from the old
+table until the new one is in service."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import Server, start_server
+from tests.test_roles import processes_of, settled
+
+
+def answers_while_frozen(server: Server) -> None:
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        for _ in range(30):
+            assert server.query("deb.cdn.example.org", subnet="1.0.16.0/24").answer
+        for _ in range(5):
+            assert server.query("deb.cdn.example.org", tcp=True).answer
+        # far from the healthy figure (milliseconds), and far below what a stall in one process would be
+        # (forever: a stopped process answers nothing)
+        assert time.monotonic() - started < 10
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+
+
+def test_answers_go_on_while_the_supervisor_is_stopped(tmp_path: Path, config_dir: Path) -> None:
+    server = start_server(config_dir, tmp_path / "log", ipv6=False)
+    try:
+        settled(server, workers=1)
+        answers_while_frozen(server)
+        # and after it wakes, the supervisor still runs its answerer: a reload reaches the clients
+        (config_dir / "country" / "JP.yaml").write_text("deb:\n  jp2: 0\n")
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 15
+        while {rr.address for rr in server.query("deb.cdn.example.org", subnet="1.0.16.0/24").answer[0]} \
+                != {"192.0.2.2"}:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        assert len(processes_of(server)) >= 1
+    finally:
+        server.stop()
+
+
+def test_workers_answer_while_the_supervisor_is_stopped(tmp_path: Path, config_dir: Path) -> None:
+    server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "2"))
+    try:
+        settled(server, workers=2)
+        answers_while_frozen(server)
+    finally:
+        server.stop()
+
+
+def test_status_page_is_served_by_the_supervisor_not_the_answerers(tmp_path: Path, config_dir: Path) -> None:
+    """The page and /metrics come from the supervisor: with the answerers stopped it still renders, and
+    with the supervisor stopped the answers still come."""
+    server = start_server(config_dir, tmp_path / "log", ipv6=False)
+    try:
+        settled(server, workers=1)
+        for _ in range(20):
+            server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+        answerers = processes_of(server)
+        for pid in answerers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            assert httpx.get(f"{server.status_url}/metrics", timeout=10).status_code == 200
+        finally:
+            for pid in answerers:
+                os.kill(pid, signal.SIGCONT)
+        # the answerers' counts reach the supervisor's page (sent up once a second)
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{server.status_url}/status.json", timeout=5).json()["queries"]["total"] < 20:
+            assert time.monotonic() < deadline, "the answerers' counts never reached the supervisor"
+            time.sleep(0.2)
+    finally:
+        server.stop()

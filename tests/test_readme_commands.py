@@ -1,0 +1,51 @@
+"""The README's first two commands, the ones a newcomer pastes on a fresh Debian 12 machine, and `.ci/run`,
+which must run the README's test command word for word."""
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+
+from tests.harness import ROOT
+
+
+def readme_commands() -> list[str]:
+    """The indented one-line commands of the README's opening section (before the first `##` heading)."""
+    opening = (ROOT / "README.md").read_text(encoding="utf-8").split("\n## ", 1)[0]
+    return [line.strip() for line in opening.splitlines() if line.startswith("    ") and line.strip()]
+
+
+def test_ci_runs_the_readme_test_command_word_for_word() -> None:
+    run, tests = readme_commands()
+    assert run.endswith("dnsbalance serve") and tests.endswith(".venv/bin/pytest")
+    ci = [line for line in (ROOT / ".ci/run").read_text(encoding="utf-8").splitlines()
+          if line.strip() and not line.startswith("#")]
+    assert ci[-1] == tests
+
+
+def _steps(command: str) -> list[list[str]]:
+    return [shlex.split(step.replace(">/dev/null", "")) for step in command.split("&&")]
+
+
+def test_each_command_updates_apt_and_installs_venv_before_making_one() -> None:
+    """Debian 12's python3 has no `venv` without python3-venv, and a fresh machine has no package lists."""
+    for command in readme_commands():
+        steps = _steps(command)
+        venv = next(i for i, step in enumerate(steps) if step[:3] == ["python3", "-m", "venv"])
+        update = next(i for i, step in enumerate(steps) if step[:2] == ["apt-get", "update"])
+        install = next(i for i, step in enumerate(steps) if step[:2] == ["apt-get", "install"]
+                       and "python3-venv" in step)
+        assert update < install < venv, command
+
+
+def test_every_package_the_commands_install_is_known_to_apt() -> None:
+    """Each name the test command installs is a Debian package (from the machine's package lists), and the
+    ones the tests look for are among them: systemd-analyze (the deploy kit's test) comes with `systemd`."""
+    assert shutil.which("apt-cache"), "a Debian machine is expected"
+    packages = {word for command in readme_commands() for step in _steps(command)
+                if step[:2] == ["apt-get", "install"] for word in step[2:] if not word.startswith("-")}
+    assert {"python3-venv", "systemd", "unbound", "knot", "coturn"} <= packages
+    shown = subprocess.run(["apt-cache", "show", "--no-all-versions", *sorted(packages)], capture_output=True,
+                           text=True)
+    assert set(re.findall(r"^Package: (\S+)$", shown.stdout, re.M)) == packages, shown.stderr

@@ -14,11 +14,9 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Callable, Coroutine
 
 from dnsbalance import udpio
-from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
 from dnsbalance.stats.counters import LATENCY_SAMPLE
@@ -101,17 +99,6 @@ class UdpThread:
     def settle(self, timeout: float) -> None:
         """Let a datagram already received be answered before the process ends."""
         self.thread.join(timeout)
-
-    def stop(self) -> None:
-        """Wake the blocked recvfrom with a datagram to ourselves, then close."""
-        self.running = False
-        host, port = self.sock.getsockname()[:2]
-        wake = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-        family = socket.AF_INET6 if ":" in wake else socket.AF_INET
-        with socket.socket(family, socket.SOCK_DGRAM) as poke:
-            poke.sendto(b"", (wake, port))
-        self.thread.join(2)
-        self.sock.close()
 
 
 class TcpProtocol(asyncio.Protocol):
@@ -236,39 +223,6 @@ def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.so
             if port != 0 or exc.errno != errno.EADDRINUSE:
                 raise
     raise OSError(errno.EADDRINUSE, f"no free port on {host} for both UDP and TCP")
-
-
-@dataclass
-class Listeners:
-    """The UDP threads and TCP servers of one process."""
-
-    bound: list[str] = field(default_factory=list)  # "host:port" as bound, for the log
-    threads: list[UdpThread] = field(default_factory=list)
-    servers: list[asyncio.AbstractServer] = field(default_factory=list)
-
-    def close(self) -> None:
-        for server in self.servers:
-            server.close()
-        for thread in self.threads:
-            thread.stop()
-
-
-async def open_listeners(balancer: Balancer, listen: list[str], reuse_port: bool = False) -> Listeners:
-    """UDP and TCP on every address; `reuse_port` for the workers of a supervisor (SO_REUSEPORT)."""
-    loop = asyncio.get_running_loop()
-    listeners = Listeners()
-    try:
-        for item in listen:
-            host, port = parse_hostport(item)
-            udp, tcp = bind_pair(host, port, reuse_port=reuse_port)
-            listeners.threads.append(UdpThread(balancer, udp))
-            listeners.servers.append(await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp))
-            bound = udp.getsockname()
-            listeners.bound.append(f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}")
-    except BaseException:
-        listeners.close()
-        raise
-    return listeners
 
 
 def run(main: Coroutine[Any, Any, None]) -> None:

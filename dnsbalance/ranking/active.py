@@ -26,9 +26,10 @@ class VariantMemo:
     """A table's precomputed answers: by pool identity (the query path's lookup), by content (shared by
     identical pools), and the previous table's by content while this one is being filled."""
 
-    __slots__ = ("by_pool", "own", "inherited")
+    __slots__ = ("by_pool", "own", "inherited", "computed")
 
     def __init__(self) -> None:
+        self.computed = 0  # Variants made (not found in `own` or `inherited`)
         self.by_pool: dict[int, Variants] = {}
         self.own: dict[VariantKey, Variants] = {}
         self.inherited: dict[VariantKey, Variants] = {}
@@ -99,6 +100,7 @@ class ActiveTable:
             found = memo.own.get(key) or memo.inherited.get(key)
             if found is None:
                 found = Variants(pool, rtype, zone.answers, zone.ttl, key_seed(key), zone.min_answers)
+                memo.computed += 1
             memo.own[key] = found
             memo.by_pool[id(pool)] = found  # the pool objects live as long as the table
         return found
@@ -118,17 +120,14 @@ class ActiveTable:
         memo = self.memo
         if inherit is not None:
             memo.inherited = {**inherit.memo.inherited, **inherit.memo.own}
-        fresh = 0
+        before = memo.computed
         for pool, rtype in self.address_pools():
             if id(pool) not in memo.by_pool:
-                zone = self.zone
-                key = variant_key(pool, rtype, zone.answers, zone.ttl, zone.min_answers)
-                fresh += key not in memo.own and key not in memo.inherited
                 self.variants(pool, rtype)
                 if deadline is not None and time.monotonic() > deadline:
                     break
         memo.inherited = {}  # only what this table uses is kept
-        return fresh
+        return memo.computed - before
 
     def client_dependent(self, name: str, rtype: int) -> bool:
         """Whether clients in different places can get different answers for this name and type."""

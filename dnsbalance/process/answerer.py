@@ -149,6 +149,12 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
         with sending:
             conn.send(message)
 
+    def send_counts() -> None:
+        """Take and send under one lock: counts taken by one thread must be on the pipe before another
+        thread's later (final) counts, or the process could end holding them."""
+        with sending:
+            conn.send(Counts(balancer.stats.take()))
+
     async def heartbeat() -> None:
         while True:
             tick[0] = time.monotonic()
@@ -169,7 +175,7 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
                 if alive and time.monotonic() - tick[0] < STALL:
                     send(Pong(message.sequence))
             elif isinstance(message, Flush):
-                send(Counts(balancer.stats.take()))
+                send_counts()
                 send(Flushed(message.token))
             elif isinstance(message, Start):
                 loop.call_soon_threadsafe(start.set)
@@ -180,7 +186,7 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
         while True:
             time.sleep(COUNT_INTERVAL)
             try:
-                send(Counts(balancer.stats.take()))
+                send_counts()
             except OSError:
                 return
 
@@ -215,6 +221,6 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
     for protocol in list(TcpProtocol.active):
         protocol.close()
     try:
-        send(Counts(balancer.stats.take()))
+        send_counts()
     except OSError:
         pass

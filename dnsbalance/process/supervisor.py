@@ -206,8 +206,8 @@ class Supervisor:
                 try:
                     answerer.conn.send(Flush(token))
                     asked.append(answerer)
-                except OSError:
-                    pass
+                except OSError:  # a retired answerer already gone: its last counts wait in the pipe
+                    self._read(answerer)
             deadline = time.monotonic() + timeout
             for answerer in asked:
                 self._read(answerer, until=token, timeout=max(0.0, deadline - time.monotonic()))

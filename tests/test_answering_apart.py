@@ -6,12 +6,15 @@ table until the new one is in service."""
 from __future__ import annotations
 
 import os
+import random
+import shutil
 import signal
 import time
 from pathlib import Path
 
 import httpx
 
+from dnsbalance.geo.countries import countries
 from tests.harness import Server, start_server
 from tests.test_roles import processes_of, settled
 
@@ -79,5 +82,38 @@ def test_status_page_is_served_by_the_supervisor_not_the_answerers(tmp_path: Pat
         while httpx.get(f"{server.status_url}/status.json", timeout=5).json()["queries"]["total"] < 20:
             assert time.monotonic() < deadline, "the answerers' counts never reached the supervisor"
             time.sleep(0.2)
+    finally:
+        server.stop()
+
+
+def test_a_big_first_table_goes_into_service_complete(tmp_path: Path, country_mmdb: Path) -> None:
+    """A table too big to precompute before the first answerers start is completed by the supervisor; the
+    completed table is then put in service by a new generation, so answerers do not keep computing answers
+    on first use, each for itself, for as long as they live."""
+    folder = tmp_path / "config"
+    (folder / "country").mkdir(parents=True)
+    shutil.copy(country_mmdb, folder / "test.mmdb")
+    (folder / "dnsbalance.yaml").write_text(
+        "zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\ngeoip: {database: test.mmdb}\n"
+        f"health: {{enabled: false}}\nstate_dir: {tmp_path / 'state'}\n")
+    (folder / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  m{i}: {{addresses: [198.18.0.{i}]}}\n" for i in range(80)))
+    rng = random.Random(5)
+    tables = ["".join(f"name{n}:\n" + "".join(f"  m{m}: {rng.randrange(10000)}\n" for m in rng.sample(range(80), 8))
+                      for n in range(40)) for _ in range(150)]
+    for code, table in zip(sorted({c.alpha2 for c in countries().values()}), tables):
+        (folder / "country" / f"{code}.yaml").write_text(table)
+    (folder / "default.yaml").write_text(tables[0])
+    server = start_server(folder, tmp_path / "log", ipv6=False)
+    try:
+        first = processes_of(server)
+        assert server.query("name1.cdn.example.org", subnet="1.0.16.0/24").answer  # answered while completing
+        rest = server.wait_for_log(r"every pool's answers precomputed \((\d+) now", timeout=120)
+        assert int(rest.group(1)) > 0, "the table was small enough to be complete at start: make it bigger"
+        deadline = time.monotonic() + 20
+        while processes_of(server) & first or len(processes_of(server)) != 1:
+            assert time.monotonic() < deadline, "the completed table was not put in service"
+            time.sleep(0.05)
+        assert server.query("name1.cdn.example.org", subnet="1.0.16.0/24").answer
     finally:
         server.stop()

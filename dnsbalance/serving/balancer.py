@@ -6,6 +6,7 @@ Sockets live in server.py; the answer logic in answer/respond.py (full path) and
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -123,6 +124,10 @@ class Balancer:
             self.precompute = True
             log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,
                      fresh, time.monotonic() - started)
+        if deadline is None and fresh:
+            # a new snapshot with the same contents: the supervisor sees it is not in service and forks
+            # answerers that hold every answer (the ones in service compute theirs on first use, privately)
+            self.serving = dataclasses.replace(self.serving)
         return fresh
 
     def _write(self, path: Path, text: str) -> None:

@@ -7,6 +7,7 @@ each with an EDNS Client Subnet of a random /24 (so clients land in many countri
 query every 50 ms. Per phase it prints p50/p99/max of UDP and TCP latency and the queries lost (no reply
 within 1 s):
 
+  floor     this client against a UDP echo process: what the machine adds whatever the server
   idle      nothing else happens
   reload    SIGHUP every 2 s (configuration re-read, table rebuilt; a file is changed each time)
   status    /status.json, / and /metrics fetched every 2 s
@@ -21,6 +22,7 @@ and never reads. Not a test: run it on purpose.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import random
 import signal
@@ -32,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,30 +97,40 @@ def percentiles(samples: list[float]) -> str:
 
 
 class Load:
-    """UDP at a fixed rate from one socket, TCP every 50 ms; latencies collected per phase."""
+    """UDP at a fixed rate from one socket, TCP every 50 ms; latencies collected per phase. Replies are
+    received and timed in a process of their own (send times in shared memory), so that the sender's
+    and TCP client's Python does not hold up the receipt of a reply and count against the server."""
 
     def __init__(self, port: int, rate: int) -> None:
         self.port, self.rate = port, rate
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
         self.sock.connect(("127.0.0.1", port))
-        self.sent_at = [0.0] * 65536
-        self.udp: list[float] = []
+        context = multiprocessing.get_context("fork")
+        self.sent_at = context.RawArray("d", 65536)
+        self.asking, answering = context.Pipe()
+        self.receiver = context.Process(target=receive, args=(self.sock, self.sent_at, answering), daemon=True)
+        self.receiver.start()
         self.tcp: list[float] = []
         self.sent = 0
         self.tcp_lost = 0
         self.running = True
         rng = random.Random(7)
         self.subnets = [rng.getrandbits(24).to_bytes(3, "big") for _ in range(300)]
-        threading.Thread(target=self._receive, daemon=True).start()
         threading.Thread(target=self._send, daemon=True).start()
         threading.Thread(target=self._tcp, daemon=True).start()
 
     def reset(self) -> tuple[list[float], list[float], int, int]:
         time.sleep(1.0)  # replies still in flight belong to the phase that sent them
-        udp, tcp, sent, tcp_lost = self.udp, self.tcp, self.sent, self.tcp_lost
-        self.udp, self.tcp, self.sent, self.tcp_lost = [], [], 0, 0
+        self.asking.send("reset")
+        udp = self.asking.recv()
+        tcp, sent, tcp_lost = self.tcp, self.sent, self.tcp_lost
+        self.tcp, self.sent, self.tcp_lost = [], 0, 0
         return udp, tcp, sent, tcp_lost
+
+    def stop(self) -> None:
+        self.running = False
+        self.receiver.kill()
 
     def _send(self) -> None:
         rng = random.Random(8)
@@ -140,14 +153,6 @@ class Load:
                     pass
                 next_at += interval
 
-    def _receive(self) -> None:
-        while self.running:
-            data = self.sock.recv(4096)
-            now = time.perf_counter()
-            elapsed = now - self.sent_at[struct.unpack("!H", data[:2])[0]]
-            if elapsed < 1.0:
-                self.udp.append(elapsed)
-
     def _tcp(self) -> None:
         rng = random.Random(9)
         while self.running:
@@ -163,6 +168,48 @@ class Load:
             except OSError:
                 self.tcp_lost += 1
             time.sleep(0.05)
+
+
+def receive(sock: socket.socket, sent_at: "multiprocessing.Array[float]", answering: Connection) -> None:
+    """The receiving process: a reply's latency is its receipt time less its query's send time (by ID;
+    perf_counter is CLOCK_MONOTONIC, one clock for both processes). Hands over the latencies on "reset"."""
+    sock.settimeout(0.05)
+    udp: list[float] = []
+    while True:
+        if answering.poll():
+            answering.recv()
+            answering.send(udp)
+            udp = []
+        try:
+            data = sock.recv(4096)
+        except TimeoutError:
+            continue
+        elapsed = time.perf_counter() - sent_at[struct.unpack("!H", data[:2])[0]]
+        if elapsed < 1.0:
+            udp.append(elapsed)
+
+
+def echo(sock: socket.socket) -> None:
+    """A UDP echo in a process of its own: the floor of what this client can measure on this machine."""
+    while True:
+        data, peer = sock.recvfrom(4096)
+        sock.sendto(data, peer)
+
+
+def client_floor(seconds: float, rate: int) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    server = multiprocessing.get_context("fork").Process(target=echo, args=(sock,), daemon=True)
+    server.start()
+    load = Load(sock.getsockname()[1], rate)
+    time.sleep(1)
+    load.reset()
+    time.sleep(seconds)
+    udp, _, sent, _ = load.reset()
+    load.stop()
+    server.kill()
+    sock.close()
+    print(f"{'floor':<8} UDP {percentiles(udp)}  lost {sent - len(udp)} of {sent}  (this client against a UDP echo)")
 
 
 def fetch(url: str) -> None:
@@ -205,6 +252,7 @@ def main() -> int:
             time.sleep(2)  # the complete generation in service
             print(f"server pid {server.pid}, RSS supervisor, answerers: {memory_each(server.pid)}; {args.rate} q/s, "
                   f"{args.seconds:g} s per phase")
+            client_floor(args.seconds, args.rate)
             load = Load(port, args.rate)
             time.sleep(3)  # warm up: first use of the pools
             load.reset()
@@ -235,7 +283,7 @@ def main() -> int:
             phase("idle", None)
             phase("reload", reload)
             phase("status", pages)
-            load.running = False
+            load.stop()
             time.sleep(1.5)
             floods(server.pid, port)
         finally:

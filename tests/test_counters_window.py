@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from dnsbalance.statefiles import StateFolder
@@ -57,3 +59,46 @@ def test_reset_starts_every_process_afresh(tmp_path: Path) -> None:
     totals = all_totals(folder)
     assert dict(totals.first) == {(*KEY, "jp2"): 1}
     assert totals.reset_at > 0
+
+
+def test_totals_read_while_answerers_counts_arrive(tmp_path: Path) -> None:
+    """The supervisor absorbs answerers' counts on its loop while the status page, /metrics and the saver
+    read the totals on other threads: what they read is theirs, never a dict changing under them (the
+    status page failed with "dictionary changed size during iteration" under load)."""
+    stats = QueryStats(StateFolder(tmp_path).counters("main"))
+    now = time.time()
+    bucket = int(now // BUCKET * BUCKET)
+
+    def counts(n: int) -> Totals:
+        arrived = Totals()
+        arrived.recent = {bucket: Counter({("country JP", f"name{n}", "A", "jp1"): 1})}
+        arrived.queries[("A", "NOERROR", "JP", "AS")] = 1
+        return arrived
+
+    for n in range(500):
+        stats.absorb(counts(n), now)
+    totals = stats.fold(now)
+    shown = totals.to_json()
+    running, failures = [True], []
+
+    def arrive() -> None:
+        n = 500
+        while running[0]:
+            n += 1
+            stats.absorb(counts(n), now)
+
+    thread = threading.Thread(target=arrive)
+    thread.start()
+    try:
+        for _ in range(40):  # a page summarising a big table reads for a while
+            try:
+                assert sum(totals.recent_first(now).values()) == 500
+            except RuntimeError as exc:
+                failures.append(exc)
+                break
+    finally:
+        running[0] = False
+        thread.join()
+    assert not failures
+    assert totals.to_json() == shown
+    assert sum(stats.fold(now).recent_first(now).values()) > 500  # the counts went on arriving

@@ -89,27 +89,33 @@ class StatusServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                head = await reader.readuntil(b"\r\n\r\n")
-            method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    head = await reader.readuntil(b"\r\n\r\n")
+                method, path, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+            except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+                return  # not a request: nothing to answer
             if method not in ("GET", "HEAD"):
                 code, kind, body = 405, "text/plain", b"GET only\n"
             else:
-                code, kind, body = await asyncio.to_thread(self.route, path)
-            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}[code]
+                try:
+                    code, kind, body = await asyncio.to_thread(self.route, path)
+                except Exception:  # a bug: logged, and the client is told rather than left with a closed socket
+                    log.exception("status page error on %r", path[:200])
+                    code, kind, body = 500, "text/plain", b"internal error: see the server's log\n"
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                      500: "Internal Server Error"}[code]
             writer.write(f"HTTP/1.1 {code} {reason}\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
                          f"Cache-Control: no-store\r\nConnection: close\r\n\r\n".encode())
             if method != "HEAD":
                 writer.write(body)
             await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
-                ConnectionError):
+        except ConnectionError:
             pass
         except Exception:
             log.exception("status page error")
         finally:
             writer.close()
-
 
 
 def shown_regions(status: dict[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -55,6 +56,17 @@ WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before i
 START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
 STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)
 START_PRECOMPUTE = 2.0  # seconds of precomputing answers before the first fork; the rest follows in service
+BACKGROUND_NICE = 10  # the supervisor's worker threads (builds, pages, saves) yield a busy CPU to the answerers
+
+
+def lower_priority() -> None:
+    """Run in each of the supervisor's worker threads: on Linux a nice value is per thread, so the
+    event loop (pings, hand-overs; the fork, which the answerers inherit their priority from) keeps its
+    own. Raising one's nice value needs no privilege."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except OSError:
+        pass
 
 
 @dataclass
@@ -119,9 +131,10 @@ class Supervisor:
 
     async def put_in_service(self) -> None:
         """Fork answerers with the table in service now and hand each slot over to its new answerer: the
-        old one stops reading, then the new one starts (queries wait in the kernel meanwhile, a
-        millisecond or so, and are answered by exactly one table). Returns once every slot answers
-        from this table, or a newer one is on its way."""
+        new one starts reading, then the old one stops (for the moment both read, each datagram and
+        connection still goes to one of them and is answered by one table; stopping first would leave
+        queries waiting in the kernel for two process wake-ups on a busy machine). Returns once every
+        slot answers from this table alone, or a newer one is on its way."""
         async with self.swapping:
             serving = self.balancer.serving
             if self.in_service():
@@ -135,17 +148,19 @@ class Supervisor:
                                   new.process.pid)
                         new.process.kill()
                         continue
-                    old = self.current[new.slot]
+                    self._send(new, Start())
+                    if not await self._until(new, "started", 10.0):
+                        log.error("worker %d (pid %s) did not start reading; keeping the one in service",
+                                  new.slot, new.process.pid)
+                        new.process.kill()
+                        continue
+                    old, self.current[new.slot] = self.current[new.slot], new
                     if old is not None:
                         self._retire(old)
                         if not await self._until(old, "stopped", STOP_TIMEOUT):
                             log.warning("worker %d (pid %s) did not stop reading within %gs; killed (its last "
                                         "second of counts is lost)", old.slot, old.process.pid, STOP_TIMEOUT)
                             old.process.kill()
-                    self._send(new, Start())
-                    if not await self._until(new, "started", 10.0):
-                        new.process.kill()
-                    self.current[new.slot] = new
             finally:
                 self.pending = [a for a in self.pending if a not in fresh]
             if self.balancer.serving is not serving:
@@ -281,6 +296,8 @@ class Supervisor:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="dnsbalance-background",
+                                                     initializer=lower_priority))
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)

@@ -248,9 +248,10 @@ class QueryStats:
         totals.latency, totals.latency_sum = list(latency), spent
 
     def fold(self, now: float | None = None) -> Totals:
-        """Move the hot counters into the cumulative totals, and return them."""
+        """Move the hot counters into the cumulative totals, and return a copy of them: the supervisor
+        absorbs answerers' counts into the totals while pages and saves read them on other threads."""
         with self._folding:
-            return self._fold(time.time() if now is None else now)
+            return self._fold(time.time() if now is None else now).add(Totals())
 
     def _fold(self, now: float) -> Totals:
         self._follow_reset()

@@ -17,7 +17,7 @@ supervisor it was forked from). Then the floods, with the RSS of supervisor and 
 at its peak and after: 150,000 queries of random types, and a TCP client that pipelines queries for 10 s
 and never reads. Not a test: run it on purpose.
 
-    python bench/latency_under_rebuild.py [--seconds 20] [--rate 3000]
+    python bench/latency_under_rebuild.py [--seconds 20] [--rate 3000] [--workers 1]
 """
 from __future__ import annotations
 
@@ -66,12 +66,13 @@ def rss_mib(pid: int) -> float:
 
 def memory_each(pid: int) -> str:
     """Each process's resident memory and, of it, what is its own (private pages: not shared with the
-    supervisor it was forked from), supervisor first."""
+    supervisor it was forked from), supervisor first; then the proportional set size of them all (each
+    shared page divided among the processes that map it): what the server costs the machine."""
     try:
         pids = [pid] + [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         pids = [pid]
-    shown = []
+    shown, pss = [], 0.0
     for each in pids:
         fields = {}
         try:
@@ -81,8 +82,9 @@ def memory_each(pid: int) -> str:
         except OSError:
             continue
         private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+        pss += fields.get("Pss", 0)
         shown.append(f"{fields.get('Rss', 0):.0f} MiB ({private:.0f} own)")
-    return ", ".join(shown)
+    return ", ".join(shown) + f"; PSS of all {pss:.0f} MiB"
 
 
 def percentiles(samples: list[float]) -> str:
@@ -224,6 +226,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rate", type=int, default=3000)
+    parser.add_argument("--workers", type=int, default=1, help="answering processes (serve --workers)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = write(Path(tmp) / "config", random.Random(1))
@@ -231,7 +234,8 @@ def main() -> int:
             handle.write(f"geoip: {{database: builtin}}\nhealth: {{enabled: false}}\nstate_dir: {tmp}/state\n")
         log = open(Path(tmp) / "server.log", "wb")
         server = subprocess.Popen([sys.executable, "-m", "dnsbalance", "serve", "--config", str(folder),
-                                   "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0"],
+                                   "--listen", "127.0.0.1:0", "--status", "127.0.0.1:0",
+                                   *(["--workers", str(args.workers)] if args.workers > 1 else [])],
                                   cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             port = status = 0

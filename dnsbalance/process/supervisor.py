@@ -19,6 +19,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -74,7 +75,9 @@ class Answerer:
     slot: int
     process: BaseProcess
     conn: Connection
-    serving: Serving  # the snapshot it was forked with
+    # The snapshot it was forked with, weakly: a strong reference would keep the previous table alive in
+    # the supervisor while the next generation is forked, and every answerer would carry a dead table.
+    serving: "weakref.ref[Serving]"
     ready: bool = False
     started: bool = False
     stopped: bool = False
@@ -112,7 +115,7 @@ class Supervisor:
 
     def in_service(self) -> bool:
         serving = self.balancer.serving
-        return all(a is not None and a.serving is serving and a.process.is_alive() for a in self.current)
+        return all(a is not None and a.serving() is serving and a.process.is_alive() for a in self.current)
 
     def fork(self, slot: int) -> Answerer:
         """A new answerer for `slot` with the snapshot in service now."""
@@ -127,7 +130,7 @@ class Supervisor:
         finally:
             gc.unfreeze()
         theirs.close()
-        return Answerer(slot, process, ours, serving)
+        return Answerer(slot, process, ours, weakref.ref(serving))
 
     async def put_in_service(self) -> None:
         """Fork answerers with the table in service now and hand each slot over to its new answerer: the

@@ -50,6 +50,7 @@ class UdpThread:
         self.thread.start()
 
     def _loop(self) -> None:
+        udpio.precise_sleeps()
         receive, send, balancer = self.datagrams.receive, self.datagrams.send, self.balancer
         handle, rng = balancer.handle, balancer.rng
         stats, clock, sample, started = balancer.stats, time.perf_counter, 0, 0.0

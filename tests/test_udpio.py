@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from typing import Iterator
 
 import pytest
@@ -156,3 +157,30 @@ def test_reply_pktinfo() -> None:
     for address, keeps in (("2001:db8::53", False), ("fe80::1", True)):
         v6 = socket.inet_pton(socket.AF_INET6, address) + (3).to_bytes(4, "little")
         assert udpio.reply_pktinfo(v6, v6=True) == v6[:16] + ((3).to_bytes(4, "little") if keeps else bytes(4))
+
+
+def test_pacing_under_load_only() -> None:
+    """Past PACE_RATE datagrams a second a UDP thread pauses between batches that were not full (fewer
+    wake-ups and system calls per query), at most PACE_MAX; below it, never."""
+    assert udpio.pause_for(udpio.PACE_RATE - 1) == 0.0
+    assert udpio.pause_for(40_000) == pytest.approx(min(udpio.PACE_MAX, udpio.PACE_BATCH / 40_000))
+    assert 0 < udpio.pause_for(1_000_000) < udpio.pause_for(40_000) <= udpio.PACE_MAX
+
+
+def test_pause_follows_the_measured_rate(clients: list[socket.socket]) -> None:
+    server = bound("127.0.0.1")
+    try:
+        datagrams = udpio.Datagrams(server)
+        port = server.getsockname()[1]
+        for busy in (True, False):
+            # a window just ended in which many (or few) datagrams came
+            datagrams.window_start = time.monotonic() - udpio.PACE_WINDOW
+            datagrams.window_count = udpio.PACE_RATE if busy else 10
+            ask(clients, ["127.0.0.1"], port)
+            got = datagrams.receive()
+            assert len(got) == 1
+            assert (datagrams.pause > 0) is busy
+            datagrams.send([b"reply"])
+            assert clients[-1].recvfrom(100)[0] == b"reply"
+    finally:
+        server.close()

@@ -102,3 +102,27 @@ def test_totals_read_while_answerers_counts_arrive(tmp_path: Path) -> None:
     assert not failures
     assert totals.to_json() == shown
     assert sum(stats.fold(now).recent_first(now).values()) > 500  # the counts went on arriving
+
+
+def test_counts_sent_in_pieces_add_up_to_the_whole(tmp_path: Path) -> None:
+    """An answering process sends a second's counts in pieces (pickling them whole would hold its GIL for
+    milliseconds): absorbed one by one they are the same totals."""
+    worker = QueryStats()
+    for n in range(700):
+        worker.count(("A", "NOERROR", "JP", "AS"), n % 3 == 0, ("country JP", f"name{n}", "A"),
+                     Answer(f"jp{n % 5}", f"jp{(n + 1) % 5}"))
+    worker.count(("AAAA", "NXDOMAIN", "", ""), False)
+    worker.tally("truncated")
+    worker.observe(0.0003)
+    taken = worker.take()
+    pieces = taken.pieces(100)
+    assert len(pieces) > 10 and all(len(p.answers) + len(p.first) + len(p.queries) <= 100 for p in pieces)
+    supervisor = QueryStats(StateFolder(tmp_path).counters("main"))
+    for piece in pieces:
+        supervisor.absorb(piece)
+    whole = QueryStats(StateFolder(tmp_path / "other").counters("main"))
+    whole.absorb(taken)
+    got, expected = supervisor.fold().to_json(), whole.fold().to_json()
+    del got["processes"], expected["processes"]  # each process's own resources
+    assert got == expected
+    assert got["ecs"] == 234 and got["events"]["truncated"] == 1 and sum(got["latency"]) == 1

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 STALL = 2.0  # seconds without an event-loop tick after which an answerer stops answering pings
 COUNT_INTERVAL = 1.0  # seconds between counts sent up
+COUNT_PIECE = 500  # counter entries per message up the pipe (each pickled holding the GIL: ~0.5 ms)
 DRAIN = 5.0  # seconds a retired answerer keeps its open TCP connections
 SWITCH_INTERVAL = 0.0005  # seconds a thread may hold the GIL while another waits for it
 SETTLE = 4.0  # seconds a retired answerer's UDP threads may take to end (the supervisor waits 5)
@@ -158,7 +159,8 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
         """Take and send under one lock: counts taken by one thread must be on the pipe before another
         thread's later (final) counts, or the process could end holding them."""
         with sending:
-            conn.send(Counts(balancer.stats.take()))
+            for piece in balancer.stats.take().pieces(COUNT_PIECE):
+                conn.send(Counts(piece))
 
     async def heartbeat() -> None:
         while True:

@@ -124,6 +124,28 @@ class Totals:
         self.latency_sum += other.latency_sum
         self.processes.update(other.processes)
 
+    def pieces(self, size: int) -> list["Totals"]:
+        """These totals cut into pieces of at most `size` counter entries, the first carrying everything
+        else; absorbing every piece adds up to the whole. An answering process pickles its counts while
+        holding its GIL: a second's worth whole would hold up its queries for milliseconds."""
+        entries = [(name, key, count) for name in ("queries", "answers", "first")
+                   for key, count in getattr(self, name).items()]
+        entries += [("recent", (start, key), count) for start, counts in self.recent.items()
+                    for key, count in counts.items()]
+        head = Totals(ecs=self.ecs, clients=self.clients, reset_at=self.reset_at, events=self.events,
+                      latency=self.latency, latency_sum=self.latency_sum, processes=self.processes)
+        parts = [head]
+        for offset in range(0, len(entries), size):
+            part = head if offset == 0 else Totals()
+            for name, key, count in entries[offset:offset + size]:
+                if name == "recent":
+                    part.recent.setdefault(key[0], Counter())[key[1]] += count
+                else:
+                    getattr(part, name)[key] += count
+            if part is not head:
+                parts.append(part)
+        return parts
+
     def recent_first(self, now: float, window: float = RECENT_WINDOW) -> Counter:
         """First answers of the last `window` seconds (whole buckets)."""
         total: Counter = Counter()

@@ -103,17 +103,17 @@ class Server:
         raise AssertionError(f"no log line matching {pattern!r} within {timeout}s:\n{self.log()}")
 
     def cycles(self) -> int:
-        """Health cycles the server has logged."""
-        return self.log().count("health cycle:")
+        """Health cycles the server has finished: its table in service (or kept), or failed."""
+        text = self.log()
+        return text.count("health cycle done:") + text.count("health cycle failed")
 
     def wait_cycles(self, count: int, timeout: float) -> None:
-        """Wait for `count` more health cycles (and the table swap that follows each)."""
+        """Wait for `count` more health cycles to finish, the table swap that follows each included."""
         target = self.cycles() + count
         deadline = time.monotonic() + timeout
         while self.cycles() < target:
             assert time.monotonic() < deadline, self.log()
             time.sleep(0.05)
-        time.sleep(0.1)  # the swap follows the cycle's log line
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -90,7 +90,9 @@ class HealthScheduler:
             if applied:
                 if self.on_change is not None:
                     await self.on_change()
-                log.info("table generation %d in service", self.balancer.generation)
+                log.info("health cycle done: table generation %d in service", self.balancer.generation)
+            else:
+                log.info("health cycle done: table generation %d kept", self.balancer.generation)
             return report
         except Exception:
             log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")

@@ -58,6 +58,7 @@ from dns_throughput import (  # noqa: E402
     gdnsd_config,
     latencies,
     pdns_config,
+    stop,
     wait_answering,
 )
 
@@ -256,18 +257,6 @@ def servers(folder: Path, skip: set[str]) -> list[Server]:
 
 def scaling_servers() -> list[Server]:
     return [Server(f"dnsbalance --workers {n}", sys.executable, dnsbalance(n), ROOT, ALL_CORES) for n in (1, 2)]
-
-
-def stop(process: subprocess.Popen) -> None:
-    """The server's whole session: SIGTERM, then SIGKILL after 10 s."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def measure(server: Server, folder: Path, data: Path, options: list[str], rates: list[int], seconds: float,

@@ -206,13 +206,19 @@ def measure(name: str, command: list[str], port: int, data: Path, seconds: int, 
         stderr = process.stderr.read().decode(errors="replace")[-600:] if process.poll() is not None else ""
         return Result(name, note=f"failed: {exc} {stderr.strip()[:300]}")
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """The server's whole session: SIGTERM, then SIGKILL after 10 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def main() -> int:

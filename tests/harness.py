@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.edns
 import dns.message
 import dns.query
+import httpx
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -114,6 +115,14 @@ class Server:
         while self.cycles() < target:
             assert time.monotonic() < deadline, self.log()
             time.sleep(0.05)
+
+    def wait_counted(self, queries: int, timeout: float, what: str) -> None:
+        """Wait until the status page counts at least `queries` queries (the answerers send their counts
+        up to the supervisor every second); `what` says whose counts failed to arrive."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.status_url}/status.json", timeout=5).json()["queries"]["total"] < queries:
+            assert time.monotonic() < deadline, f"{what} never reached the supervisor"
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -5,8 +5,6 @@ import re
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.harness import Server, start_server
 from tests.mirrors import Mirror
 from tests.test_health_server import probe_everything
@@ -44,10 +42,7 @@ def test_workers_share_the_port_and_follow_one_prober(tmp_path: Path, config_dir
         assert seen == {"192.0.2.2", "192.0.2.3", "192.0.2.4"}  # no worker still serves jp1
         assert server.query("deb.cdn.example.org", tcp=True).answer
         # the supervisor's status page adds up the workers' counters (written every few seconds)
-        deadline = time.monotonic() + 15
-        while httpx.get(f"{server.status_url}/status.json", timeout=5).json()["queries"]["total"] < 201:
-            assert time.monotonic() < deadline, "workers' counters never reached the supervisor"
-            time.sleep(0.5)
+        server.wait_counted(201, 15, "the workers' counters")
     finally:
         server.stop()
     time.sleep(0.5)

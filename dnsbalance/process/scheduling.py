@@ -94,6 +94,9 @@ class HealthScheduler:
             else:
                 log.info("health cycle done: table generation %d kept", self.balancer.generation)
             return report
+        except asyncio.CancelledError:  # the server is shutting down mid-cycle (a hand-over may take seconds)
+            log.info("health cycle stopped: shutting down")
+            return None
         except Exception:
             log.exception("health cycle failed; the table in service stays, the next cycle runs as planned")
             return None

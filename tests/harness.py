@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dns.edns
 import dns.message
@@ -18,6 +19,9 @@ import dns.query
 import httpx
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
+
+if TYPE_CHECKING:
+    from tests.mirrors import Mirror
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -168,3 +172,68 @@ def recv_exact(sock: "socket.socket", size: int) -> bytes:
 def recv_frame(sock: "socket.socket") -> bytes:
     """One length-prefixed DNS message from a TCP connection."""
     return recv_exact(sock, int.from_bytes(recv_exact(sock, 2), "big"))
+
+
+# Helpers several test files share (no test file imports another).
+
+def answer_set(server: Server, rounds: int = 200) -> set[str]:  # jp4 is in ~1 answer in 8
+    found: set[str] = set()
+    for _ in range(rounds):
+        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+        found |= {rr.address for rrset in reply.answer for rr in rrset}
+    return found
+
+
+def reload_and_wait(server: Server, marker: str, count: int) -> None:
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while server.log().count(marker) < count:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+
+
+def probe_everything(config_dir: Path, fleet: dict[str, "Mirror"], rise: int = 1) -> None:
+    text = (config_dir / "mirrors.yaml").read_text()
+    for name, mirror in fleet.items():
+        text = re.sub(rf"^  {name}: {{addresses: (\[.*?\])}}$", rf"  {name}: {{addresses: \1, url: '{mirror.url}'}}",
+                      text, flags=re.MULTILINE)
+    (config_dir / "mirrors.yaml").write_text(text)
+    with (config_dir / "dnsbalance.yaml").open("a") as handle:
+        handle.write(f"health: {{interval: 1, timeout: 0.5, rise: {rise}, master: '{fleet['master'].url}'}}\n")
+
+
+def wait_cycles(server: Server, count: int) -> None:
+    server.wait_cycles(count, timeout=10 + 2 * count)
+
+
+def processes_of(server: Server) -> set[int]:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+    return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
+
+
+def settled(server: Server, workers: int = 2) -> None:
+    """Past the first health cycle, whose table replaces the start-up answerers with a new generation, and
+    the old generation gone."""
+    server.wait_for_log(r"table generation 2 in service")
+    deadline = time.monotonic() + 10
+    while len(processes_of(server)) != workers:
+        assert time.monotonic() < deadline, f"{len(processes_of(server))} answering processes, not {workers}"
+        time.sleep(0.05)
+
+
+ASN_NETWORKS = {
+    "1.0.16.0/20": 64501,  # JP in the country database; no AS table
+    "5.0.0.0/16": 64500,  # KR in the country database; the AS table asn/AS64500.yaml
+    "127.0.0.5/32": 64500,  # a loopback source the AS table serves without ECS
+    "2a00:1000::/32": 64500,  # DE in the country database
+}
+
+
+def write_asn_mmdb(path: Path) -> Path:
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN",
+                        description={"en": "dnsbalance test ASN database"})
+    for network, number in ASN_NETWORKS.items():
+        writer.insert_network(IPSet([network]), {"autonomous_system_number": number,
+                                                 "autonomous_system_organization": f"Test AS{number}"})
+    writer.to_db_file(str(path))
+    return path

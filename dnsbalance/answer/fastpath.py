@@ -4,7 +4,7 @@ Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in
 AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
 Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
 the full dnslib path in serving/balancer.py, which gives the same bytes for the same question and variant
-(tests/test_fastpath.py).
+(tests/unit/test_fastpath.py).
 """
 from __future__ import annotations
 

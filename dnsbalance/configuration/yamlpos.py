@@ -17,6 +17,7 @@ import yaml
 # table ~2,600 nodes), far below what hurts the server: a file is read whole and turned into objects.
 MAX_FILE_BYTES = 16 << 20
 MAX_DEPTH = 64  # nested mappings and lists; the configuration needs 4
+DEPTH_PROBLEM = f"nested more than {MAX_DEPTH} levels deep"
 MAX_NODES = 1_000_000  # values in a file, every alias counted as the values it stands for
 
 
@@ -107,7 +108,7 @@ def _check_shape(text: str) -> None:
         elif kind is yaml.SequenceStartEvent or kind is yaml.MappingStartEvent:
             depth += 1
             if depth > MAX_DEPTH:
-                raise YamlSyntaxError(event.start_mark.line + 1, f"nested more than {MAX_DEPTH} levels deep")
+                raise YamlSyntaxError(event.start_mark.line + 1, DEPTH_PROBLEM)
             open_anchors.append((event.anchor, nodes))
             nodes += 1
         elif kind is yaml.SequenceEndEvent or kind is yaml.MappingEndEvent:
@@ -143,6 +144,10 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
+        if exc.problem and "nesting depth" in exc.problem:
+            # libyaml (0.2.5 as PyYAML 6.0.4 ships it) stops at its own depth limit before the parser has
+            # emitted our 65th level: one limit, one wording, whichever counter trips first
+            raise YamlSyntaxError(line, DEPTH_PROBLEM) from None
         if mark is not None and _tab_at(text, mark.line, mark.column):  # libyaml does not name the character
             raise YamlSyntaxError(line, "YAML syntax error: a tab character in the indentation (column "
                                         f"{mark.column + 1}); YAML indents with spaces only") from None

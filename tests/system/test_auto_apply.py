@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ROOT, Server, start_server
-from tests.test_reload import answer_set
+from tests.harness import ROOT, Server, answer_set, start_server
 
 JP = {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
 NOT_APPLIED = "differ from the configuration in service and are not applied"

@@ -5,10 +5,8 @@ import re
 import time
 from pathlib import Path
 
-from tests.harness import Server, start_server
+from tests.harness import Server, probe_everything, settled, start_server
 from tests.mirrors import Mirror
-from tests.test_health_server import probe_everything
-from tests.test_roles import settled
 
 
 def processes_of(server: Server) -> set[int]:

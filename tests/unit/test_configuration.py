@@ -11,7 +11,7 @@ import yaml
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Settings, SOASettings, field_defaults
 
-BASE = Path(__file__).resolve().parent / "fixtures" / "check" / "base"
+BASE = Path(__file__).resolve().parent.parent / "fixtures" / "check" / "base"
 
 
 def test_left_out_keys_take_the_model_defaults(tmp_path: Path) -> None:

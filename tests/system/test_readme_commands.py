@@ -24,8 +24,34 @@ def test_ci_runs_the_readme_test_command_word_for_word() -> None:
     assert ci[-1] == tests
 
 
+INSTALLER = "tools/install-test-packages"
+
+
 def _steps(command: str) -> list[list[str]]:
-    return [shlex.split(step.replace(">/dev/null", "")) for step in command.split("&&")]
+    """The command's steps; the test-package script stands for the `apt-get install` it runs."""
+    steps = [shlex.split(step.replace(">/dev/null", "")) for step in command.split("&&")]
+    return [_script_install() if step == [INSTALLER] else step for step in steps]
+
+
+def _script_install() -> list[str]:
+    text = (ROOT / INSTALLER).read_text(encoding="utf-8")
+    packages = re.search(r'^PACKAGES="([^"]+)"$', text, re.M)
+    assert packages and "apt-get install -y -qq --no-install-recommends $PACKAGES" in text
+    return ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages.group(1).split()]
+
+
+def test_every_install_leaves_out_recommends_and_pins_python_packages() -> None:
+    """Recommends would pull in ~150 more packages and start services (node-exporter on :9100); a release
+    upstream must not change what a fresh clone installs (PyYAML 6.0.4 once turned main red by itself)."""
+    for command in readme_commands():
+        steps = _steps(command)
+        assert all("--no-install-recommends" in step for step in steps if step[:2] == ["apt-get", "install"])
+        pip = [step for step in steps if step[0].endswith("pip") and "install" in step]
+        assert pip and all(step[step.index("-c") + 1] == "requirements.lock" for step in pip), command
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8").splitlines()
+    pins = [line for line in lock if line and not line.startswith("#")]
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9_.-]+==[^=\s]+", line) for line in pins), pins
+    assert any(line.lower().startswith("pyyaml==") for line in pins)
 
 
 def test_each_command_updates_apt_and_installs_venv_before_making_one() -> None:

@@ -11,9 +11,8 @@ from types import MappingProxyType
 
 from health import events
 from health.state import HealthState, MirrorHealth
-from tests.harness import ROOT, start_server
+from tests.harness import ROOT, probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
-from tests.test_health_server import probe_everything, wait_cycles
 
 
 def run_events(config_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -5,21 +5,11 @@ import json
 import re
 from pathlib import Path
 
-from tests.harness import Server, start_server
+from tests.harness import Server, probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
 
 JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}
 AS = {"192.0.2.11", "192.0.2.12"}
-
-
-def probe_everything(config_dir: Path, fleet: dict[str, Mirror], rise: int = 1) -> None:
-    text = (config_dir / "mirrors.yaml").read_text()
-    for name, mirror in fleet.items():
-        text = re.sub(rf"^  {name}: {{addresses: (\[.*?\])}}$", rf"  {name}: {{addresses: \1, url: '{mirror.url}'}}",
-                      text, flags=re.MULTILINE)
-    (config_dir / "mirrors.yaml").write_text(text)
-    with (config_dir / "dnsbalance.yaml").open("a") as handle:
-        handle.write(f"health: {{interval: 1, timeout: 0.5, rise: {rise}, master: '{fleet['master'].url}'}}\n")
 
 
 def jp_answers(server: Server, rounds: int = 25) -> set[str]:
@@ -29,10 +19,6 @@ def jp_answers(server: Server, rounds: int = 25) -> set[str]:
         assert reply.answer, "a configured name is never answered empty"
         found |= {rr.address for rr in reply.answer[0]}
     return found
-
-
-def wait_cycles(server: Server, count: int) -> None:
-    server.wait_cycles(count, timeout=10 + 2 * count)
 
 
 def test_dead_and_stale_mirrors_leave_and_return(tmp_path: Path, config_dir: Path,
@@ -106,7 +92,7 @@ def test_changed_file_is_picked_up_at_next_cycle(tmp_path: Path, config_dir: Pat
                                                  zone_fleet: dict[str, Mirror]) -> None:
     probe_everything(config_dir, zone_fleet)
     with (config_dir / "dnsbalance.yaml").open("a") as handle:
-        handle.write("reload: {auto_apply: true}\n")  # off by default: see tests/test_auto_apply.py
+        handle.write("reload: {auto_apply: true}\n")  # off by default: see tests/system/test_auto_apply.py
     server = start_server(config_dir, tmp_path / "log", ipv6=False)
     try:
         wait_cycles(server, 1)

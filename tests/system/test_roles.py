@@ -25,15 +25,10 @@ from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
 from dnsbalance.statefiles import StateFolder
 from health import state as health_state
-from tests.harness import ROOT, Server, start_server
+from tests.harness import ROOT, Server, processes_of, settled, start_server
 
 JP_SUBNET = "1.0.16.0/24"
 BIG_POOL = 40  # mirrors in the pool: far more orders than are precomputed, so the seed picks them
-
-
-def processes_of(server: Server) -> set[int]:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    return {int(pid) for pid in children.read_text().split()} if children.exists() else set()
 
 
 def big_jp_pool(config_dir: Path) -> None:
@@ -81,16 +76,6 @@ def test_workers_and_explain_serve_one_table_byte_for_byte(tmp_path: Path, confi
     assert {v.wire for v in mine.table.variants(changed, RType.A).all()} != possible
     assert len(seen) > 20
     assert seen <= possible, f"{len(seen - possible)} answers from a table other than the supervisor's"
-
-
-def settled(server: Server, workers: int = 2) -> None:
-    """Past the first health cycle, whose table replaces the start-up answerers with a new generation, and
-    the old generation gone."""
-    server.wait_for_log(r"table generation 2 in service")
-    deadline = time.monotonic() + 10
-    while len(processes_of(server)) != workers:
-        assert time.monotonic() < deadline, f"{len(processes_of(server))} answering processes, not {workers}"
-        time.sleep(0.05)
 
 
 def test_supervisor_killed_leaves_no_worker_answering(tmp_path: Path, config_dir: Path) -> None:

@@ -1,7 +1,6 @@
 """Weighted draws: the first address follows the weights (chi-square), drained never, no repeats."""
 from __future__ import annotations
 
-import math
 import random
 import socket
 from collections import Counter
@@ -12,23 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dnsbalance.ranking.draw import draw
+from tests.chisquare import chi2, chi2_critical
 from tests.harness import Server
 
 # JP table of the test zone: priority -> weight = 10000 - priority
 JP_WEIGHTS = {"192.0.2.1": 9000, "192.0.2.2": 6000, "192.0.2.3": 3000, "192.0.2.4": 1000}
-Z_ONE_IN_10000 = 3.719  # one-sided normal quantile for p = 0.0001: a false alarm once in 10,000 runs
-
-
-def chi2_critical(df: int, z: float = Z_ONE_IN_10000) -> float:
-    """Wilson-Hilferty approximation of the chi-square quantile (good to ~1% for df >= 2)."""
-    h = 2 / (9 * df)
-    return df * (1 - h + z * math.sqrt(h)) ** 3
-
-
-def chi2(observed: Counter, weights: dict[str, int]) -> float:
-    n = sum(observed.values())
-    total = sum(weights.values())
-    return sum((observed.get(k, 0) - n * w / total) ** 2 / (n * w / total) for k, w in weights.items())
 
 
 def first_addresses(server: Server, count: int) -> tuple[Counter, set[str], bool]:

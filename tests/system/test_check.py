@@ -11,7 +11,7 @@ import pytest
 
 from tests.harness import ROOT
 
-CHECK = Path(__file__).resolve().parent / "fixtures" / "check"
+CHECK = Path(__file__).resolve().parent.parent / "fixtures" / "check"
 
 EXPECTED: dict[str, tuple[int, list[str]]] = {
     "all_drained": (1, [

@@ -12,31 +12,13 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import pytest
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
 
-from tests.harness import ROOT, Server, make_config, start_server
+from tests.harness import ROOT, Server, make_config, start_server, write_asn_mmdb
 
-ASN_NETWORKS = {
-    "1.0.16.0/20": 64501,  # JP in the country database; no AS table
-    "5.0.0.0/16": 64500,  # KR in the country database; the AS table asn/AS64500.yaml
-    "127.0.0.5/32": 64500,  # a loopback source the AS table serves without ECS
-    "2a00:1000::/32": 64500,  # DE in the country database
-}
 CAMPUS = {"10.9.9.1", "2001:db8:c::1"}
 ISP = {"10.9.9.2", "2001:db8:c::2"}
 ASN = {"10.9.9.3", "2001:db8:c::3"}
 JP = {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
-
-
-def write_asn_mmdb(path: Path) -> Path:
-    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN",
-                        description={"en": "dnsbalance test ASN database"})
-    for network, number in ASN_NETWORKS.items():
-        writer.insert_network(IPSet([network]), {"autonomous_system_number": number,
-                                                 "autonomous_system_organization": f"Test AS{number}"})
-    writer.to_db_file(str(path))
-    return path
 
 
 def network_config(target: Path, country_mmdb: Path) -> Path:

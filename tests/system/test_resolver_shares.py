@@ -13,8 +13,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.chisquare import chi2, chi2_critical
 from tests.harness import FIXTURES, Server, start_server
-from tests.test_weights import chi2, chi2_critical
 from tests.unbound import Unbound, ask_through, client_addresses, resolver_zone, start_unbound, write_client_mmdb
 
 CLIENTS = 2000

@@ -1,27 +1,9 @@
 """SIGHUP: a good configuration is swapped in; a bad one is refused with file:line and the old one stays."""
 from __future__ import annotations
 
-import signal
-import time
 from pathlib import Path
 
-from tests.harness import Server
-
-
-def answer_set(server: Server, rounds: int = 200) -> set[str]:  # jp4 is in ~1 answer in 8
-    found: set[str] = set()
-    for _ in range(rounds):
-        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
-        found |= {rr.address for rrset in reply.answer for rr in rrset}
-    return found
-
-
-def reload_and_wait(server: Server, marker: str, count: int) -> None:
-    server.process.send_signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while server.log().count(marker) < count:
-        assert time.monotonic() < deadline, server.log()
-        time.sleep(0.05)
+from tests.harness import Server, answer_set, reload_and_wait
 
 
 def test_sighup_applies_good_and_refuses_bad_config(server: Server, config_dir: Path) -> None:

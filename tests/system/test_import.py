@@ -143,7 +143,7 @@ def test_import_named_name_server(tmp_path: Path) -> None:
 
 
 def test_import_network_and_as_namespaces(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    from tests.test_networks import write_asn_mmdb
+    from tests.harness import write_asn_mmdb
 
     out = tmp_path / "out"
     result = run_import(str(NETWORKS), "--zone", "cdn.example.org", "--out", str(out))

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import start_server
+from tests.harness import probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
-from tests.test_health_server import probe_everything, wait_cycles
 
 
 def dom_of(url: str, profile: Path) -> str:

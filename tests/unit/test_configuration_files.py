@@ -181,3 +181,16 @@ def test_answers_out_of_range(tmp_path: Path, answers: str) -> None:
     found = errors(folder_with(tmp_path, dnsbalance_yaml=SETTINGS + f"answers: {answers}\n"))
     assert len(found) == 1, found
     assert found[0].startswith(f"{tmp_path / 'config' / 'dnsbalance.yaml'}:5: ")
+
+
+@pytest.mark.parametrize("depth", [65, 999, 1000, 30_000])
+def test_nesting_refused_in_the_projects_words_whichever_limit_trips(tmp_path: Path, depth: int) -> None:
+    """Our 64-level limit and libyaml's own (1,000 in PyYAML 6.0.4's wheels, which then raises first) give
+    one wording with the line: the library's words must not leak out, nor depend on its release."""
+    from dnsbalance.configuration.yamlpos import YamlSyntaxError, load_yaml
+
+    path = tmp_path / "JP.yaml"
+    path.write_text("deb:\n  jp1: " + "[" * depth + "]" * depth + "\n")
+    with pytest.raises(YamlSyntaxError) as raised:
+        load_yaml(path)
+    assert (raised.value.line, raised.value.detail) == (2, "nested more than 64 levels deep")

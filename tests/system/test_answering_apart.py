@@ -15,8 +15,7 @@ from pathlib import Path
 import httpx
 
 from dnsbalance.geo.countries import countries
-from tests.harness import Server, start_server
-from tests.test_roles import processes_of, settled
+from tests.harness import Server, processes_of, settled, start_server
 
 
 def answers_while_frozen(server: Server) -> None:

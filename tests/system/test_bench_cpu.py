@@ -11,7 +11,7 @@ from pathlib import Path
 import dns.edns
 import dns.message
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from cpu_per_query import CLOCK_TICKS, ecs_query, process_tree, run_queue_wait  # noqa: E402
 

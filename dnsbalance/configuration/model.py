@@ -1,12 +1,14 @@
 """The configuration as frozen values: what the YAML files say, checked and normalised."""
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
+
+from dnsbalance.geo.locate import Network
 
 DRAINED = 10000  # DNS Balance's priority scale: weight = 10000 - priority, so 10000 is never returned
 SRV_NAMES = ("_stun._udp", "_turn._udp", "_turn._tcp", "_turns._tcp")
@@ -247,7 +249,6 @@ class Region:
 DEFAULT_REGION = Region(Level.DEFAULT, "default")
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dnsbalance.configuration.checker import Checker, kind
-from dnsbalance.configuration.model import Network, Table
+from dnsbalance.configuration.model import Table
+from dnsbalance.geo.locate import Network
 from dnsbalance.configuration.yamlpos import PosDict, PosList
 
 NETWORKS_KEY = "networks"

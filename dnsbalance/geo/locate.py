@@ -18,6 +18,7 @@ from dnsbalance.geo.countries import continent_of
 log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Lookups are cached per /24 (IPv4) and /48 (IPv6) when the database's network is at least that wide,
 # so a busy resolver costs one database walk, not one per query.

@@ -11,8 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from dnsbalance.configuration.model import Network
-from dnsbalance.geo.locate import IPAddress
+from dnsbalance.geo.locate import IPAddress, Network
 
 WIDTH = {4: 32, 6: 128}
 

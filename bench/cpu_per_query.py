@@ -13,7 +13,9 @@ port pinned to core 1; dnsperf runs on core 0 and sends, for a fixed window each
 - "server core": the share of one core the server's processes used in the window; "waited": the time its
   threads were runnable but waiting for a core, summed over threads, as a share of the window (other programs
   in the way: figures taken with much waiting are noisy); "by process": how the CPU split over its processes
-  (with `--workers`, how SO_REUSEPORT spread the queries); "short of the rate": fewer than 98% of the offered
+  (with `--workers`, how SO_REUSEPORT spread the queries); "dnsperf": the share of its own core dnsperf used,
+  and "CLIENT-BOUND" when it is 95% or more (the load generator set the pace: never quote such a full-load
+  figure as the server's); "short of the rate": fewer than 98% of the offered
   queries/s were answered (the server or dnsperf could not keep up: CPU per query there is a full-load figure);
 - p50/p99 latency at 3,000 q/s (from `dnsperf -v`).
 
@@ -43,6 +45,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -66,6 +69,7 @@ SERVER_CORE = "1"
 CLIENT_CORE = "0"
 ALL_CORES = "0,1"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CLIENT_BOUND = 0.95  # dnsperf busy this share of its core or more: the window measured the client, not the server
 
 # Client networks and the country the built-in database gives them. Only countries whose table is the same in
 # the three configurations: gdnsd's map names JP, CN and KR in Asia, so other Asian countries would differ.
@@ -151,13 +155,27 @@ class Load:
     clients: int
 
 
-def dnsperf(load: Load, seconds: float, rate: int | None, verbose: bool = False) -> str:
+def dnsperf_command(load: Load, seconds: float, rate: int | None, verbose: bool = False) -> list[str]:
     command = ["taskset", "-c", CLIENT_CORE, "dnsperf", "-s", "127.0.0.1", "-p", str(load.port),
                "-d", str(load.data), "-l", str(seconds), "-c", str(load.clients), *load.options]
     command += ["-Q", str(rate), "-q", "1000"] if rate else ["-q", "500"]
-    if verbose:
-        command.append("-v")
-    return subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return command + (["-v"] if verbose else [])
+
+
+def dnsperf(load: Load, seconds: float, rate: int | None, verbose: bool = False) -> str:
+    return subprocess.run(dnsperf_command(load, seconds, rate, verbose), capture_output=True, text=True,
+                          timeout=seconds + 60).stdout
+
+
+def dnsperf_sampled(load: Load, seconds: float, rate: int | None) -> tuple[str, float]:
+    """dnsperf's output, and the CPU seconds it used during its run (read from /proc as the run ends: after it,
+    dnsperf spins while it waits out late replies, which says nothing about whether it kept up)."""
+    process = subprocess.Popen(dnsperf_command(load, seconds, rate), stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    time.sleep(seconds)
+    sampled = proc_stat(process.pid)
+    output, _ = process.communicate(timeout=60)
+    return output, (sampled[2] / CLOCK_TICKS if sampled else 0.0)
 
 
 @dataclass(frozen=True)
@@ -170,6 +188,7 @@ class Window:
     cpu: float  # seconds
     waited: float  # seconds runnable but without a core
     ticks_by_process: tuple[int, ...] = ()  # largest first: how the work spread over workers
+    client_cpu: float = 0.0  # seconds of CPU dnsperf itself used during its run
 
     @property
     def spread(self) -> str:
@@ -196,6 +215,15 @@ class Window:
         return self.waited / self.run_time if self.run_time else 0.0
 
     @property
+    def client_busy(self) -> float:
+        """Share of its core dnsperf used: near 100%, the load generator and not the server set the pace."""
+        return self.client_cpu / self.run_time if self.run_time else 0.0
+
+    @property
+    def client_bound(self) -> bool:
+        return self.client_busy >= CLIENT_BOUND
+
+    @property
     def short(self) -> bool:
         return self.rate is not None and self.qps < 0.98 * self.rate
 
@@ -210,14 +238,15 @@ def statistic(output: str, label: str) -> str:
 def window(leader: int, load: Load, seconds: float, rate: int | None) -> Window:
     before = process_tree(leader)
     waited = run_queue_wait(list(before))
-    output = dnsperf(load, seconds, rate)
+    output, client_cpu = dnsperf_sampled(load, seconds, rate)
     after = process_tree(leader)
     waited = run_queue_wait(list(after)) - waited
     ticks = sum(after.values()) - sum(before.values())
     lost = re.search(r"Queries lost:\s+\d+ \(([\d.]+)%\)", output)
     return Window(rate, int(statistic(output, "Queries completed")), float(lost.group(1)) if lost else 100.0,
                   float(statistic(output, r"Run time \(s\)")), ticks / CLOCK_TICKS, waited,
-                  tuple(sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)))
+                  tuple(sorted((after[pid] - before.get(pid, 0) for pid in after), reverse=True)),
+                  client_cpu)
 
 
 # --- servers ---
@@ -321,15 +350,18 @@ def rate_label(rate: int | None) -> str:
 
 def table(results: dict[str, Measured]) -> Iterator[str]:
     yield (f"{'server':<24} {'offered':>11} {'answered/s':>11} {'lost':>7} {'CPU µs/query':>13} "
-           f"{'server core':>12} {'waited':>7}  by process")
+           f"{'server core':>12} {'waited':>7} {'dnsperf':>8}  by process")
     for name, measured in results.items():
         if not measured.windows:
             yield f"{name:<24} {measured.note}"
             continue
         for w in measured.windows:
             mark = "  short of the rate" if w.short else ""  # the server or dnsperf could not keep up
+            if w.client_bound:
+                mark += "  CLIENT-BOUND: dnsperf saturated its core, not a server figure"
             yield (f"{name:<24} {rate_label(w.rate):>11} {w.qps:>11,.0f} {w.lost_percent:>6.2f}% "
-                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%} {w.wait_share:>7.0%}  {w.spread}{mark}").rstrip()
+                   f"{w.cpu_us:>13.2f} {w.busy:>11.0%} {w.wait_share:>7.0%} {w.client_busy:>8.0%}  "
+                   f"{w.spread}{mark}").rstrip()
         if measured.p50:
             yield f"{name:<24} latency at 3,000 q/s: p50 {measured.p50:.3f} ms, p99 {measured.p99:.3f} ms"
         if measured.note:
@@ -342,7 +374,9 @@ def ratios(ours: Measured, other: Measured, label: str) -> str:
     parts = [f"CPU/query at {rate_label(a.rate)} {a.cpu_us / b.cpu_us:.2f}x"
              for a, b in zip(ours.windows, other.windows) if a.rate is not None and b.cpu_us]
     full_a, full_b = ours.windows[-1], other.windows[-1]
-    parts.append(f"full-load q/s {full_a.qps / full_b.qps:.2f}x" if full_b.qps else "full-load q/s -")
+    bound = " (client-bound: dnsperf saturated, a floor not a ratio)" if full_a.client_bound or full_b.client_bound \
+        else ""
+    parts.append(f"full-load q/s {full_a.qps / full_b.qps:.2f}x{bound}" if full_b.qps else "full-load q/s -")
     return f"{label}: " + ", ".join(parts)
 
 

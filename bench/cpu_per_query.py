@@ -29,7 +29,7 @@ Then, unless `--no-workers`, dnsbalance again with `--workers 1` and `--workers 
 cores, which dnsperf, still on core 0, shares), for how the worker processes scale.
 
     python bench/cpu_per_query.py [--seconds 10] [--rates 10000,40000,80000] [--rounds 1] [--skip gdnsd,pdns]
-                                  [--mix world|jp] [--no-workers]
+                                  [--mix world|jp] [--no-workers] [--baseline DIR]
 
 Needs the Debian packages dnsperf, gdnsd, pdns-server and pdns-backend-geoip (a missing server is skipped and
 said so). dnsbalance runs under the interpreter that runs this script.
@@ -275,8 +275,10 @@ def dnsbalance(workers: int | None = None) -> Callable[[Path, int], list[str]]:
     return make
 
 
-def servers(folder: Path, skip: set[str]) -> list[Server]:
+def servers(folder: Path, skip: set[str], baseline: Path | None = None) -> list[Server]:
     found = [Server("dnsbalance", sys.executable, dnsbalance(), ROOT)]
+    if baseline is not None:  # `python -m dnsbalance` from that checkout: its package comes first on the path
+        found.append(Server("dnsbalance@base", sys.executable, dnsbalance(), baseline.resolve()))
     if "gdnsd" not in skip:
         found.append(Server("gdnsd", "gdnsd", gdnsd_config, folder))
     if "pdns" not in skip:
@@ -399,6 +401,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16,
                         help="dnsperf client sockets: source ports, which SO_REUSEPORT hashes over workers")
     parser.add_argument("--no-workers", action="store_true", help="skip the --workers 1 / 2 part")
+    parser.add_argument("--baseline", type=Path,
+                        help="also run dnsbalance from this checkout (e.g. `git worktree add DIR REV`): before/after")
     args = parser.parse_args()
     if shutil.which("dnsperf") is None or shutil.which("taskset") is None:
         print("needs dnsperf and taskset (apt-get install dnsperf util-linux)")
@@ -416,7 +420,7 @@ def main() -> int:
             return measure(server, folder, data, options, rates, args.seconds, args.clients, latency=first)
 
         print(f"\n== servers pinned to core {SERVER_CORE}")
-        results = run(servers(folder, set(filter(None, args.skip.split(",")))), args.rounds, one)
+        results = run(servers(folder, set(filter(None, args.skip.split(","))), args.baseline), args.rounds, one)
         print("\n".join(table(results)))
         ours = results["dnsbalance"]
         for name, measured in results.items():

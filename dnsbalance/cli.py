@@ -187,8 +187,7 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address,
-                        balancer.health):
+    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health):
         print(line)
     return 0
 

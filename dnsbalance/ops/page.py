@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Sequence
+from collections.abc import Sequence
 from urllib.parse import quote_plus
 
 from dnsbalance import __version__
@@ -95,9 +95,8 @@ def strip(spans: list[Span], start: float, length: float) -> str:
 
 def _since(row: MirrorRow | RelayRow | ArchiveRow, now: float) -> str:
     since = row["since"]
-    if row["state"] in BAD or row["state"] == "syncing":
-        if since:
-            return f"{row['state'].split()[-1]} since {clock(since)}<br><span class='dim'>{ago(now - since)}</span>"
+    if (row["state"] in BAD or row["state"] == "syncing") and since:
+        return f"{row['state'].split()[-1]} since {clock(since)}<br><span class='dim'>{ago(now - since)}</span>"
     if row["state"] == "up" and since:
         return f"<span class='dim'>up for {ago(now - since)}</span>"
     return "<span class='dim'>-</span>"
@@ -121,7 +120,7 @@ def _target_rows(rows: Sequence[MirrorRow | RelayRow], status: Summary, relays: 
         cells.append(f"<span class='reason'>{e(reason)}</span>")
         bad = " class='bad'" if row["state"] in BAD else ""
         out.append(f"<tr{bad} data-state='{e(row['state'])}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        archives = row["archives"] if "archives" in row else []
+        archives = row["archives"] if "archives" in row else []  # noqa: SIM401 (mypy tells rows apart by `in`)
         if len(archives) > 1:  # one line per archive under the mirror's own
             for a in archives:
                 cells = [badge(a["state"]), f"<span class='dim'>&nbsp;&nbsp;{e(a['archive'])}</span>",

@@ -1,5 +1,6 @@
-"""What the balancer is doing, as JSON-ready dicts (pure): the status page, `/status.json` and the metrics are
-all made from them.
+"""What the balancer is doing, as the typed JSON document of ops/status_document.py (pure): the status page,
+`/status.json` and the metrics are all made from it. Whether an entry is usable and why not is the table
+builder's word (its judgements and left-out records), read here, never worked out again.
 
 Two sizes, so that a big table (250 countries x 50 names) never makes one huge document: `summary` (mirrors,
 relays, one line per region, regions with problems first) and `region_details` (every pool of the regions
@@ -41,7 +42,6 @@ from health.view import Status
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
 # How bad a state is, worst first: the page sorts mirrors by it.
-LOST = ("down", "stale", "operator down")  # an entry in one of these states is lost to its regions
 SEVERITY = ("down", "stale", "operator down", "pending", "syncing", "health off", "not probed", "operator up", "up")
 
 

@@ -8,7 +8,8 @@ from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool, Tier
-from dnsbalance.ranking.build import target_key, tier_of
+from dnsbalance.ranking.build import target_key
+from dnsbalance.ranking.chains import tier_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from health.state import HealthState
 from health.view import Status
@@ -58,8 +59,8 @@ def explain(config: Config, table: ActiveTable, location: Location, name: str,
     if relative is None:  # as the server answers it: authoritative for its zone only, never a resolver
         shown = name.rstrip(".").lower()
         return [f"name: {shown}. (outside zone {zone})",
-                f"answer: REFUSED: this server answers only for {zone} and the names below it; it is no "
-                "resolver"]
+                (f"answer: REFUSED: this server answers only for {zone} and the names below it; it is no "
+                 "resolver")]
     fqdn = zone if relative == APEX else f"{relative}.{zone}"
     lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})",
              f"client: {location.describe()}",

@@ -8,9 +8,10 @@ caller's job (cli.py).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from dnsbalance.configuration.model import DEFAULT_REGION, DRAINED, SRV_NAMES, AdminState, Config, Level, Region
 from dnsbalance.geo.countries import country
@@ -18,7 +19,8 @@ from dnsbalance.ops.shares import percent
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, Pool, PoolKey, Tier
 from dnsbalance.ranking.answersets import design
-from dnsbalance.ranking.build import build_table, chain_of, tier_of
+from dnsbalance.ranking.build import build_table
+from dnsbalance.ranking.chains import chain_of, tier_of
 from dnsbalance.ranking.pool import Tried, Why
 from health.view import HealthView, Status
 
@@ -43,7 +45,7 @@ class Served:
     def serving(self) -> tuple[str, ...]:
         return tuple(sorted((n for n, s in self.delivered.items() if s > 0), key=lambda n: (-self.delivered[n], n)))
 
-    def same(self, other: "Served") -> bool:
+    def same(self, other: Served) -> bool:
         return (self.listed, self.configured, self.delivered, self.source, self.fail_open, self.pooled) == \
             (other.listed, other.configured, other.delivered, other.source, other.fail_open, other.pooled)
 
@@ -185,8 +187,8 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
     if before.same(after):
         return []
     what = _noun(rtype)
-    lines = [f"{region} {name} {rtype.name}: {_who(before, region, what)} -> {_who(after, region, what)}: "
-             f"{_sentence(before, after, region, what)}"]
+    lines = [(f"{region} {name} {rtype.name}: {_who(before, region, what)} -> {_who(after, region, what)}: "
+              f"{_sentence(before, after, region, what)}")]
     added = [n for n in after.listed if n not in before.listed]
     removed = [n for n in before.listed if n not in after.listed]
     drained = [n for n in after.listed if n in before.listed and after.configured.get(n) == 0

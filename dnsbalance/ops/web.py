@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -129,7 +130,7 @@ def shown_regions(status: Summary) -> list[str]:
     return []
 
 
-async def start_status(balancer: "Balancer", listen: str | None,
+async def start_status(balancer: Balancer, listen: str | None,
                        refresh: Callable[[], None] | None = None) -> StatusServer | None:
     """The status listener of the supervisor; a busy port is logged, not fatal. `refresh`: brings the
     answering processes' counts in before a page or scrape reads them (called on the page's thread)."""

@@ -8,15 +8,12 @@ from types import MappingProxyType
 
 from dnsbalance.configuration.model import (
     APEX,
-    DEFAULT_REGION,
     DRAINED,
     RELAY_LABEL,
     SRV_SERVICES,
     AdminState,
     Config,
-    Level,
     Mirror,
-    Region,
     Relay,
     Table,
     archive_for,
@@ -24,7 +21,6 @@ from dnsbalance.configuration.model import (
     health_key,
     mirror_key,
 )
-from dnsbalance.geo.countries import continent_of
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.wire import Soa
 from dnsbalance.ranking.active import (
@@ -35,7 +31,8 @@ from dnsbalance.ranking.active import (
     Tier,
     ZoneData,
 )
-from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Tried, Why
+from dnsbalance.ranking.chains import record_chains
+from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Why
 from health.view import HealthView, Status
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)
@@ -229,67 +226,6 @@ def _left_out(records: Records, listed: list[Listed], judged: list[Judged], kept
     return tuple(found)
 
 
-def wider(region: Region) -> Region | None:
-    """The next table a region's clients go to when their own has nothing usable. Past a network or AS table
-    it is their country's, which the region alone does not tell: the way stops there."""
-    if region.level is Level.COUNTRY:
-        continent = continent_of(region.code)
-        return Region(Level.CONTINENT, continent) if continent else DEFAULT_REGION
-    if region.level is Level.CONTINENT:
-        return DEFAULT_REGION
-    return None
-
-
-def tier_of(table: ActiveTable, region: Region) -> Tier | None:
-    if region.level is Level.COUNTRY:
-        return table.countries.get(region.code)
-    if region.level is Level.CONTINENT:
-        return table.continents.get(region.code)
-    if region.level is Level.NETWORK:
-        return table.networks.get(region.code)
-    if region.level is Level.ASN:
-        return table.asns.get(int(region.code.removeprefix("AS")))
-    return table.default
-
-
-def chain_of(table: ActiveTable, region: Region, key: PoolKey) -> Chain:
-    """The tables a region's clients go through for one name and type, up to the one that answers (the
-    builder's record where the region lists the name)."""
-    tier = tier_of(table, region)
-    if tier is not None:
-        if key in tier.usable:
-            return ((region, Tried.SERVED),)
-        found = tier.chains.get(key)
-        if found is not None:
-            return found
-    return _walk(table, region, key, tier, Tried.NO_TABLE if tier is None else Tried.UNLISTED)
-
-
-def _walk(table: ActiveTable, region: Region, key: PoolKey, tier: Tier | None, here: Tried) -> Chain:
-    """`here`, then the wider tables' way; the widest table that can fail open does, when none serves."""
-    up = wider(region)
-    rest = chain_of(table, up, key) if up is not None else ()
-    answered = any(tried in (Tried.SERVED, Tried.FAIL_OPEN) for _, tried in rest)
-    if not answered and tier is not None and key in tier.fail_open:
-        here = Tried.FAIL_OPEN
-    return ((region, here), *rest)
-
-
-def _record_chains(table: ActiveTable, records: Records) -> None:
-    """Each tier's chains, for the names it lists and does not serve itself; wider tiers first, so that a
-    country's way reads its continent's record."""
-    tiers = [(DEFAULT_REGION, table.default), *((Region(Level.CONTINENT, c), t) for c, t in table.continents.items()),
-             *((Region(Level.COUNTRY, c), t) for c, t in table.countries.items()),
-             *((Region(Level.NETWORK, c), t) for c, t in table.networks.items()),
-             *((Region(Level.ASN, f"AS{c}"), t) for c, t in table.asns.items())]
-    for region, tier in tiers:
-        chains = tier.chains
-        assert isinstance(chains, dict)  # filled here, once, before anything reads the table
-        for key in {*tier.fail_open, *tier.left_out}:
-            if key not in tier.usable:
-                chains[key] = records.chain(_walk(table, region, key, tier, Tried.UNUSABLE))
-
-
 def zone_data(config: Config, serial: int) -> ZoneData:
     s = config.settings
     glue: dict[str, list[tuple[RType, str]]] = {}
@@ -321,11 +257,8 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
     names = {APEX, *zone.glue, *zone.targets}
     for table in config.tables():
         names.update(table.names)
-    for name in list(names):
-        labels = name.split(".")
-        for i in range(1, len(labels)):
-            names.add(".".join(labels[i:]))
-    return frozenset(names)
+    parents = {name.split(".", i)[-1] for name in names for i in range(1, name.count(".") + 1)}
+    return frozenset(names | parents)
 
 
 def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
@@ -351,7 +284,7 @@ def build_table(config: Config, health: HealthView, generation: int, serial: int
         regional=frozenset(regional),
         judged=MappingProxyType(build.judged),
     )
-    _record_chains(table, build.records)
+    record_chains(table, build.records.chain)
     return table
 
 

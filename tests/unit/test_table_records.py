@@ -16,7 +16,8 @@ from dnsbalance.ops.explain import explain
 from dnsbalance.ops.plan import served
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.build import build_table, chain_of
+from dnsbalance.ranking.build import build_table
+from dnsbalance.ranking.chains import chain_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Tried, Why
 from health.state import HealthState, MirrorHealth
 from health.view import HealthView

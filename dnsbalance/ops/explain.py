@@ -1,4 +1,6 @@
-"""`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
+"""`dnsbalance explain`: which table answers a client for a name, and why, as lines of text. The why is the
+table builder's record (the entries each pool left out and their reasons, every health key's judgement);
+the answer is the one a query gets from the same table."""
 from __future__ import annotations
 
 import time
@@ -16,6 +18,8 @@ from health.view import Status
 
 
 def _chain(config: Config, location: Location, address: IPAddress | None) -> list[tuple[str, Table | None]]:
+    """The client's tables in the order a query tries them (ActiveTable.pool_for), each labelled with what
+    put the client there; what each did is the builder's record, read by the caller."""
     chain: list[tuple[str, Table | None]] = []
     for code in location.networks:
         table = config.networks.get(code)

@@ -3,8 +3,9 @@
 Both configurations are built into tables with the same health view (the running server's), so for every
 region, owner name and type the plan compares who is listed and with what priority, the configured weight
 shares, and the shares clients get (of first addresses, from the answer-set design), including which table
-serves the region's clients when its own has nothing usable. Reading the files and the state folder is the
-caller's job (cli.py).
+serves the region's clients when its own has nothing usable. Who is left out and why, and which table serves,
+are the builder's records (ranking/pool.py, ranking/chains.py), read here. Reading the files and the state
+folder is the caller's job (cli.py).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from fractions import Fraction
 from typing import Any
 
-from dnsbalance.configuration.model import DEFAULT_REGION, DRAINED, SRV_NAMES, AdminState, Config, Level, Region
+from dnsbalance.configuration.model import DEFAULT_REGION, SRV_NAMES, AdminState, Config, Level, Region
 from dnsbalance.geo.countries import country
 from dnsbalance.ops.shares import percent
 from dnsbalance.protocol.codes import RType
@@ -41,6 +42,7 @@ class Served:
     fail_open: bool = False  # nothing usable anywhere on the way: configured entries served regardless
     status: Mapping[str, Status] = field(default_factory=dict)  # per target left out, as the builder judged it
     pooled: frozenset[str] = frozenset()  # the targets the serving pool draws from (SRV: every tier)
+    why: Mapping[str, Why] = field(default_factory=dict)  # per target left out, the builder's reason
 
     def serving(self) -> tuple[str, ...]:
         return tuple(sorted((n for n, s in self.delivered.items() if s > 0), key=lambda n: (-self.delivered[n], n)))
@@ -87,13 +89,12 @@ def _shares(pool: Pool, rtype: RType, answers: int, minimum: int) -> dict[str, F
     return {c.name: share for c, share in zip(pool.candidates, result)}
 
 
-def _listed(config: Config, tier: Tier | None, region: Region, key: PoolKey
+def _listed(config: Config, tier: Tier | None, region: Region, key: PoolKey, why: Mapping[str, Why]
             ) -> tuple[dict[str, int], dict[str, Fraction]]:
     """The region's own entries that can answer this type (those in its pools and those the builder left
     out), as listed (target -> priority), and their weight shares (drained and operator-down ones: 0)."""
     if tier is None:
         return {}, {}
-    why = {left.target: left.why for left in tier.left_out.get(key, ())}
     members = set(why)
     for pool in (tier.usable.get(key), tier.fail_open.get(key)):
         if pool is not None:
@@ -105,7 +106,7 @@ def _listed(config: Config, tier: Tier | None, region: Region, key: PoolKey
         if entry.target in members:
             listed[entry.target] = entry.priority
             weights[entry.target] = 0 if why.get(entry.target) in (Why.DRAINED, Why.OPERATOR_DOWN) \
-                else DRAINED - entry.priority
+                else entry.weight
     total = sum(weights.values())
     return listed, {n: Fraction(w, total) if total else Fraction(0) for n, w in weights.items()}
 
@@ -115,9 +116,10 @@ def served(config: Config, table: ActiveTable, region: Region, name: str, rtype:
     entries and why some are left out, and the tables its clients go through."""
     key = (name, rtype)
     tier = tier_of(table, region)
-    listed, configured = _listed(config, tier, region, key)
-    statuses = {left.target: table.judged[left.key].status for left in tier.left_out.get(key, ())} \
-        if tier is not None else {}
+    left_out = tier.left_out.get(key, ()) if tier is not None else ()
+    why = {left.target: left.why for left in left_out}
+    listed, configured = _listed(config, tier, region, key, why)
+    statuses = {left.target: table.judged[left.key].status for left in left_out}
     settings = config.settings
     for linked, tried in chain_of(table, region, key):
         found = tier_of(table, linked)
@@ -125,9 +127,9 @@ def served(config: Config, table: ActiveTable, region: Region, name: str, rtype:
             else found.fail_open.get(key) if tried is Tried.FAIL_OPEN else None
         if pool is not None:
             return Served(listed, configured, _shares(pool, rtype, settings.answers, settings.min_answers), linked,
-                          pool.fail_open, statuses, frozenset(c.name for c in pool.candidates))
+                          pool.fail_open, statuses, frozenset(c.name for c in pool.candidates), why)
     source = None if region.level in (Level.NETWORK, Level.ASN) else DEFAULT_REGION
-    return Served(listed, configured, {}, source, False, statuses)
+    return Served(listed, configured, {}, source, False, statuses, why=why)
 
 
 def _keys(configs: Iterable[Config]) -> list[tuple[Region, str, RType]]:
@@ -205,7 +207,7 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
         lines.append("  removed: " + ", ".join(removed))
     if drained:
         lines.append("  drained: " + ", ".join(
-            f"{n} ({'priority 10000' if after.listed[n] >= DRAINED else 'state: down'})" for n in drained))
+            f"{n} ({'priority 10000' if after.why.get(n) is Why.DRAINED else 'state: down'})" for n in drained))
     if returned:
         lines.append("  back in service: " + ", ".join(f"{n} (priority {after.listed[n]})" for n in returned))
     if moved:

@@ -1,5 +1,6 @@
 """The table records why: the entries each pool leaves out and their reasons, the tables a region's clients go
-through, every health key's judgement; and `explain` and `plan` tell what these records say."""
+through, every health key's judgement; and `explain`, `plan` and the status document tell what these records
+say."""
 from __future__ import annotations
 
 import dataclasses
@@ -14,11 +15,13 @@ from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region
 from dnsbalance.geo.locate import Location
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.plan import served
+from dnsbalance.ops.status import StatusInputs, region_details, region_summaries, summary
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.ranking.chains import chain_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Tried, Why
+from dnsbalance.stats.counters import Totals
 from health.state import HealthState, MirrorHealth
 from health.view import HealthView
 
@@ -103,9 +106,9 @@ def test_chains_record_the_tables_tried(table: ActiveTable) -> None:
     assert chain_of(table, Region(Level.COUNTRY, "FR"), ("deb", RType.A)) == (
         (Region(Level.COUNTRY, "FR"), Tried.NO_TABLE), (Region(Level.CONTINENT, "EU"), Tried.SERVED))
     # the chains agree with what a query gets
-    pool = table.pool_for(Location("KR", "AS", None), "deb", RType.AAAA)
+    pool = table.pool_for(Location("KR", "AS", 24), "deb", RType.AAAA)
     assert pool is not None and pool.region == DEFAULT_REGION and pool.fail_open
-    pool = table.pool_for(Location("DE", "EU", None), "deb", RType.A)
+    pool = table.pool_for(Location("DE", "EU", 24), "deb", RType.A)
     assert pool is not None and pool.region == Region(Level.CONTINENT, "EU") and not pool.fail_open
 
 
@@ -172,3 +175,32 @@ def test_plan_reads_who_serves_from_the_chains(config_dir: Path) -> None:
     jp = served(config, table, Region(Level.COUNTRY, "JP"), "deb", RType.A)
     assert jp.source == Region(Level.COUNTRY, "JP") and jp.serving() == ("jp1",)
     assert jp.configured["jp4"] == 0 and jp.configured["jpdrained"] == 0 and jp.configured["jp3"] > 0
+
+
+def test_the_status_document_tells_the_records(config_dir: Path) -> None:
+    """The status page's lost entries, region lines and mirror states are the builder's records, with the
+    health checks' own reason and time."""
+    config = configured(config_dir)
+    down = MirrorHealth(up=False, reason="stale: serial 1, master has 2", since=1_700_000_000.0)
+    health = HealthState(mirrors={"jp3": down, "jp1": MirrorHealth(up=True, reason="ok"),
+                                  "jp2": MirrorHealth(up=True, reason="ok", syncing=True)})
+    table = build_table(config, HEALTH, 1, 1)
+    inputs = StatusInputs(config, table, health, None, Totals(), 0.0, 1_700_000_100.0)
+    (jp,) = region_details(inputs, ["country JP"])
+    deb = next(p for p in jp["pools"] if (p["name"], p["type"]) == ("deb", "A"))
+    assert [(x["target"], x["state"], x["reason"], x["since"]) for x in deb["lost"]] == [
+        ("jp2", "syncing", "ok", None),
+        ("jp3", "stale", "stale: serial 1, master has 2", 1_700_000_000.0),
+        ("jp4", "operator down", "operator: state down", None),
+        ("jpdrained", "drained", "priority 10000 (drained)", None)]
+    assert [(x["target"], x["state"]) for x in deb["entries"]] == [("jp1", "up")]
+    lines = {line["region"]: line for line in region_summaries(inputs)}
+    assert lines["country JP"]["lost"] == ["jp3", "jp4"] and lines["country JP"]["problem"]
+    assert lines["country DE"]["falls_back"] == ["deb A"] and lines["country DE"]["lost"] == ["de1", "de2"]
+    assert not lines["continent EU"]["problem"]
+    document = summary(inputs)
+    mirrors = {m["name"]: m for m in document["mirrors"]}
+    assert (mirrors["jp4"]["state"], mirrors["jp4"]["usable"]) == ("operator down", False)
+    assert (mirrors["as2"]["state"], mirrors["as2"]["usable"]) == ("pending", True)
+    assert mirrors["jp3"]["state"] == "stale" and mirrors["jp3"]["archives"][0]["status"] == "down"
+    assert document["fail_open"] == ["@ A", "@ AAAA", "deb AAAA"]  # def1, the one IPv6 default mirror, is down

@@ -123,5 +123,9 @@ async def fetch_rsync(url: str, timeout: float) -> Fetched:
                            f"rsync exit {process.returncode}: {detail[0] if detail else ''}".strip())
         if not os.path.exists(target):
             return Fetched(url, None, b"", None, latency, f"rsync: stamp larger than {MAX_BODY} bytes or missing")
-        with open(target, "rb") as handle:
-            return Fetched(url, 200, handle.read(MAX_BODY), None, latency)
+        return Fetched(url, 200, await asyncio.to_thread(_head, target), None, latency)
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(MAX_BODY)

@@ -163,7 +163,8 @@ def judge_archive(archive: Archive, master: Fetched | None, probes: list[Probe],
                                 "archive": archive.name}
         if mine is None:
             error = fetched.error or f"HTTP {fetched.status}"
-            cause = "http" if fetched.status is not None and fetched.error is None else "unreachable"
+            cause = "not-trace" if fetched.oversize else \
+                "http" if fetched.status is not None and fetched.error is None else "unreachable"
             verdicts.append(StampVerdict(probe.key, False, error, cause=cause, **base))
             continue
         syncing = locked(probe)

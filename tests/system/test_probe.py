@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,21 @@ def test_shipped_configs_probe_nothing_outside_loopback() -> None:
                 if key in line.split("#")[0]:
                     value = line.split(key, 1)[1].strip().strip("'\"{} ,")
                     assert value.startswith(("http://127.", "http://[::1]", "ftp://127.")), f"{path}: {line}"
+
+
+def test_mirrors_and_relays_are_probed_together(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
+    """Issue 22 item 6a: one gate for every check, so a cycle whose slowest mirror and slowest relay both time out
+    takes one timeout, not one after the other."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes STUN requests, never answers
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        config = write_config(tmp_path / "c", {"slow": fleet["slow"].url}, None)
+        with (config / "mirrors.yaml").open("a") as handle:
+            handle.write(f"relays:\n  silent: {{addresses: [127.0.0.1], stun: {port}}}\n")
+        report = cycle(config)
+    finally:
+        silent.close()
+    assert [(v.name, v.ok, v.reason) for v in report.verdicts] == [
+        ("slow", False, "timeout after 1s"), ("silent/stun", False, f"127.0.0.1:{port} no STUN reply within 1s")]
+    assert report.duration < TIMEOUT * 1.6  # one after the other took 2 timeouts

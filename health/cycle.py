@@ -17,28 +17,13 @@ from dnsbalance.configuration.model import Config
 from health import policy
 from health.checks import CHECKS
 from health.checks.base import Check, Judged, Probing, Target
-from health.checks.ftpsync_lock import lock_name
-from health.checks.master_stamp import stamp_url
-from health.checks.roots import carried, probed
 from health.external import Source
 from health.observations import External, Observation, Observed
 from health.reference import Reference
-from health.settings import health_keys, policy_settings
+from health.settings import policy_settings
 from health.stamp import Stamp
 from health.state import HealthState
 from health.verdict import TargetKind, Verdict
-
-__all__ = [
-    "CycleReport",
-    "carried",
-    "health_keys",
-    "lock_name",
-    "observe",
-    "probed",
-    "report",
-    "run_cycle",
-    "stamp_url",
-]
 
 
 @dataclass(frozen=True)

@@ -30,12 +30,8 @@ class PolicySettings:
         return self.per_target.get(key, self.thresholds)
 
 
-def health_keys(config: Config) -> list[str]:
-    """Every key a cycle may judge: (mirror, archive) pairs and relay services."""
-    return list(_owners(config))
-
-
 def _owners(config: Config) -> dict[str, str]:
+    """Every key a cycle may judge, (mirror, archive) pairs and relay services, and the mirror or relay of each."""
     archives = archives_of(config.settings)
     fallback = fallback_archive(archives)
     owners = {mirror_key(m.name, a): m.name for a in archives for m in config.mirrors.values()

@@ -2,9 +2,11 @@
 a mirror leaves and returns the answers as the file says, through fall/rise or final."""
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.harness import Server, probe_everything, start_server, wait_cycles
+from tests.harness import ROOT, Server, probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
 
 JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}
@@ -52,3 +54,14 @@ def test_a_file_takes_a_mirror_out_and_back(tmp_path: Path, config_dir: Path, zo
         assert server.log().count(f"{external} line 3") == 1  # a bad file is told once, not every cycle
     finally:
         server.stop()
+
+
+def test_probe_lists_what_the_file_says(config_dir: Path, zone_fleet: dict[str, Mirror]) -> None:
+    probe_everything(config_dir, zone_fleet)
+    external = config_dir / "state" / "external-health"
+    external.parent.mkdir(exist_ok=True)
+    external.write_text("jp3: down final  # by hand\n")
+    result = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--config", str(config_dir)],
+                            check=False, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"from outside the prober: jp3 down (final) in {external}:1: by hand" in result.stdout.splitlines()

@@ -1,21 +1,27 @@
 """The health policy, pure and in process: (state, observations, settings, now) -> next state and records."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from dnsbalance.configuration.model import Archive
-from health.checks import ftpsync_lock, master_stamp, mirror_stamp, relay_service
+from dnsbalance.configuration.load import load_config
+from dnsbalance.configuration.model import Archive, Config
+from health.checks import CHECKS, ftpsync_lock, master_stamp, mirror_stamp, relay_service
+from health.checks.base import Judged, Probing, Target
 from health.checks.ftpsync_lock import LockRead
 from health.checks.master_stamp import MasterRead
 from health.checks.mirror_stamp import StampRead
 from health.checks.relay_service import RelayAnswer
+from health.cycle import observe
 from health.external import ExternalFile, parse
-from health.fetch import Fetched
+from health.fetch import Fetched, new_client
 from health.observations import External, Mode, Observation, Observed
 from health.policy import (
     ProberSuspected,
@@ -26,10 +32,11 @@ from health.policy import (
     UnknownTarget,
     next_state,
 )
+from health.reference import Reference
 from health.relay_probe import RelayCheck
 from health.settings import PolicySettings, Thresholds
 from health.state import HealthState, MirrorHealth, load
-from health.verdict import StampVerdict, TargetKind
+from health.verdict import StampVerdict, TargetKind, Verdict
 from tests.mirrors import trace
 
 NOW = 1_800_000_000.0
@@ -265,3 +272,53 @@ def test_a_state_file_from_before_the_policy_loads(tmp_path: Path) -> None:
     step = next_state(state, observed(fresh(2026112101, 2026112101, 2026112101), master=2026112101), settings(),
                       NOW)
     assert step.state.archives["default"].serial == "2026112101" and "jp1" not in step.state.mirrors
+
+
+@dataclass(frozen=True)
+class Seen(Observation):
+    valid: bool
+
+
+class CertificateLike:
+    """A new kind of check, as the next issues add them: targets from the configuration, one observation each
+    (no I/O here), its own verdicts. Nothing else in health/ needs to know it."""
+
+    name = "certificate-like"
+
+    def targets(self, config: Config) -> Sequence[Target]:
+        return [Target(name) for name in sorted(config.mirrors)]
+
+    async def observe(self, target: Target, probing: Probing) -> Observation:
+        return Seen(target.key, target.key != "jp2")
+
+    def judge(self, observed: Observed, settings: PolicySettings, previous: Mapping[str, Reference],
+              now: float) -> Judged:
+        return Judged(tuple(Verdict(o.target, o.valid, "valid" if o.valid else "certificate expired")
+                            for o in observed.of(self.name).values() if isinstance(o, Seen)))
+
+
+def test_a_new_kind_of_check_is_observed_by_target_name(config_dir: Path) -> None:
+    config = load_config(config_dir)
+
+    async def once() -> Observed:
+        client = new_client(4)  # handed to every check; this one does not use it
+        try:
+            return await observe(config, client, checks=[CertificateLike()])
+        finally:
+            await client.aclose()
+
+    seen = asyncio.run(once()).of("certificate-like")
+    assert list(seen) == sorted(config.mirrors) and seen["jp2"] == Seen("jp2", False)
+
+
+def test_a_new_kind_of_check_combines_with_the_others() -> None:
+    extra = CertificateLike()
+    stamps = observed(fresh(100, 100, 100))
+    results = {**stamps.results, extra.name: {m: Seen(m, m != "m1") for m in MIRRORS}}
+    both = Observed(NOW, 0.1, MappingProxyType(results))
+    step = next_state(HealthState(), both, settings(), NOW, checks=(*CHECKS, extra))
+    assert ups(step) == {"m0": True, "m1": False, "m2": True}
+    assert step.state.mirrors["m1"].reason == "certificate expired"
+    judged = {v.name: v for v in step.judged.verdicts}
+    assert isinstance(judged["m1"], StampVerdict) and judged["m1"].status == 200  # the first check's verdict, failed
+    assert ups(next_state(HealthState(), both, settings(), NOW)) == dict.fromkeys(MIRRORS, True)  # without it

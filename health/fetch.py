@@ -163,16 +163,18 @@ def _redirected(exc: httpx.HTTPError, url: str) -> str:
 
 
 def _refusal(exc: BaseException) -> str:
-    """The operating system's words for a failed connect (`Connection refused`), found under httpx's and anyio's
-    own (`All connection attempts failed`)."""
+    """httpx's words for a failed connect, and the operating system's beneath them when they say more
+    (`All connection attempts failed (Connection refused)`)."""
+    said = _reason(exc)
     seen: BaseException | None = exc
     for _ in range(8):
         if seen is None:
             break
         if isinstance(seen, OSError) and seen.errno:
-            return os.strerror(seen.errno)
+            cause = os.strerror(seen.errno)
+            return said if cause in said else f"{said} ({cause})"
         seen = seen.__cause__ or seen.__context__
-    return _reason(exc)
+    return said
 
 
 def _reason(exc: BaseException) -> str:

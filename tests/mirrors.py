@@ -7,14 +7,14 @@ import socket
 import threading
 import time
 import zlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 STAMP = "project/trace/ftp-master.debian.org"
 STAMP_PATH = "/debian/" + STAMP
 SOFT_404 = b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>Mirror home</body></html>\n"
-BASE = datetime(2026, 11, 21, 12, 0, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 21, 12, 0, 1, tzinfo=UTC)
 BOMB_BYTES = 128 << 20  # what a gzip bomb inflates to; it is sent as about 130 KB
 
 
@@ -47,7 +47,7 @@ class Archive:
     def publish(self, serial: int | None = None) -> int:
         """A master push: the next serial (or `serial`), dated now."""
         self.serial = serial if serial is not None else self.serial + 1
-        self.date = datetime.now(timezone.utc).replace(microsecond=0)
+        self.date = datetime.now(UTC).replace(microsecond=0)
         return self.serial
 
 
@@ -85,7 +85,7 @@ class Mirror:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 mirror.requests += 1
                 try:
                     mirror.respond(self)
@@ -226,7 +226,7 @@ class Site:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 body = site.get(self.path)
                 if body is None:
                     self.send_error(404)

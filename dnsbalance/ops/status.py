@@ -37,7 +37,7 @@ from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
 from health.events import Event
 from health.state import HealthState
-from health.verdict import Verdict
+from health.verdict import StampVerdict, Verdict
 from health.view import Status
 
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
@@ -146,6 +146,11 @@ def history(events: Iterable[Event], key: str, start: float, now: float) -> list
     return spans
 
 
+def _stamp(verdict: Verdict | None) -> str | None:
+    """The stamp a mirror showed, when a stamp check judged it (an outside verdict has none)."""
+    return verdict.stamp.describe() if isinstance(verdict, StampVerdict) and verdict.stamp else None
+
+
 def _archives(inputs: StatusInputs, mirror: Mirror) -> list[ArchiveRow]:
     """Health per archive the mirror carries: up, syncing, down or pending, and why."""
     archives = archives_of(inputs.config.settings)
@@ -163,7 +168,7 @@ def _archives(inputs: StatusInputs, mirror: Mirror) -> list[ArchiveRow]:
                                status=inputs.table.judged.get(key, Judgement.PENDING).status.value, state=state,
                                **_health(inputs, key, state),
                                latency=judged.latency if judged else None,
-                               stamp=judged.stamp.describe() if judged and judged.stamp else None,
+                               stamp=_stamp(judged),
                                reference=ref.serial if ref else None, history=inputs.history(key)))
     return rows
 
@@ -201,10 +206,10 @@ def _mirrors(inputs: StatusInputs) -> list[MirrorRow]:
             name=name, addresses=[*mirror.ipv4, *mirror.ipv6], url=mirror.url,
             admin_state=mirror.state.value, usable=inputs.usable(name), state=state,
             up=told["up"], reason=told["reason"], since=told["since"], checked=told["checked"], lag=told["lag"],
-            last_status=judged.status if judged else None,
+            last_status=judged.status if isinstance(judged, StampVerdict) else None,
             last_latency=latency if latency is not None else (judged.latency if judged else None),
             last_error=None if judged is None or judged.ok else judged.reason,
-            stamp=judged.stamp.describe() if judged and judged.stamp else None,
+            stamp=_stamp(judged),
             history=worst["history"] if worst is not None else inputs.history(name),
             archives=archives,
         ))

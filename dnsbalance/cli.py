@@ -278,7 +278,7 @@ def _probe(args: argparse.Namespace) -> int:
     config = loaded.config
 
     async def once() -> CycleReport:
-        client = new_client(config.settings.health.concurrency)
+        client = new_client(config.settings.health.concurrency, config.settings.health.ca)
         try:
             # the server's saved references: a push in progress is judged as the server judges it
             state = StateFolder(config.settings.state_dir)

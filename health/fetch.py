@@ -9,8 +9,10 @@ past it, is no trace file and an error.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
+import ssl
 import tempfile
 import time
 import zlib
@@ -37,15 +39,26 @@ class Fetched:
     error: str | None = None
     content_type: str | None = None
     oversize: bool = False  # more than MAX_BODY without a declared length, or inflated past it: not a trace
+    expires: float | None = None  # https: when the server's certificate expires (unix time)
 
     @property
     def ok(self) -> bool:
         return self.error is None and self.status is not None and 200 <= self.status < 300
 
 
-def new_client(concurrency: int) -> httpx.AsyncClient:
+@functools.cache
+def tls_context(ca: str | None) -> ssl.SSLContext:
+    """The system's (certifi's) trust, and `ca` beside it when a mirror's certificates come from a private CA."""
+    context = httpx.create_ssl_context()
+    if ca:
+        context.load_verify_locations(cafile=ca)
+    return context
+
+
+def new_client(concurrency: int, ca: str | None = None) -> httpx.AsyncClient:
     """One client for every probe: pooled connections, bounded; no proxies from the environment."""
     return httpx.AsyncClient(
+        verify=tls_context(ca),
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         # identity asked for; a server that compresses anyway is inflated by fetch(), under the cap
@@ -101,7 +114,9 @@ def inflater(encoding: str) -> Inflater | None:
     raise Undecodable("not supported (identity was asked for)")
 
 
-async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
+async def fetch(client: httpx.AsyncClient, url: str, timeout: float, host: str | None = None) -> Fetched:
+    """`host`: sent as the HTTP Host, and as TLS SNI (the certificate must be valid for it), instead of the
+    URL's host: how a probe connects to one address of a mirror and asks for the name apt asks for."""
     if url.startswith("rsync://"):
         return await fetch_rsync(url, timeout)
     started = time.monotonic()
@@ -112,10 +127,13 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
     body = bytearray()
     received = 0
     oversize = False
+    expires: float | None = None
     try:
         async with asyncio.timeout(timeout):
-            async with client.stream("GET", url) as response:
+            async with client.stream("GET", url, headers={"Host": host} if host else None,
+                                     extensions={"sni_hostname": host} if host else None) as response:
                 status = response.status_code
+                expires = _expiry(response)
                 last_modified = response.headers.get("last-modified")
                 content_type = response.headers.get("content-type")
                 encoding = response.headers.get("content-encoding", "identity")
@@ -150,7 +168,18 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}"
     return Fetched(url, status, bytes(body), last_modified, time.monotonic() - started, error, content_type,
-                   oversize)
+                   oversize, expires)
+
+
+def _expiry(response: httpx.Response) -> float | None:
+    """The peer certificate's notAfter, for an https response (None for http)."""
+    stream = response.extensions.get("network_stream")
+    tls = stream.get_extra_info("ssl_object") if stream is not None else None
+    if not isinstance(tls, ssl.SSLObject | ssl.SSLSocket):
+        return None
+    certificate = tls.getpeercert()
+    after = certificate.get("notAfter") if certificate else None
+    return ssl.cert_time_to_seconds(after) if isinstance(after, str) else None
 
 
 def _redirected(exc: httpx.HTTPError, url: str) -> str:

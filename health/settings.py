@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import Archive, Config, archives_of, fallback_archive, health_key, mirror_key
+from health.served import served_targets
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class PolicySettings:
     # every health key the configuration has, and the mirror or relay each belongs to; state for any other key
     # is dropped, and an outside observation naming one is reported as unknown
     known: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    certificate_days: float = 14.0  # a served certificate expiring sooner is a warning
 
     def of(self, key: str) -> Thresholds:
         return self.per_target.get(key, self.thresholds)
@@ -37,10 +39,11 @@ def _owners(config: Config) -> dict[str, str]:
     owners = {mirror_key(m.name, a): m.name for a in archives for m in config.mirrors.values()
               if m.probed() and m.url_for(a, fallback)}
     owners.update({health_key(r.name, s): r.name for r in config.relays.values() for s in r.services()})
+    owners.update({served.key: owners.get(served.owner, served.owner) for served in served_targets(config)})
     return owners
 
 
 def policy_settings(config: Config) -> PolicySettings:
     health = config.settings.health
     return PolicySettings(Thresholds(health.fall, health.rise), MappingProxyType({}), archives_of(config.settings),
-                          MappingProxyType(_owners(config)))
+                          MappingProxyType(_owners(config)), health.certificate_days)

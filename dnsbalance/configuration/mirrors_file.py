@@ -62,7 +62,7 @@ def _mirror(check: Checker, path: Path, name: object, node: object, line: int,
     node = check.mapping(node, path, line, what)
     if node is None:
         return None
-    check.known_keys(node, ("addresses", "url", "state", "archives", "lock"), path, what)
+    check.known_keys(node, ("addresses", "url", "state", "archives", "lock", "host"), path, what)
     if not node.get("addresses"):
         check.error(path, line, f"{what} has no address")
     addresses = check.addresses(node.get("addresses", PosList()), path, node.line_of("addresses"), what)
@@ -80,7 +80,8 @@ def _mirror(check: Checker, path: Path, name: object, node: object, line: int,
             lock = check.string(node, "lock", path, what, MIRROR_DEFAULTS["lock"],
                                 lambda s: bool(s) and not s.startswith("/") and ".." not in s.split("/"),
                                 "a file name under the archive root (or off)")
-    return Mirror(name, addresses.ipv4, addresses.ipv6, url, state, MappingProxyType(urls), lock)
+    host = check.string(node, "host", path, what, MIRROR_DEFAULTS["host"], is_dns_name, "a host name")
+    return Mirror(name, addresses.ipv4, addresses.ipv6, url, state, MappingProxyType(urls), lock, host)
 
 
 def _archive_urls(check: Checker, node: PosDict, path: Path, what: str,

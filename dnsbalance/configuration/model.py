@@ -75,6 +75,13 @@ class HealthSettings:
     fall: int = 1
     rise: int = 1
     concurrency: int = 200  # probes in flight at once
+    # What apt gets (health/served.py): probe each A and AAAA address a mirror is served at, not only its URL's
+    # host; send the balanced name (deb.cdn.example.org, or the mirror's `host:`) as HTTP Host and TLS SNI.
+    # Off by default: an address the prober cannot reach from where it runs would be taken out of the answers.
+    addresses: bool = False
+    vhost: bool = False
+    ca: str | None = None  # a PEM bundle trusted beside the system's for https probes (a private CA)
+    certificate_days: float = 14.0  # warn when a served certificate expires within this many days
 
 
 IMPLICIT_ARCHIVE = "default"  # the archive of the single-archive keys (health.master, health.stamp, mirror url)
@@ -159,6 +166,7 @@ class Mirror:
     state: AdminState = AdminState.AUTO
     urls: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # archive -> base URL
     lock: str | None = None  # ftpsync's lock file at the archive root; None: from the URL host; "": none
+    host: str | None = None  # the HTTP Host / TLS SNI its probes send; None: the balanced name of each table name
 
     def url_for(self, archive: Archive, fallback: Archive) -> str | None:
         """The base URL this mirror carries `archive` at; None when it does not (or is not probed)."""

@@ -161,7 +161,8 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
     if h_map is None:
         return health
     check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "quorum", "grace",
-                             "fall", "rise", "concurrency"), path, "health")
+                             "fall", "rise", "concurrency", "addresses", "vhost", "ca", "certificate_days"),
+                     path, "health")
     return HealthSettings(
         enabled=check.boolean(h_map, "enabled", path, "health", health.enabled),
         interval=check.number(h_map, "interval", path, "health", 1, 86400, health.interval),
@@ -174,6 +175,10 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
         fall=check.integer(h_map, "fall", path, "health", 1, 100, health.fall),
         rise=check.integer(h_map, "rise", path, "health", 1, 100, health.rise),
         concurrency=check.integer(h_map, "concurrency", path, "health", 1, 10000, health.concurrency),
+        addresses=check.boolean(h_map, "addresses", path, "health", health.addresses),
+        vhost=check.boolean(h_map, "vhost", path, "health", health.vhost),
+        ca=check.string(h_map, "ca", path, "health", health.ca),
+        certificate_days=check.number(h_map, "certificate_days", path, "health", 0, 3650, health.certificate_days),
     )
 
 

@@ -30,7 +30,8 @@ class HealthScheduler:
         self.on_change = on_change
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.client = new_client(balancer.config.settings.health.concurrency)
+        self.client = new_client(balancer.config.settings.health.concurrency,
+                                 balancer.config.settings.health.ca)
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)

@@ -33,6 +33,7 @@ from dnsbalance.ranking.active import (
 )
 from dnsbalance.ranking.chains import record_chains
 from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Why
+from health.served import host_for, probing_served, served_key, served_targets
 from health.view import HealthView, Status
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)
@@ -71,6 +72,8 @@ def judge_all(config: Config, health: HealthView) -> dict[str, Judgement]:
         for service in relay.services():
             key = health_key(relay.name, service)
             judged[key] = judge(config, relay, health, key)
+    for served in served_targets(config):
+        judged[served.key] = judge(config, config.mirrors[served.owner.split("/", 1)[0]], health, served.key)
     return judged
 
 
@@ -119,6 +122,7 @@ class Build:
         self.config = config
         self.judged = judge_all(config, health)
         self.records = Records()
+        self.served = probing_served(config)
 
     def listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
         """Entries of one name that can answer the type (an address of its family, a port for the service):
@@ -147,9 +151,32 @@ class Build:
                 key = target_key(config, mirror, name)
                 if weight <= 0:
                     found.append(self.records.entry(mirror.name, Why.DRAINED, key))
+                elif self.served and self.judged[key].status in LIVE:
+                    found += self.as_served(mirror, name, key, weight, addresses)
                 else:
                     found.append((Candidate(mirror.name, weight, addresses), self.judged[key], key))
         return found
+
+    def as_served(self, mirror: Mirror, name: str, key: str, weight: int, addresses: tuple[str, ...]
+                  ) -> list[Listed]:
+        """A live mirror's entry for `name`, as its served probes judged it (health/served.py): only the addresses
+        that serve the name's Host; with none left, the entry is down on the first one's verdict (its reason is
+        in the health state under that key); each address left out is recorded as `mirror@address`."""
+        host = host_for(self.config, mirror, name)
+        per_address = self.config.settings.health.addresses
+        kept: list[str] = []
+        dropped: list[tuple[str, str]] = []
+        for address in addresses:
+            checked = served_key(key, address if per_address else None, host)
+            if self.judged.get(checked, Judgement.PENDING).status is Status.DOWN:
+                dropped.append((address, checked))
+            else:
+                kept.append(address)
+        if not kept:
+            return [(Candidate(mirror.name, weight, addresses), self.judged[dropped[0][1]], dropped[0][1])]
+        return [(Candidate(mirror.name, weight, tuple(kept)), self.judged[key], key),
+                *(self.records.entry(f"{mirror.name}@{address}", Why.ADDRESS_DOWN, checked)
+                  for address, checked in dropped)]
 
 
 def avoid_syncing(judged: list[Judged]) -> tuple[Candidate, ...]:

@@ -64,6 +64,7 @@ class Why(Enum):
     DOWN = "down"  # the health checks' verdict (their reason is in the health state, under `key`)
     PENDING = "pending"  # not judged yet, while judged entries serve the name somewhere
     SYNCING = "syncing"  # mid-sync, avoided while the region can do without it
+    ADDRESS_DOWN = "address down"  # one address of a served mirror failed its own probe (target `mirror@address`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from health.checks import ftpsync_lock, master_stamp, mirror_stamp, relay_service
+from health.checks import ftpsync_lock, master_stamp, mirror_stamp, relay_service, served
 from health.checks.base import Check
 
 CHECKS: tuple[Check[Any], ...] = (
@@ -12,4 +12,5 @@ CHECKS: tuple[Check[Any], ...] = (
     mirror_stamp.CHECK,
     ftpsync_lock.CHECK,
     relay_service.CHECK,
+    served.CHECK,
 )

@@ -1,0 +1,107 @@
+"""What apt gets, checked as apt gets it: the stamp file at each address a mirror is served at, asked for under
+the name clients use (HTTP Host, and TLS SNI with the certificate checked for that name on https). A verdict per
+(mirror, archive, address, host): the table builder answers an address, for a name, only on its own verdict.
+
+Liveness and the right virtual host only: freshness is the mirror stamp check's (one read per mirror)."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dnsbalance.configuration.model import Config
+from health.checks.base import Judged, Probing, Target
+from health.checks.master_stamp import stamp_url
+from health.fetch import Fetched, fetch, new_client
+from health.observations import Observation, Observed
+from health.reference import Reference
+from health.served import at_address, served_targets, url_host
+from health.settings import PolicySettings
+from health.stamp import looks_like_html, parse_stamp
+from health.verdict import Verdict
+
+NAME = "served"
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class ServedTarget(Target):
+    url: str  # key: health/served.py's served key; url: the stamp URL at the address
+    host: str | None  # Host and SNI
+    address: str | None
+    ca: str | None  # a private CA trusted beside the system's
+
+
+@dataclass(frozen=True)
+class ServedRead(Observation):
+    host: str | None
+    address: str | None
+    fetched: Fetched
+
+
+@dataclass(frozen=True)
+class ServedVerdict(Verdict):
+    """One address of a (mirror, archive) under one host name."""
+
+    address: str | None = None
+    host: str | None = None
+    status: int | None = None
+    expires: float | None = None  # https: the certificate's notAfter
+
+
+class ServedCheck:
+    name = NAME
+
+    def targets(self, config: Config) -> Sequence[ServedTarget]:
+        found = []
+        for served in served_targets(config):
+            url = at_address(stamp_url(served.base, served.stamp), served.address)
+            host = served.host or (url_host(served.base) if served.address else None)
+            found.append(ServedTarget(served.key, url, host, served.address, config.settings.health.ca))
+        return found
+
+    async def observe(self, target: ServedTarget, probing: Probing) -> Observation:
+        if target.url.startswith("https://") and target.host:
+            # a connection of its own: a pooled one may have been opened with another name as SNI
+            async with new_client(1, target.ca) as client:
+                fetched = await fetch(client, target.url, probing.timeout, target.host)
+        else:
+            fetched = await fetch(probing.client, target.url, probing.timeout, target.host)
+        return ServedRead(target.key, target.host, target.address, fetched)
+
+    def judge(self, observed: Observed, settings: PolicySettings, previous: Mapping[str, Reference],
+              now: float) -> Judged:
+        verdicts = []
+        notes = []
+        for read in observed.of(NAME).values():
+            if not isinstance(read, ServedRead):
+                continue
+            verdict = judge_read(read, settings.certificate_days, now)
+            verdicts.append(verdict)
+            if verdict.ok and verdict.expires is not None and verdict.expires - now < settings.certificate_days * DAY:
+                notes.append(f"{read.target}: {verdict.reason}")
+        return Judged(tuple(verdicts), notes=tuple(notes))
+
+
+def judge_read(read: ServedRead, days: float, now: float) -> ServedVerdict:
+    fetched = read.fetched
+    where = " ".join(part for part in (read.address and f"at {read.address}",
+                                       read.host and f"as {read.host}") if part)
+    base: dict[str, Any] = {"latency": fetched.latency, "address": read.address, "host": read.host, "status": fetched.status,
+            "expires": fetched.expires}
+    if not fetched.ok:
+        cause = "http" if fetched.status is not None and fetched.error is None else "unreachable"
+        return ServedVerdict(read.target, False, f"{fetched.error or f'HTTP {fetched.status}'} {where}".strip(),
+                             cause=cause, **base)
+    if looks_like_html(fetched.body, fetched.content_type) or not parse_stamp(fetched.body, None).is_trace:
+        return ServedVerdict(read.target, False, f"not a trace file {where} (a site for another name?)".strip(),
+                             cause="not-trace", **base)
+    reason = f"serves the stamp {where}".strip()
+    if fetched.expires is not None:
+        left = (fetched.expires - now) / DAY
+        reason += (f"; WARNING: certificate expires in {left:.1f} days" if left < days else
+                   f"; certificate valid {left:.0f} more days")
+    return ServedVerdict(read.target, True, reason, **base)
+
+
+CHECK = ServedCheck()

@@ -27,7 +27,7 @@ class Reference:
     previous: str | None = None  # the reference before `serial`: mirrors still on it are in grace
     since: float = 0.0  # unix time `serial` became the reference; the grace runs from here
     master: str | None = None  # the master's serial when last read
-    master_since: float = 0.0  # when the master published it (its trace date, or when first seen if later)
+    master_since: float = 0.0  # when this prober first saw the master publish it (never the trace's own date)
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,23 @@ def locked(probe: Probe) -> bool:
     """ftpsync's Archive-Update-in-Progress file is served (a soft-404 page does not count)."""
     lock = probe.lock
     return lock is not None and lock.ok and not looks_like_html(lock.body, lock.content_type)
+
+
+CLOCK_SKEW = 300.0  # a master trace dated further ahead than this is a warning (its clock, or ours)
+STALE_MASTER = 86400.0  # Debian pushes four times a day: a master trace older than a day is a warning
+
+
+def master_date_warning(stamp: Stamp, now: float) -> str:
+    """A master trace dated in the future or far past: said, never used as a clock."""
+    if stamp.date is None:
+        return ""
+    age = now - stamp.date.timestamp()
+    if age < -CLOCK_SKEW:
+        return f"; WARNING: the master's trace is dated {-age:.0f}s in the future (a clock is wrong)"
+    if age > STALE_MASTER:
+        return (f"; WARNING: the master's trace is dated {age / 3600:.1f}h ago (a master that is itself a "
+                "lagging mirror, or a stopped one?)")
+    return ""
 
 
 def master_stamp(master: Fetched | None) -> tuple[Stamp | None, str]:
@@ -82,10 +99,10 @@ def next_reference(previous: Reference | None, serials: list[str], master: Stamp
     """The reference advances to the newest serial a quorum carries, or to the master's own once it has been
     published for `grace` seconds (a push no quorum follows does not keep stuck mirrors fresh for ever)."""
     top = master.serial or ""
-    if previous is not None and previous.master == top:
-        published = previous.master_since
-    else:
-        published = min(now, master.date.timestamp()) if master.date else now
+    # The grace runs from when this prober first saw the serial (kept in the health state across restarts),
+    # never from the date in the master's trace: the master an operator can reach is often itself a mirror
+    # that gets the trace late, and a grace already spent on arrival is the push flood grace exists to stop.
+    published = previous.master_since if previous is not None and previous.master == top else now
     if now - published >= grace:
         found = top
     elif serials:
@@ -148,6 +165,7 @@ def judge_archive(archive: Archive, master: Fetched | None, probes: list[Probe],
         # says what it is syncing to, not what it serves, so it does not count toward the quorum
         serials = [s.serial for p, s in parsed if s is not None and s.serial and not locked(p)]
         ref = next_reference(previous, serials, stamp, archive.quorum, archive.grace, now)
+        note += master_date_warning(stamp, now)
         if ref.serial != stamp.serial:
             note += f", reference {ref.serial} (carried by a quorum; the master's is not yet)"
     elif stamp is None and previous is not None and previous.serial:

@@ -4,12 +4,13 @@ Archive-Update-in-Progress lock in place), served by Python HTTP servers, probed
 Per-region shares are sampled from real DNS answers at every step of the push."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from tests.ftpsync import FtpsyncMirror, RsyncDaemon, have_ftpsync, publish
+from tests.ftpsync import STAMP, FtpsyncMirror, RsyncDaemon, have_ftpsync, master_trace, publish
 from tests.harness import start_server
 from tests.mirrors import Site
 from tests.push import MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
@@ -102,4 +103,44 @@ def test_ftpsync_push_spreads_over_every_region(tmp_path: Path, country_mmdb: Pa
         assert table_shares(server)["country JP"] == pytest.approx({"jp1": 1 / 3, "jp2": 1 / 3, "jp3": 1 / 3})
     finally:
         server.stop()
+        print("\n" + "\n".join(lines))
+
+
+def test_a_master_that_gets_the_trace_two_hours_late_still_spreads_the_push(  # type: ignore[no-untyped-def]
+        tmp_path: Path, country_mmdb: Path, archive) -> None:
+    """Issue 23 item 3: the master dnsbalance reads is itself a mirror that gets the trace two hours late (the
+    trace it shows, and the one ftpsync carries to the mirrors, dated two hours before the push is seen). The
+    grace runs from when the new serial was first seen, so the push is carried as any other: no region leaves
+    its table, no mirror takes more than twice its share."""
+    master, _, mirrors, sites = archive
+    relay = Site({"/debian/" + STAMP: (master / STAMP).read_bytes()})  # the late master, still on OLD
+    config = write_push_config(tmp_path / "config", country_mmdb, {n: sites[n].url() for n in MIRRORS},
+                               relay.url(), mirror_extra={"jp3": ", lock: Archive-Update-in-Progress-jp3.mirror.test"})
+    server = start_server(config, tmp_path / "server.log", ipv6=False)
+    lines = []
+    try:
+        server.wait_cycles(2, timeout=20)
+        for step, (label, start, finish) in enumerate(SCHEDULE):
+            if step == 0:
+                publish(master, NEW)
+                dated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+                (master / STAMP).write_text(master_trace(NEW, dated))  # what ftpsync then carries everywhere
+                relay.files["/debian/" + STAMP] = (master / STAMP).read_bytes()
+            for name in start:
+                mirrors[name].sync(hold=name not in finish)
+                if name not in finish:
+                    mirrors[name].wait_locked()
+            for name in finish:
+                mirrors[name].release()
+            server.wait_cycles(2, timeout=30)
+            check_no_stampede(table_shares(server))
+            answered = answered_shares(server, queries=120)
+            check_no_stampede(answered, tolerance=0.13)
+            lines.append(show(label, answered))
+        log = server.log()
+        assert f"archive default: reference serial {NEW} (was {OLD}" in log
+        assert "is DOWN" not in log and "FAIL OPEN" not in log
+    finally:
+        server.stop()
+        relay.stop()
         print("\n" + "\n".join(lines))

@@ -1,15 +1,18 @@
 """Freshness through master pushes, pure: quorum reference, grace, locks, trace or nothing."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
 
 from dnsbalance.configuration.model import Archive
 from health.fetch import Fetched
 from health.reference import Probe, Reference, judge_archive, quorum_serial
+from health.state import HealthState, load, save
 from tests.mirrors import SOFT_404, trace
 
 NOW = 1_800_000_000.0
-PUSHED = datetime.fromtimestamp(NOW - 60, timezone.utc)  # the master published a minute ago
+PUSHED = datetime.fromtimestamp(NOW - 60, UTC)  # the master published a minute ago
 ARCHIVE = Archive("debian", "http://127.0.0.1:1/debian/", "project/trace/ftp-master.debian.org", max_lag=0,
                   quorum=0.5, grace=3600)
 
@@ -50,7 +53,8 @@ def test_a_push_keeps_everyone_serving_until_a_quorum_then_grace_then_out() -> N
 
     # Two of four: the reference is 101; the others are in grace from now.
     two = judge_archive(ARCHIVE, master(101), probes(101, 101, 100, 100), one.reference, NOW + 120)
-    assert two.reference == Reference("101", "100", NOW + 120, "101", NOW - 60)
+    # master_since: when 101 was first seen (NOW), not the trace's date (NOW - 60): issue 23 item 3
+    assert two.reference == Reference("101", "100", NOW + 120, "101", NOW)
     assert oks(two) == [True] * 4
     assert two.verdicts[2].reason == "serial 100, one push behind reference 101: in grace for 3600s more"
 
@@ -110,3 +114,38 @@ def test_a_locked_mirror_does_not_count_toward_the_quorum() -> None:
     judged = judge_archive(ARCHIVE, master(101), probes(101, 101, 100, 100, locked=(0,)), before.reference, NOW)
     assert judged.reference is not None and judged.reference.serial == "100"
     assert [v.syncing for v in judged.verdicts] == [True, False, False, False]
+
+
+def test_the_grace_runs_from_first_sight_not_from_an_old_trace_date() -> None:
+    """A master reached through a mirror that gets the trace two hours late: the trace is two hours old when
+    first seen, and the push must still wait for a quorum, then give its grace (issue 23 item 3)."""
+    late = got(trace(101, datetime.fromtimestamp(NOW - 7200, UTC)))
+    before = Reference("100", None, NOW - 86400, "100", NOW - 86400)
+    one = judge_archive(ARCHIVE, late, probes(101, 100, 100, 100), before, NOW)
+    assert one.reference is not None and one.reference.serial == "100" and one.reference.master_since == NOW
+    assert oks(one) == [True] * 4
+    two = judge_archive(ARCHIVE, late, probes(101, 101, 100, 100), one.reference, NOW + 600)
+    assert two.reference == Reference("101", "100", NOW + 600, "101", NOW)
+    assert oks(two) == [True] * 4 and "in grace for 3600s more" in two.verdicts[2].reason
+
+
+def test_first_sight_survives_a_restart(tmp_path: Path) -> None:
+    seen = Reference("100", None, NOW - 86400, "101", NOW)  # 101 first seen at NOW, no quorum yet
+    save(HealthState(MappingProxyType({}), 5, MappingProxyType({"debian": seen})), tmp_path / "health.json")
+    again = load(tmp_path / "health.json").archives["debian"]
+    assert again == seen
+    # 50 minutes later, after the restart: not yet `grace` since first sight, so no jump to the master's word
+    judged = judge_archive(ARCHIVE, got(trace(101, datetime.fromtimestamp(NOW - 7200, UTC))),
+                           probes(101, 100, 100), again, NOW + 3000)
+    assert judged.reference is not None and judged.reference.serial == "100" and oks(judged) == [True] * 3
+
+
+def test_a_master_trace_dated_in_the_future_or_far_past_is_a_warning() -> None:
+    future = judge_archive(ARCHIVE, got(trace(101, datetime.fromtimestamp(NOW + 3600, UTC))),
+                           probes(101, 101), None, NOW)
+    assert "WARNING: the master's trace is dated 3600s in the future" in future.note
+    assert future.reference is not None and future.reference.master_since == NOW
+    old = judge_archive(ARCHIVE, got(trace(101, datetime.fromtimestamp(NOW - 3 * 86400, UTC))),
+                        probes(101, 101), None, NOW)
+    assert "WARNING: the master's trace is dated 72.0h ago" in old.note
+    assert "WARNING" not in judge_archive(ARCHIVE, master(101), probes(101), None, NOW).note

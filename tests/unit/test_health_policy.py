@@ -118,8 +118,10 @@ def test_every_mirror_failed_keeps_their_health_and_the_table() -> None:
 
 
 def test_every_mirror_stale_names_the_push() -> None:
-    late = NOW + 7200  # the master published 100 two hours ago, past the grace: it is the reference
-    step = next_state(HealthState(), observed(fresh(99, 99, 99), master=100, at=late), settings(), late)
+    late = NOW + 7200  # the prober first saw the master's 100 two hours ago, past the grace: it is the reference
+    # (issue 23 item 3: when it was first seen counts, kept in the state, never the date in the master's trace)
+    seen = HealthState(archives=MappingProxyType({"default": Reference("99", None, NOW - 86400, "100", NOW)}))
+    step = next_state(seen, observed(fresh(99, 99, 99), master=100, at=late), settings(), late)
     (suspected, kept) = step.records
     assert isinstance(suspected, ProberSuspected) and kept == TableKept()
     assert suspected.cause.startswith("every mirror is behind the serial the master just published (100)")
@@ -163,8 +165,9 @@ def test_the_reference_moves_with_a_quorum_and_is_reported() -> None:
 
 
 def test_a_failed_cycle_does_not_move_the_reference() -> None:
-    first = next_state(HealthState(), observed(fresh(100, 100, 100), relay=True), settings(), NOW)
-    late = NOW + 7200  # 101 published past the grace: alone, it would be the reference and every mirror stale
+    # 101 first seen at NOW (issue 23 item 3: the grace runs from first sight, not from the trace's date)
+    first = next_state(HealthState(), observed(fresh(100, 100, 100), master=101, relay=True), settings(), NOW)
+    late = NOW + 7200  # 101 seen past the grace: alone, it would be the reference and every mirror stale
     step = next_state(first.state, observed(fresh(100, 100, 100), master=101, relay=True, at=late), settings(), late)
     assert [r.kind for r in step.records if isinstance(r, ProberSuspected)] == [TargetKind.MIRROR]
     assert not [r for r in step.records if isinstance(r, ReferenceMoved)]

@@ -27,7 +27,7 @@ class Reference:
     previous: str | None = None  # the reference before `serial`: mirrors still on it are in grace
     since: float = 0.0  # unix time `serial` became the reference; the grace runs from here
     master: str | None = None  # the master's serial when last read
-    master_since: float = 0.0  # when this prober first saw the master publish it (never the trace's own date)
+    master_since: float = 0.0  # when this prober first saw the master publish it (the trace's date only at a first start)
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,15 @@ def next_reference(previous: Reference | None, serials: list[str], master: Stamp
     # The grace runs from when this prober first saw the serial (kept in the health state across restarts),
     # never from the date in the master's trace: the master an operator can reach is often itself a mirror
     # that gets the trace late, and a grace already spent on arrival is the push flood grace exists to stop.
-    published = previous.master_since if previous is not None and previous.master == top else now
+    # Only a prober with no reference at all (a first start, no saved state) has nothing of its own: no grace
+    # is given then, and the trace's date (never later than now) only says whether a serial no quorum carries
+    # is taken at once.
+    if previous is not None and previous.master == top:
+        published = previous.master_since
+    elif previous is None or previous.serial is None:
+        published = min(now, master.date.timestamp()) if master.date else now
+    else:
+        published = now
     if now - published >= grace:
         found = top
     elif serials:

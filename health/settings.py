@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import Archive, Config, archives_of, fallback_archive, health_key, mirror_key
+from health.requirements import requirement_keys
 from health.served import served_targets
 
 
@@ -40,6 +41,7 @@ def _owners(config: Config) -> dict[str, str]:
               if m.probed() and m.url_for(a, fallback)}
     owners.update({health_key(r.name, s): r.name for r in config.relays.values() for s in r.services()})
     owners.update({served.key: owners.get(served.owner, served.owner) for served in served_targets(config)})
+    owners.update(requirement_keys(config))
     return owners
 
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 STAMP = "project/trace/ftp-master.debian.org"
@@ -28,7 +28,7 @@ def master_trace(serial: int, date: datetime) -> str:
 
 def publish(root: Path, serial: int) -> None:
     """A master push: new pool files, then new indices, then the trace, as dak does."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     pool = root / "pool/main/h/hello"
     pool.mkdir(parents=True, exist_ok=True)
     (pool / f"hello_{serial}_amd64.deb").write_bytes(os.urandom(32 * 1024))
@@ -82,6 +82,7 @@ class FtpsyncMirror:
     folder: Path
     source: str  # rsync://127.0.0.1:PORT/debian/
     mirrorname: str = "127.0.0.1"  # ftpsync's MIRRORNAME: names its lock and its own trace
+    settings: str = ""  # more ftpsync.conf lines (ARCH_INCLUDE="amd64" for a partial mirror)
     runs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
@@ -108,7 +109,8 @@ class FtpsyncMirror:
         hook.chmod(0o755)
         (home / f".config/ftpsync/ftpsync-{self.name}.conf").write_text(
             f'MIRRORNAME="{self.mirrorname}"\nTO="{self.archive}/"\nRSYNC_SOURCE="{self.source}"\n'
-            f'MAILTO="nobody@localhost"\nERRORSONLY="true"\nHOOK2="{hook}"\nTRACEHOST="{self.name}.test"\n')
+            f'MAILTO="nobody@localhost"\nERRORSONLY="true"\nHOOK2="{hook}"\nTRACEHOST="{self.name}.test"\n'
+            + self.settings)
 
     def sync(self, hold: bool) -> subprocess.Popen:
         """Start `ftpsync sync:archive:NAME`; with `hold`, it stops after stage 1 (lock in place) until

@@ -19,6 +19,7 @@ from dnsbalance.configuration.mirrors_file import read_fleet
 from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region, Settings, Table
 from dnsbalance.configuration.network_file import asn_of, overlapping_networks
 from dnsbalance.configuration.problems import Problem, not_a_file, shown_path
+from dnsbalance.configuration.requirement_check import required_names
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.table_file import read_table, reserved_names
 from dnsbalance.geo.countries import CONTINENTS, country
@@ -62,6 +63,7 @@ def check_config(directory: Path, paths_from: Path | None = None) -> tuple[Confi
                     MappingProxyType(asns))
     drained_names(check, config)
     carried_archives(check, config)
+    required_names(check, config)
     if not check.has_errors():
         uncovered_names(check, config)  # with errors about, a missing name is likely one of their echoes
     log.debug("configuration %s: %d table(s), %d problem(s)", directory, len(config.tables()), len(check.problems))

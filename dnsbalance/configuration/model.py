@@ -82,6 +82,9 @@ class HealthSettings:
     vhost: bool = False
     ca: str | None = None  # a PEM bundle trusted beside the system's for https probes (a private CA)
     certificate_days: float = 14.0  # warn when a served certificate expires within this many days
+    # Read what ftpsync publishes about each mirror (project/trace/_hierarchy, its own trace): its name, for
+    # the lock file, and the architectures it carries. On by itself when a name requires architectures.
+    traces: bool = False
 
 
 IMPLICIT_ARCHIVE = "default"  # the archive of the single-archive keys (health.master, health.stamp, mirror url)
@@ -147,6 +150,10 @@ class Settings:
     archives: tuple[Archive, ...] = ()  # (): one implicit archive made from `health:`
     status_listen: str | None = "127.0.0.1:8053"  # status page, JSON and metrics; None: off
     reload: ReloadSettings = ReloadSettings()
+    # `health: require:`: table name -> the architectures a mirror must carry (its ftpsync trace says) to serve it
+    require: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    require_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False,
+                                             repr=False)
 
 
 class AdminState(Enum):

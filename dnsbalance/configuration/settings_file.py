@@ -5,7 +5,10 @@ that default too, so the rest of the folder is still checked.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from types import MappingProxyType
+from typing import Any
 
 from dnsbalance.configuration.checker import Checker, brief, url_ok
 from dnsbalance.configuration.model import (
@@ -81,6 +84,8 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
         archives=archives,
         status_listen=status_listen,
         reload=_reload(check, top, path),
+        **_require(check, check.section(top, "health", path) if isinstance(top.get("health"), PosDict) else None,
+                   path),
     )
 
 
@@ -161,7 +166,7 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
     if h_map is None:
         return health
     check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "quorum", "grace",
-                             "fall", "rise", "concurrency", "addresses", "vhost", "ca", "certificate_days"),
+                             "fall", "rise", "concurrency", "addresses", "vhost", "ca", "certificate_days", "traces", "require"),
                      path, "health")
     return HealthSettings(
         enabled=check.boolean(h_map, "enabled", path, "health", health.enabled),
@@ -179,7 +184,35 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
         vhost=check.boolean(h_map, "vhost", path, "health", health.vhost),
         ca=check.string(h_map, "ca", path, "health", health.ca),
         certificate_days=check.number(h_map, "certificate_days", path, "health", 0, 3650, health.certificate_days),
+        traces=check.boolean(h_map, "traces", path, "health", health.traces),
     )
+
+
+def _require(check: Checker, health: PosDict | None, path: Path) -> dict[str, Any]:
+    """`health: {require: {deb: {architectures: [amd64, arm64]}}}`: what a mirror must carry (its ftpsync trace
+    says) to serve a table name."""
+    section = check.section(health, "require", path) if health is not None else None
+    if section is None:
+        return {}
+    found: dict[str, tuple[str, ...]] = {}
+    lines: dict[str, int] = {}
+    for name, node in section.items():
+        line = section.line_of(name)
+        what = f"health: require {brief(name)}"
+        node = check.mapping(node, path, line, what)
+        if node is None or not isinstance(name, str):
+            continue
+        check.known_keys(node, ("architectures",), path, what)
+        items = node.get("architectures")
+        if not isinstance(items, PosList) or not items or \
+                not all(isinstance(a, str) and re.fullmatch(r"[a-z0-9][a-z0-9-]*", a) for a in items):
+            check.error(path, node.line_of("architectures") if "architectures" in node else line,
+                        f"{what}: architectures must be a non-empty list of Debian architecture names "
+                        f"(amd64, arm64, source ...), got {brief(items)}")
+            continue
+        found[name.lower()] = tuple(sorted(set(items)))
+        lines[name.lower()] = line
+    return {"require": MappingProxyType(found), "require_lines": MappingProxyType(lines)}
 
 
 def _quorum(check: Checker, node: PosDict, path: Path, what: str, default: float) -> float:

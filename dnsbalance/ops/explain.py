@@ -136,6 +136,8 @@ def _why_not(entry: Entry, left: LeftOut, state: HealthState | None) -> str:
     if left.why is Why.PENDING:
         return f"pending: {left.key} not judged yet (answered only while no judged entry is usable)"
     judged = state.mirrors.get(left.key) if state is not None else None
+    if left.why is Why.PARTIAL:
+        return f"partial ({left.key}): {judged.reason if judged else 'lacks an architecture the name requires'}"
     if judged is None:
         return f"{Status.DOWN.value} ({left.key})"
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(judged.since)) if judged.since else "?"

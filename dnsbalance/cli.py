@@ -25,7 +25,7 @@ from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
 from dnsbalance.ops.plan import file_changes, plan
-from dnsbalance.ops.shares import bent_shares
+from dnsbalance.ops.shares import bent_shares, single_address
 from dnsbalance.process.instance import (
     InstanceError,
     acquire,
@@ -169,6 +169,8 @@ def _check(args: argparse.Namespace) -> int:
     config = loaded.config
     for line in bent_shares(config):  # the operator's min_answers bends these shares: say by how much
         print(line)
+    for line in single_address(config):  # advice, not a problem: on stderr, so stdout keeps its shape
+        print(f"note: {line}", file=sys.stderr)
     print(f"ok: zone {config.settings.zone}, {len(config.mirrors)} mirrors, {len(config.relays)} relays, "
           f"{len(config.countries)} country and {len(config.continents)} continent tables"
           + (f", {len(config.networks)} network and {len(config.asns)} AS tables"

@@ -32,8 +32,8 @@ def bent(pool: Pool, result: Design) -> str | None:
 def design_lines(pool: Pool, result: Design) -> list[str]:
     """The answer-set distribution: sizes, expected size, the likeliest sets; and what the minimum bends."""
     sizes = ", ".join(f"{k} address{'es' if k > 1 else ''} {percent(p)}" for k, p in result.sizes.items())
-    lines = [f"  answer sets (order shuffled within each): expected size {float(result.expected_size):.2f}; "
-             f"{sizes}"]
+    lines = [(f"  answer sets (order shuffled within each): expected size {float(result.expected_size):.2f}; "
+              f"{sizes}")]
     for members, probability in result.sets[:SHOWN_SETS]:
         lines.append(f"    {percent(probability):>6}  {' '.join(pool.candidates[i].name for i in members)}")
     if len(result.sets) > SHOWN_SETS:
@@ -61,4 +61,30 @@ def bent_shares(config: Config) -> list[str]:
             if moved:
                 lines.append(f"{label}: {name} {rtype.name}: delivered with at least {result.minimum} addresses "
                              f"per answer: {moved}")
+    return lines
+
+
+MOSTLY = Fraction(1, 2)  # a pool whose answers carry one address more often than this is told
+
+
+def single_address(config: Config) -> list[str]:
+    """Per region and name, pools whose A/AAAA answers mostly carry one address (skewed weights: the heavy
+    mirror's share can only be delivered alone), so a resolver caching one of them leaves its clients with no
+    fallback for a TTL when that mirror dies; with what `min_answers: 2` would cost in shares. SRV answers
+    (`_http._tcp`) are apt's own fallback between targets; these lines are about the address answers."""
+    settings = config.settings
+    if settings.min_answers >= 2:
+        return []
+    table = build_table(config, ALL_USABLE, 0, 0)
+    lines = []
+    for label, tier in table.labelled_tiers():
+        for (name, rtype), pool in sorted(tier.usable.items()):
+            if rtype not in (RType.A, RType.AAAA) or len(pool.candidates) < 2:
+                continue
+            single = design(pool.weights, settings.answers, 1).sizes.get(1, Fraction(0))
+            if single <= MOSTLY:
+                continue
+            cost = bent(pool, design(pool.weights, settings.answers, 2)) or "no share moves"
+            lines.append(f"{label}: {name} {rtype.name}: {percent(single)} of answers carry a single address (no "
+                         f"fallback at the client for a TTL if it dies); min_answers: 2 would deliver {cost}")
     return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dnsbalance.cli import main
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.problems import Severity
 from health.checks.ftpsync_lock import own_line
@@ -71,3 +72,13 @@ def test_what_ftpsync_publishes_is_read() -> None:
         "amd64", "arm64", "source")
     assert architectures_of(b"Architectures: GUESSED:{ amd64 i386}\n") == ("amd64", "i386")
     assert architectures_of(b"Archive serial: 1\n") is None
+
+
+def test_check_notes_pools_whose_answers_mostly_carry_one_address(capsys) -> None:  # type: ignore[no-untyped-def]
+    """Skewed weights (the example's KR table, seoul 90.9% of the AAAA weight): most AAAA answers can only carry
+    seoul alone; `check` says so, and what min_answers: 2 would cost (issue 23 item 6's note)."""
+    assert main(["check", "--config", str(Path(__file__).resolve().parents[2] / "config")]) == 0
+    said = capsys.readouterr()
+    assert said.out.startswith("ok: zone")  # stdout keeps its shape: the notes are on stderr
+    assert ("note: country KR: deb AAAA: 81.8% of answers carry a single address (no fallback at the client for a "
+            "TTL if it dies); min_answers: 2 would deliver seoul: configured 90.9%, delivered 50.0%") in said.err

@@ -10,8 +10,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from dnsbalance import __version__
 from dnsbalance.configuration.checker import Checker

@@ -4,13 +4,19 @@ Architectures line."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 
 from dnsbalance.cli import main
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.geo.locate import Location
+from dnsbalance.protocol.codes import RType
+from dnsbalance.ranking.build import build_table
+from dnsbalance.ranking.pool import Why
 from health.checks.ftpsync_lock import own_line
 from health.requirements import architectures_of, required, requirement_keys
 from health.served import at_address, served_targets
+from health.view import HealthView
 
 SETTINGS = """\
 zone: cdn.example.org
@@ -82,3 +88,31 @@ def test_check_notes_pools_whose_answers_mostly_carry_one_address(capsys) -> Non
     assert said.out.startswith("ok: zone")  # stdout keeps its shape: the notes are on stderr
     assert ("note: country KR: deb AAAA: 81.8% of answers carry a single address (no fallback at the client for a "
             "TTL if it dies); min_answers: 2 would deliver seoul: configured 90.9%, delivered 50.0%") in said.err
+
+
+def test_the_builder_answers_an_address_only_on_its_own_verdict(tmp_path: Path) -> None:
+    settings = SETTINGS + "  require:\n    deb: {architectures: [arm64]}\n"
+    config, problems = check_config(folder(tmp_path, settings))
+    assert config is not None, [str(p) for p in problems]
+    down = {"alpha@2001:db8::1#deb.cdn.example.org": False, "beta@192.0.2.2#beta.example.net": False}
+    table = build_table(config, HealthView(MappingProxyType({"alpha": True, "beta": True, **down})), 1, 1)
+    here = Location(None, None, 0)
+    aaaa = table.pool_for(here, "deb", RType.AAAA)
+    a = table.pool_for(here, "deb", RType.A)
+    assert aaaa is not None and aaaa.fail_open  # alpha's only AAAA is down: nothing usable, the configured serve
+    assert a is not None and [(c.name, c.addresses) for c in a.candidates] == [("alpha", ("192.0.2.1",))]
+    left = table.default.left_out[("deb", RType.A)]
+    assert [(x.target, x.why, x.key) for x in left] == [("beta", Why.DOWN, "beta@192.0.2.2#beta.example.net")]
+    ports = table.pool_for(here, "ports", RType.AAAA)  # another name: its own verdict, not judged yet
+    assert ports is not None and ports.candidates[0].addresses == ("2001:db8::1",) and not ports.fail_open
+
+    partial = {"alpha+arm64": False, "beta+arm64": True}
+    table = build_table(config, HealthView(MappingProxyType({"alpha": True, "beta": True, **partial})), 1, 1)
+    a = table.pool_for(here, "deb", RType.A)
+    assert a is not None and [c.name for c in a.candidates] == ["beta"]
+    assert [(x.target, x.why, x.key) for x in table.default.left_out[("deb", RType.A)]] == [
+        ("alpha", Why.PARTIAL, "alpha+arm64")]
+    # a partial mirror is never served for the name, not even failing open
+    table = build_table(config, HealthView(MappingProxyType({"alpha": True, "beta": False, **partial})), 1, 1)
+    a = table.pool_for(here, "deb", RType.A)
+    assert a is not None and a.fail_open and [c.name for c in a.candidates] == ["beta"]

@@ -126,5 +126,8 @@ def test_a_partial_mirror_never_serves_a_name_that_requires_what_it_lacks(  # ty
         assert "plain: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 guessed from the URL's host, never " \
                "confirmed (no project/trace/_hierarchy (HTTP 404)); set lock: in mirrors.yaml" in server.log()
         assert "full1: WARNING" not in server.log()
+        # and the status page's last cycle says it (no mirror row shows it: the lock is not a verdict)
+        assert "plain: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 guessed" in \
+               status(server)["last_cycle"]["master"]
     finally:
         server.stop()

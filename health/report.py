@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dnsbalance.configuration.model import AdminState, Config
+from health.checks.served import ServedVerdict
 from health.cycle import CycleReport
 from health.verdict import StampVerdict, TargetKind, Verdict
 
@@ -28,9 +29,10 @@ def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
             reason = f"{reason}; served anyway: state: up in mirrors.yaml"
         usable[v.name] = state is AdminState.UP or (v.ok and state is AdminState.AUTO)
         stamped = v if isinstance(v, StampVerdict) else None
+        status = v.status if isinstance(v, StampVerdict | ServedVerdict) else None
         rows.append((
             v.name,
-            str(stamped.status) if stamped is not None and stamped.status is not None else "-",
+            str(status) if status is not None else "-",
             f"{v.latency * 1000:.0f}ms" if v.latency is not None else "-",
             stamped.stamp.describe() if stamped is not None and stamped.stamp else "-",
             f"{v.lag:.0f}s" if v.lag is not None else "-",

@@ -75,6 +75,7 @@ def test_only_addresses_and_names_that_serve_are_answered(tmp_path: Path) -> Non
         assert "FAIL" in rows[f"dual@::1#{BALANCED}"] and "cannot connect" in rows[f"dual@::1#{BALANCED}"]
         assert "ok" in rows[f"dual@127.0.0.2#{BALANCED}"]
         assert "HTTP 404" in rows[f"wronghost@127.0.0.4#{BALANCED}"]
+        assert rows[f"wronghost@127.0.0.4#{BALANCED}"].split()[1] == "404"  # the http column
         assert "ok" in rows["wronghost"]  # the stamp check alone passes it: the URL has no virtual host
         assert "certificate" in rows[f"tlsbad@127.0.0.6#{BALANCED}"].lower() and "ok" in rows["tlsbad"]
         assert re.search(r"ok .*WARNING: certificate expires in (4\.9|5\.0) days", rows[f"tlsgood@127.0.0.5#{BALANCED}"])

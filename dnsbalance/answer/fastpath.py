@@ -9,9 +9,11 @@ the full dnslib path in serving/balancer.py, which gives the same bytes for the 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from random import Random
-from typing import Callable
+from typing import Protocol
 
+from dnsbalance.answer.tally import Tally
 from dnsbalance.configuration.model import APEX
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, RType
@@ -19,7 +21,8 @@ from dnsbalance.protocol.edns import Subnet, opt_bytes, read_subnet_option, subn
 from dnsbalance.protocol.wire import soa_rdata, wire_name
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.variants import Variants
-from dnsbalance.stats.counters import QueryStats, client_identity
+from dnsbalance.stats.counters import AnswerKey, Chosen, QueryKey, client_identity
+from dnsbalance.stats.hyperloglog import HyperLogLog
 
 A_IN = b"\x00\x01\x00\x01"
 AAAA_IN = b"\x00\x1c\x00\x01"
@@ -33,13 +36,35 @@ CACHE_LIMIT = 1 << 16  # prepared replies per table; emptied when full
 Locate = Callable[[str, Subnet | None], tuple[Location, int | None]]
 
 
+class Counts(Protocol):
+    """Where a query is counted: the answering pipeline's QueryStats."""
+
+    @property
+    def clients(self) -> HyperLogLog: ...
+
+    def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
+              variant: Chosen | None = None) -> None: ...
+
+
+class Uncounted:
+    """Counts nobody reads: for callers that only want the bytes (tests, explain)."""
+
+    clients = HyperLogLog()
+
+    def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
+              variant: Chosen | None = None) -> None:
+        pass
+
+
+UNCOUNTED: Counts = Uncounted()
+
+
 class FastPath:
     """Built once per active table."""
 
-    def __init__(self, table: ActiveTable, ecs: bool, stats: QueryStats) -> None:
+    def __init__(self, table: ActiveTable, ecs: bool) -> None:
         self.table = table
         self.ecs = ecs
-        self.stats = stats
         zone = table.zone
         self.zone_wire = wire_name(zone.zone)
         # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
@@ -55,11 +80,23 @@ class FastPath:
         self.cache: dict[tuple[bytes, str], Prepared] = {}
         self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
 
-    def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False) -> bytes | None:
-        """The reply, or None for the full path. `locate` is the balancer's (cached) GeoIP step.
+    def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
+               stats: Counts = UNCOUNTED) -> bytes | None:
+        """The reply, or None for the full path. `locate` is the snapshot's (cached) GeoIP step; `rng` and
+        `stats` are the answering pipeline's.
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
-        only the variant is drawn, and the ID patched in."""
+        only the variant is drawn, the ID patched in, and the query counted."""
+        prepared = (self.tcp_cache if tcp else self.cache).get((data[2:], client))
+        if prepared is None:
+            prepared = self.lookup(data, client, locate, tcp, stats)
+            if prepared is None:
+                return None
+        return prepared.reply(data[:2], rng, stats)
+
+    def lookup(self, data: bytes, client: str, locate: Locate, tcp: bool = False,
+               stats: Counts = UNCOUNTED) -> Prepared | None:
+        """The prepared reply to this query (made and kept on first sight), or None for the full path."""
         key = (data[2:], client)
         cache = self.tcp_cache if tcp else self.cache
         prepared = cache.get(key)
@@ -67,13 +104,13 @@ class FastPath:
             prepared = self._prepare(data, client, locate, tcp)
             if prepared is None:
                 return None
-            self.stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
+            stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
             if len(cache) >= CACHE_LIMIT:
                 cache.clear()
             cache[key] = prepared
-        return prepared.reply(data[:2], rng)
+        return prepared
 
-    def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> "Prepared | None":
+    def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> Prepared | None:
         size = len(data)
         if size < 17 or data[2] & 0xF8:  # QR set, or an opcode other than QUERY
             return None
@@ -133,46 +170,44 @@ class FastPath:
         else:
             opt = b""
         flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
-        query_key = (rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or "")
-        counting = (self.stats, query_key, used is not None and used.source > 0)
+        tally = Tally((rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or ""),
+                      used is not None and used.source > 0)
         arcount = 1 if opt else 0
         question = data[12 : end + 4]
         if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
             apex = 12 + len(qname) - len(self.zone_wire)
             fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
                               struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
-            no_answer = ("", "", "")
-            return Prepared(None, fixed, {}, b"", b"", counting, no_answer, used) if len(fixed) + 2 <= limit else None
+            return Prepared(None, fixed, {}, b"", b"", tally, used) if len(fixed) + 2 <= limit else None
         heads = {}
         for count in variants.sizes:
             if 14 + len(question) + count * variants.record + len(opt) > limit:
                 return None  # some draw would not fit: the full path truncates properly
             heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
-        answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
-        return Prepared(variants, b"", heads, question, opt, counting, answer_key, used)
+        tally = Tally(tally.key, tally.ecs, (str(pool.region) if pool is not None else "", name, rtype.name))
+        return Prepared(variants, b"", heads, question, opt, tally, used)
 
 
 class Prepared:
     """A query's reply with everything fixed but the ID and, for answers, the variant drawn; and what to
-    count for it."""
+    count for it (the Tally the full path's count stage makes, kept unpacked too: this runs per query)."""
 
-    __slots__ = ("variants", "fixed", "heads", "question", "opt", "stats", "query_key", "ecs", "answer_key",
-                 "subnet")
+    __slots__ = ("answer_key", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet", "tally",
+                 "variants")
 
     def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
-                 opt: bytes, counting: tuple[QueryStats, tuple[str, str, str, str], bool],
-                 answer_key: tuple[str, str, str], subnet: Subnet | None) -> None:
+                 opt: bytes, tally: Tally, subnet: Subnet | None) -> None:
         self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
-        self.stats, self.query_key, self.ecs = counting
-        self.answer_key, self.subnet = answer_key, subnet
+        self.tally, self.subnet = tally, subnet
+        self.query_key, self.ecs, self.answer_key = tally.key, tally.ecs, tally.answer
 
-    def reply(self, ident: bytes, rng: Random) -> bytes:
+    def reply(self, ident: bytes, rng: Random, stats: Counts = UNCOUNTED) -> bytes:
         if self.variants is None:
-            self.stats.count(self.query_key, self.ecs)
+            stats.count(self.query_key, self.ecs)
             return ident + self.fixed
         variants = self.variants
         index = variants.pick_index(rng)
-        self.stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
+        stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
         return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
                          self.opt))
 

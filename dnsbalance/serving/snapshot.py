@@ -18,7 +18,6 @@ from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.serving.inputs import TableInputs
 from dnsbalance.serving.locator import Locator, network_map
-from dnsbalance.stats.counters import QueryStats
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Serving:
         return self.inputs.config
 
 
-def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous: Serving | None,
+def build_serving(inputs: TableInputs, geoip: GeoIP, previous: Serving | None,
                   asn: AsnDatabase | None = None) -> Serving:
     """A new snapshot. The rate limiter's buckets and the cookie jar carry over while their settings stay,
     so a reload neither forgives a flood nor invalidates the cookies clients hold."""
@@ -52,5 +51,5 @@ def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous
     # The network map depends on the configuration alone: a health cycle keeps the previous one.
     networks = previous.locator.networks if previous is not None and previous.config is inputs.config \
         else network_map(inputs.config)
-    return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs, stats),
+    return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs),
                    Locator(geoip, settings.geoip.ecs, networks, asn), cookies, limiter, time.time())

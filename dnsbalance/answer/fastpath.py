@@ -1,26 +1,24 @@
-"""The fast path: the common query read by hand and answered from precomputed wire format.
+"""The fast path: the common query read by hand and answered from the compiled table (compiler/).
 
 Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in the zone, type A or
 AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
 Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
-the full dnslib path in serving/balancer.py, which gives the same bytes for the same question and variant
-(tests/unit/test_fastpath.py).
+the pipeline's stages (pipeline/), which give the same bytes for the same question and variant
+(tests/unit/test_fastpath.py): the same compiled records, written by the same renderer.
 """
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from random import Random
 from typing import Protocol
 
 from dnsbalance.answer.tally import Tally
-from dnsbalance.configuration.model import APEX
+from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.table import CompiledTable
 from dnsbalance.geo.locate import Location
-from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, RType
-from dnsbalance.protocol.edns import Subnet, opt_bytes, read_subnet_option, subnet_option, udp_limit
-from dnsbalance.protocol.wire import soa_rdata, wire_name
-from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.variants import Variants
+from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, DClass, Rcode, RType
+from dnsbalance.protocol.edns import Subnet, only_client_subnet, udp_limit
+from dnsbalance.protocol.renderer import Message, Question, flags, header, opt_record, render
 from dnsbalance.stats.counters import AnswerKey, Chosen, QueryKey, client_identity
 from dnsbalance.stats.hyperloglog import HyperLogLog
 
@@ -29,7 +27,6 @@ AAAA_IN = b"\x00\x1c\x00\x01"
 COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 OPT_HEAD = b"\x00\x00\x29"
-NOERROR, NXDOMAIN = 0, 3
 CACHE_LIMIT = 1 << 16  # prepared replies per table; emptied when full
 
 # (client, subnet) -> the location and scope the full path would find
@@ -60,22 +57,13 @@ UNCOUNTED: Counts = Uncounted()
 
 
 class FastPath:
-    """Built once per active table."""
+    """Built once per compiled table; its prepared replies are a cache of this table generation's."""
 
-    def __init__(self, table: ActiveTable, ecs: bool) -> None:
-        self.table = table
+    def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
+        self.compiled = compiled
+        self.table = compiled.table
+        self.zone = compiled.zone
         self.ecs = ecs
-        zone = table.zone
-        self.zone_wire = wire_name(zone.zone)
-        # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
-        # path answers.
-        self.names: dict[bytes, str | None] = {
-            wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
-                None if n in zone.glue or n in zone.targets else n
-            for n in table.names
-        }
-        rdata = soa_rdata(zone.soa)
-        self.soa_tail = struct.pack("!HHIH", RType.SOA, 1, zone.negative_ttl, len(rdata)) + rdata
         # prepared replies by (query less its ID, client); TCP apart, since its size limit differs
         self.cache: dict[tuple[bytes, str], Prepared] = {}
         self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
@@ -141,7 +129,7 @@ class FastPath:
             if len(options) != rdlength:
                 return None
             if rdlength:
-                subnet = read_subnet_option(options)
+                subnet = only_client_subnet(options)
                 if subnet is None:
                     return None  # other options, or a malformed subnet: the full path decides
         elif size != rest:
@@ -153,39 +141,47 @@ class FastPath:
 
         qname = data[12:end]
         key = qname.lower()
-        name = self.names.get(key, "")
+        zone = self.zone
+        name = zone.by_wire.get(key, "")
         if name is None:
             return None  # glue or a relay target
-        if name == "" and (not key.endswith(self.zone_wire) or not _plain_name(key)):
+        if name == "" and (not key.endswith(zone.wire) or not _plain_name(key)):
             return None  # outside the zone (REFUSED), or an odd name: full path
         used = subnet if self.ecs else None
         location, scope = locate(client, used)
-        pool = self.table.pool_for(location, name, rtype) if name else None
-        variants = self.table.variants(pool, rtype) if pool is not None else None
+        table = self.table
+        pool = table.pool_for(location, name, rtype) if name else None
+        answers = self.compiled.answers(pool, rtype) if pool is not None else None
 
         if counts == COUNTS_EDNS:
             # scope 0 where the answer is the same for every client (NXDOMAIN, NODATA): RFC 7871 7.2.1
-            dependent = bool(name) and scope and self.table.client_dependent(name, rtype)
-            opt = opt_bytes(do, subnet_option(used, scope or 0 if dependent else 0) if used is not None else b"")
+            dependent = bool(name) and scope and table.client_dependent(name, rtype)
+            opt: tuple[int, bool, bytes] | None = (
+                0, do, used.option(scope or 0 if dependent else 0) if used is not None else b"")
         else:
-            opt = b""
-        flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
-        tally = Tally((rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or ""),
+            opt = None
+        rcode = Rcode.NOERROR if name else Rcode.NXDOMAIN
+        reply_flags = flags(0, bool(data[2] & 0x01), rcode, True)
+        tally = Tally((rtype.name, rcode.name, location.country or "", location.continent or ""),
                       used is not None and used.source > 0)
-        arcount = 1 if opt else 0
         question = data[12 : end + 4]
-        if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
-            apex = 12 + len(qname) - len(self.zone_wire)
-            fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
-                              struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
-            return Prepared(None, fixed, {}, b"", b"", tally, used) if len(fixed) + 2 <= limit else None
+        if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
+            labels = _labels(qname)
+            message = Message(0, reply_flags, Question(labels, rtype, DClass.IN),
+                              authority=(zone.negative_soa(labels[-zone.depth :]),), opt=opt)
+            rendered = render(message, limit)
+            if rendered.truncated:
+                return None  # the full path truncates properly
+            return Prepared(None, rendered.wire[2:], {}, b"", b"", tally, used)
+        opt_wire = opt_record(*opt) if opt is not None else b""
+        arcount = 1 if opt is not None else 0
         heads = {}
-        for count in variants.sizes:
-            if 14 + len(question) + count * variants.record + len(opt) > limit:
+        for count in answers.sizes:
+            if 14 + len(question) + count * answers.record + len(opt_wire) > limit:
                 return None  # some draw would not fit: the full path truncates properly
-            heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
+            heads[count] = header(0, reply_flags, 1, count, 0, arcount)[2:]
         tally = Tally(tally.key, tally.ecs, (str(pool.region) if pool is not None else "", name, rtype.name))
-        return Prepared(variants, b"", heads, question, opt, tally, used)
+        return Prepared(answers, b"", heads, question, opt_wire, tally, used)
 
 
 class Prepared:
@@ -195,7 +191,7 @@ class Prepared:
     __slots__ = ("answer_key", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet", "tally",
                  "variants")
 
-    def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
+    def __init__(self, variants: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
                  opt: bytes, tally: Tally, subnet: Subnet | None) -> None:
         self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
         self.tally, self.subnet = tally, subnet
@@ -210,6 +206,16 @@ class Prepared:
         stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
         return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
                          self.opt))
+
+
+def _labels(wire: bytes) -> tuple[bytes, ...]:
+    """A plain name's labels (the question, as _plain_name has checked it)."""
+    labels, offset = [], 0
+    while wire[offset]:
+        end = offset + 1 + wire[offset]
+        labels.append(wire[offset + 1 : end])
+        offset = end
+    return tuple(labels)
 
 
 def _plain_name(wire: bytes) -> bool:

@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from dnsbalance.answer.ratelimit import Action
 from dnsbalance.configuration.model import Config
 from dnsbalance.pipeline.query import Query
-from dnsbalance.pipeline.stages import STAGES
+from dnsbalance.pipeline.stages import STAGES, rate_limit
 from dnsbalance.protocol.codes import Rcode
-from dnsbalance.protocol.wire import header_reply
+from dnsbalance.protocol.renderer import header_only
 from dnsbalance.stats.counters import QueryStats
 
 if TYPE_CHECKING:  # the snapshot is handed in: this layer sits below serving/, which runs it
@@ -66,13 +65,11 @@ class Pipeline:
                 log.exception("fast path failed on a query from %s; trying the full path", client)
                 prepared = None
             if prepared is not None:
-                limiter = serving.limiter
-                if not tcp and limiter is not None:  # the rate limit stage, between lookup and reply
-                    action = limiter.check(client, self.monotonic())
-                    if action is Action.DROP:
-                        self.stats.tally("rrl_drop")
+                if not tcp and serving.limiter is not None:  # the rate limit stage, between lookup and reply
+                    query = Query(self, serving, packet, client, tcp)
+                    if not rate_limit(query):
                         return None
-                    if action is Action.SLIP:
+                    if query.slip:
                         return self.full(serving, packet, client, tcp, slip=True)
                 return prepared.reply(packet[:2], self.rng, self.stats)
         return self.full(serving, packet, client, tcp)
@@ -87,5 +84,5 @@ class Pipeline:
         except Exception:
             question = query.message.questions[:1] if query.message is not None else "?"
             log.exception("error answering %s from %s; SERVFAIL", question, client)
-            return header_reply(packet, Rcode.SERVFAIL)
+            return header_only(packet, Rcode.SERVFAIL)
         return query.wire

@@ -18,7 +18,7 @@ from dnsbalance.pipeline.query import Query
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
 from dnsbalance.protocol.cookies import MalformedCookie
 from dnsbalance.protocol.edns import MalformedOption, read_edns, udp_limit
-from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
+from dnsbalance.protocol.renderer import header_only, render, truncated
 from dnsbalance.stats.counters import client_identity
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def parse(query: Query) -> bool:
         query.message = DNSRecord.parse(query.packet)
     except Exception:  # noqa: BLE001  # dnslib raises more than DNSError on hostile input
         query.pipeline.stats.tally("formerr")
-        query.wire = header_reply(query.packet, Rcode.FORMERR)
+        query.wire = header_only(query.packet, Rcode.FORMERR)
         return False
     return not query.message.header.qr  # answering responses invites loops
 
@@ -60,7 +60,7 @@ def edns_cookie(query: Query) -> bool:
         checked = serving.cookies.check(bytes(sent.data), query.client, int(query.pipeline.clock()))
     except MalformedCookie:
         stats.tally("formerr")
-        query.wire = pack_within(error_reply(message, Rcode.FORMERR, edns).record, udp_limit(edns.udp_size))
+        query.wire = render(error_reply(message, Rcode.FORMERR, edns).message, udp_limit(edns.udp_size)).wire
         return False
     query.cookie, query.proven = checked.option, checked.valid
     if query.proven or len(sent.data) > 8:  # a client cookie alone is neither valid nor invalid
@@ -131,10 +131,11 @@ def pack(query: Query) -> bool:
     assert reply is not None
     if query.slip:
         stats.tally("rrl_slip")
-        query.wire = pack_truncated(reply.record)
+        query.wire = truncated(reply.message)
         return True
-    query.wire = pack_within(reply.record, TCP_SIZE if query.tcp else udp_limit(edns.udp_size if edns else None))
-    if query.wire[2] & 0x02:  # TC: cut to fit
+    rendered = render(reply.message, TCP_SIZE if query.tcp else udp_limit(edns.udp_size if edns else None))
+    query.wire = rendered.wire
+    if rendered.truncated:
         stats.tally("truncated")
     return True
 

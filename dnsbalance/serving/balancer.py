@@ -92,7 +92,7 @@ class Balancer:
         self.generation += 1
         serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
         if self.precompute:
-            fresh = serving.table.precompute(previous.table if previous is not None else None)
+            fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
             log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
@@ -113,7 +113,7 @@ class Balancer:
         """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());
         from now on every new table comes complete. Returns how many pools were computed."""
         started = time.monotonic()
-        fresh = self.serving.table.precompute(deadline=deadline)
+        fresh = self.serving.compiled.precompute(deadline=deadline)
         if deadline is None:
             self.precompute = True
             log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,

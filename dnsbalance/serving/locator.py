@@ -10,7 +10,7 @@ from dnsbalance.configuration.model import Config
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, IPAddress, Location, unmap
 from dnsbalance.geo.prefixes import NetworkMap
-from dnsbalance.protocol.edns import Edns, Subnet, subnet_address
+from dnsbalance.protocol.edns import Edns, Subnet
 
 CACHE_LIMIT = 1 << 16  # client addresses and subnets remembered per snapshot
 MAPPED_BITS = 96  # ::ffff:0:0/96, in front of an IPv4-mapped address
@@ -33,11 +33,8 @@ class Locator:
         self._by_subnet: dict[Subnet, Location] = {}
 
     def used_subnet(self, edns: Edns | None) -> Subnet | None:
-        """The client subnet as the fast path reads it, if the query sent one and ECS is on."""
-        subnet = edns.client_subnet if edns is not None else None
-        if subnet is None or not self.ecs:
-            return None
-        return subnet.subnet
+        """The query's client subnet, if it sent one and ECS is on."""
+        return edns.client_subnet if edns is not None and self.ecs else None
 
     def locate(self, client: str, subnet: Subnet | None) -> tuple[Location, int | None]:
         """Where the client is, and the ECS scope to echo when its subnet decided (RFC 7871: a /0 subnet
@@ -51,7 +48,7 @@ class Locator:
             return self.locate(client, None)[0], 0
         location = self._by_subnet.get(subnet)
         if location is None:
-            location = _remember(self._by_subnet, subnet, self.place(subnet_address(subnet.family, subnet.raw)))
+            location = _remember(self._by_subnet, subnet, self.place(subnet.address))
         return location, location.prefix_len
 
     def place(self, address: IPAddress) -> Location:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from dnsbalance.answer.fastpath import FastPath
 from dnsbalance.answer.ratelimit import RateLimiter
+from dnsbalance.compiler.table import CompiledTable, compiled
 from dnsbalance.configuration.model import Config
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import GeoIP
@@ -25,6 +26,7 @@ class Serving:
     inputs: TableInputs
     geoip: GeoIP
     table: ActiveTable
+    compiled: CompiledTable
     fast: FastPath
     locator: Locator
     cookies: CookieJar
@@ -51,5 +53,6 @@ def build_serving(inputs: TableInputs, geoip: GeoIP, previous: Serving | None,
     # The network map depends on the configuration alone: a health cycle keeps the previous one.
     networks = previous.locator.networks if previous is not None and previous.config is inputs.config \
         else network_map(inputs.config)
-    return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs),
+    wire = compiled(table)
+    return Serving(inputs, geoip, table, wire, FastPath(wire, settings.geoip.ecs),
                    Locator(geoip, settings.geoip.ecs, networks, asn), cookies, limiter, time.time())

@@ -1,0 +1,78 @@
+"""The zone's fixed records, compiled once per table: SOA, NS with glue, the glue and relay-target
+addresses, SRV data, negative answers, and the fast path's lookup of names by their wire form.
+
+What can be fixed is: RDATA, TTLs, which records go where. Owners are filled in per query (a reply spells
+the zone with the question's letter case, and names point into the question), and the renderer
+(protocol/renderer.py) writes the whole.
+"""
+from __future__ import annotations
+
+import struct
+
+from dnsbalance.configuration.model import APEX, RELAY_LABEL
+from dnsbalance.protocol.codes import DClass, RType
+from dnsbalance.protocol.renderer import Compressed, Entry, Name, Record, Whole, address_rdata, name_of, wire_name
+from dnsbalance.ranking.active import ZoneData
+from dnsbalance.ranking.pool import Candidate
+
+Addresses = tuple[tuple[RType, bytes], ...]  # (type, RDATA) in configuration order
+
+
+def _addresses(entries: tuple[tuple[RType, str], ...]) -> Addresses:
+    return tuple((rtype, address_rdata(address)) for rtype, address in entries)
+
+
+class CompiledZone:
+    """Built once per table from its ZoneData and names; read by both answer paths."""
+
+    def __init__(self, zone: ZoneData, names: frozenset[str]) -> None:
+        self.name = zone.zone
+        self.depth = zone.zone.count(".") + 1  # labels of the apex
+        self.ttl, self.soa_ttl, self.negative_ttl = zone.ttl, zone.soa_ttl, zone.negative_ttl
+        soa = zone.soa
+        self.soa_rdata = (Compressed(name_of(soa.mname)), Compressed(name_of(soa.rname)),
+                          struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum))
+        self.ns_rdata = tuple((Compressed(name_of(ns)),) for ns in zone.nameservers)
+        self.glue = {name: _addresses(entries) for name, entries in zone.glue.items()}
+        self.targets = {name: _addresses(entries) for name, entries in zone.targets.items()}
+        # name servers inside the zone: (owner below the apex, its glue)
+        self.ns_glue = tuple((name_of(ns[: -len(zone.zone) - 1]), self.glue.get(ns[: -len(zone.zone) - 1], ()))
+                             for ns in zone.nameservers if ns.endswith("." + zone.zone))
+        # The fast path's lookup: every existing name in lower-case wire format; None marks glue and relay
+        # targets, which the full path answers.
+        self.wire = wire_name(zone.zone)
+        self.by_wire: dict[bytes, str | None] = {
+            wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
+                None if n in zone.glue or n in zone.targets else n
+            for n in names
+        }
+
+    def soa(self, apex: Name) -> Record:
+        return Record(apex, RType.SOA, DClass.IN, self.soa_ttl, self.soa_rdata)
+
+    def negative_soa(self, apex: Name) -> Record:
+        """The SOA of NXDOMAIN and NODATA answers, its TTL the negative one (RFC 2308)."""
+        return Record(apex, RType.SOA, DClass.IN, self.negative_ttl, self.soa_rdata)
+
+    def nameservers(self, qname: Name, apex: Name) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
+        """The NS RRset (owner as asked) and the glue of the name servers inside the zone."""
+        answer = tuple(Record(qname, RType.NS, DClass.IN, self.soa_ttl, rdata) for rdata in self.ns_rdata)
+        glue = tuple(Record(owner + apex, rtype, DClass.IN, self.soa_ttl, (rdata,))
+                     for owner, addresses in self.ns_glue for rtype, rdata in addresses)
+        return answer, glue
+
+    def addresses(self, name: str, rtype: RType, qname: Name) -> tuple[Entry, ...]:
+        """A or AAAA of a glue name (the SOA's TTL) or of a relay target (the answers' TTL)."""
+        if name in self.glue:
+            found, ttl = self.glue[name], self.soa_ttl
+        else:
+            found, ttl = self.targets.get(name, ()), self.ttl
+        return tuple(Record(qname, t, DClass.IN, ttl, (rdata,)) for t, rdata in found if t == rtype)
+
+    def srv(self, candidate: Candidate, qname: Name, apex: Name) -> tuple[Record, tuple[Entry, ...]]:
+        """One relay's SRV record and its target's addresses (for the additional section)."""
+        target = (candidate.name.encode(), RELAY_LABEL.encode(), *apex)
+        record = Record(qname, RType.SRV, DClass.IN, self.ttl,
+                        (struct.pack("!HHH", candidate.tier, candidate.weight, candidate.port), Whole(target)))
+        addresses = self.targets.get(f"{candidate.name}.{RELAY_LABEL}", ())
+        return record, tuple(Record(target, t, DClass.IN, self.ttl, (rdata,)) for t, rdata in addresses)

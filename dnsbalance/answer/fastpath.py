@@ -19,6 +19,7 @@ from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, DClass, Rcode, RType
 from dnsbalance.protocol.edns import Subnet, only_client_subnet, udp_limit
 from dnsbalance.protocol.renderer import Message, Question, flags, header, opt_record, render
+from dnsbalance.sealed import Sealed
 from dnsbalance.stats.counters import AnswerKey, Chosen, QueryKey, client_identity
 from dnsbalance.stats.hyperloglog import HyperLogLog
 
@@ -56,17 +57,20 @@ class Uncounted:
 UNCOUNTED: Counts = Uncounted()
 
 
-class FastPath:
-    """Built once per compiled table; its prepared replies are a cache of this table generation's."""
+class FastPath(Sealed):
+    """Built once per compiled table, part of its serving snapshot."""
+
+    __slots__ = ("compiled", "ecs", "prepared_cache", "prepared_tcp_cache", "table", "zone")
 
     def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
         self.compiled = compiled
         self.table = compiled.table
         self.zone = compiled.zone
         self.ecs = ecs
-        # prepared replies by (query less its ID, client); TCP apart, since its size limit differs
-        self.cache: dict[tuple[bytes, str], Prepared] = {}
-        self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
+        # The cache of prepared replies by (query less its ID, client), this generation's; TCP apart, since
+        # its size limit differs.
+        self.prepared_cache: dict[tuple[bytes, str], Prepared] = {}
+        self.prepared_tcp_cache: dict[tuple[bytes, str], Prepared] = {}
 
     def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
                stats: Counts = UNCOUNTED) -> bytes | None:
@@ -75,7 +79,7 @@ class FastPath:
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
         only the variant is drawn, the ID patched in, and the query counted."""
-        prepared = (self.tcp_cache if tcp else self.cache).get((data[2:], client))
+        prepared = (self.prepared_tcp_cache if tcp else self.prepared_cache).get((data[2:], client))
         if prepared is None:
             prepared = self.lookup(data, client, locate, tcp, stats)
             if prepared is None:
@@ -86,7 +90,7 @@ class FastPath:
                stats: Counts = UNCOUNTED) -> Prepared | None:
         """The prepared reply to this query (made and kept on first sight), or None for the full path."""
         key = (data[2:], client)
-        cache = self.tcp_cache if tcp else self.cache
+        cache = self.prepared_tcp_cache if tcp else self.prepared_cache
         prepared = cache.get(key)
         if prepared is None:
             prepared = self._prepare(data, client, locate, tcp)

@@ -11,9 +11,12 @@ from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.pool import Pool
 from dnsbalance.ranking.variants import Variants
+from dnsbalance.sealed import Sealed
 
 
-class CompiledTable:
+class CompiledTable(Sealed):
+    __slots__ = ("answer_cache", "table", "zone")
+
     def __init__(self, table: ActiveTable) -> None:
         self.table = table
         self.zone = CompiledZone(table.zone, table.names)

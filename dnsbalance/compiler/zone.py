@@ -8,12 +8,15 @@ the zone with the question's letter case, and names point into the question), an
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from dnsbalance.configuration.model import APEX, RELAY_LABEL
 from dnsbalance.protocol.codes import DClass, RType
 from dnsbalance.protocol.renderer import Compressed, Entry, Name, Record, Whole, address_rdata, name_of, wire_name
 from dnsbalance.ranking.active import ZoneData
 from dnsbalance.ranking.pool import Candidate
+from dnsbalance.sealed import Sealed
 
 Addresses = tuple[tuple[RType, bytes], ...]  # (type, RDATA) in configuration order
 
@@ -22,8 +25,11 @@ def _addresses(entries: tuple[tuple[RType, str], ...]) -> Addresses:
     return tuple((rtype, address_rdata(address)) for rtype, address in entries)
 
 
-class CompiledZone:
+class CompiledZone(Sealed):
     """Built once per table from its ZoneData and names; read by both answer paths."""
+
+    __slots__ = ("by_wire", "depth", "glue", "name", "negative_ttl", "ns_glue", "ns_rdata", "soa_rdata", "soa_ttl",
+                 "targets", "ttl", "wire")
 
     def __init__(self, zone: ZoneData, names: frozenset[str]) -> None:
         self.name = zone.zone
@@ -33,19 +39,19 @@ class CompiledZone:
         self.soa_rdata = (Compressed(name_of(soa.mname)), Compressed(name_of(soa.rname)),
                           struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum))
         self.ns_rdata = tuple((Compressed(name_of(ns)),) for ns in zone.nameservers)
-        self.glue = {name: _addresses(entries) for name, entries in zone.glue.items()}
-        self.targets = {name: _addresses(entries) for name, entries in zone.targets.items()}
+        self.glue = MappingProxyType({name: _addresses(entries) for name, entries in zone.glue.items()})
+        self.targets = MappingProxyType({name: _addresses(entries) for name, entries in zone.targets.items()})
         # name servers inside the zone: (owner below the apex, its glue)
         self.ns_glue = tuple((name_of(ns[: -len(zone.zone) - 1]), self.glue.get(ns[: -len(zone.zone) - 1], ()))
                              for ns in zone.nameservers if ns.endswith("." + zone.zone))
         # The fast path's lookup: every existing name in lower-case wire format; None marks glue and relay
         # targets, which the full path answers.
         self.wire = wire_name(zone.zone)
-        self.by_wire: dict[bytes, str | None] = {
+        self.by_wire: Mapping[bytes, str | None] = MappingProxyType({
             wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
                 None if n in zone.glue or n in zone.targets else n
             for n in names
-        }
+        })
 
     def soa(self, apex: Name) -> Record:
         return Record(apex, RType.SOA, DClass.IN, self.soa_ttl, self.soa_rdata)

@@ -23,6 +23,11 @@ from dnsbalance.serving.locator import Locator, network_map
 
 @dataclass(frozen=True)
 class Serving:
+    """Frozen, and so are its parts (sealed.py): what fills while it serves are its per-generation caches,
+    each named as one: the fast path's prepared_cache (replies by query shape), the locator's source_cache
+    and subnet_cache, the GeoIP reader's prefix_cache, the table's caches (variants by pool) and the compiled
+    table's answer_cache (answer sets in wire format)."""
+
     inputs: TableInputs
     geoip: GeoIP
     table: ActiveTable

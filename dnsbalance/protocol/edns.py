@@ -10,6 +10,7 @@ from typing import NamedTuple
 from dnslib import DNSRecord, EDNSOption
 
 from dnsbalance.protocol.codes import DO_BIT, PLAIN_UDP_SIZE, SERVER_UDP_SIZE, Family, OptionCode, RType
+from dnsbalance.protocol.renderer import option
 
 
 class MalformedOption(Exception):
@@ -39,8 +40,7 @@ class Subnet(NamedTuple):
         """The option of a reply (code, length and data): the query's subnet echoed with our scope (RFC 7871
         6), the one encoder of both answer paths."""
         scope = min(scope, width(self.family))
-        return struct.pack("!HHHBB", OptionCode.CLIENT_SUBNET, 4 + len(self.raw), self.family, self.source,
-                           scope) + self.raw
+        return option(OptionCode.CLIENT_SUBNET, struct.pack("!HBB", self.family, self.source, scope) + self.raw)
 
 
 def width(family: int) -> int:
@@ -163,11 +163,11 @@ def read_edns(query: DNSRecord, packet: bytes | None = None) -> Edns | None:
     else:
         options = tuple(o for o in (opt.rdata or []) if isinstance(o, EDNSOption))
     subnet = None
-    for option in options:
-        if option.code == OptionCode.CLIENT_SUBNET:
+    for sent in options:
+        if sent.code == OptionCode.CLIENT_SUBNET:
             if subnet is not None:
                 raise MalformedOption("more than one client subnet option")
-            subnet = parse_client_subnet(bytes(option.data))
+            subnet = parse_client_subnet(bytes(sent.data))
     ttl = opt.ttl
     return Edns(udp_size=opt.rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & DO_BIT),
                 options=options, client_subnet=subnet)

@@ -16,9 +16,9 @@ from dnsbalance.answer.tally import Tally
 from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.table import CompiledTable
 from dnsbalance.geo.locate import Location
-from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, DClass, Rcode, RType
+from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, Rcode, RType
 from dnsbalance.protocol.edns import Subnet, only_client_subnet, udp_limit
-from dnsbalance.protocol.renderer import Message, Question, flags, header, opt_record, render
+from dnsbalance.protocol.renderer import flags, header, opt_record
 from dnsbalance.sealed import Sealed
 from dnsbalance.stats.counters import AnswerKey, Chosen, QueryKey, client_identity
 from dnsbalance.stats.hyperloglog import HyperLogLog
@@ -164,21 +164,16 @@ class FastPath(Sealed):
                 0, do, used.option(scope or 0 if dependent else 0) if used is not None else b"")
         else:
             opt = None
-        rcode = Rcode.NOERROR if name else Rcode.NXDOMAIN
-        reply_flags = flags(0, bool(data[2] & 0x01), rcode, True)
-        tally = Tally((rtype.name, rcode.name, location.country or "", location.continent or ""),
+        reply_flags = flags(0, bool(data[2] & 0x01), Rcode.NOERROR if name else Rcode.NXDOMAIN, True)
+        tally = Tally((rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or ""),
                       used is not None and used.source > 0)
         question = data[12 : end + 4]
-        if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
-            labels = _labels(qname)
-            message = Message(0, reply_flags, Question(labels, rtype, DClass.IN),
-                              authority=(zone.negative_soa(labels[-zone.depth :]),), opt=opt)
-            rendered = render(message, limit)
-            if rendered.truncated:
-                return None  # the full path truncates properly
-            return Prepared(None, rendered.wire[2:], {}, b"", b"", tally, used)
         opt_wire = opt_record(*opt) if opt is not None else b""
         arcount = 1 if opt is not None else 0
+        if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
+            fixed = b"".join((header(0, reply_flags, 1, 0, 1, arcount)[2:], question, zone.negative_tail(qname),
+                              opt_wire))
+            return Prepared(None, fixed, {}, b"", b"", tally, used) if len(fixed) + 2 <= limit else None
         heads = {}
         for count in answers.sizes:
             if 14 + len(question) + count * answers.record + len(opt_wire) > limit:
@@ -210,16 +205,6 @@ class Prepared:
         stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
         return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
                          self.opt))
-
-
-def _labels(wire: bytes) -> tuple[bytes, ...]:
-    """A plain name's labels (the question, as _plain_name has checked it)."""
-    labels, offset = [], 0
-    while wire[offset]:
-        end = offset + 1 + wire[offset]
-        labels.append(wire[offset + 1 : end])
-        offset = end
-    return tuple(labels)
 
 
 def _plain_name(wire: bytes) -> bool:

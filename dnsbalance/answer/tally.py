@@ -2,16 +2,16 @@
 full path (made by the pipeline's count stage)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from dnsbalance.stats.counters import AnswerKey, QueryKey
 
 
-@dataclass(frozen=True)
-class Tally:
+class Tally(NamedTuple):
     """What to count for one answered query: its (type, rcode, country, continent), whether its client
     subnet located it, and for an answer drawn from a pool the pool's (region, name, type). The fast path
-    makes one per prepared reply; the full path's count stage one per query."""
+    makes one per prepared reply; the full path's count stage one per query. (A NamedTuple, not a frozen
+    dataclass: a random-name flood makes one per query.)"""
 
     key: QueryKey
     ecs: bool

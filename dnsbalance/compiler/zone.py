@@ -12,13 +12,38 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import APEX, RELAY_LABEL
-from dnsbalance.protocol.codes import DClass, RType
-from dnsbalance.protocol.renderer import Compressed, Entry, Name, Record, Whole, address_rdata, name_of, wire_name
+from dnsbalance.protocol.codes import TCP_SIZE, DClass, RType
+from dnsbalance.protocol.renderer import (
+    HEADER,
+    Compressed,
+    Entry,
+    Message,
+    Name,
+    Question,
+    Record,
+    Whole,
+    address_rdata,
+    name_of,
+    render,
+    wire_name,
+)
 from dnsbalance.ranking.active import ZoneData
 from dnsbalance.ranking.pool import Candidate
 from dnsbalance.sealed import Sealed
 
 Addresses = tuple[tuple[RType, bytes], ...]  # (type, RDATA) in configuration order
+HEADER_SIZE = HEADER.size
+NEGATIVE_LIMIT = 1 << 12  # negative-answer tails kept: a few per name length in practice
+
+
+def _labels(wire: bytes) -> Name:
+    """A plain (uncompressed) name's labels."""
+    labels, offset = [], 0
+    while wire[offset]:
+        end = offset + 1 + wire[offset]
+        labels.append(wire[offset + 1 : end])
+        offset = end
+    return tuple(labels)
 
 
 def _addresses(entries: tuple[tuple[RType, str], ...]) -> Addresses:
@@ -28,8 +53,8 @@ def _addresses(entries: tuple[tuple[RType, str], ...]) -> Addresses:
 class CompiledZone(Sealed):
     """Built once per table from its ZoneData and names; read by both answer paths."""
 
-    __slots__ = ("by_wire", "depth", "glue", "name", "negative_ttl", "ns_glue", "ns_rdata", "soa_rdata", "soa_ttl",
-                 "targets", "ttl", "wire")
+    __slots__ = ("by_wire", "depth", "glue", "name", "negative_cache", "negative_ttl", "ns_glue", "ns_rdata",
+                 "soa_rdata", "soa_suffixes", "soa_ttl", "targets", "ttl", "wire")
 
     def __init__(self, zone: ZoneData, names: frozenset[str]) -> None:
         self.name = zone.zone
@@ -39,6 +64,11 @@ class CompiledZone(Sealed):
         self.soa_rdata = (Compressed(name_of(soa.mname)), Compressed(name_of(soa.rname)),
                           struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry, soa.expire, soa.minimum))
         self.ns_rdata = tuple((Compressed(name_of(ns)),) for ns in zone.nameservers)
+        # every suffix of the SOA's names in wire form: what a question's name can lend them by compression
+        self.soa_suffixes = frozenset(wire_name(".".join(name.split(".")[i:]))
+                                      for name in (soa.mname, soa.rname) for i in range(name.count(".") + 1))
+        # the fast path's negative answers: the SOA record after a plain question, by what decides its bytes
+        self.negative_cache: dict[tuple[int, bytes], bytes] = {}
         self.glue = MappingProxyType({name: _addresses(entries) for name, entries in zone.glue.items()})
         self.targets = MappingProxyType({name: _addresses(entries) for name, entries in zone.targets.items()})
         # name servers inside the zone: (owner below the apex, its glue)
@@ -59,6 +89,28 @@ class CompiledZone(Sealed):
     def negative_soa(self, apex: Name) -> Record:
         """The SOA of NXDOMAIN and NODATA answers, its TTL the negative one (RFC 2308)."""
         return Record(apex, RType.SOA, DClass.IN, self.negative_ttl, self.soa_rdata)
+
+    def negative_tail(self, qname: bytes) -> bytes:
+        """The SOA record of a negative answer as the renderer writes it after the question `qname` (plain
+        wire format, letter case as asked), from a cache. Its bytes depend on the name's length (where the
+        apex stands) and on its longest suffix that is also a suffix of the SOA's names (what they can
+        point to), nothing else: the names' other suffixes are never looked up."""
+        shared, offset = b"", 0
+        while qname[offset]:
+            if qname[offset:] in self.soa_suffixes:
+                shared = qname[offset:]
+                break
+            offset += 1 + qname[offset]
+        key = (len(qname), shared)
+        found = self.negative_cache.get(key)
+        if found is None:
+            labels = _labels(qname)
+            message = Message(0, 0, Question(labels, 0, 0), authority=(self.negative_soa(labels[-self.depth :]),))
+            found = render(message, TCP_SIZE).wire[HEADER_SIZE + len(qname) + 4 :]
+            if len(self.negative_cache) >= NEGATIVE_LIMIT:
+                self.negative_cache.clear()
+            self.negative_cache[key] = found
+        return found
 
     def nameservers(self, qname: Name, apex: Name) -> tuple[tuple[Entry, ...], tuple[Entry, ...]]:
         """The NS RRset (owner as asked) and the glue of the name servers inside the zone."""

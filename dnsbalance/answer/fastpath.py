@@ -187,23 +187,23 @@ class Prepared:
     """A query's reply with everything fixed but the ID and, for answers, the variant drawn; and what to
     count for it (the Tally the full path's count stage makes, kept unpacked too: this runs per query)."""
 
-    __slots__ = ("answer_key", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet", "tally",
-                 "variants")
+    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet",
+                 "tally")
 
-    def __init__(self, variants: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
+    def __init__(self, answers: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
                  opt: bytes, tally: Tally, subnet: Subnet | None) -> None:
-        self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
+        self.answers, self.fixed, self.heads, self.question, self.opt = answers, fixed, heads, question, opt
         self.tally, self.subnet = tally, subnet
         self.query_key, self.ecs, self.answer_key = tally.key, tally.ecs, tally.answer
 
     def reply(self, ident: bytes, rng: Random, stats: Counts = UNCOUNTED) -> bytes:
-        if self.variants is None:
+        answers = self.answers
+        if answers is None:
             stats.count(self.query_key, self.ecs)
             return ident + self.fixed
-        variants = self.variants
-        index = variants.pick_index(rng)
-        stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
-        return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
+        index = answers.pick_index(rng)
+        stats.count(self.query_key, self.ecs, self.answer_key, (answers, index))
+        return b"".join((ident, self.heads[answers.count_at(index)], self.question, answers.wire_at(index),
                          self.opt))
 
 

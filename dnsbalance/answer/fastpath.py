@@ -60,7 +60,7 @@ UNCOUNTED: Counts = Uncounted()
 class FastPath(Sealed):
     """Built once per compiled table, part of its serving snapshot."""
 
-    __slots__ = ("compiled", "ecs", "prepared_cache", "prepared_tcp_cache", "table", "zone")
+    __slots__ = ("compiled", "ecs", "heads", "prepared_cache", "prepared_tcp_cache", "table", "zone")
 
     def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
         self.compiled = compiled
@@ -71,6 +71,12 @@ class FastPath(Sealed):
         # its size limit differs.
         self.prepared_cache: dict[tuple[bytes, str], Prepared] = {}
         self.prepared_tcp_cache: dict[tuple[bytes, str], Prepared] = {}
+        # Reply headers less their ID, as the renderer writes them, by (RD, name exists, answer records,
+        # OPT): a handful, made here so that a new query shape costs no header writing.
+        self.heads = {(rd, exists, count, opt): header(0, flags(0, rd, Rcode.NOERROR if exists else Rcode.NXDOMAIN,
+                                                                True), 1, count, 0 if count else 1, opt)[2:]
+                      for rd in (False, True) for exists in (False, True) for opt in (0, 1)
+                      for count in range((compiled.table.zone.answers if exists else 0) + 1)}
 
     def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
                stats: Counts = UNCOUNTED) -> bytes | None:
@@ -79,9 +85,11 @@ class FastPath(Sealed):
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
         only the variant is drawn, the ID patched in, and the query counted."""
-        prepared = (self.prepared_tcp_cache if tcp else self.prepared_cache).get((data[2:], client))
+        key = (data[2:], client)
+        cache = self.prepared_tcp_cache if tcp else self.prepared_cache
+        prepared = cache.get(key)
         if prepared is None:
-            prepared = self.lookup(data, client, locate, tcp, stats)
+            prepared = self._miss(key, cache, data, client, locate, tcp, stats)
             if prepared is None:
                 return None
         return prepared.reply(data[:2], rng, stats)
@@ -92,14 +100,17 @@ class FastPath(Sealed):
         key = (data[2:], client)
         cache = self.prepared_tcp_cache if tcp else self.prepared_cache
         prepared = cache.get(key)
+        return prepared if prepared is not None else self._miss(key, cache, data, client, locate, tcp, stats)
+
+    def _miss(self, key: tuple[bytes, str], cache: dict[tuple[bytes, str], Prepared], data: bytes, client: str,
+              locate: Locate, tcp: bool, stats: Counts) -> Prepared | None:
+        prepared = self._prepare(data, client, locate, tcp)
         if prepared is None:
-            prepared = self._prepare(data, client, locate, tcp)
-            if prepared is None:
-                return None
-            stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            cache[key] = prepared
+            return None
+        stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[key] = prepared
         return prepared
 
     def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> Prepared | None:
@@ -164,37 +175,40 @@ class FastPath(Sealed):
                 0, do, used.option(scope or 0 if dependent else 0) if used is not None else b"")
         else:
             opt = None
-        reply_flags = flags(0, bool(data[2] & 0x01), Rcode.NOERROR if name else Rcode.NXDOMAIN, True)
-        tally = Tally((rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or ""),
-                      used is not None and used.source > 0)
+        rd, exists = bool(data[2] & 0x01), bool(name)
+        query_key = (rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or "")
+        ecs = used is not None and used.source > 0
         question = data[12 : end + 4]
         opt_wire = opt_record(*opt) if opt is not None else b""
         arcount = 1 if opt is not None else 0
         if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
-            fixed = b"".join((header(0, reply_flags, 1, 0, 1, arcount)[2:], question, zone.negative_tail(qname),
-                              opt_wire))
-            return Prepared(None, fixed, {}, b"", b"", tally, used) if len(fixed) + 2 <= limit else None
+            fixed = b"".join((self.heads[rd, exists, 0, arcount], question, zone.negative_tail(qname), opt_wire))
+            return Prepared(None, fixed, {}, b"", b"", query_key, ecs, None, used) if len(fixed) + 2 <= limit else None
         heads = {}
         for count in answers.sizes:
             if 14 + len(question) + count * answers.record + len(opt_wire) > limit:
                 return None  # some draw would not fit: the full path truncates properly
-            heads[count] = header(0, reply_flags, 1, count, 0, arcount)[2:]
-        tally = Tally(tally.key, tally.ecs, (str(pool.region) if pool is not None else "", name, rtype.name))
-        return Prepared(answers, b"", heads, question, opt_wire, tally, used)
+            heads[count] = self.heads[rd, exists, count, arcount]
+        answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
+        return Prepared(answers, b"", heads, question, opt_wire, query_key, ecs, answer_key, used)
 
 
 class Prepared:
     """A query's reply with everything fixed but the ID and, for answers, the variant drawn; and what to
-    count for it (the Tally the full path's count stage makes, kept unpacked too: this runs per query)."""
+    count for it: the fields of the Tally the full path's count stage makes (kept apart: a random-name
+    flood prepares a reply per query, and each hit reads them)."""
 
-    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet",
-                 "tally")
+    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet")
 
     def __init__(self, answers: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
-                 opt: bytes, tally: Tally, subnet: Subnet | None) -> None:
+                 opt: bytes, query_key: QueryKey, ecs: bool, answer_key: AnswerKey | None,
+                 subnet: Subnet | None) -> None:
         self.answers, self.fixed, self.heads, self.question, self.opt = answers, fixed, heads, question, opt
-        self.tally, self.subnet = tally, subnet
-        self.query_key, self.ecs, self.answer_key = tally.key, tally.ecs, tally.answer
+        self.query_key, self.ecs, self.answer_key, self.subnet = query_key, ecs, answer_key, subnet
+
+    @property
+    def tally(self) -> Tally:
+        return Tally(self.query_key, self.ecs, self.answer_key)
 
     def reply(self, ident: bytes, rng: Random, stats: Counts = UNCOUNTED) -> bytes:
         answers = self.answers

@@ -14,7 +14,8 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
 
 from dnsbalance import udpio
 from dnsbalance.pipeline.pipeline import Pipeline
@@ -56,6 +57,7 @@ class UdpThread:
         stats, clock, sample, started = pipeline.stats, time.perf_counter, 0, 0.0
         current: Serving | None = None
         fast: Callable[..., bytes | None] | None = None
+        tried = False
         locate: Callable[..., Any] | None = None
         while self.running:
             try:
@@ -73,6 +75,7 @@ class UdpThread:
                 current = serving
                 # with RRL on, the pipeline checks the limiter between the fast path's lookup and its reply
                 fast = None if serving.limiter is not None else serving.fast.answer
+                tried = fast is not None
                 locate = serving.locator.locate
             replies: list[bytes | None] = []
             for data, host in batch:
@@ -83,10 +86,10 @@ class UdpThread:
                 if fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
                         reply = fast(data, host, locate, rng, False, stats)
-                    except Exception:
-                        reply = None
+                    except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
+                        reply = handle(data, host, False, serving)
                 if reply is None:
-                    reply = handle(data, host, False, serving, fast is not None)
+                    reply = handle(data, host, False, serving, tried)
                 if sample == LATENCY_SAMPLE:
                     sample = 0
                     stats.observe(clock() - started)
@@ -112,7 +115,7 @@ class TcpProtocol(asyncio.Protocol):
     WRITE_HIGH bytes the connection is no longer read (its queries wait in the kernel, not in our memory),
     and since no query is then answered the idle timer ends it, discarding what it never read."""
 
-    active: "OrderedDict[TcpProtocol, None]" = OrderedDict()
+    active: ClassVar[OrderedDict[TcpProtocol, None]] = OrderedDict()
 
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline

@@ -124,8 +124,9 @@ class Supervisor:
         inherited: list[Closable] = [a.conn for a in self.everyone()] + [ours, *self.held]
         gc.freeze()  # the child's collector leaves everything allocated before the fork alone
         try:
+            pipeline = self.balancer.pipeline.pinned(serving)  # the child answers from this generation alone
             process = self.context.Process(target=answerer_main, name=f"dnsbalance-answer-{slot}", daemon=True,
-                                           args=(theirs, self.balancer, self.slots[slot], inherited, os.getpid()))
+                                           args=(theirs, pipeline, self.slots[slot], inherited, os.getpid()))
             process.start()
         finally:
             gc.unfreeze()
@@ -331,7 +332,7 @@ class Supervisor:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
         web = await start_status(self.balancer, self.status_listen, refresh=self.flush)
-        saver = asyncio.create_task(save_counters(self.balancer))
+        saver = asyncio.create_task(save_counters(self.balancer.stats))
         try:
             while not stop.is_set():
                 self.watch()

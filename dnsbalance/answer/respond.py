@@ -15,6 +15,7 @@ from dnslib import DNSLabel, DNSRecord
 from dnsbalance.compiler.table import compiled
 from dnsbalance.compiler.zone import CompiledZone
 from dnsbalance.configuration.model import APEX, SRV_SERVICES
+from dnsbalance.configuration.names import relative_to
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import TCP_SIZE, UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
@@ -60,12 +61,7 @@ def name_ok(qname: DNSLabel) -> bool:
 
 def relative_name(qname: DNSLabel, zone: str) -> str | None:
     """'deb' for deb.cdn.example.org, '@' for the apex, None outside the zone."""
-    text = str(qname).rstrip(".").lower()
-    if text == zone:
-        return APEX
-    if text.endswith("." + zone):
-        return text[: -len(zone) - 1]
-    return None
+    return relative_to(str(qname), zone)
 
 
 def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie: bytes | None) -> bytes:

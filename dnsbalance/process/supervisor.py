@@ -47,6 +47,7 @@ from dnsbalance.process.answerer import (
 )
 from dnsbalance.process.instance import record_reload
 from dnsbalance.process.scheduling import HealthScheduler
+from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
@@ -380,7 +381,7 @@ def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]
                 port = udp.getsockname()[1]
                 slots[index][0].append(udp)
                 slots[index][1].append(tcp)
-            shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            shown.append(host_port(host, port))
     except BaseException:
         for udps, tcps in slots:
             for sock in (*udps, *tcps):

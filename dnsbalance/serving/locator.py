@@ -4,12 +4,11 @@ Locator belongs to one serving snapshot, so a query never mixes the readers of o
 tables of another."""
 from __future__ import annotations
 
-import ipaddress
-
 from dnsbalance.configuration.model import Config
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, IPAddress, Location, unmap
 from dnsbalance.geo.prefixes import NetworkMap
+from dnsbalance.protocol.addresses import client_address
 from dnsbalance.protocol.edns import Edns, Subnet
 from dnsbalance.sealed import Sealed
 
@@ -72,7 +71,7 @@ class Locator(Sealed):
 
     def _locate_source(self, client: str) -> Location:
         try:
-            return self.place(ipaddress.ip_address(client.split("%", 1)[0]))
+            return self.place(client_address(client))
         except ValueError:
             return UNKNOWN
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.reading import stop_reading
 from dnsbalance.ops.web import start_status
 from dnsbalance.process.answerer import (
     DRAIN,
@@ -344,6 +345,7 @@ class Supervisor:
                     pass
         finally:
             log.info("shutting down")
+            stop_reading()  # a reload reading its files is abandoned, not waited for
             saver.cancel()
             if web is not None:
                 await web.stop()

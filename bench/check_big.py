@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Benchmark: `dnsbalance check` on a configuration of 100,000 names (issue 22 item 5).
+
+Writes 200 mirrors and a default table of NAMES names, each listing PER_NAME mirrors with random priorities
+(seeded: the same files every run), then times `python -m dnsbalance check` on it, best of --runs. With
+--baseline REV it also times the same command from a git worktree of REV (default: the parent commit, HEAD^)
+on the same files, and prints both and their ratio:
+
+    python bench/check_big.py                  # this checkout and HEAD^
+    python bench/check_big.py --baseline 4a46b26 --names 200000
+    python bench/check_big.py --baseline none  # this checkout only
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIRRORS = 200
+
+
+def write(folder: Path, names: int, per_name: int, seed: int = 22) -> Path:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True)
+    (folder / "dnsbalance.yaml").write_text("zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
+                                            "state_dir: state\n")
+    (folder / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  m{i}: {{addresses: [{ipaddress.IPv4Address(0xC6120000 + i)}, '2001:db8::{i:x}']}}\n"
+        for i in range(MIRRORS)))
+    lines = []
+    for n in range(names):
+        lines.append(f"name{n}:")
+        lines += [f"  m{m}: {rng.randrange(0, 10000)}" for m in rng.sample(range(MIRRORS), per_name)]
+    (folder / "default.yaml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def time_check(checkout: Path, config: Path, runs: int) -> float:
+    """Best wall-clock seconds of `check` run from `checkout` (its own dnsbalance package, via the cwd)."""
+    best = float("inf")
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    for _ in range(runs):
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "dnsbalance", "check", "--config", str(config)], cwd=checkout,
+                                env=env, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - started
+        if result.returncode != 0:
+            raise SystemExit(f"check failed in {checkout}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        best = min(best, seconds)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--names", type=int, default=100_000)
+    parser.add_argument("--per-name", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=1, help="best of this many runs each")
+    parser.add_argument("--baseline", default="HEAD^", help="a git revision to compare with, or 'none'")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="dnsbalance-check-big-") as scratch:
+        config = write(Path(scratch) / "config", args.names, args.per_name)
+        size = (config / "default.yaml").stat().st_size
+        print(f"{args.names:,} names x {args.per_name} mirrors ({size / 1e6:.1f} MB default.yaml)")
+        now = time_check(ROOT, config, args.runs)
+        print(f"this checkout: {now:.2f} s")
+        if args.baseline == "none":
+            return
+        revision = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], check=True,
+                                  capture_output=True, text=True).stdout.strip()
+        worktree = Path(scratch) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), revision],
+                       check=True)
+        try:
+            before = time_check(worktree, config, args.runs)
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)], check=True)
+        print(f"{revision}: {before:.2f} s")
+        print(f"ratio: {before / now:.1f}x faster" if now <= before else f"ratio: {now / before:.1f}x slower")
+
+
+if __name__ == "__main__":
+    main()

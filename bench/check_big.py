@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: `dnsbalance check` on a configuration of 100,000 names (issue 22 item 5).
 
 Writes 200 mirrors and a default table of NAMES names, each listing PER_NAME mirrors with random priorities
@@ -9,6 +8,7 @@ on the same files, and prints both and their ratio:
     python bench/check_big.py                  # this checkout and HEAD^
     python bench/check_big.py --baseline 4a46b26 --names 200000
     python bench/check_big.py --baseline none  # this checkout only
+    python bench/check_big.py --min-answers 2  # check also reports the shares the minimum bends
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 MIRRORS = 200
 
 
-def write(folder: Path, names: int, per_name: int, seed: int = 22) -> Path:
+def write(folder: Path, names: int, per_name: int, min_answers: int = 1, seed: int = 22) -> Path:
     rng = random.Random(seed)
     folder.mkdir(parents=True)
     (folder / "dnsbalance.yaml").write_text("zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
-                                            "state_dir: state\n")
+                                            f"state_dir: state\nmin_answers: {min_answers}\n")
     (folder / "mirrors.yaml").write_text("mirrors:\n" + "".join(
         f"  m{i}: {{addresses: [{ipaddress.IPv4Address(0xC6120000 + i)}, '2001:db8::{i:x}']}}\n"
         for i in range(MIRRORS)))
@@ -61,13 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--names", type=int, default=100_000)
     parser.add_argument("--per-name", type=int, default=8)
+    parser.add_argument("--min-answers", type=int, default=1,
+                        help="2 or more: check reports the shares the minimum bends, pool by pool")
     parser.add_argument("--runs", type=int, default=1, help="best of this many runs each")
     parser.add_argument("--baseline", default="HEAD^", help="a git revision to compare with, or 'none'")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dnsbalance-check-big-") as scratch:
-        config = write(Path(scratch) / "config", args.names, args.per_name)
+        config = write(Path(scratch) / "config", args.names, args.per_name, args.min_answers)
         size = (config / "default.yaml").stat().st_size
-        print(f"{args.names:,} names x {args.per_name} mirrors ({size / 1e6:.1f} MB default.yaml)")
+        print(f"{args.names:,} names x {args.per_name} mirrors ({size / 1e6:.1f} MB default.yaml), "
+              f"min_answers {args.min_answers}")
         now = time_check(ROOT, config, args.runs)
         print(f"this checkout: {now:.2f} s")
         if args.baseline == "none":

@@ -1,7 +1,7 @@
 """Benchmark: `dnsbalance check` on a configuration of 100,000 names (issue 22 item 5).
 
-Writes 200 mirrors and a default table of NAMES names, each listing PER_NAME mirrors with random priorities
-(seeded: the same files every run), then times `python -m dnsbalance check` on it, best of --runs. With
+Writes 200 mirrors, a default table of NAMES names (3 mirrors each) and 10 country tables that share the names
+out (PER_NAME mirrors each), with random priorities (seeded: the same files every run), then times `python -m dnsbalance check` on it, best of --runs. With
 --baseline REV it also times the same command from a git worktree of REV (default: the parent commit, HEAD^)
 on the same files, and prints both and their ratio:
 
@@ -24,21 +24,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MIRRORS = 200
+COUNTRIES = ("JP", "DE", "FR", "US", "BR", "AU", "IN", "CN", "ZA", "GB")
 
 
 def write(folder: Path, names: int, per_name: int, min_answers: int = 1, seed: int = 22) -> Path:
+    """A default table of every name (3 mirrors each: a file may hold at most 1,000,000 values) and 10
+    country tables sharing the names out, `per_name` mirrors each: 2 pools per name."""
     rng = random.Random(seed)
-    folder.mkdir(parents=True)
+    (folder / "country").mkdir(parents=True)
     (folder / "dnsbalance.yaml").write_text("zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
                                             f"state_dir: state\nmin_answers: {min_answers}\n")
     (folder / "mirrors.yaml").write_text("mirrors:\n" + "".join(
         f"  m{i}: {{addresses: [{ipaddress.IPv4Address(0xC6120000 + i)}, '2001:db8::{i:x}']}}\n"
         for i in range(MIRRORS)))
-    lines = []
-    for n in range(names):
-        lines.append(f"name{n}:")
-        lines += [f"  m{m}: {rng.randrange(0, 10000)}" for m in rng.sample(range(MIRRORS), per_name)]
-    (folder / "default.yaml").write_text("\n".join(lines) + "\n")
+
+    def table(numbers: range, width: int) -> str:
+        lines = []
+        for n in numbers:
+            lines.append(f"name{n}:")
+            lines += [f"  m{m}: {rng.randrange(0, 10000)}" for m in rng.sample(range(MIRRORS), width)]
+        return "\n".join(lines) + "\n"
+
+    (folder / "default.yaml").write_text(table(range(names), 3))
+    share = -(-names // len(COUNTRIES))
+    for index, code in enumerate(COUNTRIES):
+        (folder / "country" / f"{code}.yaml").write_text(table(range(index * share, min(names, (index + 1) * share)),
+                                                               per_name))
     return folder
 
 
@@ -68,9 +79,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="dnsbalance-check-big-") as scratch:
         config = write(Path(scratch) / "config", args.names, args.per_name, args.min_answers)
-        size = (config / "default.yaml").stat().st_size
-        print(f"{args.names:,} names x {args.per_name} mirrors ({size / 1e6:.1f} MB default.yaml), "
-              f"min_answers {args.min_answers}")
+        size = sum(path.stat().st_size for path in config.rglob("*.yaml"))
+        print(f"{args.names:,} names in default.yaml and 10 country tables, {args.per_name} mirrors each in these "
+              f"({size / 1e6:.1f} MB), min_answers {args.min_answers}")
         now = time_check(ROOT, config, args.runs)
         print(f"this checkout: {now:.2f} s")
         if args.baseline == "none":

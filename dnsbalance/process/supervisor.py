@@ -161,20 +161,31 @@ class Supervisor:
                     old, self.current[new.slot] = self.current[new.slot], new
                     if old is not None:
                         self._retire(old)
-                        if not await self._until(old, "stopped", STOP_TIMEOUT):
+                        if await self._until(old, "stopped", STOP_TIMEOUT):
+                            pass
+                        elif old.process.is_alive():
                             log.warning("worker %d (pid %s) did not stop reading within %gs; killed (its last "
                                         "second of counts is lost)", old.slot, old.process.pid, STOP_TIMEOUT)
                             old.process.kill()
+                        else:
+                            log.warning("worker %d (pid %s) exited (%s) before it said it had stopped reading",
+                                        old.slot, old.process.pid, old.process.exitcode)
             finally:
                 self.pending = [a for a in self.pending if a not in fresh]
             if self.balancer.serving is not serving:
                 log.debug("a newer table was built while this one went into service")
 
     async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
+        """Wait for the answerer to say `flag` (ready, started, stopped); False past `timeout`, or when it
+        has exited without saying it."""
         deadline = time.monotonic() + timeout
         while not getattr(answerer, flag):
             if time.monotonic() > deadline or not answerer.process.is_alive():
-                return False
+                # What it said before it exited is still in the pipe: a retired answerer stops, sends its
+                # last counts and exits, all between two of our looks when this process is slow.
+                with self.pipes:
+                    self._read(answerer)
+                return bool(getattr(answerer, flag))
             with self.pipes:
                 self._read(answerer)
             if not getattr(answerer, flag):

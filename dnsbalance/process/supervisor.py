@@ -342,7 +342,7 @@ class Supervisor:
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
-        web = await start_status(self.balancer, self.status_listen, refresh=self.flush)
+        web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
         saver = asyncio.create_task(save_counters(self.balancer))
         try:
             while not stop.is_set():
@@ -363,20 +363,29 @@ class Supervisor:
             if health is not None:
                 await health.stop()
             self.stop_all()
-            for answerer in self.everyone():
-                self._read(answerer)  # their last counts
+            with self.pipes:
+                for answerer in self.everyone():
+                    self._read(answerer)  # their last counts
             self.balancer.stats.save()
         return 0
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """SIGTERM to every answerer, reading their pipes while they end: an answerer's last counts can be
+        more than a pipe holds, and one left blocked writing them was killed after 5 s with them lost."""
         everyone = self.everyone()
         for answerer in everyone:
             if answerer.process.is_alive():
                 answerer.process.terminate()
+        deadline = time.monotonic() + timeout
+        while any(a.process.is_alive() for a in everyone) and time.monotonic() < deadline:
+            with self.pipes:
+                for answerer in everyone:
+                    self._read(answerer)
+            time.sleep(0.01)
         for answerer in everyone:
-            answerer.process.join(5)
             if answerer.process.is_alive():
                 answerer.process.kill()
+            answerer.process.join(1)
 
 
 def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]:

@@ -44,6 +44,7 @@ from dnsbalance.stats.report import report
 from health import events as health_events
 from health import state as health_state
 from health.cycle import CycleReport, run_cycle
+from health.external import ExternalFile
 from health.fetch import new_client
 from health.report import probe_table
 from health.verdict import TargetKind
@@ -187,8 +188,7 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, balancer.health.view(), location, args.name, address,
-                        balancer.health):
+    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health):
         print(line)
     return 0
 
@@ -281,8 +281,10 @@ def _probe(args: argparse.Namespace) -> int:
         client = new_client(config.settings.health.concurrency)
         try:
             # the server's saved references: a push in progress is judged as the server judges it
-            saved = health_state.load(StateFolder(config.settings.state_dir).health)
-            return await run_cycle(config, client, config.settings.health.concurrency, saved)
+            state = StateFolder(config.settings.state_dir)
+            saved = health_state.load(state.health)
+            return await run_cycle(config, client, config.settings.health.concurrency, saved,
+                                   [ExternalFile(state.external)])
         finally:
             await client.aclose()
 

@@ -16,6 +16,12 @@ class StateFolder:
         return self.root / "health.json"
 
     @property
+    def external(self) -> Path:
+        """Observations from outside the prober (an operator's or a script's), read at every health cycle:
+        `TARGET: up|down [final]` lines (health/external.py)."""
+        return self.root / "external-health"
+
+    @property
     def table(self) -> Path:
         """The active table as text, for the operator (as DNS Balance wrote its `addr` file)."""
         return self.root / "table.txt"

@@ -1,29 +1,26 @@
-"""One probe cycle: per archive, the master's stamp and every mirror's stamp and lock file, fetched concurrently
-under one deadline each, then judged against the archive's reference (health/reference.py, pure)."""
+"""One probe cycle: every check's targets observed concurrently under one gate and one deadline each (mirrors and
+relays together, so a cycle takes about one timeout), filed by check and target name; then the policy reads them.
+
+`observe` is the I/O; `run_cycle` adds the policy's reading of the observations (no decision) for `probe`."""
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 
-from dnsbalance.configuration.model import (
-    Archive,
-    Config,
-    Mirror,
-    Relay,
-    archives_of,
-    fallback_archive,
-    health_key,
-    mirror_key,
-)
-from health.fetch import Fetched, fetch
-from health.reference import Probe, Reference, judge_archive, master_stamp
-from health.relay_probe import RelayCheck, check
+from dnsbalance.configuration.model import Config
+from health import policy
+from health.checks import CHECKS
+from health.checks.base import Check, Judged, Probing, Target
+from health.external import Source
+from health.observations import External, Observation, Observed
+from health.reference import Reference
+from health.settings import policy_settings
 from health.stamp import Stamp
 from health.state import HealthState
 from health.verdict import TargetKind, Verdict
@@ -31,131 +28,54 @@ from health.verdict import TargetKind, Verdict
 
 @dataclass(frozen=True)
 class CycleReport:
+    """One cycle as the log, `probe` and the status page tell it."""
+
     started: float  # unix time
     duration: float  # seconds
     master: Stamp | None  # the first archive's master stamp
     master_note: str  # what became of the master reads (one per archive, named when there are several)
     verdicts: tuple[Verdict, ...]
     references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
+    external: tuple[External, ...] = ()  # what came in through the door this cycle
 
     def all_failed(self, kind: TargetKind) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
-        judged = [v for v in self.verdicts if v.kind == kind]
-        return bool(judged) and not any(v.ok for v in judged)
+        return policy.all_failed(self.verdicts, kind)
 
     def likely_cause(self, kind: TargetKind) -> str:
         """Why every verdict of `kind` failed at once, as the all-failed guard tells it."""
-        failed = [v for v in self.verdicts if v.kind == kind and not v.ok]
-        causes = {v.cause for v in failed}
-        if kind is TargetKind.MIRROR and causes == {"stale"}:
-            serials = sorted({r.master for r in self.references.values() if r.master})
-            return (f"every mirror is behind the serial the master just published ({', '.join(serials) or '?'}): "
-                    "a push no mirror has finished, or a master ahead of its mirrors")
-        if causes == {"not-trace"}:
-            return "every mirror served something that is not a trace file: a wrong stamp path is likely"
-        if causes <= {"unreachable", ""}:
-            return "no mirror could be reached: the prober's network (or its resolver) is the likely fault"
-        return "the prober is the likely fault (" + ", ".join(sorted(c or "unreachable" for c in causes)) + ")"
+        return policy.likely_cause(self.verdicts, self.references, kind)
 
 
-def stamp_url(base: str, stamp: str) -> str:
-    return base.rstrip("/") + "/" + stamp.lstrip("/")
+def report(observed: Observed, judged: Judged) -> CycleReport:
+    return CycleReport(observed.started, observed.duration, judged.master, "; ".join(judged.notes), judged.verdicts,
+                       judged.references, observed.external)
 
 
-def lock_name(mirror: Mirror, base: str) -> str:
-    """ftpsync's `Archive-Update-in-Progress-<MIRRORNAME>`; MIRRORNAME defaults to the host's name, taken here
-    from the URL the mirror is probed at. "" when the mirror says `lock: off`."""
-    if mirror.lock is not None:
-        return mirror.lock
-    return f"Archive-Update-in-Progress-{urlsplit(base).hostname or ''}"
+async def observe(config: Config, client: httpx.AsyncClient, concurrency: int = 200,
+                  sources: Sequence[Source] = (), checks: Sequence[Check[Any]] = CHECKS) -> Observed:
+    """Every target of every check, at most `concurrency` in flight; then what the outside sources hold."""
+    started, clock = time.time(), time.monotonic()
+    gate = asyncio.Semaphore(concurrency)
+    probing = Probing(client, config.settings.health.timeout)
 
+    async def bounded(check: Check[Any], target: Target) -> tuple[str, str, Observation]:
+        async with gate:
+            return check.name, target.key, await check.observe(target, probing)
 
-def probed(config: Config) -> list[Mirror]:
-    """Mirrors with a URL are probed; an operator's up/down still wins when the table is built."""
-    return [m for m in config.mirrors.values() if m.probed()]
-
-
-def carried(config: Config) -> list[tuple[Archive, Mirror, str]]:
-    """(archive, mirror, base URL) for every archive each probed mirror carries."""
-    archives = archives_of(config.settings)
-    fallback = fallback_archive(archives)
-    return [(archive, mirror, url) for archive in archives for mirror in probed(config)
-            if (url := mirror.url_for(archive, fallback))]
-
-
-def health_keys(config: Config) -> list[str]:
-    """Every key a cycle may judge: (mirror, archive) pairs and relay services."""
-    return [*(mirror_key(m.name, a) for a, m, _ in carried(config)),
-            *(health_key(r.name, s) for r in config.relays.values() for s in r.services())]
+    # Targets in each check's order, so reports read in configuration order whatever finished first.
+    results: dict[str, dict[str, Observation]] = {check.name: {} for check in checks}
+    jobs = [bounded(check, target) for check in checks for target in check.targets(config)]
+    for name, key, observation in await asyncio.gather(*jobs):
+        results[name][key] = observation
+    external = tuple(seen for source in sources for seen in source.read())
+    return Observed(started, time.monotonic() - clock,
+                    MappingProxyType({name: MappingProxyType(found) for name, found in results.items()}), external)
 
 
 async def run_cycle(config: Config, client: httpx.AsyncClient, concurrency: int = 200,
-                    previous: HealthState | None = None) -> CycleReport:
-    """Probe (I/O), then judge each archive (pure) against its reference of `previous` cycles."""
-    settings = config.settings.health
-    started, clock = time.time(), time.monotonic()
-    gate = asyncio.Semaphore(concurrency)
-
-    async def bounded(url: str) -> Fetched:
-        async with gate:
-            return await fetch(client, url, settings.timeout)
-
-    async def nothing() -> None:
-        return None
-
-    archives = archives_of(config.settings)
-    masters = [bounded(stamp_url(a.master, a.stamp)) if a.master else nothing() for a in archives]
-    jobs = carried(config)
-    stamps = [bounded(stamp_url(url, archive.stamp)) for archive, _, url in jobs]
-    locks = [bounded(stamp_url(url, name)) if (name := lock_name(mirror, url)) else nothing()
-             for _, mirror, url in jobs]
-    results = await asyncio.gather(*masters, *stamps, *locks)
-    master_results = results[:len(archives)]
-    stamp_results = cast(list[Fetched], results[len(archives):len(archives) + len(jobs)])  # never None
-    lock_results = results[len(archives) + len(jobs):]
-
+                    previous: HealthState | None = None, sources: Sequence[Source] = ()) -> CycleReport:
+    """Observe (I/O), then read the observations against the references of `previous` cycles (pure)."""
+    observed = await observe(config, client, concurrency, sources)
     known = previous.archives if previous is not None else {}
-    verdicts: list[Verdict] = []
-    references: dict[str, Reference] = {}
-    notes = []
-    first_master: Stamp | None = None
-    for index, archive in enumerate(archives):
-        probes = [Probe(mirror_key(mirror.name, archive), stamp, lock, lock_name(mirror, url))
-                  for (a, mirror, url), stamp, lock in zip(jobs, stamp_results, lock_results) if a == archive]
-        judged = judge_archive(archive, master_results[index], probes, known.get(archive.name), started)
-        verdicts += judged.verdicts
-        if judged.reference is not None:
-            references[archive.name] = judged.reference
-        notes.append(judged.note if len(archives) == 1 else f"{archive.name}: {judged.note}")
-        if index == 0:
-            first_master = master_stamp(master_results[0])[0]
-    relay_verdicts = await _relays(config, gate)
-    return CycleReport(started, time.monotonic() - clock, first_master, "; ".join(notes),
-                       tuple(verdicts) + relay_verdicts, MappingProxyType(references))
-
-
-async def _relays(config: Config, gate: asyncio.Semaphore) -> tuple[Verdict, ...]:
-    """Every address of every relay service: a service is usable only when all its addresses answer."""
-    timeout = config.settings.health.timeout
-    jobs: list[tuple[Relay, str, str, int]] = [
-        (relay, service, address, relay.port(service) or 0)
-        for relay in config.relays.values() for service in relay.services()
-        for address in relay.ipv4 + relay.ipv6
-    ]
-
-    async def bounded(address: str, port: int, service: str) -> RelayCheck:
-        async with gate:
-            return await check(address, port, service, timeout)
-
-    checks = await asyncio.gather(*(bounded(a, p, s) for _, s, a, p in jobs))
-    grouped: dict[tuple[str, str], list[RelayCheck]] = {}
-    for (relay, service, _, _), result in zip(jobs, checks):
-        grouped.setdefault((relay.name, service), []).append(result)
-    verdicts = []
-    for (name, service), results in grouped.items():
-        bad = [r for r in results if not r.ok]
-        shown = bad[0] if bad else results[0]
-        where = f"{shown.address}:{shown.port}" if ":" not in shown.address else f"[{shown.address}]:{shown.port}"
-        verdicts.append(Verdict(health_key(name, service), not bad, f"{where} {shown.detail}", url=None,
-                                latency=max(r.latency for r in results), kind=TargetKind.RELAY))
-    return tuple(verdicts)
+    return report(observed, policy.judge(observed, policy_settings(config), known, observed.started))

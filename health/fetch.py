@@ -1,7 +1,10 @@
 """Reading a stamp file over HTTP(S) or rsync, with one deadline for the whole exchange.
 
 A hostile mirror cannot stall a cycle: the deadline covers connect, redirects, headers and body
-(a slow drip is cut off), the body read stops at 64 KiB, and redirects are limited.
+(a slow drip is cut off), the body read stops at 64 KiB, and redirects are limited. Nor can it fill the
+prober's memory: a compressed body is inflated here, bounded as it is produced, never a network chunk whole
+(a gzip bomb inflates 1000 to 1); a body that goes past the cap without declaring its length, or inflates
+past it, is no trace file and an error.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import zlib
 from dataclasses import dataclass
 
 import httpx
@@ -32,6 +36,7 @@ class Fetched:
     latency: float  # seconds
     error: str | None = None
     content_type: str | None = None
+    oversize: bool = False  # more than MAX_BODY without a declared length, or inflated past it: not a trace
 
     @property
     def ok(self) -> bool:
@@ -43,13 +48,57 @@ def new_client(concurrency: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        # identity asked for; a server that compresses anyway is decoded as httpx decodes it, and the
-        # cap then bounds what is held (a chunk inflates at most once before the read stops)
+        # identity asked for; a server that compresses anyway is inflated by fetch(), under the cap
         headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache", "Accept-Encoding": "identity"},
         limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         trust_env=False,
         timeout=None,  # the caller's deadline covers the whole exchange
     )
+
+
+class Inflater:
+    """gzip or deflate, inflated at most `limit` bytes at a time, whatever a network chunk holds."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        # gzip: the gzip wrapper; deflate: zlib-wrapped as RFC 9110 says, raw deflate as some servers send
+        self.wbits = 16 + zlib.MAX_WBITS if encoding in ("gzip", "x-gzip") else zlib.MAX_WBITS
+        self.inflater = zlib.decompressobj(self.wbits)
+        self.started = False
+
+    def feed(self, data: bytes, limit: int) -> bytes:
+        """Up to `limit` bytes of what `data` inflates to; input past that is dropped (the read stops)."""
+        out = bytearray()
+        while data and len(out) < limit:
+            try:
+                out += self.inflater.decompress(data, limit - len(out))
+            except zlib.error:
+                if self.started or self.wbits != zlib.MAX_WBITS:
+                    raise
+                self.wbits = -zlib.MAX_WBITS  # no zlib header: raw deflate
+                self.inflater = zlib.decompressobj(self.wbits)
+                continue
+            self.started = True
+            if self.inflater.eof:  # another gzip member may follow
+                data = self.inflater.unused_data
+                self.inflater = zlib.decompressobj(self.wbits)
+            else:
+                data = self.inflater.unconsumed_tail
+        return bytes(out)
+
+
+class Undecodable(ValueError):
+    """A Content-Encoding this prober does not inflate."""
+
+
+def inflater(encoding: str) -> Inflater | None:
+    """None for a body sent as it is; Undecodable for an encoding this prober cannot bound."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return Inflater(encoding)
+    raise Undecodable("not supported (identity was asked for)")
 
 
 async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
@@ -61,6 +110,8 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
     content_type: str | None = None
     encoding = "?"
     body = bytearray()
+    received = 0
+    oversize = False
     try:
         async with asyncio.timeout(timeout):
             async with client.stream("GET", url) as response:
@@ -68,29 +119,65 @@ async def fetch(client: httpx.AsyncClient, url: str, timeout: float) -> Fetched:
                 last_modified = response.headers.get("last-modified")
                 content_type = response.headers.get("content-type")
                 encoding = response.headers.get("content-encoding", "identity")
+                declared = response.headers.get("content-length") is not None
                 if 200 <= status < 300:
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= MAX_BODY:
+                    decoder = inflater(encoding)
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        body += decoder.feed(chunk, MAX_BODY + 1 - len(body)) if decoder else chunk
+                        if len(body) > MAX_BODY:
+                            # a declared file's start is judged; an endless or inflating stream is not a file
+                            oversize = decoder is not None or not declared
                             del body[MAX_BODY:]
                             break  # leaving the block closes the connection; the rest is never read
         error = None if 200 <= status < 300 else f"HTTP {status}"
+        if oversize:
+            error = (f"body inflates past {MAX_BODY} bytes ({encoding}, {received} bytes received): not a trace file"
+                     if encoding != "identity" else
+                     f"body longer than {MAX_BODY} bytes and no length declared: not a trace file")
     except TimeoutError:
         error = f"timeout after {timeout:g}s" + (f" (HTTP {status}, {len(body)} bytes read)" if status else "")
     except httpx.TooManyRedirects:
         error = f"more than {MAX_REDIRECTS} redirects"
+    except (Undecodable, zlib.error) as exc:
+        error = f"body cannot be decoded ({encoding}): {exc}"
     except httpx.DecodingError as exc:
         error = f"body cannot be decoded ({encoding}): {_reason(exc)}"
     except httpx.ConnectError as exc:
-        error = f"cannot connect: {_reason(exc)}"
+        error = f"{_redirected(exc, url)}cannot connect: {_refusal(exc)}"
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {_reason(exc)}"
+        error = f"{_redirected(exc, url)}{type(exc).__name__}: {_reason(exc)}"
     except OSError as exc:
         error = f"{type(exc).__name__}: {exc}"
-    return Fetched(url, status, bytes(body), last_modified, time.monotonic() - started, error, content_type)
+    return Fetched(url, status, bytes(body), last_modified, time.monotonic() - started, error, content_type,
+                   oversize)
 
 
-def _reason(exc: Exception) -> str:
+def _redirected(exc: httpx.HTTPError, url: str) -> str:
+    """`redirected to URL: ` when the request that failed is not the one asked for (a redirect's target)."""
+    try:
+        failed = str(exc.request.url)
+    except RuntimeError:  # an error raised before any request was made
+        return ""
+    return f"redirected to {failed}: " if failed != url else ""
+
+
+def _refusal(exc: BaseException) -> str:
+    """httpx's words for a failed connect, and the operating system's beneath them when they say more
+    (`All connection attempts failed (Connection refused)`)."""
+    said = _reason(exc)
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno:
+            cause = os.strerror(seen.errno)
+            return said if cause in said else f"{said} ({cause})"
+        seen = seen.__cause__ or seen.__context__
+    return said
+
+
+def _reason(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.split("] ", 1)[-1] if text.startswith("[Errno") else text
 
@@ -123,5 +210,9 @@ async def fetch_rsync(url: str, timeout: float) -> Fetched:
                            f"rsync exit {process.returncode}: {detail[0] if detail else ''}".strip())
         if not os.path.exists(target):
             return Fetched(url, None, b"", None, latency, f"rsync: stamp larger than {MAX_BODY} bytes or missing")
-        with open(target, "rb") as handle:
-            return Fetched(url, 200, handle.read(MAX_BODY), None, latency)
+        return Fetched(url, 200, await asyncio.to_thread(_head, target), None, latency)
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(MAX_BODY)

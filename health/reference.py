@@ -16,7 +16,7 @@ from typing import Any
 from dnsbalance.configuration.model import Archive
 from health.fetch import Fetched
 from health.stamp import Stamp, freshness, looks_like_html, parse_stamp, serial_key
-from health.verdict import Verdict
+from health.verdict import StampVerdict, Verdict
 
 
 @dataclass(frozen=True)
@@ -129,8 +129,8 @@ def _against(stamp: Stamp, ref: Reference, master: Stamp | None, archive: Archiv
         left = ref.since + archive.grace - now
         if left > 0:
             return True, f"serial {serial}, one push behind reference {target}: in grace for {left:.0f}s more"
-        return False, f"stale: serial {serial}, reference {target} for {now - ref.since:.0f}s (grace " \
-                      f"{archive.grace:g}s)"
+        return False, (f"stale: serial {serial}, reference {target} for {now - ref.since:.0f}s (grace "
+                       f"{archive.grace:g}s)")
     if ref.previous is not None:
         return False, f"stale: serial {serial}, more than one push behind reference {target}"
     return False, f"stale: serial {serial}, {what} has {target}"
@@ -159,19 +159,20 @@ def judge_archive(archive: Archive, master: Fetched | None, probes: list[Probe],
     verdicts = []
     for probe, mine in parsed:
         fetched = probe.stamp
-        base: dict[str, Any] = dict(url=fetched.url, status=fetched.status, latency=fetched.latency,
-                                    archive=archive.name)
+        base: dict[str, Any] = {"url": fetched.url, "status": fetched.status, "latency": fetched.latency,
+                                "archive": archive.name}
         if mine is None:
             error = fetched.error or f"HTTP {fetched.status}"
-            cause = "http" if fetched.status is not None and fetched.error is None else "unreachable"
-            verdicts.append(Verdict(probe.key, False, error, cause=cause, **base))
+            cause = "not-trace" if fetched.oversize else \
+                "http" if fetched.status is not None and fetched.error is None else "unreachable"
+            verdicts.append(StampVerdict(probe.key, False, error, cause=cause, **base))
             continue
         syncing = locked(probe)
         sync_note = f"; syncing ({probe.lock_name} present)" if syncing else ""
         if (ref is not None or (stamp is not None and stamp.serial)) and not mine.is_trace:
             what = "an HTML page" if looks_like_html(fetched.body, fetched.content_type) else \
                 f"{len(fetched.body)} bytes without serial or date"
-            verdicts.append(Verdict(probe.key, False, f"not a trace file: {what}", stamp=mine, cause="not-trace",
+            verdicts.append(StampVerdict(probe.key, False, f"not a trace file: {what}", stamp=mine, cause="not-trace",
                                     **base))
             continue
         if ref is not None:
@@ -181,6 +182,6 @@ def judge_archive(archive: Archive, master: Fetched | None, probes: list[Probe],
             ok, reason = fresh.fresh, fresh.reason
         else:
             ok, reason = True, f"alive ({why})" if master is None else f"alive, freshness not checked ({why})"
-        verdicts.append(Verdict(probe.key, ok, reason + sync_note, stamp=mine, lag=_lag(mine, stamp),
+        verdicts.append(StampVerdict(probe.key, ok, reason + sync_note, stamp=mine, lag=_lag(mine, stamp),
                                 syncing=syncing and ok, cause="" if ok else "stale", **base))
     return Judged(tuple(verdicts), ref, note)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dnsbalance.configuration.model import AdminState, Config
 from health.cycle import CycleReport
-from health.verdict import TargetKind, Verdict
+from health.verdict import StampVerdict, TargetKind, Verdict
 
 
 def operator_state(config: Config | None, verdict: Verdict) -> AdminState:
@@ -27,11 +27,12 @@ def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
         elif state is AdminState.UP and not v.ok:
             reason = f"{reason}; served anyway: state: up in mirrors.yaml"
         usable[v.name] = state is AdminState.UP or (v.ok and state is AdminState.AUTO)
+        stamped = v if isinstance(v, StampVerdict) else None
         rows.append((
             v.name,
-            str(v.status) if v.status is not None else "-",
+            str(stamped.status) if stamped is not None and stamped.status is not None else "-",
             f"{v.latency * 1000:.0f}ms" if v.latency is not None else "-",
-            v.stamp.describe() if v.stamp else "-",
+            stamped.stamp.describe() if stamped is not None and stamped.stamp else "-",
             f"{v.lag:.0f}s" if v.lag is not None else "-",
             verdict,
             reason,
@@ -44,6 +45,8 @@ def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
     if relays:
         summary += f", {sum(usable[v.name] for v in relays)} of {len(relays)} relay services usable"
     lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
+    for seen in report.external:
+        lines.append(f"from outside the prober: {seen.target} {seen.describe()}")
     for kind in TargetKind:
         if report.all_failed(kind):
             lines.append(f"every {kind.value} failed: {report.likely_cause(kind)}; a running server keeps their "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 _SERIAL = re.compile(r"^Archive serial:\s*(\S+)\s*$", re.MULTILINE)
@@ -42,7 +42,7 @@ def _first_line_date(line: str) -> datetime | None:
     text = " ".join(line.split())  # `date -u` pads single-digit days with a space
     for fmt in ("%a %b %d %H:%M:%S %Z %Y", "%a %d %b %H:%M:%S %Z %Y", "%a %b %d %H:%M:%S %Y"):
         try:
-            return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None
@@ -55,7 +55,7 @@ def _http_date(value: str | None) -> datetime | None:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_stamp(body: bytes, last_modified: str | None = None) -> Stamp:

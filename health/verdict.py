@@ -1,4 +1,5 @@
-"""One mirror's (or relay service's) verdict for one cycle: usable or not, and why."""
+"""One target's judgement for one cycle: usable or not, and why. The policy needs only the base fields; each
+kind of check adds what it saw (a stamp verdict its URL, HTTP status and stamp)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,12 +20,26 @@ class Verdict:
     name: str  # the health key: a mirror (`jaist`, or `jaist/debian-security`) or a relay service
     ok: bool
     reason: str
+    latency: float | None = None
+    kind: TargetKind = TargetKind.MIRROR  # the all-failed rule is applied to each kind on its own
+    cause: str = ""  # what kind of failure, for the all-failed message: unreachable, stale, not-trace, http
+    syncing: bool = False  # ok, but showing ftpsync's lock: avoided while its region can do without it
+    lag: float | None = None  # seconds behind the master, kept in the state for the status page
+
+
+@dataclass(frozen=True)
+class StampVerdict(Verdict):
+    """A (mirror, archive) judged by its stamp file against the archive's reference."""
+
     url: str | None = None
     status: int | None = None
-    latency: float | None = None
     stamp: Stamp | None = None
-    lag: float | None = None
-    kind: TargetKind = TargetKind.MIRROR  # the all-failed rule is applied to each kind on its own
-    syncing: bool = False  # ok, but showing ftpsync's lock: avoided while its region can do without it
     archive: str | None = None
-    cause: str = ""  # what kind of failure, for the all-failed message: unreachable, stale, not-trace, http
+
+
+@dataclass(frozen=True)
+class RelayVerdict(Verdict):
+    """A relay service, judged over every address it is served at."""
+
+    kind: TargetKind = TargetKind.RELAY
+    addresses: int = 0  # how many addresses were asked

@@ -1,10 +1,10 @@
 """The health side's one promise to the table builder: which mirrors and relays are usable now."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType
-from typing import Mapping
 
 
 class Status(Enum):

@@ -1,18 +1,30 @@
 """Real HTTP mirrors on 127.0.0.1 for health tests: each can be fresh, stale, slow, dead or hostile."""
 from __future__ import annotations
 
+import functools
 import gzip
 import socket
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+import zlib
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 STAMP = "project/trace/ftp-master.debian.org"
 STAMP_PATH = "/debian/" + STAMP
 SOFT_404 = b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>Mirror home</body></html>\n"
-BASE = datetime(2026, 11, 21, 12, 0, 1, tzinfo=timezone.utc)
+BASE = datetime(2026, 11, 21, 12, 0, 1, tzinfo=UTC)
+BOMB_BYTES = 128 << 20  # what a gzip bomb inflates to; it is sent as about 130 KB
+
+
+@functools.cache
+def gzip_bomb(head: bytes) -> bytes:
+    """`head` then BOMB_BYTES of zeros, gzip-encoded (made once per head: about half a second)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    zeros = bytes(1 << 20)
+    return b"".join([packer.compress(head), *(packer.compress(zeros) for _ in range(BOMB_BYTES >> 20)),
+                     packer.flush()])
 
 
 def trace(serial: int, date: datetime) -> bytes:
@@ -35,13 +47,15 @@ class Archive:
     def publish(self, serial: int | None = None) -> int:
         """A master push: the next serial (or `serial`), dated now."""
         self.serial = serial if serial is not None else self.serial + 1
-        self.date = datetime.now(timezone.utc).replace(microsecond=0)
+        self.date = datetime.now(UTC).replace(microsecond=0)
         return self.serial
 
 
 class Mirror:
     """behaviour: fresh | stale | ahead | error500 | slow | huge | drip | redirect | empty | html (a soft-404 site:
-    200 and a home page for every path) | gzip (a fresh stamp sent gzip-encoded whatever was asked).
+    200 and a home page for every path) | gzip (a fresh stamp sent gzip-encoded whatever was asked) | gzip-bomb (a
+    fresh stamp and 128 MiB of zeros, gzip-encoded, about 130 KB on the wire) | endless (a fresh stamp, then a
+    chunked body that never ends).
     `serial`: serve this serial (dated by how far it is behind the archive's) instead of following the archive;
     `locked`: serve ftpsync's Archive-Update-in-Progress-127.0.0.1 at the archive root."""
 
@@ -71,7 +85,7 @@ class Mirror:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 mirror.requests += 1
                 try:
                     mirror.respond(self)
@@ -106,6 +120,12 @@ class Mirror:
             return
         if b == "gzip":
             self._send(handler, gzip.compress(self.archive.stamp()), encoding="gzip")
+            return
+        if b == "gzip-bomb":
+            self._send(handler, gzip_bomb(self.archive.stamp()), encoding="gzip")
+            return
+        if b == "endless":
+            self._endless(handler, self.archive.stamp())
             return
         if self.serial is not None:
             self._send(handler, trace(self.serial, self.archive.date - timedelta(minutes=self.archive.serial -
@@ -150,6 +170,21 @@ class Mirror:
         handler.wfile.write(body)
 
 
+    def _endless(self, handler: BaseHTTPRequestHandler, head: bytes) -> None:
+        """HTTP/1.1 chunked: `head`, then 64 KiB chunks until the prober hangs up (or 4 GiB, or stop())."""
+        handler.protocol_version = "HTTP/1.1"
+        handler.close_connection = True
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/plain")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(head), head))
+        chunk = b"%x\r\n%s\r\n" % (65536, b"x" * 65536)
+        for _ in range(65536):
+            if self.closing.is_set():
+                return
+            handler.wfile.write(chunk)
+
     def _send(self, handler: BaseHTTPRequestHandler, body: bytes, content_type: str = "text/plain",
               encoding: str | None = None) -> None:
         handler.send_response(200)
@@ -191,7 +226,7 @@ class Site:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 body = site.get(self.path)
                 if body is None:
                     self.send_error(404)

@@ -1,19 +1,25 @@
-"""`dnsbalance explain`: which table answers a client for a name, and why, as lines of text."""
+"""`dnsbalance explain`: which table answers a client for a name, and why, as lines of text. The why is the
+table builder's record (the entries each pool left out and their reasons, every health key's judgement);
+the answer is the one a query gets from the same table."""
 from __future__ import annotations
 
 import time
 
-from dnsbalance.configuration.model import APEX, SRV_SERVICES, AdminState, Config, Entry, Table, archive_for
+from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
-from dnsbalance.ranking.active import ActiveTable, Pool
-from dnsbalance.ranking.build import status_of, target_key
+from dnsbalance.ranking.active import ActiveTable, Pool, Tier
+from dnsbalance.ranking.build import target_key
+from dnsbalance.ranking.chains import tier_of
+from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from health.state import HealthState
-from health.view import HealthView, Status
+from health.view import Status
 
 
 def _chain(config: Config, location: Location, address: IPAddress | None) -> list[tuple[str, Table | None]]:
+    """The client's tables in the order a query tries them (ActiveTable.pool_for), each labelled with what
+    put the client there; what each did is the builder's record, read by the caller."""
     chain: list[tuple[str, Table | None]] = []
     for code in location.networks:
         table = config.networks.get(code)
@@ -48,7 +54,7 @@ def owner_name(name: str, zone: str, known: frozenset[str]) -> str | None:
     return text
 
 
-def explain(config: Config, table: ActiveTable, health: HealthView, location: Location, name: str,
+def explain(config: Config, table: ActiveTable, location: Location, name: str,
             address: IPAddress | None = None, state: HealthState | None = None) -> list[str]:
     """`address`: the client's, to name the network prefix that chose its network table; `state`: the
     saved health, whose reasons and times explain the entries that are down."""
@@ -57,8 +63,8 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
     if relative is None:  # as the server answers it: authoritative for its zone only, never a resolver
         shown = name.rstrip(".").lower()
         return [f"name: {shown}. (outside zone {zone})",
-                f"answer: REFUSED: this server answers only for {zone} and the names below it; it is no "
-                "resolver"]
+                (f"answer: REFUSED: this server answers only for {zone} and the names below it; it is no "
+                 "resolver")]
     fqdn = zone if relative == APEX else f"{relative}.{zone}"
     lines = [f"name: {fqdn} (owner '{relative}' in zone {zone})",
              f"client: {location.describe()}",
@@ -72,11 +78,13 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
         elif relative not in source.names:
             lines.append(f"  {label}: table {source.source} does not list '{relative}'")
         else:
-            live = [e for e in source.names[relative] if e.weight > 0 and _usable(config, health, relative, e)]
-            lines.append(f"  {label}: table {source.source} lists '{relative}', {len(live)} usable "
-                         f"of {len(source.names[relative])}")
-            lines += [f"    {entry.target}: {_why_not(config, health, state, relative, entry)}"
-                      for entry in source.names[relative] if entry not in live]
+            tier = tier_of(table, source.region)
+            why = _not_usable(config, table, tier, relative) if tier is not None else {}
+            entries = source.names[relative]
+            lines.append(f"  {label}: table {source.source} lists '{relative}', "
+                         f"{sum(e.target not in why for e in entries)} usable of {len(entries)}")
+            lines += [f"    {entry.target}: {_why_not(entry, why[entry.target], state)}"
+                      for entry in entries if entry.target in why]
 
     service = SRV_SERVICES.get(relative)
     if not service:
@@ -91,48 +99,57 @@ def explain(config: Config, table: ActiveTable, health: HealthView, location: Lo
             continue
         how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
         lines.append(f"{rtype.name}: answered from the {pool.region} table, {how}")
-        lines += _entries(config, health, pool, service, relative)
+        lines += _entries(config, table, pool, service, relative)
         if not service:
             lines += design_lines(pool, table.variants(pool, rtype).design)
     return lines
 
 
-def _usable(config: Config, health: HealthView, owner: str, entry: Entry) -> bool:
-    service = SRV_SERVICES.get(owner)
-    target = config.relays.get(entry.target) if service else config.mirrors.get(entry.target)
-    return target is not None and status_of(config, target, health, target_key(config, target, owner)) in (
-        Status.UP, Status.SYNCING)
+def _not_usable(config: Config, table: ActiveTable, tier: Tier, owner: str) -> dict[str, LeftOut]:
+    """The entries of `owner` a table cannot answer with now, by target, as the builder recorded them: left
+    out of its pools (drained, down, pending; one avoided while it syncs still counts as usable), or served
+    only because nothing judged is usable anywhere (pending)."""
+    found: dict[str, LeftOut] = {}
+    pooled: set[str] = set()
+    for rtype in (RType.SRV,) if SRV_SERVICES.get(owner) else (RType.A, RType.AAAA):
+        for left in tier.left_out.get((owner, rtype), ()):
+            if left.why is not Why.SYNCING:
+                found.setdefault(left.target, left)
+        pool = tier.usable.get((owner, rtype))
+        if pool is not None:
+            pooled.update(c.name for c in pool.candidates)
+    for name in pooled - found.keys():
+        target = config.relays[name] if SRV_SERVICES.get(owner) else config.mirrors[name]
+        key = target_key(config, target, owner)
+        if table.judged.get(key) is Judgement.PENDING:
+            found[name] = LeftOut(name, Why.PENDING, key)
+    return found
 
 
-def _why_not(config: Config, health: HealthView, state: HealthState | None, owner: str, entry: Entry) -> str:
-    """Why an entry of a table is not answered: drained, down by the operator, down (with the health
-    checks' reason and since when), or not judged yet."""
-    if entry.weight == 0:
+def _why_not(entry: Entry, left: LeftOut, state: HealthState | None) -> str:
+    """Why an entry of a table is not answered, in words: the builder's reason, with the health checks'
+    own reason and since when for one that is down."""
+    if left.why is Why.DRAINED:
         return f"drained (priority {entry.priority})"
-    target = config.relays.get(entry.target) if SRV_SERVICES.get(owner) else config.mirrors.get(entry.target)
-    if target is None:
-        return "not defined"
-    if target.state is AdminState.DOWN:
+    if left.why is Why.OPERATOR_DOWN:
         return "DOWN by operator (state: down in mirrors.yaml)"
-    key = target_key(config, target, owner)
-    status = status_of(config, target, health, key)
-    if status is Status.PENDING:
-        return f"pending: {key} not judged yet (answered only while no judged entry is usable)"
-    judged = state.mirrors.get(key) if state is not None else None
+    if left.why is Why.PENDING:
+        return f"pending: {left.key} not judged yet (answered only while no judged entry is usable)"
+    judged = state.mirrors.get(left.key) if state is not None else None
     if judged is None:
-        return f"{status.value} ({key})"
+        return f"{Status.DOWN.value} ({left.key})"
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(judged.since)) if judged.since else "?"
-    return f"DOWN since {since} ({key}): {judged.reason or 'no reason recorded'}"
+    return f"DOWN since {since} ({left.key}): {judged.reason or 'no reason recorded'}"
 
 
-def _entries(config: Config, health: HealthView, pool: Pool, service: str | None, owner: str) -> list[str]:
+def _entries(config: Config, table: ActiveTable, pool: Pool, service: str | None, owner: str) -> list[str]:
     total = sum(pool.weights)
     # "share": of the usable entries' weight (health-adjusted), the share of first addresses at clients
     rows = [f"  {'relay' if service else 'mirror':<16} {'weight':>6} {'share':>7}  health  "
             + ("tier  port  addresses" if service else "addresses")]
     for candidate in pool.candidates:
         target = config.relays[candidate.name] if service else config.mirrors[candidate.name]
-        status = status_of(config, target, health, target_key(config, target, owner))
+        status = table.judged[target_key(config, target, owner)].status
         state = status.value if status is not Status.DOWN else "DOWN"
         if target.state.value != "auto":
             state += f" ({target.state.value} by operator)"

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import html
 import time
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import quote_plus
 
 from dnsbalance import __version__
+from dnsbalance.ops.status_document import ArchiveRow, MirrorRow, RegionDetail, RelayRow, Span, Summary
 
 STRIP_WIDTH = 180  # px of the up/down history strip
 BAR_WIDTH = 160  # px of a 100% share bar
@@ -80,7 +81,7 @@ def badge(state: str) -> str:
     return f"<span class='badge s-{state.replace(' ', '-')}'>{html.escape(state)}</span>"
 
 
-def strip(spans: list[list[Any]], start: float, length: float) -> str:
+def strip(spans: list[Span], start: float, length: float) -> str:
     """The up/down history of one key as an inline SVG strip, oldest left."""
     rects = []
     for begin, end, state in spans:
@@ -92,13 +93,12 @@ def strip(spans: list[list[Any]], start: float, length: float) -> str:
             f"{''.join(rects)}</svg>")
 
 
-def _since(row: dict[str, Any], now: float) -> str:
-    if row["state"] in BAD or row["state"] == "syncing":
-        since = row.get("since")
-        if since:
-            return f"{row['state'].split()[-1]} since {clock(since)}<br><span class='dim'>{ago(now - since)}</span>"
-    if row["state"] == "up" and row.get("since"):
-        return f"<span class='dim'>up for {ago(now - row['since'])}</span>"
+def _since(row: MirrorRow | RelayRow | ArchiveRow, now: float) -> str:
+    since = row["since"]
+    if (row["state"] in BAD or row["state"] == "syncing") and since:
+        return f"{row['state'].split()[-1]} since {clock(since)}<br><span class='dim'>{ago(now - since)}</span>"
+    if row["state"] == "up" and since:
+        return f"<span class='dim'>up for {ago(now - since)}</span>"
     return "<span class='dim'>-</span>"
 
 
@@ -106,12 +106,12 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f} ms"
 
 
-def _target_rows(rows: list[dict[str, Any]], status: dict[str, Any], relays: bool = False) -> str:
+def _target_rows(rows: Sequence[MirrorRow | RelayRow], status: Summary, relays: bool = False) -> str:
     e = html.escape
     now, length = status["now"], status["health"]["history_seconds"]
     out = []
     for row in rows:
-        name = f"{row['name']}/{row['service']}" if relays else row["name"]
+        name = f"{row['name']}/{row['service']}" if "service" in row else row["name"]  # relays: per service
         reason = row.get("last_error") or row.get("reason") or ""
         cells = [badge(row["state"]), f"<strong>{e(name)}</strong>", _since(row, now),
                  strip(row["history"], now - length, length), f"<span class='num'>{_ms(row['last_latency'])}</span>"]
@@ -120,7 +120,7 @@ def _target_rows(rows: list[dict[str, Any]], status: dict[str, Any], relays: boo
         cells.append(f"<span class='reason'>{e(reason)}</span>")
         bad = " class='bad'" if row["state"] in BAD else ""
         out.append(f"<tr{bad} data-state='{e(row['state'])}'>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-        archives = row.get("archives") or []
+        archives = row["archives"] if "archives" in row else []  # noqa: SIM401 (mypy tells rows apart by `in`)
         if len(archives) > 1:  # one line per archive under the mirror's own
             for a in archives:
                 cells = [badge(a["state"]), f"<span class='dim'>&nbsp;&nbsp;{e(a['archive'])}</span>",
@@ -131,7 +131,13 @@ def _target_rows(rows: list[dict[str, Any]], status: dict[str, Any], relays: boo
     return "".join(out)
 
 
-def banners(status: dict[str, Any]) -> str:
+def _bad_name(row: MirrorRow | RelayRow, now: float) -> str:
+    name = f"{row['name']}/{row['service']}" if "service" in row else row["name"]
+    since = row["since"]
+    return html.escape(name) + (f" ({row['state']} {ago(now - since)})" if since else f" ({row['state']})")
+
+
+def banners(status: Summary) -> str:
     e = html.escape
     out = []
     conf = status.get("configuration")
@@ -153,12 +159,10 @@ def banners(status: dict[str, Any]) -> str:
     if health["enabled"] and cycle and status["now"] - cycle["started"] > 3 * health["interval"] + 30:
         out.append(f"<div class='banner orange'>No health cycle for {ago(status['now'] - cycle['started'])} "
                    f"<span>(one every {health['interval']:g} s is planned)</span></div>")
-    bad = [m for m in [*status["mirrors"], *status["relays"]] if m["state"] in BAD]
+    targets: list[MirrorRow | RelayRow] = [*status["mirrors"], *status["relays"]]
+    bad = [m for m in targets if m["state"] in BAD]
     if bad:
-        names = ", ".join(
-            e(f"{m['name']}/{m['service']}" if "service" in m else m["name"])
-            + (f" ({m['state']} {ago(status['now'] - m['since'])})" if m.get("since") else f" ({m['state']})")
-            for m in bad[:12])
+        names = ", ".join(_bad_name(m, status["now"]) for m in bad[:12])
         more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
         out.append(f"<div class='banner orange' id='down'>{len(bad)} down or stale: <span>{names}{more}</span></div>")
     problems = [r for r in status["regions"] if r["problem"]]
@@ -182,7 +186,7 @@ def _region_link(label: str) -> str:
     return f"?region={quote_plus(label)}"
 
 
-def region_table(status: dict[str, Any], detailed: set[str]) -> str:
+def region_table(status: Summary, detailed: set[str]) -> str:
     e = html.escape
     rows = []
     for r in status["regions"]:
@@ -211,7 +215,7 @@ def _bars(configured: float, observed: float | None) -> str:
     return out
 
 
-def region_block(region: dict[str, Any], status: dict[str, Any], open_: bool) -> str:
+def region_block(region: RegionDetail, status: Summary, open_: bool) -> str:
     e = html.escape
     now = status["now"]
     window = status["shares"]["recent_window_seconds"] // 60
@@ -243,12 +247,14 @@ def region_block(region: dict[str, Any], status: dict[str, Any], open_: bool) ->
                         f"<td class='num'>{_pct(x['configured_share'])}</td>"
                         f"<td class='num'>{_pct(x['delivered_share'])}</td>"
                         f"<td class='num'>{_pct(x['recent_observed_share'])}</td><td></td></tr>")
-        for x in pool["lost"]:
-            lost_count += x["state"] in BAD
-            since = f"since {clock(x['since'])} ({ago(now - x['since'])})" if x["since"] else ""
-            rows.append(f"<tr class='{'bad' if x['state'] in BAD else ''}'><td>{badge(x['state'])}</td>"
-                        f"<td>{e(x['target'])}</td><td class='num dim'>-</td><td></td><td class='num dim'>-</td>"
-                        f"<td class='num dim'>-</td><td></td><td class='reason'>{e(since)} {e(x['reason'])}</td></tr>")
+        for lost in pool["lost"]:
+            lost_count += lost["state"] in BAD
+            when = lost["since"]
+            since = f"since {clock(when)} ({ago(now - when)})" if when else ""
+            rows.append(f"<tr class='{'bad' if lost['state'] in BAD else ''}'><td>{badge(lost['state'])}</td>"
+                        f"<td>{e(lost['target'])}</td><td class='num dim'>-</td><td></td><td class='num dim'>-</td>"
+                        f"<td class='num dim'>-</td><td></td><td class='reason'>{e(since)} {e(lost['reason'])}</td>"
+                        "</tr>")
         if rows:
             parts.append("<table><tr><th></th><th>entry</th><th>weight</th><th>share</th><th>configured</th>"
                          "<th>delivered</th>"
@@ -259,7 +265,7 @@ def region_block(region: dict[str, Any], status: dict[str, Any], open_: bool) ->
             f"pool{'s' if len(region['pools']) != 1 else ''}{note})</span></summary>{''.join(parts)}</details>")
 
 
-def _head(status: dict[str, Any], title: str) -> str:
+def _head(status: Summary, title: str) -> str:
     e = html.escape
     cycle = status["last_cycle"]
     health = status["health"]
@@ -283,7 +289,7 @@ subnet, about {q['unique_clients']} distinct clients. As of {clock(status['now']
 """
 
 
-def _targets(status: dict[str, Any]) -> str:
+def _targets(status: Summary) -> str:
     e = html.escape
     hours = status["health"]["history_seconds"] / 3600
     head = (f"<tr><th>state</th><th>mirror</th><th>since</th><th>last {hours:g} h</th><th>probe</th><th>lag</th>"
@@ -305,7 +311,7 @@ def _targets(status: dict[str, Any]) -> str:
     return out
 
 
-def render_page(status: dict[str, Any], details: list[dict[str, Any]]) -> str:
+def render_page(status: Summary, details: list[RegionDetail]) -> str:
     """The main page: banners, mirrors, relays, regions; the pools of the regions in `details`."""
     shown = {d["region"] for d in details}
     problems = {r["region"] for r in status["regions"] if r["problem"]}
@@ -319,7 +325,7 @@ def render_page(status: dict[str, Any], details: list[dict[str, Any]]) -> str:
             + (f"<h2>Pools</h2>{blocks}" if blocks else "") + more + "</main></body></html>\n")
 
 
-def render_region(status: dict[str, Any], region: dict[str, Any]) -> str:
+def render_region(status: Summary, region: RegionDetail) -> str:
     """One region's page (`/?region=LABEL`)."""
     return (_head(status, f"dnsbalance: {region['region']}") + banners({**status, "regions": []})
             + "<p><a href='/'>&larr; all regions</a></p>" + region_block(region, status, True)

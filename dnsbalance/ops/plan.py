@@ -3,32 +3,26 @@
 Both configurations are built into tables with the same health view (the running server's), so for every
 region, owner name and type the plan compares who is listed and with what priority, the configured weight
 shares, and the shares clients get (of first addresses, from the answer-set design), including which table
-serves the region's clients when its own has nothing usable. Reading the files and the state folder is the
-caller's job (cli.py).
+serves the region's clients when its own has nothing usable. Who is left out and why, and which table serves,
+are the builder's records (ranking/pool.py, ranking/chains.py), read here. Reading the files and the state
+folder is the caller's job (cli.py).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from dnsbalance.configuration.model import (
-    DRAINED,
-    SRV_NAMES,
-    SRV_SERVICES,
-    AdminState,
-    Config,
-    Level,
-    Mirror,
-    Region,
-    Relay,
-)
-from dnsbalance.geo.countries import continent_of, country
+from dnsbalance.configuration.model import DEFAULT_REGION, SRV_NAMES, AdminState, Config, Level, Region
+from dnsbalance.geo.countries import country
 from dnsbalance.ops.shares import percent
 from dnsbalance.protocol.codes import RType
-from dnsbalance.ranking.active import ActiveTable, Pool, Tier
+from dnsbalance.ranking.active import ActiveTable, Pool, PoolKey, Tier
 from dnsbalance.ranking.answersets import design
-from dnsbalance.ranking.build import build_table, status_of, target_key
+from dnsbalance.ranking.build import build_table
+from dnsbalance.ranking.chains import chain_of, tier_of
+from dnsbalance.ranking.pool import Tried, Why
 from health.view import HealthView, Status
 
 CONTINENT_NAMES = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
@@ -46,13 +40,14 @@ class Served:
     delivered: Mapping[str, Fraction]  # what its clients get, health applied, from `source`
     source: Region | None  # the table whose pool serves these clients; None: one the client's place decides
     fail_open: bool = False  # nothing usable anywhere on the way: configured entries served regardless
-    status: Mapping[str, Status] = field(default_factory=dict)  # per listed target, from the health view
+    status: Mapping[str, Status] = field(default_factory=dict)  # per target left out, as the builder judged it
     pooled: frozenset[str] = frozenset()  # the targets the serving pool draws from (SRV: every tier)
+    why: Mapping[str, Why] = field(default_factory=dict)  # per target left out, the builder's reason
 
     def serving(self) -> tuple[str, ...]:
         return tuple(sorted((n for n, s in self.delivered.items() if s > 0), key=lambda n: (-self.delivered[n], n)))
 
-    def same(self, other: "Served") -> bool:
+    def same(self, other: Served) -> bool:
         return (self.listed, self.configured, self.delivered, self.source, self.fail_open, self.pooled) == \
             (other.listed, other.configured, other.delivered, other.source, other.fail_open, other.pooled)
 
@@ -84,30 +79,6 @@ def _noun(rtype: RType) -> str:
     return "relay" if rtype is RType.SRV else "mirror"
 
 
-def _tier(table: ActiveTable, region: Region) -> Tier | None:
-    if region.level is Level.COUNTRY:
-        return table.countries.get(region.code)
-    if region.level is Level.CONTINENT:
-        return table.continents.get(region.code)
-    if region.level is Level.NETWORK:
-        return table.networks.get(region.code)
-    if region.level is Level.ASN:
-        return table.asns.get(int(region.code.removeprefix("AS")))
-    return table.default
-
-
-def chain(region: Region) -> tuple[Region, ...]:
-    """The tables a region's clients fall back through. A network or AS table's clients go on to their own
-    country's or continent's, which the region alone does not tell: the chain stops there."""
-    default = Region(Level.DEFAULT, "default")
-    if region.level is Level.COUNTRY:
-        continent = continent_of(region.code)
-        return (region, *((Region(Level.CONTINENT, continent),) if continent else ()), default)
-    if region.level is Level.CONTINENT:
-        return (region, default)
-    return (region,) if region.level in (Level.NETWORK, Level.ASN) else (default,)
-
-
 def _shares(pool: Pool, rtype: RType, answers: int, minimum: int) -> dict[str, Fraction]:
     if rtype is RType.SRV:  # clients use the lowest tier (SRV priority) and pick by weight within it
         tier = min(c.tier for c in pool.candidates)
@@ -118,51 +89,47 @@ def _shares(pool: Pool, rtype: RType, answers: int, minimum: int) -> dict[str, F
     return {c.name: share for c, share in zip(pool.candidates, result)}
 
 
-def _listed(config: Config, region: Region, name: str, rtype: RType) -> tuple[dict[str, int], dict[str, Fraction]]:
-    """Entries as listed, and the weight shares of those that can answer this type (drained ones: 0)."""
-    table = next((t for t in config.tables() if t.region == region), None)
+def _listed(config: Config, tier: Tier | None, region: Region, key: PoolKey, why: Mapping[str, Why]
+            ) -> tuple[dict[str, int], dict[str, Fraction]]:
+    """The region's own entries that can answer this type (those in its pools and those the builder left
+    out), as listed (target -> priority), and their weight shares (drained and operator-down ones: 0)."""
+    if tier is None:
+        return {}, {}
+    members = set(why)
+    for pool in (tier.usable.get(key), tier.fail_open.get(key)):
+        if pool is not None:
+            members.update(c.name for c in pool.candidates)
+    table = next(t for t in config.tables() if t.region == region)
     listed: dict[str, int] = {}
     weights: dict[str, int] = {}
-    for entry in table.names.get(name, ()) if table is not None else ():
-        target: Mirror | Relay | None
-        if rtype is RType.SRV:
-            target = config.relays.get(entry.target)
-            answers = target is not None and bool(target.port(SRV_SERVICES[name]))
-        else:
-            target = config.mirrors.get(entry.target)
-            answers = target is not None and bool(target.ipv4 if rtype is RType.A else target.ipv6)
-        if not answers:
-            continue
-        listed[entry.target] = entry.priority
-        down = target is not None and target.state is AdminState.DOWN
-        weights[entry.target] = 0 if down else DRAINED - entry.priority
+    for entry in table.names.get(key[0], ()):
+        if entry.target in members:
+            listed[entry.target] = entry.priority
+            weights[entry.target] = 0 if why.get(entry.target) in (Why.DRAINED, Why.OPERATOR_DOWN) \
+                else entry.weight
     total = sum(weights.values())
     return listed, {n: Fraction(w, total) if total else Fraction(0) for n, w in weights.items()}
 
 
-def served(config: Config, table: ActiveTable, health: HealthView, region: Region, name: str,
-           rtype: RType) -> Served:
-    listed, configured = _listed(config, region, name, rtype)
-    statuses = {}
-    for target in listed:
-        found: Mirror | Relay | None = config.relays.get(target) if rtype is RType.SRV else config.mirrors.get(target)
-        if found is not None:
-            statuses[target] = status_of(config, found, health, target_key(config, found, name))
+def served(config: Config, table: ActiveTable, region: Region, name: str, rtype: RType) -> Served:
+    """Who serves a region's clients for one name and type, from the builder's records: the region's own
+    entries and why some are left out, and the tables its clients go through."""
     key = (name, rtype)
-    links = [(r, _tier(table, r)) for r in chain(region)]
+    tier = tier_of(table, region)
+    left_out = tier.left_out.get(key, ()) if tier is not None else ()
+    why = {left.target: left.why for left in left_out}
+    listed, configured = _listed(config, tier, region, key, why)
+    statuses = {left.target: table.judged[left.key].status for left in left_out}
     settings = config.settings
-    for linked, tier in links:
-        if tier is not None and key in tier.usable:
-            pool = tier.usable[key]
+    for linked, tried in chain_of(table, region, key):
+        found = tier_of(table, linked)
+        pool = None if found is None else found.usable.get(key) if tried is Tried.SERVED \
+            else found.fail_open.get(key) if tried is Tried.FAIL_OPEN else None
+        if pool is not None:
             return Served(listed, configured, _shares(pool, rtype, settings.answers, settings.min_answers), linked,
-                          False, statuses, frozenset(c.name for c in pool.candidates))
-    for linked, tier in reversed(links):
-        if tier is not None and key in tier.fail_open:
-            pool = tier.fail_open[key]
-            return Served(listed, configured, _shares(pool, rtype, settings.answers, settings.min_answers), linked,
-                          True, statuses, frozenset(c.name for c in pool.candidates))
-    source = None if region.level in (Level.NETWORK, Level.ASN) else Region(Level.DEFAULT, "default")
-    return Served(listed, configured, {}, source, False, statuses)
+                          pool.fail_open, statuses, frozenset(c.name for c in pool.candidates), why)
+    source = None if region.level in (Level.NETWORK, Level.ASN) else DEFAULT_REGION
+    return Served(listed, configured, {}, source, False, statuses, why=why)
 
 
 def _keys(configs: Iterable[Config]) -> list[tuple[Region, str, RType]]:
@@ -222,8 +189,8 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
     if before.same(after):
         return []
     what = _noun(rtype)
-    lines = [f"{region} {name} {rtype.name}: {_who(before, region, what)} -> {_who(after, region, what)}: "
-             f"{_sentence(before, after, region, what)}"]
+    lines = [(f"{region} {name} {rtype.name}: {_who(before, region, what)} -> {_who(after, region, what)}: "
+              f"{_sentence(before, after, region, what)}")]
     added = [n for n in after.listed if n not in before.listed]
     removed = [n for n in before.listed if n not in after.listed]
     drained = [n for n in after.listed if n in before.listed and after.configured.get(n) == 0
@@ -240,7 +207,7 @@ def pool_change(region: Region, name: str, rtype: RType, before: Served, after: 
         lines.append("  removed: " + ", ".join(removed))
     if drained:
         lines.append("  drained: " + ", ".join(
-            f"{n} ({'priority 10000' if after.listed[n] >= DRAINED else 'state: down'})" for n in drained))
+            f"{n} ({'priority 10000' if after.why.get(n) is Why.DRAINED else 'state: down'})" for n in drained))
     if returned:
         lines.append("  back in service: " + ", ".join(f"{n} (priority {after.listed[n]})" for n in returned))
     if moved:
@@ -337,8 +304,8 @@ def plan(running: Config, proposed: Config, health: HealthView) -> Plan:
     lines += _targets_changes("relay", running.relays, proposed.relays)
     changes = len(lines)
     for region, name, rtype in _keys((running, proposed)):
-        found = pool_change(region, name, rtype, served(running, old_table, health, region, name, rtype),
-                            served(proposed, new_table, health, region, name, rtype))
+        found = pool_change(region, name, rtype, served(running, old_table, region, name, rtype),
+                            served(proposed, new_table, region, name, rtype))
         if found:
             changes += 1
             lines += found

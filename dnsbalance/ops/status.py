@@ -1,5 +1,6 @@
-"""What the balancer is doing, as JSON-ready dicts (pure): the status page, `/status.json` and the metrics are
-all made from them.
+"""What the balancer is doing, as the typed JSON document of ops/status_document.py (pure): the status page,
+`/status.json` and the metrics are all made from it. Whether an entry is usable and why not is the table
+builder's word (its judgements and left-out records), read here, never worked out again.
 
 Two sizes, so that a big table (250 countries x 50 names) never makes one huge document: `summary` (mirrors,
 relays, one line per region, regions with problems first) and `region_details` (every pool of the regions
@@ -8,37 +9,40 @@ asked for, with configured, delivered and observed shares and the entries it los
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from dnsbalance.configuration.model import (
-    DRAINED,
-    SRV_SERVICES,
-    AdminState,
-    Config,
-    Level,
-    Mirror,
-    Relay,
-    Table,
-    archive_for,
-    archives_of,
-    fallback_archive,
-    health_key,
-    mirror_key,
+from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
+from dnsbalance.ops.status_document import (
+    ArchiveRow,
+    EntryRow,
+    HealthFields,
+    LostRow,
+    MirrorRow,
+    PoolRow,
+    RegionDetail,
+    RegionLine,
+    RelayRow,
+    ServedInputs,
+    Span,
+    Summary,
 )
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
-from dnsbalance.ranking.build import fail_open_names, status_of, usable
+from dnsbalance.ranking.build import fail_open_names, target_key
+from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from health.cycle import CycleReport
 from health.events import Event
 from health.state import HealthState
+from health.verdict import StampVerdict, Verdict
+from health.view import Status
 
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
 # How bad a state is, worst first: the page sorts mirrors by it.
-LOST = ("down", "stale", "operator down")  # an entry in one of these states is lost to its regions
 SEVERITY = ("down", "stale", "operator down", "pending", "syncing", "health off", "not probed", "operator up", "up")
 
 
@@ -58,7 +62,7 @@ class StatusInputs:
     changed: Mapping[PoolLabel, float] = field(default_factory=dict)  # when each pool last changed
     events: Sequence[Event] = ()
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
-    inputs: Mapping[str, Any] = field(default_factory=dict)  # GeoIP in use; whether the files on disk are served
+    inputs: ServedInputs = field(default_factory=lambda: ServedInputs())  # GeoIP in use; files on disk served?
 
     @cached_property
     def events_by_key(self) -> dict[str, list[Event]]:
@@ -67,7 +71,28 @@ class StatusInputs:
             found.setdefault(event.key, []).append(event)
         return found
 
-    def history(self, key: str) -> list[list[Any]]:
+    @cached_property
+    def verdicts(self) -> dict[str, Verdict]:
+        """The last cycle's verdicts, by health key."""
+        return {v.name: v for v in self.cycle.verdicts} if self.cycle else {}
+
+    def state(self, key: str) -> str:
+        """One word for a (mirror, archive) or relay service, as an operator reads it (SEVERITY orders
+        them): the table builder's judgement, a verdict that is down told apart as stale or down."""
+        judged = self.table.judged.get(key, Judgement.PENDING)
+        if judged is not Judgement.DOWN:
+            return judged.value
+        verdict = self.verdicts.get(key)
+        health = self.health.mirrors.get(key)
+        stale = verdict.cause == "stale" if verdict is not None else health is not None and \
+            health.reason.startswith("stale")
+        return "stale" if stale else "down"
+
+    def usable(self, key: str) -> bool:
+        """Up, syncing or pending: not down by the health checks or the operator."""
+        return self.table.judged.get(key, Judgement.PENDING).status is not Status.DOWN
+
+    def history(self, key: str) -> list[Span]:
         return history(self.events_by_key.get(key, ()), key, self.now - HISTORY, self.now)
 
     def since(self, key: str) -> float | None:
@@ -84,45 +109,24 @@ class StatusInputs:
         return since
 
 
-def shown_state(config: Config, target: Mirror | Relay, health: HealthState, key: str,
-                cycle_verdicts: Mapping[str, Any]) -> str:
-    """One word for a (mirror, archive) or relay service, as an operator reads it; SEVERITY orders them."""
-    if target.state is AdminState.DOWN:
-        return "operator down"
-    if target.state is AdminState.UP:
-        return "operator up"
-    if not config.settings.health.enabled:
-        return "health off"
-    if isinstance(target, Mirror) and not target.probed():
-        return "not probed"
-    judged = health.mirrors.get(key)
-    if judged is None:
-        return "pending"
-    if not judged.up:
-        verdict = cycle_verdicts.get(key)
-        stale = verdict.cause == "stale" if verdict is not None else judged.reason.startswith("stale")
-        return "stale" if stale else "down"
-    return "syncing" if judged.syncing else "up"
-
-
 UNJUDGED = {  # the reason shown for a key with no verdict, by shown state
     "operator down": "state: down in mirrors.yaml", "operator up": "state: up in mirrors.yaml",
     "health off": "health checks are off: counts as usable", "not probed": "no url: not probed, counts as usable",
 }
 
 
-def _health(inputs: StatusInputs, key: str, state: str = "pending") -> dict[str, Any]:
+def _health(inputs: StatusInputs, key: str, state: str = "pending") -> HealthFields:
     mirror = inputs.health.mirrors.get(key)
     if mirror is None:
-        return {"up": True, "reason": UNJUDGED.get(state, "pending: not judged yet"), "lag": None, "since": None,
-                "checked": None}
-    return {"up": mirror.up, "reason": mirror.reason, "lag": mirror.lag, "since": inputs.since(key),
-            "checked": mirror.checked}
+        return HealthFields(up=True, reason=UNJUDGED.get(state, "pending: not judged yet"), lag=None, since=None,
+                            checked=None)
+    return HealthFields(up=mirror.up, reason=mirror.reason, lag=mirror.lag, since=inputs.since(key),
+                        checked=mirror.checked)
 
 
-def history(events: Iterable[Event], key: str, start: float, now: float) -> list[list[Any]]:
+def history(events: Iterable[Event], key: str, start: float, now: float) -> list[Span]:
     """[from, to, "up" | "down" | "unknown"] spans of one health key over [start, now], from its events."""
-    spans: list[list[Any]] = []
+    spans: list[Span] = []
     state, at = "unknown", start
     for event in events:
         if event.key != key:
@@ -142,10 +146,14 @@ def history(events: Iterable[Event], key: str, start: float, now: float) -> list
     return spans
 
 
-def _archives(inputs: StatusInputs, verdicts: Mapping[str, Any], mirror: Mirror) -> list[dict[str, Any]]:
+def _stamp(verdict: Verdict | None) -> str | None:
+    """The stamp a mirror showed, when a stamp check judged it (an outside verdict has none)."""
+    return verdict.stamp.describe() if isinstance(verdict, StampVerdict) and verdict.stamp else None
+
+
+def _archives(inputs: StatusInputs, mirror: Mirror) -> list[ArchiveRow]:
     """Health per archive the mirror carries: up, syncing, down or pending, and why."""
-    config, health = inputs.config, inputs.health
-    archives = archives_of(config.settings)
+    archives = archives_of(inputs.config.settings)
     fallback = fallback_archive(archives)
     rows = []
     for archive in archives:
@@ -153,16 +161,15 @@ def _archives(inputs: StatusInputs, verdicts: Mapping[str, Any], mirror: Mirror)
         if not url:
             continue
         key = mirror_key(mirror.name, archive)
-        judged = verdicts.get(key)
-        ref = health.archives.get(archive.name)
-        rows.append({"archive": archive.name, "key": key, "url": url,
-                     "status": status_of(config, mirror, health.view(), key).value,
-                     "state": (state := shown_state(config, mirror, health, key, verdicts)),
-                     **_health(inputs, key, state),
-                     "latency": judged.latency if judged else None,
-                     "stamp": judged.stamp.describe() if judged and judged.stamp else None,
-                     "reference": ref.serial if ref else None,
-                     "history": inputs.history(key)})
+        judged = inputs.verdicts.get(key)
+        ref = inputs.health.archives.get(archive.name)
+        state = inputs.state(key)
+        rows.append(ArchiveRow(archive=archive.name, key=key, url=url,
+                               status=inputs.table.judged.get(key, Judgement.PENDING).status.value, state=state,
+                               **_health(inputs, key, state),
+                               latency=judged.latency if judged else None,
+                               stamp=_stamp(judged),
+                               reference=ref.serial if ref else None, history=inputs.history(key)))
     return rows
 
 
@@ -185,152 +192,108 @@ def natural(name: str) -> list[Any]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _mirrors(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
-    config, health = inputs.config, inputs.health
+def _mirrors(inputs: StatusInputs) -> list[MirrorRow]:
     rows = []
-    for name, mirror in sorted(config.mirrors.items()):
-        judged = verdicts.get(name)
-        archives = _archives(inputs, verdicts, mirror)
+    for name, mirror in sorted(inputs.config.mirrors.items()):
+        judged = inputs.verdicts.get(name)
+        archives = _archives(inputs, mirror)
         worst = min(archives, key=lambda a: SEVERITY.index(a["state"]), default=None)
-        state = worst["state"] if worst else shown_state(config, mirror, health, name, verdicts)
+        state = worst["state"] if worst else inputs.state(name)
         # the mirror's own line tells its worst archive's story (the only one, usually)
-        told = worst if worst is not None else {**_health(inputs, name, state), "latency": None,
-                                                "history": inputs.history(name)}
-        rows.append({
-            "name": name, "addresses": [*mirror.ipv4, *mirror.ipv6], "url": mirror.url,
-            "admin_state": mirror.state.value, "usable": usable(mirror, health.view()), "state": state,
-            **{k: told[k] for k in ("up", "reason", "since", "checked", "lag")},
-            "last_status": judged.status if judged else None,
-            "last_latency": told["latency"] if told["latency"] is not None else (judged.latency if judged else None),
-            "last_error": None if judged is None or judged.ok else judged.reason,
-            "stamp": judged.stamp.describe() if judged and judged.stamp else None,
-            "history": told["history"],
-            "archives": archives,
-        })
+        told = worst if worst is not None else _health(inputs, name, state)
+        latency = worst["latency"] if worst is not None else None
+        rows.append(MirrorRow(
+            name=name, addresses=[*mirror.ipv4, *mirror.ipv6], url=mirror.url,
+            admin_state=mirror.state.value, usable=inputs.usable(name), state=state,
+            up=told["up"], reason=told["reason"], since=told["since"], checked=told["checked"], lag=told["lag"],
+            last_status=judged.status if isinstance(judged, StampVerdict) else None,
+            last_latency=latency if latency is not None else (judged.latency if judged else None),
+            last_error=None if judged is None or judged.ok else judged.reason,
+            stamp=_stamp(judged),
+            history=worst["history"] if worst is not None else inputs.history(name),
+            archives=archives,
+        ))
     rows.sort(key=lambda m: (SEVERITY.index(m["state"]), natural(m["name"])))  # what needs action first
     return rows
 
 
-def _relays(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
-    config, health = inputs.config, inputs.health
+def _relays(inputs: StatusInputs) -> list[RelayRow]:
     rows = []
-    for name, relay in sorted(config.relays.items()):
+    for name, relay in sorted(inputs.config.relays.items()):
         for service in relay.services():
             key = health_key(name, service)
-            judged = verdicts.get(key)
-            state = shown_state(config, relay, health, key, verdicts)
-            rows.append({
-                "name": name, "service": service, "port": relay.port(service),
-                "addresses": [*relay.ipv4, *relay.ipv6], "admin_state": relay.state.value,
-                "usable": usable(relay, health.view(), service), "state": state,
-                **_health(inputs, key, state), "last_latency": judged.latency if judged else None,
-                "last_error": None if judged is None or judged.ok else judged.reason,
-                "history": inputs.history(key),
-            })
+            judged = inputs.verdicts.get(key)
+            state = inputs.state(key)
+            rows.append(RelayRow(
+                name=name, service=service, port=relay.port(service),
+                addresses=[*relay.ipv4, *relay.ipv6], admin_state=relay.state.value,
+                usable=inputs.usable(key), state=state,
+                **_health(inputs, key, state), last_latency=judged.latency if judged else None,
+                last_error=None if judged is None or judged.ok else judged.reason,
+                history=inputs.history(key),
+            ))
     rows.sort(key=lambda r: (SEVERITY.index(r["state"]), natural(r["name"]), r["service"]))
     return rows
 
 
-def config_tables(config: Config) -> dict[str, Table]:
-    """Region label ("country JP") -> the configured table."""
-    return {str(table.region): table for table in config.tables()}
+# Why the builder left an entry out, in the words of the status page's `lost` rows, where health has none
+LOST_REASONS = {Why.DRAINED: "priority 10000 (drained)", Why.OPERATOR_DOWN: "operator: state down",
+                Why.SYNCING: "syncing: avoided while the region can do without it"}
 
 
-def _entry_key(config: Config, target: Mirror | Relay, owner: str) -> str:
-    if isinstance(target, Relay):
-        return health_key(target.name, SRV_SERVICES.get(owner, ""))
-    return mirror_key(target.name, archive_for(config.settings, owner))
-
-
-def _lost(inputs: StatusInputs, verdicts: Mapping[str, Any], table: Table, owner: str, rtype: RType,
-          serving: set[str]) -> list[dict[str, Any]]:
-    """Configured entries of `owner` that the region's pool does not draw from now, and why."""
-    config, health = inputs.config, inputs.health
-    rows: list[dict[str, Any]] = []
-    for entry in table.names.get(owner, ()):
-        if entry.target in serving:
+def _lost(inputs: StatusInputs, left_out: Iterable[LeftOut]) -> list[LostRow]:
+    """The builder's record of a pool's left-out entries, with the health checks' reason and since when."""
+    rows = []
+    for left in left_out:
+        if left.why is Why.DRAINED:
+            rows.append(LostRow(target=left.target, state="drained", reason=LOST_REASONS[Why.DRAINED], since=None))
             continue
-        target: Mirror | Relay | None = config.mirrors.get(entry.target) or config.relays.get(entry.target)
-        if target is None or (rtype is RType.A and not target.ipv4) or (rtype is RType.AAAA and not target.ipv6):
-            continue  # not an entry of this type's pool at all
-        if entry.priority >= DRAINED:
-            rows.append({"target": entry.target, "state": "drained", "reason": "priority 10000 (drained)",
-                         "since": None})
-            continue
-        key = _entry_key(config, target, owner)
-        state = shown_state(config, target, health, key, verdicts)
-        judged = health.mirrors.get(key)
-        rows.append({"target": entry.target, "state": state,
-                     "reason": judged.reason if judged else ("operator: state down" if state == "operator down"
-                                                             else "syncing: avoided while the region can do "
-                                                             "without it" if state == "syncing" else ""),
-                     "since": inputs.since(key) if judged and not judged.up else None})
+        judged = inputs.health.mirrors.get(left.key)
+        rows.append(LostRow(target=left.target, state=inputs.state(left.key),
+                            reason=judged.reason if judged else LOST_REASONS.get(left.why, ""),
+                            since=inputs.since(left.key) if judged and not judged.up else None))
     return rows
 
 
-def region_summaries(inputs: StatusInputs, verdicts: Mapping[str, Any]) -> list[dict[str, Any]]:
+def region_summaries(inputs: StatusInputs) -> list[RegionLine]:
     """One line per region: its pools, those whose entries are all unusable (served by a wider table), the
-    mirrors it lost, its recent answers; regions with a problem first."""
+    mirrors it lost (down by health or the operator), its recent answers; regions with a problem first."""
     config, table = inputs.config, inputs.table
-    tables = config_tables(config)
     recent = inputs.totals.recent_first(inputs.now)
     answered: dict[str, int] = {}
     for (label, *_), count in recent.items():
         answered[label] = answered.get(label, 0) + count
-    states: dict[tuple[str, str], str] = {}  # (target, owner) -> shown state: owners repeat across regions
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[RegionLine, int]] = []
     for index, (label, tier) in enumerate(table.labelled_tiers()):
         pools = len(tier.usable) + len(tier.fail_open)
         if not pools:
             continue
         fallback = sorted(f"{name} {rtype.name}" for name, rtype in tier.fail_open)
-        lost: set[str] = set()
-        configured = tables.get(label)
-        for owner, entries in (configured.names.items() if configured is not None else ()):
-            for entry in entries:
-                if entry.priority >= DRAINED or entry.target in lost:
-                    continue
-                state = states.get((entry.target, owner))
-                if state is None:
-                    target: Mirror | Relay | None = config.mirrors.get(entry.target) or \
-                        config.relays.get(entry.target)
-                    state = states[(entry.target, owner)] = "" if target is None else shown_state(
-                        config, target, inputs.health, _entry_key(config, target, owner), verdicts)
-                if state in LOST:
-                    lost.add(entry.target)
-        rows.append({"region": label, "selects": selects(config, label), "pool_count": pools,
-                     "falls_back": fallback, "lost": sorted(lost, key=natural),
-                     "recent_first_answers": answered.get(label, 0), "problem": bool(fallback or lost), "order": index})
-    rows.sort(key=lambda r: (not r["problem"], -len(r["falls_back"]), -len(r["lost"]), r["order"]))
-    for row in rows:
-        del row["order"]
-    return rows
+        lost = {left.target for entries in tier.left_out.values() for left in entries
+                if left.why in (Why.DOWN, Why.OPERATOR_DOWN)}
+        rows.append((RegionLine(region=label, selects=selects(config, label), pool_count=pools, falls_back=fallback,
+                                lost=sorted(lost, key=natural), recent_first_answers=answered.get(label, 0),
+                                problem=bool(fallback or lost)), index))
+    rows.sort(key=lambda r: (not r[0]["problem"], -len(r[0]["falls_back"]), -len(r[0]["lost"]), r[1]))
+    return [row for row, _ in rows]
 
 
-def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[dict[str, Any]]:
+def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[RegionDetail]:
     """Every pool of the regions named, with configured (health-adjusted), delivered and observed shares, and
     the configured entries each pool lost. Unknown labels are left out."""
     config, table, totals, now = inputs.config, inputs.table, inputs.totals, inputs.now
-    verdicts = {v.name: v for v in inputs.cycle.verdicts} if inputs.cycle else {}
     tiers = dict(table.labelled_tiers())
-    tables = config_tables(config)
     recent_first = totals.recent_first(now)
-    states: dict[tuple[str, str], str] = {}
 
     def entry_state(owner: str, name: str) -> str:
-        found = states.get((owner, name))
-        if found is None:
-            target: Mirror | Relay | None = config.mirrors.get(name) or config.relays.get(name)
-            found = states[(owner, name)] = "up" if target is None else shown_state(
-                config, target, inputs.health, _entry_key(config, target, owner), verdicts)
-        return found
+        target = config.mirrors.get(name) or config.relays.get(name)
+        return "up" if target is None else inputs.state(target_key(config, target, owner))
 
     regions = []
     for label in labels:
         tier = tiers.get(label)
         if tier is None:
             continue
-        configured = tables.get(label)
         pools = []
         for (name, rtype), pool in sorted({**tier.usable, **tier.fail_open}.items()):
             total = sum(pool.weights)
@@ -348,24 +311,22 @@ def region_details(inputs: StatusInputs, labels: Iterable[str]) -> list[dict[str
             delivered: list[float] = (
                 list(table.variants(pool, rtype).delivered) if rtype in (RType.A, RType.AAAA)
                 else [c.weight / total if total else 0.0 for c in pool.candidates])
-            serving = set() if pool.fail_open else {c.name for c in pool.candidates}
-            pools.append({
-                "name": name, "type": rtype.name, "fail_open": pool.fail_open, "first_answers": answered,
-                "recent_first_answers": recently, "changed_at": since or None,
-                "first_answers_since_change": after_total,
-                "entries": [] if pool.fail_open else [{
-                    "target": c.name, "weight": c.weight, "configured_share": c.weight / total if total else 0.0,
-                    "delivered_share": share,
-                    "observed_share": firsts[c.name] / answered if answered else None,
-                    "recent_observed_share": recent[c.name] / recently if recently else None,
-                    "observed_share_since_change": after[c.name] / after_total if after_total else None,
-                    "answers": totals.answers.get((label, name, rtype.name, c.name), 0),
-                    "addresses": list(c.addresses), "port": c.port or None, "tier": c.tier,
-                    "state": entry_state(name, c.name),
-                } for c, share in zip(pool.candidates, delivered)],
-                "lost": _lost(inputs, verdicts, configured, name, rtype, serving) if configured is not None else [],
-            })
-        regions.append({"region": label, "selects": selects(config, label), "pools": pools})
+            pools.append(PoolRow(
+                name=name, type=rtype.name, fail_open=pool.fail_open, first_answers=answered,
+                recent_first_answers=recently, changed_at=since or None, first_answers_since_change=after_total,
+                entries=[] if pool.fail_open else [EntryRow(
+                    target=c.name, weight=c.weight, configured_share=c.weight / total if total else 0.0,
+                    delivered_share=share,
+                    observed_share=firsts[c.name] / answered if answered else None,
+                    recent_observed_share=recent[c.name] / recently if recently else None,
+                    observed_share_since_change=after[c.name] / after_total if after_total else None,
+                    answers=totals.answers.get((label, name, rtype.name, c.name), 0),
+                    addresses=list(c.addresses), port=c.port or None, tier=c.tier,
+                    state=entry_state(name, c.name),
+                ) for c, share in zip(pool.candidates, delivered)],
+                lost=_lost(inputs, tier.left_out.get((name, rtype), ())),
+            ))
+        regions.append(RegionDetail(region=label, selects=selects(config, label), pools=pools))
     return regions
 
 
@@ -382,48 +343,43 @@ def find_region(inputs: StatusInputs, asked: str) -> str | None:
     return None
 
 
-def summary(inputs: StatusInputs, regions: bool = True) -> dict[str, Any]:
+def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
     """The whole balancer in one small document: what needs action first. `regions`: add the per-region
     lines (the metrics do without them)."""
     config, table, cycle, totals, now = inputs.config, inputs.table, inputs.cycle, inputs.totals, inputs.now
-    verdicts = {v.name: v for v in cycle.verdicts} if cycle else {}
-    mirrors = _mirrors(inputs, verdicts)
-    relays = _relays(inputs, verdicts)
+    mirrors = _mirrors(inputs)
+    relays = _relays(inputs)
     queries = sum(totals.queries.values())
     located = sum(n for (_, _, country, _), n in totals.queries.items() if country)
     settings = config.settings.health
-    region_rows = region_summaries(inputs, verdicts) if regions else []
+    region_rows = region_summaries(inputs) if regions else []
     counted: dict[str, int] = {}
     for row in [*mirrors, *relays]:
         counted[row["state"]] = counted.get(row["state"], 0) + 1
-    return {
-        **inputs.inputs,
-        "zone": config.settings.zone,
-        "generation": table.generation,
-        "table_age_seconds": max(0.0, now - inputs.built_at),
-        "now": now,
-        "fail_open": fail_open_names(table),  # default-table names served with health ignored
-        "health": {"enabled": settings.enabled, "interval": settings.interval, "fall": settings.fall,
-                   "rise": settings.rise, "history_seconds": HISTORY},
-        "last_cycle": None if cycle is None else {
-            "started": cycle.started, "duration": cycle.duration, "master": cycle.master_note,
-            "kept_previous": [kind.value for kind in {v.kind for v in cycle.verdicts} if cycle.all_failed(kind)],
-        },
-        "states": counted,  # mirrors and relay services per shown state
-        "mirrors": mirrors,
-        "relays": relays,
-        # configured_share: weight over the usable entries' weight (health-adjusted, as the table draws);
-        # observed_share: first answers since the counters' reset (or first start), recent_: last window
-        "shares": {"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
-                   "recent_window_seconds": RECENT_WINDOW},
-        # per region, one line; `/status.json?region=LABEL` (or ?page=N) has the pools
-        "regions": region_rows,
-        "region_pages": (len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
-        "queries": {
-            "total": queries,
-            "no_country_share": (queries - located) / queries if queries else None,
-            "ecs": totals.ecs,
-            "unique_clients": totals.clients.count(),
-        },
-        "reloads": dict(inputs.reloads),
-    }
+    document = Summary(**inputs.inputs,  # type: ignore[typeddict-item]  # the served inputs' keys come first
+                       zone=config.settings.zone,
+                       generation=table.generation,
+                       table_age_seconds=max(0.0, now - inputs.built_at),
+                       now=now,
+                       fail_open=fail_open_names(table),  # default-table names served with health ignored
+                       health={"enabled": settings.enabled, "interval": settings.interval, "fall": settings.fall,
+                               "rise": settings.rise, "history_seconds": HISTORY},
+                       last_cycle=None if cycle is None else {
+                           "started": cycle.started, "duration": cycle.duration, "master": cycle.master_note,
+                           "kept_previous": [kind.value for kind in {v.kind for v in cycle.verdicts}
+                                             if cycle.all_failed(kind)]},
+                       states=counted,  # mirrors and relay services per shown state
+                       mirrors=mirrors,
+                       relays=relays,
+                       # configured_share: weight over the usable entries' weight (health-adjusted, as the table
+                       # draws); observed_share: first answers since the counters' reset (or first start),
+                       # recent_: last window
+                       shares={"configured": "health-adjusted weight share", "observed_since": totals.reset_at or None,
+                               "recent_window_seconds": RECENT_WINDOW},
+                       # per region, one line; `/status.json?region=LABEL` (or ?page=N) has the pools
+                       regions=region_rows,
+                       region_pages=(len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
+                       queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
+                                "ecs": totals.ecs, "unique_clients": totals.clients.count()},
+                       reloads=dict(inputs.reloads))
+    return document

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from dnsbalance.ops.metrics import StatusCollector
 from dnsbalance.ops.page import render_page, render_region
 from dnsbalance.ops.status import PAGE_SIZE, StatusInputs, find_region, region_details, summary
+from dnsbalance.ops.status_document import ConfigurationOnDisk, GeoipInUse, ServedInputs, Summary
 
 if TYPE_CHECKING:
     from dnsbalance.serving.balancer import Balancer
@@ -167,7 +168,7 @@ class StatusServer:
             log.exception("status page error")
 
 
-def shown_regions(status: dict[str, Any]) -> list[str]:
+def shown_regions(status: Summary) -> list[str]:
     """The regions whose pools the main page shows: every one of a small table; of a big one none, since even
     a dozen regions of 100 pools each make megabytes: the region table (problems first) links to each
     region's page, `/?region=LABEL`."""
@@ -177,7 +178,7 @@ def shown_regions(status: dict[str, Any]) -> list[str]:
     return []
 
 
-async def start_status(balancer: "Balancer", listen: str | None, refresh: Callable[[], None] | None = None,
+async def start_status(balancer: Balancer, listen: str | None, refresh: Callable[[], None] | None = None,
                        setup: Callable[[], None] | None = None) -> StatusServer | None:
     """The status listener of the supervisor; a busy port is logged, not fatal. `refresh`: brings the
     answering processes' counts in before a page or scrape reads them (called on the page's thread);
@@ -201,13 +202,14 @@ async def start_status(balancer: "Balancer", listen: str | None, refresh: Callab
                             all_totals(counters, own), serving.built_at, time.time(), dict(balancer.pools_changed),
                             events(balancer.state.events), dict(balancer.reloads), served_inputs(serving))
 
-    def served_inputs(serving: Any) -> dict[str, Any]:
+    def served_inputs(serving: Any) -> ServedInputs:
         geoip = serving.geoip
-        return {"geoip": {"path": str(geoip.path), "type": geoip.database_type, "origin": geoip.origin,
-                          "description": geoip.description},
-                "configuration": {"directory": str(serving.config.directory),  # edited files not yet served
-                                  "files_differ": balancer.changed_on_disk(serving.config.directory),
-                                  "auto_apply": serving.config.settings.reload.auto_apply}}
+        return ServedInputs(
+            geoip=GeoipInUse(path=str(geoip.path), type=geoip.database_type, origin=geoip.origin,
+                             description=geoip.description),
+            configuration=ConfigurationOnDisk(directory=str(serving.config.directory),  # edited files not yet served
+                                              files_differ=balancer.changed_on_disk(serving.config.directory),
+                                              auto_apply=serving.config.settings.reload.auto_apply))
 
     host, port = parse_hostport(listen)
     server = StatusServer(source, setup)

@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import Fingerprint, fingerprint
-from health.cycle import CycleReport, run_cycle
+from health.cycle import CycleReport, observe
+from health.external import ExternalFile
 from health.fetch import new_client
 
 log = logging.getLogger(__name__)
@@ -28,15 +29,16 @@ class HealthScheduler:
         self.lock = lock or asyncio.Lock()
         self.on_change = on_change
         self.config_dir = config_dir
-        self.scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.client = new_client(balancer.config.settings.health.concurrency)
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
+        self.external: ExternalFile | None = None  # outside observations (health/external.py)
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
         self.scheduler.add_job(self.cycle, "interval", seconds=self.interval, id=JOB,
-                               next_run_time=datetime.now(timezone.utc), max_instances=1, coalesce=True,
+                               next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
                                misfire_grace_time=None)
         self.scheduler.start()
 
@@ -78,15 +80,20 @@ class HealthScheduler:
             if self.balancer.changed_on_disk(self.config_dir):
                 await self.changed_files()
             config = self.balancer.config
-            report = await run_cycle(config, self.client, config.settings.health.concurrency, self.balancer.health)
-            good = sum(v.ok for v in report.verdicts)
-            log.info("health cycle: %d of %d mirrors and relay services usable in %.2fs; %s", good,
-                     len(report.verdicts), report.duration, report.master_note)
-            for verdict in report.verdicts:
-                if not verdict.ok:
-                    log.info("  %s: %s", verdict.name, verdict.reason)
+            # the external file is named by the state folder in service (a reload may move it)
+            if self.external is None or self.external.path != self.balancer.state.external:
+                self.external = ExternalFile(self.balancer.state.external)
+            observed = await observe(config, self.client, config.settings.health.concurrency, [self.external])
             async with self.lock:
-                applied = await asyncio.to_thread(self.balancer.apply, report)
+                applied = await asyncio.to_thread(self.balancer.apply, observed)
+            report = self.balancer.last_cycle  # apply() records every cycle it is given
+            if report is not None:
+                good = sum(v.ok for v in report.verdicts)
+                log.info("health cycle: %d of %d mirrors and relay services usable in %.2fs; %s", good,
+                         len(report.verdicts), report.duration, report.master_note)
+                for verdict in report.verdicts:
+                    if not verdict.ok:
+                        log.info("  %s: %s", verdict.name, verdict.reason)
             if applied:
                 if self.on_change is not None:
                     await self.on_change()

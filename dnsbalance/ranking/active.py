@@ -12,7 +12,7 @@ from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.wire import Soa
-from dnsbalance.ranking.pool import Candidate, Pool
+from dnsbalance.ranking.pool import Candidate, Chain, Judgement, LeftOut, Pool
 from dnsbalance.ranking.variants import VariantKey, Variants, key_seed, variant_key
 
 __all__ = ["ActiveTable", "Candidate", "Pool", "PoolKey", "PoolLabel", "Tier", "ZoneData", "pool_changes"]
@@ -58,6 +58,11 @@ class Tier:
 
     usable: Mapping[PoolKey, Pool]
     fail_open: Mapping[PoolKey, Pool]
+    # Why, as the builder decided it (for explain, plan, the status page; never read by a query): the
+    # entries each (name, type) does not draw from, only where there are some; and for the names it lists
+    # but does not serve from its own usable entries, the tables its clients go through.
+    left_out: Mapping[PoolKey, tuple[LeftOut, ...]] = field(default_factory=dict)
+    chains: Mapping[PoolKey, Chain] = field(default_factory=dict)
 
 
 EMPTY_TIER = Tier({}, {})
@@ -77,6 +82,8 @@ class ActiveTable:
     # (name, type) that some table other than the default serves: only their answers depend on the client,
     # so only they echo a non-zero ECS scope (RFC 7871 7.2.1)
     regional: frozenset[PoolKey] = frozenset()
+    # How the builder judged each health key (every mirror, per archive it carries, and relay service)
+    judged: Mapping[str, Judgement] = field(default_factory=dict)
     # Precomputed answers per pool content, made on first use (or by precompute()) and kept for this
     # table's life: a memo, since the table's meaning never changes. `inherited` holds the previous
     # table's, so that pools a rebuild leaves alone are not computed again.

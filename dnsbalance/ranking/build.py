@@ -1,4 +1,7 @@
-"""Table generation, pure: (configuration, health view) -> a new immutable ActiveTable."""
+"""Table generation, pure: (configuration, health view) -> a new immutable ActiveTable, with the builder's
+reasons recorded beside it (every health key's judgement, each pool's left-out entries, the tables a region's
+clients go through) for explain, plan, the status page and the metrics, which read them rather than working
+the rules out again."""
 from __future__ import annotations
 
 from types import MappingProxyType
@@ -14,6 +17,7 @@ from dnsbalance.configuration.model import (
     Relay,
     Table,
     archive_for,
+    archives_of,
     health_key,
     mirror_key,
 )
@@ -27,24 +31,47 @@ from dnsbalance.ranking.active import (
     Tier,
     ZoneData,
 )
+from dnsbalance.ranking.chains import record_chains
+from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Why
 from health.view import HealthView, Status
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)
 SRV_WEIGHT_MAX = 65535
 
 
-def status_of(config: Config, target: Mirror | Relay, health: HealthView, key: str) -> Status:
+def judge(config: Config, target: Mirror | Relay, health: HealthView, key: str) -> Judgement:
     """An operator's up/down wins; otherwise the health view, where a never-judged key is pending (up when
     health checks are off or nothing probes the mirror)."""
     if target.state is AdminState.UP:
-        return Status.UP
+        return Judgement.OPERATOR_UP
     if target.state is AdminState.DOWN:
-        return Status.DOWN
+        return Judgement.OPERATOR_DOWN
     found = health.status(key)
-    if found is Status.PENDING and (not config.settings.health.enabled
-                                    or (isinstance(target, Mirror) and not target.probed())):
-        return Status.UP  # nothing will judge it: no verdict to wait for
-    return found
+    if found is Status.PENDING:
+        if not config.settings.health.enabled:
+            return Judgement.HEALTH_OFF  # nothing will judge it: no verdict to wait for
+        if isinstance(target, Mirror) and not target.probed():
+            return Judgement.NOT_PROBED
+    return _JUDGED[found]
+
+
+_JUDGED = {Status.UP: Judgement.UP, Status.SYNCING: Judgement.SYNCING, Status.DOWN: Judgement.DOWN,
+           Status.PENDING: Judgement.PENDING}
+
+
+def judge_all(config: Config, health: HealthView) -> dict[str, Judgement]:
+    """Every health key the tables or the status page can ask about: each mirror (alone and per archive)
+    and each relay service."""
+    judged: dict[str, Judgement] = {}
+    archives = archives_of(config.settings)
+    for mirror in config.mirrors.values():
+        for key in {mirror.name, *(mirror_key(mirror.name, archive) for archive in archives)}:
+            judged[key] = judge(config, mirror, health, key)
+    for relay in config.relays.values():
+        for service in relay.services():
+            key = health_key(relay.name, service)
+            judged[key] = judge(config, relay, health, key)
+    return judged
 
 
 def target_key(config: Config, target: Mirror | Relay, owner: str) -> str:
@@ -56,15 +83,6 @@ def target_key(config: Config, target: Mirror | Relay, owner: str) -> str:
     return mirror_key(target.name, archive_for(config.settings, owner))
 
 
-def usable(target: Mirror | Relay, health: HealthView, service: str | None = None) -> bool:
-    """An operator's up/down wins; otherwise the health view (per service for relays; pending counts)."""
-    if target.state is AdminState.UP:
-        return True
-    if target.state is AdminState.DOWN:
-        return False
-    return health.is_usable(target.name if service is None else health_key(target.name, service))
-
-
 def srv_weight(weight: int) -> int:
     """DNS Balance's 1..10000 scaled into SRV's 16 bits, never 0 (RFC 2782 gives 0 a special meaning)."""
     return max(1, weight * SRV_WEIGHT_MAX // 10000)
@@ -72,32 +90,66 @@ def srv_weight(weight: int) -> int:
 
 Judged = tuple[Candidate, Status]
 LIVE = (Status.UP, Status.SYNCING)
+# An entry of one name and type, in the table's order: drawable (candidate, its judgement, its health key),
+# or drained (its record, already made)
+Listed = tuple[Candidate, Judgement, str] | LeftOut
 
 
-def _candidates(config: Config, table: Table, name: str, rtype: RType, health: HealthView) -> list[Judged]:
-    """Entries of one name with weight > 0 that can answer the type, each with its health status."""
-    found: list[Judged] = []
-    service = SRV_SERVICES.get(name)
-    for entry in table.names[name]:
-        weight = DRAINED - entry.priority
-        if weight <= 0:
-            continue
-        if rtype is RType.SRV:
-            relay = config.relays.get(entry.target)
-            if relay is None or service is None or not (port := relay.port(service)):
+class Records:
+    """The builder's shared record objects: one LeftOut per (target, why, key), one tuple per chain."""
+
+    def __init__(self) -> None:
+        self.left_out: dict[tuple[str, Why, str], LeftOut] = {}
+        self.chains: dict[Chain, Chain] = {}
+
+    def entry(self, target: str, why: Why, key: str) -> LeftOut:
+        found = self.left_out.get((target, why, key))
+        if found is None:
+            found = self.left_out[(target, why, key)] = LeftOut(target, why, key)
+        return found
+
+    def chain(self, chain: Chain) -> Chain:
+        return self.chains.setdefault(chain, chain)
+
+
+class Build:
+    """What one table generation works from: the configuration, every key's judgement, and the records."""
+
+    def __init__(self, config: Config, health: HealthView) -> None:
+        self.config = config
+        self.judged = judge_all(config, health)
+        self.records = Records()
+
+    def listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
+        """Entries of one name that can answer the type (an address of its family, a port for the service):
+        drained ones as their record, the others with their judgement."""
+        config = self.config
+        found: list[Listed] = []
+        service = SRV_SERVICES.get(name)
+        for entry in table.names[name]:
+            weight = DRAINED - entry.priority
+            if rtype is RType.SRV:
+                relay = config.relays.get(entry.target)
+                if relay is None or service is None or not (port := relay.port(service)):
+                    continue
+                key = health_key(relay.name, service)
+                if weight <= 0:
+                    found.append(self.records.entry(relay.name, Why.DRAINED, key))
+                    continue
+                found.append((Candidate(relay.name, srv_weight(weight), relay.ipv4 + relay.ipv6, port, entry.tier),
+                              self.judged[key], key))
                 continue
-            status = status_of(config, relay, health, health_key(relay.name, service))
-            found.append((Candidate(relay.name, srv_weight(weight), relay.ipv4 + relay.ipv6, port, entry.tier),
-                          status))
-            continue
-        mirror = config.mirrors.get(entry.target)
-        if mirror is None:
-            continue
-        addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
-        if addresses:
-            status = status_of(config, mirror, health, target_key(config, mirror, name))
-            found.append((Candidate(mirror.name, weight, addresses), status))
-    return found
+            mirror = config.mirrors.get(entry.target)
+            if mirror is None:
+                continue
+            addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
+            if addresses:
+                key = target_key(config, mirror, name)
+                if weight <= 0:
+                    found.append(self.records.entry(mirror.name, Why.DRAINED, key))
+                else:
+                    found.append((Candidate(mirror.name, weight, addresses), self.judged[key], key))
+        return found
 
 
 def avoid_syncing(judged: list[Judged]) -> tuple[Candidate, ...]:
@@ -116,34 +168,62 @@ def avoid_syncing(judged: list[Judged]) -> tuple[Candidate, ...]:
     return tuple(c for c in live if c.name not in avoided)
 
 
-def _live_somewhere(config: Config, health: HealthView) -> frozenset[PoolKey]:
+def _types(name: str) -> tuple[RType, ...]:
+    return (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES
+
+
+def _live_somewhere(build: Build) -> frozenset[PoolKey]:
     """(name, type) pairs some table can serve from a judged, live entry: for the others, pending entries
     are all there is, and they are served rather than failing open."""
     found: set[PoolKey] = set()
-    for table in config.tables():
+    for table in build.config.tables():
         for name in table.names:
-            for rtype in (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES:
-                if (name, rtype) not in found and any(s in LIVE for _, s in _candidates(config, table, name, rtype,
-                                                                                        health)):
+            for rtype in _types(name):
+                if (name, rtype) not in found and any(
+                        not isinstance(item, LeftOut) and item[1].status in LIVE
+                        for item in build.listed(table, name, rtype)):
                     found.add((name, rtype))
     return frozenset(found)
 
 
-def _tier(config: Config, table: Table, health: HealthView, live_somewhere: frozenset[PoolKey]) -> Tier:
+# Why an entry was not drawn from, by its status as the draw saw it (the operator's down told apart)
+_WHY = {Status.DOWN: Why.DOWN, Status.PENDING: Why.PENDING, Status.SYNCING: Why.SYNCING}
+
+
+def _tier(build: Build, table: Table, live_somewhere: frozenset[PoolKey]) -> Tier:
     usable_pools: dict[PoolKey, Pool] = {}
     fail_open: dict[PoolKey, Pool] = {}
+    left_out: dict[PoolKey, tuple[LeftOut, ...]] = {}
     for name in table.names:
-        for rtype in (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES:
-            judged = _candidates(config, table, name, rtype, health)
-            if (name, rtype) not in live_somewhere:  # nothing judged live anywhere: pending entries serve
-                judged = [(c, Status.UP if s is Status.PENDING else s) for c, s in judged]
+        for rtype in _types(name):
+            listed = build.listed(table, name, rtype)
+            promote = (name, rtype) not in live_somewhere  # nothing judged live anywhere: pending entries serve
+            judged = [(item[0], Status.UP if promote and item[1] is Judgement.PENDING else item[1].status)
+                      for item in listed if not isinstance(item, LeftOut)]
             found = avoid_syncing(judged)
             if found:
                 usable_pools[(name, rtype)] = Pool(table.region, found)
-                continue
-            if judged:
+            elif judged:
                 fail_open[(name, rtype)] = Pool(table.region, tuple(c for c, _ in judged), fail_open=True)
-    return Tier(MappingProxyType(usable_pools), MappingProxyType(fail_open))
+            if len(found) < len(listed):
+                left_out[(name, rtype)] = _left_out(build.records, listed, judged, {c.name for c in found})
+    return Tier(MappingProxyType(usable_pools), MappingProxyType(fail_open), MappingProxyType(left_out))
+
+
+def _left_out(records: Records, listed: list[Listed], judged: list[Judged], kept: set[str]) -> tuple[LeftOut, ...]:
+    """The entries of `listed` a pool does not draw from, in the table's order, each with why."""
+    found = []
+    statuses = iter(status for _, status in judged)
+    for item in listed:
+        if isinstance(item, LeftOut):
+            found.append(item)
+            continue
+        status = next(statuses)
+        candidate, judgement, key = item
+        if candidate.name not in kept:
+            why = Why.OPERATOR_DOWN if judgement is Judgement.OPERATOR_DOWN else _WHY[status]
+            found.append(records.entry(candidate.name, why, key))
+    return tuple(found)
 
 
 def zone_data(config: Config, serial: int) -> ZoneData:
@@ -177,34 +257,35 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
     names = {APEX, *zone.glue, *zone.targets}
     for table in config.tables():
         names.update(table.names)
-    for name in list(names):
-        labels = name.split(".")
-        for i in range(1, len(labels)):
-            names.add(".".join(labels[i:]))
-    return frozenset(names)
+    parents = {name.split(".", i)[-1] for name in names for i in range(1, name.count(".") + 1)}
+    return frozenset(names | parents)
 
 
 def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
     zone = zone_data(config, serial)
-    live = _live_somewhere(config, health)
-    countries = {code: _tier(config, t, health, live) for code, t in config.countries.items()}
-    continents = {code: _tier(config, t, health, live) for code, t in config.continents.items()}
-    networks = {code: _tier(config, t, health, live) for code, t in config.networks.items()}
-    asns = {code: _tier(config, t, health, live) for code, t in config.asns.items()}
+    build = Build(config, health)
+    live = _live_somewhere(build)
+    countries = {code: _tier(build, t, live) for code, t in config.countries.items()}
+    continents = {code: _tier(build, t, live) for code, t in config.continents.items()}
+    networks = {code: _tier(build, t, live) for code, t in config.networks.items()}
+    asns = {code: _tier(build, t, live) for code, t in config.asns.items()}
     regional = {key for tiers in (countries, continents, networks, asns) for tier in tiers.values()
                 for key in (*tier.usable, *tier.fail_open)}
-    return ActiveTable(
+    table = ActiveTable(
         generation=generation,
         zone=zone,
         names=existing_names(config, zone),
         countries=MappingProxyType(countries),
         continents=MappingProxyType(continents),
-        default=_tier(config, config.default, health, live),
+        default=_tier(build, config.default, live),
         seed=seed,
         networks=MappingProxyType(networks),
         asns=MappingProxyType(asns),
         regional=frozenset(regional),
+        judged=MappingProxyType(build.judged),
     )
+    record_chains(table, build.records.chain)
+    return table
 
 
 def fail_open_names(table: ActiveTable) -> list[str]:

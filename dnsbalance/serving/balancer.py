@@ -18,7 +18,7 @@ from dnslib import QTYPE, DNSRecord
 
 from dnsbalance.answer.ratelimit import Action
 from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
-from dnsbalance.configuration.model import Config, archives_of
+from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.geo.locate import GeoIP, Location
 from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
@@ -34,10 +34,13 @@ from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats, client_identity
 from health import events as health_events
+from health import policy
 from health import state as health_state
-from health.cycle import CycleReport, health_keys
+from health.cycle import CycleReport
+from health.cycle import report as cycle_report
+from health.observations import Observed
+from health.settings import policy_settings
 from health.state import HealthState
-from health.verdict import TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -141,39 +144,18 @@ class Balancer:
         self.serving = self._next(self.loaded, self.serving)  # one assignment: queries in flight keep theirs
         return self.serving.table
 
-    def apply(self, report: CycleReport) -> bool:
-        """Take one cycle's verdicts: advance health, regenerate, swap. False when the table was kept.
-
-        If every mirror (or every relay service) failed in the same cycle, the prober is the likely fault:
-        those verdicts are set aside and, when nothing else was judged, the previous table stays."""
-        self.last_cycle = report
-        verdicts = list(report.verdicts)
-        references = report.references
-        for kind in TargetKind:
-            if report.all_failed(kind):
-                log.error("every probed %s failed this cycle: %s; keeping their previous health", kind.value,
-                          report.likely_cause(kind))
-                verdicts = [v for v in verdicts if v.kind != kind]
-                if kind is TargetKind.MIRROR:
-                    references = {}  # a reference a failed cycle computed is no better than its verdicts
-        if report.verdicts and not verdicts:
-            log.error("keeping table generation %d", self.generation)
-            return False
+    def apply(self, observed: Observed) -> bool:
+        """Take one cycle's observations: advance health (health/policy.py decides), log what it decided, persist,
+        regenerate and swap. False when the policy kept the table (every target failed: the prober's fault)."""
         config = self.loaded.config
-        settings = config.settings.health
         before = self.health
-        self.health = health_state.advance(before, verdicts, settings.fall, settings.rise, report.started,
-                                           health_keys(config), references)
-        for name, ref in references.items():
-            prior = before.archives.get(name)
-            if ref.serial and (prior is None or prior.serial != ref.serial):
-                log.info("archive %s: reference serial %s%s", name, ref.serial,
-                         f" (was {prior.serial}; mirrors on it have {archive_grace(config, name):g}s of grace)"
-                         if prior is not None and prior.serial else "")
-        for name, now in self.health.mirrors.items():
-            was = before.mirrors.get(name)
-            if (was is None and not now.up) or (was is not None and was.up != now.up):
-                log.warning("%s is %s: %s", name, "UP" if now.up else "DOWN", now.reason)
+        step = policy.next_state(before, observed, policy_settings(config), observed.started)
+        self.last_cycle = cycle_report(observed, step.judged)
+        for record in step.records:
+            log_record(record, self.generation)
+        if step.kept:
+            return False
+        self.health = step.state
         if self.persist:
             health_events.record(before, self.health, self.state.events)
             try:
@@ -288,8 +270,21 @@ class Balancer:
             return header_reply(packet, Rcode.SERVFAIL)
 
 
-def archive_grace(config: Config, name: str) -> float:
-    return next((a.grace for a in archives_of(config.settings) if a.name == name), 0.0)
+def log_record(record: policy.Record, generation: int) -> None:
+    """One of the policy's records in the log, in the words operators (and tests) know."""
+    if isinstance(record, policy.ProberSuspected):
+        log.error("every probed %s failed this cycle: %s; keeping their previous health", record.kind.value,
+                  record.cause)
+    elif isinstance(record, policy.TableKept):
+        log.error("keeping table generation %d", generation)
+    elif isinstance(record, policy.ReferenceMoved):
+        log.info("archive %s: reference serial %s%s", record.archive, record.serial,
+                 f" (was {record.was}; mirrors on it have {record.grace:g}s of grace)" if record.was else "")
+    elif isinstance(record, policy.Transition):
+        log.warning("%s is %s: %s", record.key, "UP" if record.up else "DOWN", record.reason)
+    elif isinstance(record, policy.UnknownTarget):
+        log.warning("%s names %r, which is no mirror, relay or health key of the configuration: ignored",
+                    record.observation.source, record.observation.target)
 
 
 class Chosen:

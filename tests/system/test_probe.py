@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from dnsbalance.configuration.load import load_config
 from health.cycle import CycleReport, run_cycle
 from health.fetch import USER_AGENT, new_client
+from health.verdict import StampVerdict
 from tests.harness import FIXTURES, ROOT
 from tests.mirrors import Archive, Mirror, refused_url
 
@@ -57,10 +59,17 @@ def cycle(config_dir: Path) -> CycleReport:
     return asyncio.run(once())
 
 
+def stamp_verdicts(report: CycleReport) -> dict[str, StampVerdict]:
+    """Mirrors are judged by their stamp: their verdicts carry the HTTP status and the stamp read."""
+    found = {v.name: v for v in report.verdicts if isinstance(v, StampVerdict)}
+    assert len(found) == len(report.verdicts)
+    return found
+
+
 def test_every_behaviour_judged_within_one_timeout(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
     urls = {b: fleet[b].url for b in BEHAVIOURS} | {"refused": refused_url()}
     report = cycle(write_config(tmp_path / "c", urls, fleet["master"].url))
-    verdicts = {v.name: v for v in report.verdicts}
+    verdicts = stamp_verdicts(report)
     # huge: a fresh stamp followed by 10 MB; read to 64 KiB, judged by the stamp, and cut off
     assert {n for n, v in verdicts.items() if v.ok} == {"fresh", "ahead", "huge"}
     assert verdicts["stale"].reason == "stale: serial 2026112100, master has 2026112101"
@@ -78,7 +87,7 @@ def test_every_behaviour_judged_within_one_timeout(tmp_path: Path, fleet: dict[s
 
 def test_huge_body_is_read_only_to_64k(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
     report = cycle(write_config(tmp_path / "c", {"huge": fleet["huge"].url}, None))
-    (verdict,) = report.verdicts
+    (verdict,) = stamp_verdicts(report).values()
     assert verdict.ok  # no master: liveness only, and the huge mirror did answer 200 in time
     assert verdict.stamp is not None and verdict.stamp.serial == "2026112101"
     assert report.duration < TIMEOUT  # 10 MB were not read
@@ -106,7 +115,7 @@ def test_user_agent_names_dnsbalance() -> None:
 def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
     urls = {"fresh": fleet["fresh"].url, "stale": fleet["stale"].url, "dead": refused_url()}
     config = write_config(tmp_path / "c", urls, fleet["master"].url)
-    result = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--config", str(config)], check=False,
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -127,3 +136,21 @@ def test_shipped_configs_probe_nothing_outside_loopback() -> None:
                 if key in line.split("#")[0]:
                     value = line.split(key, 1)[1].strip().strip("'\"{} ,")
                     assert value.startswith(("http://127.", "http://[::1]", "ftp://127.")), f"{path}: {line}"
+
+
+def test_mirrors_and_relays_are_probed_together(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
+    """Issue 22 item 6a: one gate for every check, so a cycle whose slowest mirror and slowest relay both time out
+    takes one timeout, not one after the other."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # takes STUN requests, never answers
+    silent.bind(("127.0.0.1", 0))
+    port = silent.getsockname()[1]
+    try:
+        config = write_config(tmp_path / "c", {"slow": fleet["slow"].url}, None)
+        with (config / "mirrors.yaml").open("a") as handle:
+            handle.write(f"relays:\n  silent: {{addresses: [127.0.0.1], stun: {port}}}\n")
+        report = cycle(config)
+    finally:
+        silent.close()
+    assert [(v.name, v.ok, v.reason) for v in report.verdicts] == [
+        ("slow", False, "timeout after 1s"), ("silent/stun", False, f"127.0.0.1:{port} no STUN reply within 1s")]
+    assert report.duration < TIMEOUT * 1.6  # one after the other took 2 timeouts

@@ -197,7 +197,7 @@ def test_check_refuses_what_is_not_a_regular_file(config_dir: Path, name: str, k
     assert code == 1, output
     assert re.search(rf"{re.escape(name)}:1: not read: {KINDS[kind]}\n", output), output
     assert "Traceback" not in output
-    assert seconds < REFUSED_WITHIN + 2, seconds  # was: a hang
+    assert seconds < 15, seconds  # was: a hang (a busy machine may make the start slow, not endless)
     assert rss < plain_rss + 100, (rss, plain_rss)  # was: 3 GB and a MemoryError
     assert_unopened(config_dir / name, kind)
 
@@ -207,14 +207,18 @@ def test_check_refuses_what_is_not_a_regular_file(config_dir: Path, name: str, k
 def test_serve_refuses_to_start_on_what_is_not_a_regular_file(config_dir: Path, name: str, kind: str) -> None:
     make_hostile(config_dir / name, kind)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config_dir), "--listen",
-                             "127.0.0.1:0", "--status", "off"], check=False, cwd=ROOT, capture_output=True,
-                            text=True, timeout=60)
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
+    process = subprocess.Popen([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config_dir),
+                                "--listen", "127.0.0.1:0", "--status", "off"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 1, output
     assert re.search(rf"{re.escape(name)}:1: not read: {KINDS[kind]}\n", output), output
     assert "not starting" in output and "Traceback" not in output
-    assert time.monotonic() - started < REFUSED_WITHIN + 2
+    assert time.monotonic() - started < 15  # was: a hang (a busy machine may make the start slow, not endless)
+    assert usage.ru_utime + usage.ru_stime < REFUSED_WITHIN + 2  # CPU: the interpreter's start and the refusal
     assert_unopened(config_dir / name, kind)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dnsbalance.compiler.table import compiled  # noqa: E402
 from dnsbalance.configuration.load import load_config  # noqa: E402
 from dnsbalance.geo.countries import CONTINENTS, countries  # noqa: E402
 from dnsbalance.geo.locate import GeoIP, builtin_database  # noqa: E402
@@ -93,9 +94,10 @@ def main() -> int:
     tracemalloc.stop()
     started = time.perf_counter()
     pools = 0
+    wire = compiled(table)  # values (ranking/variants.py) and their wire (compiler/answers.py)
     for tier in (*table.countries.values(), *table.continents.values(), table.default):
         for (_, rtype), pool in tier.usable.items():
-            table.variants(pool, rtype)
+            wire.answers(pool, rtype)
             pools += 1
     warmed = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -1,5 +1,5 @@
-"""The listeners around a Balancer: a thread per UDP socket, asyncio for TCP, and the event loop they
-run on. They only move bytes: every answer is the balancer's. The process roles (process/) decide what
+"""The listeners around an answer pipeline: a thread per UDP socket, asyncio for TCP, and the event loop
+they run on. They only move bytes: every answer is the pipeline's (pipeline/). The process roles (process/) decide what
 else runs beside them.
 
 TCP is length-framed (RFC 1035 4.2.2), several queries per connection (RFC 7766), closed when idle.
@@ -14,12 +14,13 @@ import struct
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
 
 from dnsbalance import udpio
-from dnsbalance.serving.balancer import Balancer
+from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.serving.snapshot import Serving
-from dnsbalance.stats.counters import LATENCY_SAMPLE
+from dnsbalance.stats.counters import LATENCY_SAMPLE, QueryStats
 
 log = logging.getLogger(__name__)
 COUNTER_INTERVAL = 5.0  # seconds between writes of the query counters
@@ -37,8 +38,8 @@ class UdpThread:
     GIL is released while the receive blocks, so the event loop (TCP, health cycles, signals) still runs
     whenever the socket is idle."""
 
-    def __init__(self, balancer: Balancer, sock: socket.socket) -> None:
-        self.balancer = balancer
+    def __init__(self, pipeline: Pipeline, sock: socket.socket) -> None:
+        self.pipeline = pipeline
         self.sock = sock
         self.sock.setblocking(True)
         seconds = int(RECEIVE_TIMEOUT)
@@ -51,11 +52,12 @@ class UdpThread:
 
     def _loop(self) -> None:
         udpio.precise_sleeps()
-        receive, send, balancer = self.datagrams.receive, self.datagrams.send, self.balancer
-        handle, rng = balancer.handle, balancer.rng
-        stats, clock, sample, started = balancer.stats, time.perf_counter, 0, 0.0
+        receive, send, pipeline = self.datagrams.receive, self.datagrams.send, self.pipeline
+        handle, rng, source = pipeline.handle, pipeline.rng, pipeline.source
+        stats, clock, sample, started = pipeline.stats, time.perf_counter, 0, 0.0
         current: Serving | None = None
         fast: Callable[..., bytes | None] | None = None
+        tried = False
         locate: Callable[..., Any] | None = None
         while self.running:
             try:
@@ -68,10 +70,12 @@ class UdpThread:
                 log.debug("UDP receive error: %s", exc)
                 continue
             stats.udp += len(batch)
-            serving = balancer.serving  # read once per batch
+            serving = source()  # read once per batch
             if serving is not current:  # a new snapshot: bind its fast path once, not per query
                 current = serving
+                # with RRL on, the pipeline checks the limiter between the fast path's lookup and its reply
                 fast = None if serving.limiter is not None else serving.fast.answer
+                tried = fast is not None
                 locate = serving.locator.locate
             replies: list[bytes | None] = []
             for data, host in batch:
@@ -81,11 +85,11 @@ class UdpThread:
                 reply = None
                 if fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
-                        reply = fast(data, host, locate, rng)
-                    except Exception:
-                        reply = None
+                        reply = fast(data, host, locate, rng, False, stats)
+                    except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
+                        reply = handle(data, host, False, serving)
                 if reply is None:
-                    reply = handle(data, host, False, serving)
+                    reply = handle(data, host, False, serving, tried)
                 if sample == LATENCY_SAMPLE:
                     sample = 0
                     stats.observe(clock() - started)
@@ -111,10 +115,10 @@ class TcpProtocol(asyncio.Protocol):
     WRITE_HIGH bytes the connection is no longer read (its queries wait in the kernel, not in our memory),
     and since no query is then answered the idle timer ends it, discarding what it never read."""
 
-    active: "OrderedDict[TcpProtocol, None]" = OrderedDict()
+    active: ClassVar[OrderedDict[TcpProtocol, None]] = OrderedDict()
 
-    def __init__(self, balancer: Balancer) -> None:
-        self.balancer = balancer
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
@@ -127,7 +131,7 @@ class TcpProtocol(asyncio.Protocol):
         self.peer = peer[0] if peer else "?"
         transport.set_write_buffer_limits(high=WRITE_HIGH)  # type: ignore[attr-defined]
         TcpProtocol.active[self] = None
-        limit = self.balancer.config.settings.tcp.max_connections
+        limit = self.pipeline.config.settings.tcp.max_connections
         while len(TcpProtocol.active) > limit:
             oldest, _ = TcpProtocol.active.popitem(last=False)
             log.debug("TCP connection limit %d reached; closing the one idle longest (%s)", limit, oldest.peer)
@@ -155,7 +159,7 @@ class TcpProtocol(asyncio.Protocol):
     def _arm(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        timeout = self.balancer.config.settings.tcp.idle_timeout
+        timeout = self.pipeline.config.settings.tcp.idle_timeout
         self.timer = asyncio.get_running_loop().call_later(timeout, self.close)
         if self in TcpProtocol.active:
             TcpProtocol.active.move_to_end(self)
@@ -169,10 +173,10 @@ class TcpProtocol(asyncio.Protocol):
             packet = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
             self._arm()
-            stats = self.balancer.stats
+            stats = self.pipeline.stats
             timed = stats.tcp % LATENCY_SAMPLE == 0  # handle() counts this query
             started = time.perf_counter() if timed else 0.0
-            reply = self.balancer.handle(packet, self.peer, tcp=True)
+            reply = self.pipeline.handle(packet, self.peer, tcp=True)
             if timed:
                 stats.observe(time.perf_counter() - started)
             if reply is None:
@@ -186,12 +190,12 @@ class TcpProtocol(asyncio.Protocol):
             self.timer.cancel()
 
 
-async def save_counters(balancer: Balancer) -> None:
+async def save_counters(stats: QueryStats) -> None:
     """Write the query counters to the state folder every few seconds, for the status page, the metrics
     of a supervisor and `dnsbalance stats`; on a thread, so the event loop (TCP, status) never waits on it."""
     while True:
         await asyncio.sleep(COUNTER_INTERVAL)
-        await asyncio.to_thread(balancer.stats.save)
+        await asyncio.to_thread(stats.save)
 
 
 def bind_pair(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:

@@ -5,6 +5,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from dnsbalance.protocol.addresses import host_port
+
 MAGIC_COOKIE = 0x2112A442
 BINDING_REQUEST = 0x0001
 BINDING_SUCCESS = 0x0101
@@ -29,7 +31,7 @@ class MappedAddress:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+        return host_port(self.address, self.port)
 
 
 def reply_length(header: bytes) -> int:

@@ -1,79 +1,119 @@
-"""The fast path: the common query read by hand and answered from precomputed wire format.
+"""The fast path: the common query read by hand and answered from the compiled table (compiler/).
 
 Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in the zone, type A or
 AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
 Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
-the full dnslib path in serving/balancer.py, which gives the same bytes for the same question and variant
-(tests/unit/test_fastpath.py).
+the pipeline's stages (pipeline/), which give the same bytes for the same question and variant
+(tests/unit/test_fastpath.py): the same compiled records, written by the same renderer.
 """
 from __future__ import annotations
 
-import struct
+from collections.abc import Callable
 from random import Random
-from typing import Callable
+from typing import Protocol
 
-from dnsbalance.configuration.model import APEX
+from dnsbalance.answer.tally import Tally
+from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.table import CompiledTable
 from dnsbalance.geo.locate import Location
-from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, RType
-from dnsbalance.protocol.edns import Subnet, opt_bytes, read_subnet_option, subnet_option, udp_limit
-from dnsbalance.protocol.wire import soa_rdata, wire_name
-from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.variants import Variants
-from dnsbalance.stats.counters import QueryStats, client_identity
+from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, Rcode, RType
+from dnsbalance.protocol.edns import Subnet, only_client_subnet, udp_limit
+from dnsbalance.protocol.renderer import flags, header, opt_record
+from dnsbalance.sealed import Sealed
+from dnsbalance.stats.counters import AnswerKey, Chosen, QueryKey, client_identity
+from dnsbalance.stats.hyperloglog import HyperLogLog
 
 A_IN = b"\x00\x01\x00\x01"
 AAAA_IN = b"\x00\x1c\x00\x01"
 COUNTS_PLAIN = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 COUNTS_EDNS = b"\x00\x01\x00\x00\x00\x00\x00\x01"
 OPT_HEAD = b"\x00\x00\x29"
-NOERROR, NXDOMAIN = 0, 3
 CACHE_LIMIT = 1 << 16  # prepared replies per table; emptied when full
 
 # (client, subnet) -> the location and scope the full path would find
 Locate = Callable[[str, Subnet | None], tuple[Location, int | None]]
 
 
-class FastPath:
-    """Built once per active table."""
+class Counts(Protocol):
+    """Where a query is counted: the answering pipeline's QueryStats."""
 
-    def __init__(self, table: ActiveTable, ecs: bool, stats: QueryStats) -> None:
-        self.table = table
+    @property
+    def clients(self) -> HyperLogLog: ...
+
+    def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
+              variant: Chosen | None = None) -> None: ...
+
+
+class Uncounted:
+    """Counts nobody reads: for callers that only want the bytes (tests, explain)."""
+
+    clients = HyperLogLog()
+
+    def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
+              variant: Chosen | None = None) -> None:
+        pass
+
+
+UNCOUNTED: Counts = Uncounted()
+
+
+class FastPath(Sealed):
+    """Built once per compiled table, part of its serving snapshot."""
+
+    __slots__ = ("compiled", "ecs", "heads", "prepared_cache", "prepared_tcp_cache", "table", "zone")
+
+    def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
+        self.compiled = compiled
+        self.table = compiled.table
+        self.zone = compiled.zone
         self.ecs = ecs
-        self.stats = stats
-        zone = table.zone
-        self.zone_wire = wire_name(zone.zone)
-        # Every existing name in lower-case wire format; None marks glue and relay targets, which the full
-        # path answers.
-        self.names: dict[bytes, str | None] = {
-            wire_name(zone.zone if n == APEX else f"{n}.{zone.zone}"):
-                None if n in zone.glue or n in zone.targets else n
-            for n in table.names
-        }
-        rdata = soa_rdata(zone.soa)
-        self.soa_tail = struct.pack("!HHIH", RType.SOA, 1, zone.negative_ttl, len(rdata)) + rdata
-        # prepared replies by (query less its ID, client); TCP apart, since its size limit differs
-        self.cache: dict[tuple[bytes, str], Prepared] = {}
-        self.tcp_cache: dict[tuple[bytes, str], Prepared] = {}
+        # The cache of prepared replies by (query less its ID, client), this generation's; TCP apart, since
+        # its size limit differs.
+        self.prepared_cache: dict[tuple[bytes, str], Prepared] = {}
+        self.prepared_tcp_cache: dict[tuple[bytes, str], Prepared] = {}
+        # Reply headers less their ID, as the renderer writes them, by (RD, name exists, answer records,
+        # OPT): a handful, made here so that a new query shape costs no header writing.
+        self.heads = {(rd, exists, count, opt): header(0, flags(0, rd, Rcode.NOERROR if exists else Rcode.NXDOMAIN,
+                                                                True), 1, count, 0 if count else 1, opt)[2:]
+                      for rd in (False, True) for exists in (False, True) for opt in (0, 1)
+                      for count in range((compiled.table.zone.answers if exists else 0) + 1)}
 
-    def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False) -> bytes | None:
-        """The reply, or None for the full path. `locate` is the balancer's (cached) GeoIP step.
+    def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
+               stats: Counts = UNCOUNTED) -> bytes | None:
+        """The reply, or None for the full path. `locate` is the snapshot's (cached) GeoIP step; `rng` and
+        `stats` are the answering pipeline's.
 
         A query seen before from the same client (same bytes but the ID) is answered from the cache:
-        only the variant is drawn, and the ID patched in."""
+        only the variant is drawn, the ID patched in, and the query counted."""
         key = (data[2:], client)
-        cache = self.tcp_cache if tcp else self.cache
+        cache = self.prepared_tcp_cache if tcp else self.prepared_cache
         prepared = cache.get(key)
         if prepared is None:
-            prepared = self._prepare(data, client, locate, tcp)
+            prepared = self._miss(key, cache, data, client, locate, tcp, stats)
             if prepared is None:
                 return None
-            self.stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
-            if len(cache) >= CACHE_LIMIT:
-                cache.clear()
-            cache[key] = prepared
-        return prepared.reply(data[:2], rng)
+        return prepared.reply(data[:2], rng, stats)
 
-    def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> "Prepared | None":
+    def lookup(self, data: bytes, client: str, locate: Locate, tcp: bool = False,
+               stats: Counts = UNCOUNTED) -> Prepared | None:
+        """The prepared reply to this query (made and kept on first sight), or None for the full path."""
+        key = (data[2:], client)
+        cache = self.prepared_tcp_cache if tcp else self.prepared_cache
+        prepared = cache.get(key)
+        return prepared if prepared is not None else self._miss(key, cache, data, client, locate, tcp, stats)
+
+    def _miss(self, key: tuple[bytes, str], cache: dict[tuple[bytes, str], Prepared], data: bytes, client: str,
+              locate: Locate, tcp: bool, stats: Counts) -> Prepared | None:
+        prepared = self._prepare(data, client, locate, tcp)
+        if prepared is None:
+            return None
+        stats.clients.add(client_identity(client, prepared.subnet))  # once per query shape
+        if len(cache) >= CACHE_LIMIT:
+            cache.clear()
+        cache[key] = prepared
+        return prepared
+
+    def _prepare(self, data: bytes, client: str, locate: Locate, tcp: bool) -> Prepared | None:
         size = len(data)
         if size < 17 or data[2] & 0xF8:  # QR set, or an opcode other than QUERY
             return None
@@ -104,7 +144,7 @@ class FastPath:
             if len(options) != rdlength:
                 return None
             if rdlength:
-                subnet = read_subnet_option(options)
+                subnet = only_client_subnet(options)
                 if subnet is None:
                     return None  # other options, or a malformed subnet: the full path decides
         elif size != rest:
@@ -116,64 +156,68 @@ class FastPath:
 
         qname = data[12:end]
         key = qname.lower()
-        name = self.names.get(key, "")
+        zone = self.zone
+        name = zone.by_wire.get(key, "")
         if name is None:
             return None  # glue or a relay target
-        if name == "" and (not key.endswith(self.zone_wire) or not _plain_name(key)):
+        if name == "" and (not key.endswith(zone.wire) or not _plain_name(key)):
             return None  # outside the zone (REFUSED), or an odd name: full path
         used = subnet if self.ecs else None
         location, scope = locate(client, used)
-        pool = self.table.pool_for(location, name, rtype) if name else None
-        variants = self.table.variants(pool, rtype) if pool is not None else None
+        table = self.table
+        pool = table.pool_for(location, name, rtype) if name else None
+        answers = self.compiled.answers(pool, rtype) if pool is not None else None
 
         if counts == COUNTS_EDNS:
             # scope 0 where the answer is the same for every client (NXDOMAIN, NODATA): RFC 7871 7.2.1
-            dependent = bool(name) and scope and self.table.client_dependent(name, rtype)
-            opt = opt_bytes(do, subnet_option(used, scope or 0 if dependent else 0) if used is not None else b"")
+            dependent = bool(name) and scope and table.client_dependent(name, rtype)
+            opt: tuple[int, bool, bytes] | None = (
+                0, do, used.option(scope or 0 if dependent else 0) if used is not None else b"")
         else:
-            opt = b""
-        flags = bytes((0x84 | (data[2] & 0x01), NOERROR if name else NXDOMAIN))
+            opt = None
+        rd, exists = bool(data[2] & 0x01), bool(name)
         query_key = (rtype.name, "NOERROR" if name else "NXDOMAIN", location.country or "", location.continent or "")
-        counting = (self.stats, query_key, used is not None and used.source > 0)
-        arcount = 1 if opt else 0
+        ecs = used is not None and used.source > 0
         question = data[12 : end + 4]
-        if variants is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
-            apex = 12 + len(qname) - len(self.zone_wire)
-            fixed = b"".join((flags, struct.pack("!HHHH", 1, 0, 1, arcount), question,
-                              struct.pack("!H", 0xC000 | apex), self.soa_tail, opt))
-            no_answer = ("", "", "")
-            return Prepared(None, fixed, {}, b"", b"", counting, no_answer, used) if len(fixed) + 2 <= limit else None
+        opt_wire = opt_record(*opt) if opt is not None else b""
+        arcount = 1 if opt is not None else 0
+        if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
+            fixed = b"".join((self.heads[rd, exists, 0, arcount], question, zone.negative_tail(qname), opt_wire))
+            return Prepared(None, fixed, {}, b"", b"", query_key, ecs, None, used) if len(fixed) + 2 <= limit else None
         heads = {}
-        for count in variants.sizes:
-            if 14 + len(question) + count * variants.record + len(opt) > limit:
+        for count in answers.sizes:
+            if 14 + len(question) + count * answers.record + len(opt_wire) > limit:
                 return None  # some draw would not fit: the full path truncates properly
-            heads[count] = flags + struct.pack("!HHHH", 1, count, 0, arcount)
+            heads[count] = self.heads[rd, exists, count, arcount]
         answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
-        return Prepared(variants, b"", heads, question, opt, counting, answer_key, used)
+        return Prepared(answers, b"", heads, question, opt_wire, query_key, ecs, answer_key, used)
 
 
 class Prepared:
     """A query's reply with everything fixed but the ID and, for answers, the variant drawn; and what to
-    count for it."""
+    count for it: the fields of the Tally the full path's count stage makes (kept apart: a random-name
+    flood prepares a reply per query, and each hit reads them)."""
 
-    __slots__ = ("variants", "fixed", "heads", "question", "opt", "stats", "query_key", "ecs", "answer_key",
-                 "subnet")
+    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet")
 
-    def __init__(self, variants: Variants | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
-                 opt: bytes, counting: tuple[QueryStats, tuple[str, str, str, str], bool],
-                 answer_key: tuple[str, str, str], subnet: Subnet | None) -> None:
-        self.variants, self.fixed, self.heads, self.question, self.opt = variants, fixed, heads, question, opt
-        self.stats, self.query_key, self.ecs = counting
-        self.answer_key, self.subnet = answer_key, subnet
+    def __init__(self, answers: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
+                 opt: bytes, query_key: QueryKey, ecs: bool, answer_key: AnswerKey | None,
+                 subnet: Subnet | None) -> None:
+        self.answers, self.fixed, self.heads, self.question, self.opt = answers, fixed, heads, question, opt
+        self.query_key, self.ecs, self.answer_key, self.subnet = query_key, ecs, answer_key, subnet
 
-    def reply(self, ident: bytes, rng: Random) -> bytes:
-        if self.variants is None:
-            self.stats.count(self.query_key, self.ecs)
+    @property
+    def tally(self) -> Tally:
+        return Tally(self.query_key, self.ecs, self.answer_key)
+
+    def reply(self, ident: bytes, rng: Random, stats: Counts = UNCOUNTED) -> bytes:
+        answers = self.answers
+        if answers is None:
+            stats.count(self.query_key, self.ecs)
             return ident + self.fixed
-        variants = self.variants
-        index = variants.pick_index(rng)
-        self.stats.count(self.query_key, self.ecs, self.answer_key, (variants, index))
-        return b"".join((ident, self.heads[variants.count_at(index)], self.question, variants.wire_at(index),
+        index = answers.pick_index(rng)
+        stats.count(self.query_key, self.ecs, self.answer_key, (answers, index))
+        return b"".join((ident, self.heads[answers.count_at(index)], self.question, answers.wire_at(index),
                          self.opt))
 
 

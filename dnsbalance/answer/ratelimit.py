@@ -11,12 +11,12 @@ at the same instant may lose one (the limit is then a little lenient, never stri
 """
 from __future__ import annotations
 
-import ipaddress
 import mmap
 import struct
 from enum import Enum
 
 from dnsbalance.configuration.model import RRLSettings
+from dnsbalance.protocol.addresses import client_address
 
 TABLE_LIMIT = 1 << 16  # prefixes tracked at once; past it, the one seen least recently nearby is forgotten
 PROBES = 8  # slots looked at for one prefix: a new prefix takes a free one or the least recently seen
@@ -36,7 +36,7 @@ class RateLimiter:
 
     def _prefix(self, client: str) -> tuple[int, int] | None:
         try:
-            address = ipaddress.ip_address(client.split("%", 1)[0])
+            address = client_address(client)
         except ValueError:
             return None
         if address.version == 6 and address.ipv4_mapped is not None:

@@ -1,6 +1,8 @@
 """The answer logic, pure: (query, client location, active table, random source) -> reply.
 
-No sockets, no GeoIP reader, no clock: the server hands in everything this needs.
+No sockets, no GeoIP reader, no clock: the server hands in everything this needs. The query comes parsed by
+dnslib (the full path takes the odd ones); the reply is values (protocol/renderer.py's Message) written by
+the renderer, from records the compiler made once per table (compiler/).
 """
 from __future__ import annotations
 
@@ -8,51 +10,48 @@ from dataclasses import dataclass
 from random import Random
 from typing import Any
 
-from dnslib import (
-    AAAA,
-    NS,
-    RR,
-    SOA,
-    SRV,
-    TXT,
-    A,
-    DNSHeader,
-    DNSLabel,
-    DNSRecord,
-    EDNSOption,
-)
+from dnslib import DNSLabel, DNSRecord
 
-from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.compiler.table import compiled
+from dnsbalance.compiler.zone import CompiledZone
+from dnsbalance.configuration.model import APEX, SRV_SERVICES
+from dnsbalance.configuration.names import relative_to
 from dnsbalance.geo.locate import Location
-from dnsbalance.protocol.codes import UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
-from dnsbalance.protocol.edns import Edns, MalformedOption, opt_record, read_edns
+from dnsbalance.protocol.codes import TCP_SIZE, UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
+from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
+from dnsbalance.protocol.renderer import Entry, Message, Name, Prerendered, Question, Record, flags, option, render
 from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.draw import draw
 
 
 @dataclass(frozen=True)
 class Reply:
-    record: DNSRecord
+    message: Message
     rcode: Rcode
     pool: Pool | None = None  # the pool an A/AAAA answer was drawn from
     chosen: tuple[str, ...] = ()  # mirror names in answer order
 
-
-def _header(query: DNSRecord, rcode: Rcode, authoritative: bool) -> DNSHeader:
-    # RD is copied; CD and AD are not (gdnsd and Knot answer the same way), Z is zero.
-    q = query.header
-    return DNSHeader(id=q.id, qr=1, opcode=q.opcode, aa=int(authoritative), tc=0, rd=q.rd, ra=0,
-                     rcode=int(rcode) & 0xF)
+    @property
+    def record(self) -> DNSRecord:
+        """The reply as dnslib reads it back (tests and tools; the server sends the rendered bytes)."""
+        return DNSRecord.parse(render(self.message, TCP_SIZE).wire)
 
 
-def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None,
-                options: list[EDNSOption] | None = None) -> Reply:
+def _question(query: DNSRecord) -> Question:
+    question = query.questions[0]
+    return Question(tuple(question.qname.label), question.qtype, question.qclass)
+
+
+def _flags(query: DNSRecord, rcode: Rcode, authoritative: bool) -> int:
+    return flags(query.header.opcode, bool(query.header.rd), int(rcode), authoritative)
+
+
+def error_reply(query: DNSRecord, rcode: Rcode, edns: Edns | None = None, options: bytes = b"") -> Reply:
     """REFUSED, NOTIMP, FORMERR, SERVFAIL, BADVERS: the question echoed (if one), no records, AA clear."""
     echo = len(query.questions) == 1 and name_ok(query.questions[0].qname)  # an illegal name cannot be packed
-    record = DNSRecord(_header(query, rcode, authoritative=False), q=query.questions[0] if echo else None)
-    if edns is not None:
-        record.add_ar(opt_record(int(rcode) >> 4, edns.do, options or []))
-    return Reply(record, rcode)
+    opt = (int(rcode) >> 4, edns.do, options) if edns is not None else None
+    return Reply(Message(query.header.id, _flags(query, rcode, False), _question(query) if echo else None,
+                         opt=opt), rcode)
 
 
 def name_ok(qname: DNSLabel) -> bool:
@@ -62,55 +61,17 @@ def name_ok(qname: DNSLabel) -> bool:
 
 def relative_name(qname: DNSLabel, zone: str) -> str | None:
     """'deb' for deb.cdn.example.org, '@' for the apex, None outside the zone."""
-    text = str(qname).rstrip(".").lower()
-    if text == zone:
-        return APEX
-    if text.endswith("." + zone):
-        return text[: -len(zone) - 1]
-    return None
+    return relative_to(str(qname), zone)
 
 
-def _apex_label(qname: DNSLabel, zone: str) -> DNSLabel:
-    """The zone apex spelled with the query's letter case."""
-    depth = zone.count(".") + 1
-    return DNSLabel(qname.label[-depth:])
-
-
-def _soa_rr(table: ActiveTable, apex: DNSLabel) -> RR:
-    soa = table.zone.soa
-    return RR(apex, RType.SOA, ttl=table.zone.negative_ttl,
-              rdata=SOA(soa.mname + ".", soa.rname + ".", (soa.serial, soa.refresh, soa.retry, soa.expire,
-                                                           soa.minimum)))
-
-
-def _address_rr(owner: DNSLabel, rtype: RType, address: str, ttl: int) -> RR:
-    return RR(owner, rtype, ttl=ttl, rdata=A(address) if rtype is RType.A else AAAA(address))
-
-
-def _glue(table: ActiveTable, name: str, owner: DNSLabel, rtypes: tuple[RType, ...]) -> list[RR]:
-    return [_address_rr(owner, rtype, address, table.zone.soa_ttl)
-            for rtype, address in table.zone.glue.get(name, ()) if rtype in rtypes]
-
-
-def _ns_glue(table: ActiveTable, apex: DNSLabel) -> list[RR]:
-    zone = table.zone.zone
-    out = []
-    for ns in table.zone.nameservers:
-        if ns.endswith("." + zone):
-            relative = ns[: -len(zone) - 1]
-            owner = DNSLabel([label.encode() for label in relative.split(".")] + list(apex.label))
-            out += _glue(table, relative, owner, (RType.A, RType.AAAA))
-    return out
-
-
-def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie: bytes | None) -> list[EDNSOption]:
-    options = []
+def _edns_options(edns: Edns, table: ActiveTable, ecs_scope: int | None, cookie: bytes | None) -> bytes:
+    options = b""
     if edns.client_subnet is not None and ecs_scope is not None:
-        options.append(edns.client_subnet.to_option(ecs_scope))
+        options += edns.client_subnet.option(ecs_scope)
     if table.zone.nsid is not None and any(o.code == OptionCode.NSID for o in edns.options):
-        options.append(EDNSOption(OptionCode.NSID, table.zone.nsid))
+        options += option(OptionCode.NSID, table.zone.nsid)
     if cookie is not None:
-        options.append(EDNSOption(OptionCode.COOKIE, cookie))
+        options += option(OptionCode.COOKIE, cookie)
     return options
 
 
@@ -131,7 +92,7 @@ def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Rando
             edns = read_edns(query, packet)
         except MalformedOption:
             return error_reply(query, Rcode.FORMERR)
-    cookies = [EDNSOption(OptionCode.COOKIE, cookie)] if cookie is not None else []
+    cookies = option(OptionCode.COOKIE, cookie) if cookie is not None else b""
     if query.header.opcode != Opcode.QUERY:
         return error_reply(query, Rcode.NOTIMP, edns, cookies)
     if edns is not None and edns.version > 0:
@@ -154,7 +115,10 @@ def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Rando
     if ecs_scope and (name is None or not table.client_dependent(name, question.qtype)):
         ecs_scope = 0  # the same answer for every client: RFC 7871 7.2.1
     if edns is not None:
-        reply.record.add_ar(opt_record(0, edns.do, _edns_options(edns, table, ecs_scope, cookie)))
+        message = reply.message
+        reply = Reply(Message(message.ident, message.flags, message.question, message.answer, message.authority,
+                              message.additional, (0, edns.do, _edns_options(edns, table, ecs_scope, cookie))),
+                      reply.rcode, reply.pool, reply.chosen)
     return reply
 
 
@@ -168,73 +132,64 @@ def _chaos(query: DNSRecord, qtype: int, table: ActiveTable) -> Reply:
     elif text in ("id.server", "hostname.bind") and table.zone.nsid is not None:
         value = table.zone.nsid
     if value is None or qtype not in (RType.TXT, RType.ANY):
-        record = DNSRecord(_header(query, Rcode.REFUSED, False), q=query.questions[0])
-        return Reply(record, Rcode.REFUSED)
-    record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
-    record.add_answer(RR(qname, RType.TXT, rclass=DClass.CH, ttl=0, rdata=TXT(value)))
-    return Reply(record, Rcode.NOERROR)
+        return Reply(Message(query.header.id, _flags(query, Rcode.REFUSED, False), _question(query)), Rcode.REFUSED)
+    txt = Record(tuple(qname.label), RType.TXT, DClass.CH, 0, (bytes((len(value),)) + value,))
+    return Reply(Message(query.header.id, _flags(query, Rcode.NOERROR, True), _question(query), (txt,)),
+                 Rcode.NOERROR)
 
 
 def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: ActiveTable,
             rng: Random) -> Reply:
-    qname = query.questions[0].qname
-    apex = _apex_label(qname, table.zone.zone)
+    zone_wire = compiled(table)
+    zone = zone_wire.zone
+    question = _question(query)
+    apex = question.name[-zone.depth:]  # the zone apex spelled with the query's letter case
     if name not in table.names:
-        record = DNSRecord(_header(query, Rcode.NXDOMAIN, True), q=query.questions[0])
-        record.add_auth(_soa_rr(table, apex))
-        return Reply(record, Rcode.NXDOMAIN)
+        return Reply(Message(query.header.id, _flags(query, Rcode.NXDOMAIN, True), question,
+                             authority=(zone.negative_soa(apex),)), Rcode.NXDOMAIN)
 
-    record = DNSRecord(_header(query, Rcode.NOERROR, True), q=query.questions[0])
     pool: Pool | None = None
     chosen: tuple[str, ...] = ()
+    answer: tuple[Entry, ...] = ()
+    additional: tuple[Entry, ...] = ()
     if qtype == RType.ANY:
         # RFC 8482: one RRset, not everything; the SOA at the apex, else the SRV or A (or AAAA) answer.
         qtype = RType.SOA if name == APEX else RType.SRV if name in SRV_SERVICES else RType.A
         if qtype == RType.A and table.pool_for(location, name, RType.A) is None:
             qtype = RType.AAAA
     if name == APEX and qtype == RType.SOA:
-        soa = _soa_rr(table, apex)
-        soa.ttl = table.zone.soa_ttl
-        record.add_answer(soa)
+        answer = (zone.soa(apex),)
     elif name == APEX and qtype == RType.NS:
-        for ns in table.zone.nameservers:
-            record.add_answer(RR(qname, RType.NS, ttl=table.zone.soa_ttl, rdata=NS(ns + ".")))
-        for rr in _ns_glue(table, apex):
-            record.add_ar(rr)
-    elif qtype in (RType.A, RType.AAAA) and name in table.zone.glue:
-        for rr in _glue(table, name, qname, (RType(qtype),)):
-            record.add_answer(rr)
-    elif qtype in (RType.A, RType.AAAA) and name in table.zone.targets:
-        for rtype, address in table.zone.targets[name]:
-            if rtype == qtype:
-                record.add_answer(_address_rr(qname, rtype, address, table.zone.ttl))
+        answer, additional = zone.nameservers(question.name, apex)
+    elif qtype in (RType.A, RType.AAAA) and (name in table.zone.glue or name in table.zone.targets):
+        answer = zone.addresses(name, RType(qtype), question.name)
     elif qtype == RType.SRV and name in SRV_SERVICES:
         pool = table.pool_for(location, name, RType.SRV)
         if pool is not None:
-            chosen = _srv(record, table, pool, qname, apex, rng)
+            chosen, answer, additional = _srv(zone, pool, question.name, apex, rng)
     elif qtype in (RType.A, RType.AAAA):
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
         if pool is not None:
-            variant = table.variants(pool, rtype).pick(rng)
-            chosen = variant.names
-            for address in variant.addresses:
-                record.add_answer(_address_rr(qname, rtype, address, table.zone.ttl))
-    if not record.rr:
-        record.add_auth(_soa_rr(table, apex))  # NODATA (RFC 2308)
-    return Reply(record, Rcode.NOERROR, pool, chosen)
+            answers = zone_wire.answers(pool, rtype)
+            index = answers.pick_index(rng)
+            chosen = answers.names_at(index)
+            answer = (Prerendered(answers.wire_at(index), answers.count_at(index)),)
+    authority = () if answer else (zone.negative_soa(apex),)  # NODATA (RFC 2308)
+    return Reply(Message(query.header.id, _flags(query, Rcode.NOERROR, True), question, answer, authority,
+                         additional), Rcode.NOERROR, pool, chosen)
 
 
-def _srv(record: DNSRecord, table: ActiveTable, pool: Pool, qname: DNSLabel, apex: DNSLabel,
-         rng: Random) -> tuple[str, ...]:
+def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name,
+         rng: Random) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
     """One SRV record per usable relay, in a weighted random order (for clients that take the first),
     the targets' addresses in the additional section."""
     order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
     order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
+    answer: list[Entry] = []
+    additional: list[Entry] = []
     for candidate in order:
-        target = DNSLabel([candidate.name.encode(), RELAY_LABEL.encode(), *apex.label])
-        record.add_answer(RR(qname, RType.SRV, ttl=table.zone.ttl,
-                             rdata=SRV(candidate.tier, candidate.weight, candidate.port, target)))
-        for rtype, address in table.zone.targets.get(f"{candidate.name}.{RELAY_LABEL}", ()):
-            record.add_ar(_address_rr(target, rtype, address, table.zone.ttl))
-    return tuple(c.name for c in order)
+        record, targets = zone.srv(candidate, qname, apex)
+        answer.append(record)
+        additional += targets
+    return tuple(c.name for c in order), tuple(answer), tuple(additional)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from dnsbalance.configuration.model import APEX
+
 _LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
@@ -17,6 +19,17 @@ def is_dns_name(name: str) -> bool:
 
 def normalise_name(name: str) -> str:
     return name.rstrip(".").lower()
+
+
+def relative_to(name: str, zone: str) -> str | None:
+    """'deb' for deb.cdn.example.org (any letter case, with or without the final dot), '@' for the apex,
+    None outside the zone. `zone` is lower case without the final dot, as the configuration keeps it."""
+    text = normalise_name(name)
+    if text == zone:
+        return APEX
+    if text.endswith("." + zone):
+        return text[: -len(zone) - 1]
+    return None
 
 
 def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

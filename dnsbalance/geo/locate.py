@@ -118,7 +118,7 @@ class GeoIP:
         self.path = path
         self.database_type = kind
         self.origin = origin
-        self._cache: dict[tuple[int, int], Location] = {}
+        self.prefix_cache: dict[tuple[int, int], Location] = {}  # by the address's leading CACHE_BITS
         self._interned: dict[Location, Location] = {}
 
     @classmethod
@@ -157,14 +157,14 @@ class GeoIP:
         bits = CACHE_BITS[address.version]
         width = 32 if address.version == 4 else 128
         key = (address.version, int(address) >> (width - bits))
-        cached = self._cache.get(key)
+        cached = self.prefix_cache.get(key)
         if cached is not None:
             return cached
         location = self._lookup(address)
         if location.prefix_len <= bits:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[key] = location
+            if len(self.prefix_cache) >= CACHE_LIMIT:
+                self.prefix_cache.clear()
+            self.prefix_cache[key] = location
         return location
 
     def _lookup(self, address: IPAddress) -> Location:

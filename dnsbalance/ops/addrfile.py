@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dnsbalance.configuration.model import DRAINED
-from dnsbalance.configuration.names import is_dns_name, normalise_name
+from dnsbalance.configuration.names import is_dns_name, normalise_name, relative_to
 from dnsbalance.geo.countries import CONTINENTS, country
 
 TOKEN = re.compile(r"""\s+|\#[^\n]*|(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<int>-?\d+)"""
@@ -270,7 +270,7 @@ def convert(db: Any, zone: str, nameservers: list[str] | None = None, asn_databa
 
 
 def _relative(name: str, zone: str) -> str:
-    return "@" if name == zone else name[: -len(zone) - 1] if name.endswith("." + zone) else name
+    return relative_to(name, zone) or name
 
 
 def _settings(zone: str, glue: dict[str, list[str]], named: list[str] | None, asn_database: str | None,

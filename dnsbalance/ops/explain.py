@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
+from dnsbalance.configuration.names import normalise_name, relative_to
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
@@ -42,14 +43,12 @@ def owner_name(name: str, zone: str, known: frozenset[str]) -> str | None:
     """The owner name relative to the zone, or None for a name outside it. A name ending in a dot is
     absolute; without one, a name the zone defines is taken as relative ('deb', '_turn._udp'), and so is an
     unknown single label, but an unknown dotted name ('www.example.com') as the client would ask it."""
-    text = name.lower()
-    absolute = text.endswith(".")
-    text = text.rstrip(".")
-    if text in ("", "@") or text == zone:
+    text = normalise_name(name)
+    if text in ("", "@"):
         return APEX
-    if text.endswith("." + zone):
-        return text[: -len(zone) - 1]
-    if absolute or ("." in text and text not in known):
+    if (relative := relative_to(text, zone)) is not None:
+        return relative
+    if name.endswith(".") or ("." in text and text not in known):
         return None
     return text
 

@@ -28,6 +28,7 @@ from dnsbalance.ops.metrics import StatusCollector
 from dnsbalance.ops.page import render_page, render_region
 from dnsbalance.ops.status import PAGE_SIZE, StatusInputs, find_region, region_details, summary
 from dnsbalance.ops.status_document import ConfigurationOnDisk, GeoipInUse, ServedInputs, Summary
+from dnsbalance.protocol.addresses import host_port
 
 if TYPE_CHECKING:
     from dnsbalance.serving.balancer import Balancer
@@ -218,6 +219,6 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
     except OSError as exc:
         log.error("status page not started on %s: %s", listen, exc)
         return None
-    shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+    shown = host_port(bound[0], bound[1])
     log.info("status page, /status.json and /metrics on http://%s/", shown)
     return server

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Protocol
 
+from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.server import TcpProtocol, UdpThread
-from dnsbalance.serving.balancer import Balancer
 from dnsbalance.stats.counters import Totals
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,10 @@ def _die_with(supervisor: int) -> None:
         os._exit(0)
 
 
-def answerer_main(conn: Connection, balancer: Balancer, sockets: Sockets, inherited: list[Closable],
+def answerer_main(conn: Connection, pipeline: Pipeline, sockets: Sockets, inherited: list[Closable],
                   supervisor: int) -> None:
-    """The forked child's entry point. The parent froze its heap just before the fork: the collector here
+    """The forked child's entry point, with the answer pipeline pinned to the generation it serves (the
+    Balancer, with configuration and health, is the supervisor's business). The parent froze its heap just before the fork: the collector here
     never walks the table (which would copy every page of it out of the memory shared with the parent)."""
     # The parent's SIGTERM handler came with the fork and would only poke the parent's event loop: until
     # this process's loop installs its own, SIGTERM (the supervisor's death, PR_SET_PDEATHSIG) must kill.
@@ -128,17 +129,17 @@ def answerer_main(conn: Connection, balancer: Balancer, sockets: Sockets, inheri
         other.close()  # other answerers' pipe ends, the instance lock: only the supervisor may hold them
     for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(signum, signal.SIG_IGN)  # the supervisor decides reloads and stops
-    balancer.rng = random.Random()  # not the parent's sequence: siblings must not draw alike
+    pipeline.rng = random.Random()  # not the parent's sequence: siblings must not draw alike
     # The event loop (TCP, pipe), the pipe reader and the counts take the GIL beside the UDP threads:
     # hand it over after 0.5 ms rather than the default 5 ms, so a datagram waits at most that long.
     sys.setswitchinterval(SWITCH_INTERVAL)
-    balancer.stats.forked()
+    pipeline.stats.forked()
     from dnsbalance.server import run
 
-    run(_serve(balancer, sockets, conn))
+    run(_serve(pipeline, sockets, conn))
 
 
-async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None:
+async def _serve(pipeline: Pipeline, sockets: Sockets, conn: Connection) -> None:
     """Ready at once; reading only after Start, which the supervisor sends once this answerer is ready
     (one that fails to start leaves the old one answering)."""
     loop = asyncio.get_running_loop()
@@ -159,7 +160,7 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
         """Take and send under one lock: counts taken by one thread must be on the pipe before another
         thread's later (final) counts, or the process could end holding them."""
         with sending:
-            for piece in balancer.stats.take().pieces(COUNT_PIECE):
+            for piece in pipeline.stats.take().pieces(COUNT_PIECE):
                 conn.send(Counts(piece))
 
     async def heartbeat() -> None:
@@ -209,8 +210,8 @@ async def _serve(balancer: Balancer, sockets: Sockets, conn: Connection) -> None
     await first(start, stop)
     servers = []
     if not stop.is_set():
-        threads = [UdpThread(balancer, udp) for udp in sockets.udp]
-        servers = [await loop.create_server(lambda: TcpProtocol(balancer), sock=tcp) for tcp in sockets.tcp]
+        threads = [UdpThread(pipeline, udp) for udp in sockets.udp]
+        servers = [await loop.create_server(lambda: TcpProtocol(pipeline), sock=tcp) for tcp in sockets.tcp]
         send(Started(os.getpid()))
         await first(retire, stop)
     beat.cancel()

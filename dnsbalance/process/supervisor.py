@@ -48,6 +48,7 @@ from dnsbalance.process.answerer import (
 )
 from dnsbalance.process.instance import record_reload
 from dnsbalance.process.scheduling import HealthScheduler
+from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
@@ -125,8 +126,9 @@ class Supervisor:
         inherited: list[Closable] = [a.conn for a in self.everyone()] + [ours, *self.held]
         gc.freeze()  # the child's collector leaves everything allocated before the fork alone
         try:
+            pipeline = self.balancer.pipeline.pinned(serving)  # the child answers from this generation alone
             process = self.context.Process(target=answerer_main, name=f"dnsbalance-answer-{slot}", daemon=True,
-                                           args=(theirs, self.balancer, self.slots[slot], inherited, os.getpid()))
+                                           args=(theirs, pipeline, self.slots[slot], inherited, os.getpid()))
             process.start()
         finally:
             gc.unfreeze()
@@ -343,7 +345,7 @@ class Supervisor:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
         web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
-        saver = asyncio.create_task(save_counters(self.balancer))
+        saver = asyncio.create_task(save_counters(self.balancer.stats))
         try:
             while not stop.is_set():
                 self.watch()
@@ -401,7 +403,7 @@ def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]
                 port = udp.getsockname()[1]
                 slots[index][0].append(udp)
                 slots[index][1].append(tcp)
-            shown.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            shown.append(host_port(host, port))
     except BaseException:
         for udps, tcps in slots:
             for sock in (*udps, *tcps):

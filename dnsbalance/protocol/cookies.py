@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 from dataclasses import dataclass
+
+from dnsbalance.protocol.addresses import client_address
 
 CLIENT_LENGTH = 8
 VERSION = 1
@@ -42,7 +43,7 @@ class CookieJar:
 
     def _server_cookie(self, client_cookie: bytes, client: str, timestamp: int) -> bytes:
         head = bytes([VERSION, 0, 0, 0]) + (timestamp & 0xFFFFFFFF).to_bytes(4, "big")
-        address = ipaddress.ip_address(client.split("%", 1)[0]).packed
+        address = client_address(client).packed
         digest = hmac.new(self.secret, client_cookie + head + address, hashlib.sha256).digest()[:8]
         return head + digest
 

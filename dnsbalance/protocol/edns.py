@@ -1,4 +1,5 @@
-"""EDNS(0) pieces the answer needs: the OPT record, and the Client Subnet option (RFC 7871)."""
+"""EDNS(0) as queries carry it: the OPT record read, and the Client Subnet option (RFC 7871). Replies' OPT
+records are written by protocol/renderer.py."""
 from __future__ import annotations
 
 import ipaddress
@@ -6,9 +7,10 @@ import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dnslib import EDNS0, RR, DNSRecord, EDNSOption
+from dnslib import DNSRecord, EDNSOption
 
 from dnsbalance.protocol.codes import DO_BIT, PLAIN_UDP_SIZE, SERVER_UDP_SIZE, Family, OptionCode, RType
+from dnsbalance.protocol.renderer import option
 
 
 class MalformedOption(Exception):
@@ -16,47 +18,66 @@ class MalformedOption(Exception):
 
 
 class Subnet(NamedTuple):
-    """A client subnet as it travels on the query path: family, source prefix, the address octets sent.
-    Hashable, so it keys the location cache."""
+    """The client subnet of a query (RFC 7871): family, source prefix, the address octets sent. The one form
+    it has from the OPT record to the locator, the counters and the reply's echo; hashable, so it keys the
+    location cache."""
 
     family: int  # Family.IPV4 or Family.IPV6
     source: int
     raw: bytes
+
+    @classmethod
+    def of(cls, family: int, source: int, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> Subnet:
+        """The subnet of `source` bits of an address (bits past the prefix must be clear)."""
+        return cls(family, source, address.packed[: (source + 7) // 8])
+
+    @property
+    def address(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        padded = self.raw.ljust(4 if self.family == Family.IPV4 else 16, b"\x00")
+        return ipaddress.IPv4Address(padded) if self.family == Family.IPV4 else ipaddress.IPv6Address(padded)
+
+    def option(self, scope: int) -> bytes:
+        """The option of a reply (code, length and data): the query's subnet echoed with our scope (RFC 7871
+        6), the one encoder of both answer paths."""
+        scope = min(scope, width(self.family))
+        return option(OptionCode.CLIENT_SUBNET, struct.pack("!HBB", self.family, self.source, scope) + self.raw)
 
 
 def width(family: int) -> int:
     return 32 if family == Family.IPV4 else 128
 
 
-def subnet_address(family: int, raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    padded = raw.ljust(4 if family == Family.IPV4 else 16, b"\x00")
-    return ipaddress.IPv4Address(padded) if family == Family.IPV4 else ipaddress.IPv6Address(padded)
-
-
-def subnet_option(subnet: Subnet, scope: int) -> bytes:
-    """The client subnet option of a reply (code, length and data): the query's subnet echoed with our
-    scope (RFC 7871 6), the one encoder of both answer paths."""
-    scope = min(scope, width(subnet.family))
-    return struct.pack("!HHHBB", OptionCode.CLIENT_SUBNET, 4 + len(subnet.raw), subnet.family, subnet.source,
-                       scope) + subnet.raw
-
-
-def read_subnet_option(options: bytes) -> Subnet | None:
-    """OPT RDATA holding exactly one well-formed client subnet option and nothing else, else None (the fast
-    path's test: anything else goes to the full parser, which decides FORMERR)."""
-    if len(options) < 8 or options[:2] != b"\x00\x08":
-        return None
-    length = int.from_bytes(options[2:4], "big")
-    if 4 + length != len(options):
-        return None
-    family, source, scope = int.from_bytes(options[4:6], "big"), options[6], options[7]
-    raw = options[8:]
-    if family not in (Family.IPV4, Family.IPV6) or source > width(family) or scope \
-            or len(raw) != (source + 7) // 8:
-        return None
+def parse_client_subnet(data: bytes) -> Subnet:
+    """A client subnet option's data, checked as RFC 7871 says a server must (MalformedOption: FORMERR). The
+    one reader of both paths: the fast path takes a query whose only option reads here."""
+    if len(data) < 4:
+        raise MalformedOption("client subnet option shorter than 4 octets")
+    family = int.from_bytes(data[:2], "big")
+    source, scope = data[2], data[3]
+    if family not in (Family.IPV4, Family.IPV6):
+        raise MalformedOption(f"client subnet family {family} is not 1 or 2")
+    bits = width(family)
+    if source > bits:
+        raise MalformedOption(f"client subnet source prefix {source} exceeds {bits}")
+    if scope != 0:
+        raise MalformedOption("client subnet scope prefix must be 0 in a query")
+    raw = data[4:]
+    if len(raw) != (source + 7) // 8:
+        raise MalformedOption("client subnet address length does not match its source prefix")
     if source % 8 and raw[-1] & (0xFF >> (source % 8)):
-        return None  # bits beyond the prefix: FORMERR, which the full path gives
-    return Subnet(family, source, raw)
+        raise MalformedOption("client subnet address has bits set beyond its source prefix")
+    return Subnet(family, source, bytes(raw))
+
+
+def only_client_subnet(options: bytes) -> Subnet | None:
+    """OPT RDATA holding exactly one well-formed client subnet option and nothing else, else None (the fast
+    path's test: anything else goes to the full path, which decides FORMERR)."""
+    if len(options) < 8 or options[:2] != b"\x00\x08" or 4 + int.from_bytes(options[2:4], "big") != len(options):
+        return None
+    try:
+        return parse_client_subnet(options[4:])
+    except MalformedOption:
+        return None
 
 
 def udp_limit(udp_size: int | None) -> int:
@@ -64,25 +85,6 @@ def udp_limit(udp_size: int | None) -> int:
     if udp_size is None:
         return PLAIN_UDP_SIZE
     return max(PLAIN_UDP_SIZE, min(udp_size, SERVER_UDP_SIZE))
-
-
-def opt_bytes(do: bool, options: bytes) -> bytes:
-    """A reply's OPT record in wire format: root owner, our UDP size, version 0, DO echoed (RFC 3225)."""
-    return struct.pack("!BHHBBHH", 0, RType.OPT, SERVER_UDP_SIZE, 0, 0, DO_BIT if do else 0, len(options)) + options
-
-
-@dataclass(frozen=True)
-class ClientSubnet:
-    family: int  # Family.IPV4 or Family.IPV6
-    source_prefix: int
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address
-
-    @property
-    def subnet(self) -> Subnet:
-        return Subnet(self.family, self.source_prefix, self.address.packed[: (self.source_prefix + 7) // 8])
-
-    def to_option(self, scope_prefix: int) -> EDNSOption:
-        return EDNSOption(OptionCode.CLIENT_SUBNET, subnet_option(self.subnet, scope_prefix)[4:])
 
 
 @dataclass(frozen=True)
@@ -93,29 +95,7 @@ class Edns:
     version: int
     do: bool
     options: tuple[EDNSOption, ...]
-    client_subnet: ClientSubnet | None
-
-
-def parse_client_subnet(data: bytes) -> ClientSubnet:
-    if len(data) < 4:
-        raise MalformedOption("client subnet option shorter than 4 octets")
-    family = int.from_bytes(data[:2], "big")
-    source, scope = data[2], data[3]
-    if family not in (1, 2):
-        raise MalformedOption(f"client subnet family {family} is not 1 or 2")
-    bits = width(family)
-    if source > bits:
-        raise MalformedOption(f"client subnet source prefix {source} exceeds {bits}")
-    if scope != 0:
-        raise MalformedOption("client subnet scope prefix must be 0 in a query")
-    raw = data[4:]
-    if len(raw) != (source + 7) // 8:
-        raise MalformedOption("client subnet address length does not match its source prefix")
-    padded = int.from_bytes(raw.ljust(bits // 8, b"\0"), "big")
-    if padded & ((1 << (bits - source)) - 1):
-        raise MalformedOption("client subnet address has bits set beyond its source prefix")
-    address = ipaddress.IPv4Address(padded) if family == 1 else ipaddress.IPv6Address(padded)
-    return ClientSubnet(family, source, address)
+    client_subnet: Subnet | None
 
 
 def _skip_name(packet: bytes, offset: int) -> int:
@@ -183,16 +163,11 @@ def read_edns(query: DNSRecord, packet: bytes | None = None) -> Edns | None:
     else:
         options = tuple(o for o in (opt.rdata or []) if isinstance(o, EDNSOption))
     subnet = None
-    for option in options:
-        if option.code == OptionCode.CLIENT_SUBNET:
+    for sent in options:
+        if sent.code == OptionCode.CLIENT_SUBNET:
             if subnet is not None:
                 raise MalformedOption("more than one client subnet option")
-            subnet = parse_client_subnet(bytes(option.data))
+            subnet = parse_client_subnet(bytes(sent.data))
     ttl = opt.ttl
     return Edns(udp_size=opt.rclass, version=(ttl >> 16) & 0xFF, do=bool(ttl & DO_BIT),
                 options=options, client_subnet=subnet)
-
-
-def opt_record(ext_rcode: int, do: bool, options: list[EDNSOption]) -> RR:
-    """The reply's OPT: our UDP size, version 0, the DO bit echoed (RFC 3225), the options given."""
-    return EDNS0(udp_len=SERVER_UDP_SIZE, ext_rcode=ext_rcode, flags="do" if do else "", opts=options)

@@ -5,8 +5,8 @@ A query reads `server.table` once and uses that snapshot from start to end.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
 
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
 from dnsbalance.geo.locate import Location
@@ -22,17 +22,20 @@ __all__ = ["ActiveTable", "Candidate", "Pool", "PoolKey", "PoolLabel", "Tier", "
 PoolKey = tuple[str, RType]  # (relative owner name, type)
 
 
-class VariantMemo:
-    """A table's precomputed answers: by pool identity (the query path's lookup), by content (shared by
-    identical pools), and the previous table's by content while this one is being filled."""
+class TableCaches:
+    """What a table computes on first use and keeps for its life: caches, not state, since the table's
+    meaning never changes. The variants (ranking/variants.py) by pool identity (the query path's lookup),
+    by content (shared by identical pools), and the previous table's by content while this one is being
+    filled; and the table's compiled form (compiler/table.py), which this layer only holds."""
 
-    __slots__ = ("by_pool", "own", "inherited", "computed")
+    __slots__ = ("by_pool", "compiled", "computed", "inherited", "own")
 
     def __init__(self) -> None:
         self.computed = 0  # Variants made (not found in `own` or `inherited`)
         self.by_pool: dict[int, Variants] = {}
         self.own: dict[VariantKey, Variants] = {}
         self.inherited: dict[VariantKey, Variants] = {}
+        self.compiled: object | None = None
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,10 @@ class ActiveTable:
     regional: frozenset[PoolKey] = frozenset()
     # How the builder judged each health key (every mirror, per archive it carries, and relay service)
     judged: Mapping[str, Judgement] = field(default_factory=dict)
-    # Precomputed answers per pool content, made on first use (or by precompute()) and kept for this
-    # table's life: a memo, since the table's meaning never changes. `inherited` holds the previous
-    # table's, so that pools a rebuild leaves alone are not computed again.
-    memo: "VariantMemo" = field(default_factory=lambda: VariantMemo(), compare=False, repr=False)
+    # Precomputed answers per pool content and the compiled table, made on first use (or by precompute())
+    # and kept for this table's life. `inherited` holds the previous table's, so that pools a rebuild
+    # leaves alone are not computed again.
+    caches: TableCaches = field(default_factory=lambda: TableCaches(), compare=False, repr=False)
 
     def labelled_tiers(self) -> list[tuple[str, Tier]]:
         """Every region's tier, labelled as its pools' region prints ("country JP", ..., "default"), which is
@@ -98,18 +101,21 @@ class ActiveTable:
         tiers += [(str(Region(Level.CONTINENT, c)), t) for c, t in sorted(self.continents.items())]
         return [*tiers, (str(DEFAULT_REGION), self.default)]
 
+    def has_variants(self, pool: Pool) -> bool:
+        return id(pool) in self.caches.by_pool
+
     def variants(self, pool: Pool, rtype: RType) -> Variants:
-        memo = self.memo
-        found = memo.by_pool.get(id(pool))
+        caches = self.caches
+        found = caches.by_pool.get(id(pool))
         if found is None:
             zone = self.zone
             key = variant_key(pool, rtype, zone.answers, zone.ttl, zone.min_answers)
-            found = memo.own.get(key) or memo.inherited.get(key)
+            found = caches.own.get(key) or caches.inherited.get(key)
             if found is None:
                 found = Variants(pool, rtype, zone.answers, zone.ttl, key_seed(key), zone.min_answers)
-                memo.computed += 1
-            memo.own[key] = found
-            memo.by_pool[id(pool)] = found  # the pool objects live as long as the table
+                caches.computed += 1
+            caches.own[key] = found
+            caches.by_pool[id(pool)] = found  # the pool objects live as long as the table
         return found
 
     def address_pools(self) -> Iterator[tuple[Pool, RType]]:
@@ -120,21 +126,21 @@ class ActiveTable:
                     if rtype in (RType.A, RType.AAAA):
                         yield pool, rtype
 
-    def precompute(self, inherit: "ActiveTable | None" = None, deadline: float | None = None) -> int:
+    def precompute(self, inherit: ActiveTable | None = None, deadline: float | None = None) -> int:
         """Make every pool's answers now, reusing `inherit`'s for pools with the same content, so that
         the processes that answer from this table never compute them under a query. Returns how many
         were computed afresh. With a `deadline` (time.monotonic()), stops there; the rest stays lazy."""
-        memo = self.memo
+        caches = self.caches
         if inherit is not None:
-            memo.inherited = {**inherit.memo.inherited, **inherit.memo.own}
-        before = memo.computed
+            caches.inherited = {**inherit.caches.inherited, **inherit.caches.own}
+        before = caches.computed
         for pool, rtype in self.address_pools():
-            if id(pool) not in memo.by_pool:
+            if id(pool) not in caches.by_pool:
                 self.variants(pool, rtype)
                 if deadline is not None and time.monotonic() > deadline:
                     break
-        memo.inherited = {}  # only what this table uses is kept
-        return memo.computed - before
+        caches.inherited = {}  # only what this table uses is kept
+        return caches.computed - before
 
     def client_dependent(self, name: str, rtype: int) -> bool:
         """Whether clients in different places can get different answers for this name and type."""

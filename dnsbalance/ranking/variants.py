@@ -7,34 +7,32 @@ resolver). Each set gets a random order, and its rotations are the variants, eac
 set's probability, so the order is uniform too: a client that keeps our order (or a resolver that
 rotates) sees the same shares. Pools with more than EXACT_LIMIT ordered answers keep one random
 rotation per set instead: the sets stay exact, the order is exact in expectation (redrawn whenever the
-pool changes). Both the fast path and the full path answer from these, so their bytes agree.
+pool changes). These are values: the compiler (compiler/answers.py) turns them into the wire format both
+answer paths serve, so their bytes agree.
 
 Storage is flat on purpose: a big table has about a million variants, and as objects (a Variant, two
 tuples and a bytes each) they cost ~500 bytes apiece and are copied page by page into every answering
-process that touches their reference counts. Here a pool holds four buffers whatever its size: the
-records back to back, where each variant starts, which mirror each record is, and the cumulative
-probabilities. Variant objects are made on demand for the full path, the tests and the status page.
+process that touches their reference counts. Here a pool holds a few buffers whatever its size: where each
+variant starts, which mirror each record is and which of its addresses, which answer set each variant is a
+rotation of, and the cumulative probabilities. Variant objects are made on demand for the tests and the
+status page.
 """
 from __future__ import annotations
 
 import hashlib
-import ipaddress
-import struct
 from array import array
 from bisect import bisect_right
-from functools import lru_cache
+from collections.abc import Iterator
 from random import Random
-from typing import Iterator
 
-from dnsbalance.protocol.codes import DClass, RType
+from dnsbalance.protocol.codes import RType
+from dnsbalance.protocol.renderer import address_record
 from dnsbalance.ranking.answersets import Design, design
 from dnsbalance.ranking.pool import Pool
 
 # Ordered answers enumerated per pool. A pool has at most (mirrors x sizes used) sets; the rotations of
 # 4 mirrors answered 2 to 4 at a time are a few dozen; past this limit, one rotation per set.
 EXACT_LIMIT = 256
-POINTER_TO_QNAME = b"\xc0\x0c"  # the question name always starts at offset 12
-RECORD_SIZE = {RType.A: 16, RType.AAAA: 28}  # a compressed owner, the fixed fields, the address
 
 # What a pool's answers depend on: type, answer size bounds, TTL and its entries (name, weight,
 # addresses). Not its region: pools with the same entries in several regions share one Variants.
@@ -44,18 +42,12 @@ VariantKey = tuple[RType, int, int, int, tuple[tuple[str, int, tuple[str, ...]],
 class Variant:
     """One precomputed answer, as the full path and the status page see it (made on demand)."""
 
-    __slots__ = ("names", "addresses", "wire")
+    __slots__ = ("addresses", "names", "wire")
 
     def __init__(self, names: tuple[str, ...], addresses: tuple[str, ...], wire: bytes) -> None:
         self.names = names  # mirrors in answer order
         self.addresses = addresses
-        self.wire = wire  # the answer records, owner compressed to the question name
-
-
-@lru_cache(maxsize=1 << 16)
-def address_record(rtype: RType, address: str, ttl: int) -> bytes:
-    packed = ipaddress.ip_address(address).packed
-    return POINTER_TO_QNAME + struct.pack("!HHIH", rtype, DClass.IN, ttl, len(packed)) + packed
+        self.wire = wire  # the answer records, owner compressed to the question name (compiler/answers.py)
 
 
 def variant_key(pool: Pool, rtype: RType, answers: int, ttl: int, min_answers: int) -> VariantKey:
@@ -70,38 +62,36 @@ def key_seed(key: VariantKey) -> int:
 
 
 class Variants:
-    __slots__ = ("answers", "exact", "delivered", "names", "wire", "starts", "members", "cumulative", "total",
-                 "record", "sizes", "_pool", "_rtype", "_minimum", "_seed")
+    __slots__ = ("_minimum", "_pool", "_seed", "answers", "candidates", "cumulative", "delivered", "exact", "members",
+                 "names", "picks", "rtype", "sets", "sizes", "starts", "total", "ttl")
 
     def __init__(self, pool: Pool, rtype: RType, answers: int, ttl: int, rng: Random | int,
                  min_answers: int = 1) -> None:
         seed = rng if isinstance(rng, int) else rng.getrandbits(64)
         rng = Random(seed)
-        self.answers = answers
-        self._pool, self._rtype, self._minimum, self._seed = pool, rtype, min_answers, seed
+        self.answers, self.rtype, self.ttl = answers, rtype, ttl
+        self._pool, self._minimum, self._seed = pool, min_answers, seed
         result = design(pool.weights, answers, min_answers, rng)
-        candidates = pool.candidates
+        self.candidates = candidates = pool.candidates
         self.names = tuple(c.name for c in candidates)
         self.delivered = tuple(float(share) for share in result.delivered)  # for the status page
-        self.record = RECORD_SIZE[rtype]
         ordered = sum(len(members) for members, _ in result.sets)
         self.exact = ordered <= EXACT_LIMIT  # every order enumerated, not one per set
-        records: list[bytes] = []
-        starts, members, probabilities = array("I", [0]), array("H"), array("d")
-        for set_members, probability in result.sets:
+        starts, members, picks, sets, probabilities = array("I", [0]), array("H"), array("H"), array("I"), array("d")
+        for number, (set_members, probability) in enumerate(result.sets):
             order = list(set_members)
             rng.shuffle(order)
             # one address per mirror: a mirror with several of one family spreads over them by set
-            picked = [(i, address_record(rtype, rng.choice(candidates[i].addresses), ttl)) for i in order]
+            picked = [(i, rng.randrange(len(candidates[i].addresses))) for i in order]
             rotations = range(len(order)) if self.exact else (rng.randrange(len(order)),)
             for start in rotations:
                 rotated = picked[start:] + picked[:start]
                 members.extend(i for i, _ in rotated)
-                records.extend(r for _, r in rotated)
+                picks.extend(a for _, a in rotated)
                 starts.append(len(members))
+                sets.append(number)  # rotations of one set share its signature (DNSSEC: canonical order)
                 probabilities.append(float(probability) / len(rotations))
-        self.wire = b"".join(records)
-        self.starts, self.members = starts, members
+        self.starts, self.members, self.picks, self.sets = starts, members, picks, sets
         self.sizes = tuple(sorted({starts[i + 1] - starts[i] for i in range(len(starts) - 1)}))  # records per answer
         total = 0.0
         cumulative = array("d")
@@ -117,10 +107,6 @@ class Variants:
     def pick_index(self, rng: Random) -> int:
         return bisect_right(self.cumulative, rng.random() * self.total)
 
-    def wire_at(self, index: int) -> bytes:
-        record = self.record
-        return self.wire[self.starts[index] * record : self.starts[index + 1] * record]
-
     def count_at(self, index: int) -> int:
         return self.starts[index + 1] - self.starts[index]
 
@@ -129,11 +115,14 @@ class Variants:
         return tuple(names[i] for i in self.members[self.starts[index] : self.starts[index + 1]])
 
     def addresses_at(self, index: int) -> tuple[str, ...]:
-        wire, record = self.wire_at(index), self.record
-        return tuple(str(ipaddress.ip_address(wire[i + 12 : i + record])) for i in range(0, len(wire), record))
+        candidates, picks = self.candidates, self.picks
+        return tuple(candidates[self.members[i]].addresses[picks[i]]
+                     for i in range(self.starts[index], self.starts[index + 1]))
 
     def variant(self, index: int) -> Variant:
-        return Variant(self.names_at(index), self.addresses_at(index), self.wire_at(index))
+        addresses = self.addresses_at(index)
+        return Variant(self.names_at(index), addresses,
+                       b"".join(address_record(self.rtype, address, self.ttl) for address in addresses))
 
     def all(self) -> Iterator[Variant]:
         for index in range(len(self)):

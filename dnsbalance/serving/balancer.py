@@ -2,7 +2,7 @@
 publishes one serving snapshot at a time, and turns one packet into one reply from the snapshot that is
 current when the packet arrives.
 
-Sockets live in server.py; the answer logic in answer/respond.py (full path) and answer/fastpath.py.
+Sockets live in server.py; answering in pipeline/ (its stages, the fast path in front), over answer/.
 """
 from __future__ import annotations
 
@@ -14,17 +14,10 @@ import random
 import time
 from pathlib import Path
 
-from dnslib import QTYPE, DNSRecord
-
-from dnsbalance.answer.ratelimit import Action
-from dnsbalance.answer.respond import Reply, error_reply, relative_name, respond
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.geo.locate import GeoIP, Location
-from dnsbalance.protocol.codes import TCP_SIZE, OptionCode, Rcode
-from dnsbalance.protocol.cookies import MalformedCookie
-from dnsbalance.protocol.edns import MalformedOption, Subnet, read_edns, udp_limit
-from dnsbalance.protocol.wire import header_reply, pack_truncated, pack_within
+from dnsbalance.geo.locate import GeoIP
+from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
@@ -32,7 +25,7 @@ from dnsbalance.serving import served_copy
 from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
-from dnsbalance.stats.counters import QueryStats, client_identity
+from dnsbalance.stats.counters import QueryStats
 from health import events as health_events
 from health import policy
 from health import state as health_state
@@ -54,7 +47,6 @@ class Balancer:
         here and drawn at random."""
         self.loaded = loaded
         self.persist = persist
-        self.rng = random.Random()  # the query path's draws; tables take their seed from their inputs
         self.state = StateFolder(loaded.config.settings.state_dir)
         # A restart remembers which mirrors were down; with no saved state every entry counts as usable.
         self.health: HealthState = health if health is not None else health_state.load(self.state.health)
@@ -62,6 +54,8 @@ class Balancer:
         self.random_secret = secret or os.urandom(32)  # cookies, when the configuration sets no shared secret
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
+        # The packet half: what answering needs (snapshot, counters, random source), forked into answerers.
+        self.pipeline = Pipeline(lambda: self.serving, self.stats)
         self.pools_changed: dict[PoolLabel, float] = {}  # when each pool's entries or weights last changed
         # Whether each new table has every answer computed before it is published (the supervisor's
         # tables do: answering processes must never compute one under a query).
@@ -99,9 +93,9 @@ class Balancer:
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
-        serving = build_serving(self.inputs(loaded), loaded.geoip, self.stats, previous, loaded.asn)
+        serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
         if self.precompute:
-            fresh = serving.table.precompute(previous.table if previous is not None else None)
+            fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
             log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
@@ -122,7 +116,7 @@ class Balancer:
         """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());
         from now on every new table comes complete. Returns how many pools were computed."""
         started = time.monotonic()
-        fresh = self.serving.table.precompute(deadline=deadline)
+        fresh = self.serving.compiled.precompute(deadline=deadline)
         if deadline is None:
             self.precompute = True
             log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,
@@ -184,90 +178,21 @@ class Balancer:
     def changed_on_disk(self, directory: Path) -> bool:
         return fingerprint(directory) != self.loaded.fingerprint
 
-    def handle(self, packet: bytes, client: str, tcp: bool, serving: Serving | None = None) -> bytes | None:
-        """One query in, one reply out (None: drop). Never raises. `serving`: the snapshot the caller
-        already read for this query."""
-        serving = serving or self.serving  # read once: this query sees one snapshot from start to end
-        if tcp:
-            self.stats.tcp += 1  # UDP is counted by its listener thread (server.py)
-        try:
-            reply = serving.fast.answer(packet, client, serving.locator.locate, self.rng, tcp)
-        except Exception:
-            log.exception("fast path failed on a query from %s; trying the full path", client)
-            reply = None
-        if reply is None:
-            return self.full(serving, packet, client, tcp)
-        if tcp or serving.limiter is None:
-            return reply
-        action = serving.limiter.check(client, time.monotonic())
-        if action is Action.SEND:
-            return reply
-        if action is Action.DROP:
-            self.stats.tally("rrl_drop")
-        return None if action is Action.DROP else self.full(serving, packet, client, tcp, slip=True)
+    @property
+    def rng(self) -> random.Random:
+        return self.pipeline.rng
 
-    def _count(self, serving: Serving, query: DNSRecord, reply: Reply, location: Location, client: str,
-               subnet: Subnet | None) -> None:
-        qtype = str(QTYPE.get(query.questions[0].qtype, "")) if query.questions else ""
-        key = (qtype or "?", reply.rcode.name, location.country or "", location.continent or "")
-        serving.fast.stats.clients.add(client_identity(client, subnet))
-        answer, chosen = None, None
-        if reply.pool is not None and reply.chosen:
-            name = relative_name(query.questions[0].qname, serving.table.zone.zone) or ""
-            answer, chosen = (str(reply.pool.region), name, qtype), Chosen(reply.chosen)
-        self.stats.count(key, subnet is not None and subnet.source > 0, answer, chosen)
+    @rng.setter
+    def rng(self, rng: random.Random) -> None:
+        self.pipeline.rng = rng
+
+    def handle(self, packet: bytes, client: str, tcp: bool, serving: Serving | None = None) -> bytes | None:
+        """One query in, one reply out (None: drop), through the answer pipeline. Never raises."""
+        return self.pipeline.handle(packet, client, tcp, serving)
 
     def full(self, serving: Serving, packet: bytes, client: str, tcp: bool, slip: bool = False) -> bytes | None:
-        """The general path: dnslib parses, respond() answers. `slip`: the rate limiter already chose
-        to send this one as an empty truncated reply."""
-        try:
-            query = DNSRecord.parse(packet)
-        except Exception:  # dnslib raises more than DNSError on hostile input
-            self.stats.tally("formerr")
-            return header_reply(packet, Rcode.FORMERR)
-        try:
-            if query.header.qr:
-                return None
-            malformed = False
-            try:
-                edns = read_edns(query, packet)  # once per query: respond() is handed what was read
-            except MalformedOption:
-                edns, malformed = None, True
-            cookie, proven = None, False
-            if edns is not None and serving.config.settings.cookies:
-                sent = next((o for o in edns.options if o.code == OptionCode.COOKIE), None)
-                if sent is not None:
-                    self.stats.tally("cookie_received")
-                    try:
-                        checked = serving.cookies.check(bytes(sent.data), client, int(time.time()))
-                    except MalformedCookie:
-                        self.stats.tally("formerr")
-                        return pack_within(error_reply(query, Rcode.FORMERR, edns).record, udp_limit(edns.udp_size))
-                    cookie, proven = checked.option, checked.valid
-                    if proven or len(sent.data) > 8:  # a client cookie alone is neither valid nor invalid
-                        self.stats.tally("cookie_valid" if proven else "cookie_invalid")
-            limiter = serving.limiter
-            if not slip and not tcp and limiter is not None and not proven:  # a valid cookie proves the source
-                action = limiter.check(client, time.monotonic())
-                if action is Action.DROP:
-                    self.stats.tally("rrl_drop")
-                    return None
-                slip = action is Action.SLIP
-            subnet = serving.locator.used_subnet(edns)  # once: it both locates and is counted
-            location, scope = serving.locator.locate(client, subnet)
-            reply = error_reply(query, Rcode.FORMERR) if malformed else \
-                respond(query, location, serving.table, self.rng, scope, cookie, edns=edns)
-            self._count(serving, query, reply, location, client, subnet)
-            if slip:
-                self.stats.tally("rrl_slip")
-                return pack_truncated(reply.record)
-            packed = pack_within(reply.record, TCP_SIZE if tcp else udp_limit(edns.udp_size if edns else None))
-            if packed[2] & 0x02:  # TC: cut to fit
-                self.stats.tally("truncated")
-            return packed
-        except Exception:
-            log.exception("error answering %s from %s; SERVFAIL", query.questions[:1], client)
-            return header_reply(packet, Rcode.SERVFAIL)
+        """Every stage of the pipeline, without the fast path's shortcut."""
+        return self.pipeline.full(serving, packet, client, tcp, slip)
 
 
 def log_record(record: policy.Record, generation: int) -> None:
@@ -285,21 +210,6 @@ def log_record(record: policy.Record, generation: int) -> None:
     elif isinstance(record, policy.UnknownTarget):
         log.warning("%s names %r, which is no mirror, relay or health key of the configuration: ignored",
                     record.observation.source, record.observation.target)
-
-
-class Chosen:
-    """The mirrors of a full-path answer, shaped like a precomputed variant for the counters."""
-
-    __slots__ = ("names",)
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        self.names = names
-
-    def __hash__(self) -> int:
-        return hash(self.names)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Chosen) and other.names == self.names
 
 
 def log_problems(problems: list[Problem]) -> None:

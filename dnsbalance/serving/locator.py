@@ -4,13 +4,13 @@ Locator belongs to one serving snapshot, so a query never mixes the readers of o
 tables of another."""
 from __future__ import annotations
 
-import ipaddress
-
 from dnsbalance.configuration.model import Config
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import UNKNOWN, GeoIP, IPAddress, Location, unmap
 from dnsbalance.geo.prefixes import NetworkMap
-from dnsbalance.protocol.edns import Edns, Subnet, subnet_address
+from dnsbalance.protocol.addresses import client_address
+from dnsbalance.protocol.edns import Edns, Subnet
+from dnsbalance.sealed import Sealed
 
 CACHE_LIMIT = 1 << 16  # client addresses and subnets remembered per snapshot
 MAPPED_BITS = 96  # ::ffff:0:0/96, in front of an IPv4-mapped address
@@ -20,7 +20,9 @@ def network_map(config: Config) -> NetworkMap:
     return NetworkMap({name: table.networks for name, table in config.networks.items()})
 
 
-class Locator:
+class Locator(Sealed):
+    __slots__ = ("asn", "ecs", "geoip", "networks", "source_cache", "subnet_cache")
+
     def __init__(self, geoip: GeoIP, ecs: bool, networks: NetworkMap | None = None,
                  asn: AsnDatabase | None = None) -> None:
         """`asn`: given only when some AS table can use it, so clients elsewhere cost no ASN lookup and
@@ -29,29 +31,27 @@ class Locator:
         self.ecs = ecs
         self.networks = networks or NetworkMap({})
         self.asn = asn
-        self._by_source: dict[str, Location] = {}
-        self._by_subnet: dict[Subnet, Location] = {}
+        # where clients and subnets were found, for this snapshot's life (its GeoIP reader and tables)
+        self.source_cache: dict[str, Location] = {}
+        self.subnet_cache: dict[Subnet, Location] = {}
 
     def used_subnet(self, edns: Edns | None) -> Subnet | None:
-        """The client subnet as the fast path reads it, if the query sent one and ECS is on."""
-        subnet = edns.client_subnet if edns is not None else None
-        if subnet is None or not self.ecs:
-            return None
-        return subnet.subnet
+        """The query's client subnet, if it sent one and ECS is on."""
+        return edns.client_subnet if edns is not None and self.ecs else None
 
     def locate(self, client: str, subnet: Subnet | None) -> tuple[Location, int | None]:
         """Where the client is, and the ECS scope to echo when its subnet decided (RFC 7871: a /0 subnet
         means use the resolver's address, scope 0)."""
         if subnet is None:
-            location = self._by_source.get(client)
+            location = self.source_cache.get(client)
             if location is None:
-                location = _remember(self._by_source, client, self._locate_source(client))
+                location = _remember(self.source_cache, client, self._locate_source(client))
             return location, None
         if subnet.source == 0:  # RFC 7871 7.1.2: the client asked that no subnet be used
             return self.locate(client, None)[0], 0
-        location = self._by_subnet.get(subnet)
+        location = self.subnet_cache.get(subnet)
         if location is None:
-            location = _remember(self._by_subnet, subnet, self.place(subnet_address(subnet.family, subnet.raw)))
+            location = _remember(self.subnet_cache, subnet, self.place(subnet.address))
         return location, location.prefix_len
 
     def place(self, address: IPAddress) -> Location:
@@ -71,7 +71,7 @@ class Locator:
 
     def _locate_source(self, client: str) -> Location:
         try:
-            return self.place(ipaddress.ip_address(client.split("%", 1)[0]))
+            return self.place(client_address(client))
         except ValueError:
             return UNKNOWN
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from dnsbalance.answer.fastpath import FastPath
 from dnsbalance.answer.ratelimit import RateLimiter
+from dnsbalance.compiler.table import CompiledTable, compiled
 from dnsbalance.configuration.model import Config
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import GeoIP
@@ -18,14 +19,19 @@ from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.serving.inputs import TableInputs
 from dnsbalance.serving.locator import Locator, network_map
-from dnsbalance.stats.counters import QueryStats
 
 
 @dataclass(frozen=True)
 class Serving:
+    """Frozen, and so are its parts (sealed.py): what fills while it serves are its per-generation caches,
+    each named as one: the fast path's prepared_cache (replies by query shape), the locator's source_cache
+    and subnet_cache, the GeoIP reader's prefix_cache, the table's caches (variants by pool) and the compiled
+    table's answer_cache (answer sets in wire format)."""
+
     inputs: TableInputs
     geoip: GeoIP
     table: ActiveTable
+    compiled: CompiledTable
     fast: FastPath
     locator: Locator
     cookies: CookieJar
@@ -37,7 +43,7 @@ class Serving:
         return self.inputs.config
 
 
-def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous: Serving | None,
+def build_serving(inputs: TableInputs, geoip: GeoIP, previous: Serving | None,
                   asn: AsnDatabase | None = None) -> Serving:
     """A new snapshot. The rate limiter's buckets and the cookie jar carry over while their settings stay,
     so a reload neither forgives a flood nor invalidates the cookies clients hold."""
@@ -52,5 +58,6 @@ def build_serving(inputs: TableInputs, geoip: GeoIP, stats: QueryStats, previous
     # The network map depends on the configuration alone: a health cycle keeps the previous one.
     networks = previous.locator.networks if previous is not None and previous.config is inputs.config \
         else network_map(inputs.config)
-    return Serving(inputs, geoip, table, FastPath(table, settings.geoip.ecs, stats),
+    wire = compiled(table)
+    return Serving(inputs, geoip, table, wire, FastPath(wire, settings.geoip.ecs),
                    Locator(geoip, settings.geoip.ecs, networks, asn), cookies, limiter, time.time())

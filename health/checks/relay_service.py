@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dnsbalance.configuration.model import Config, health_key
+from dnsbalance.protocol.addresses import host_port
 from health.checks.base import Judged, Probing, Target
 from health.observations import Observation, Observed
 from health.reference import Reference
@@ -52,7 +53,7 @@ class RelayService:
         for key, results in grouped.items():
             bad = [r for r in results if not r.ok]
             shown = bad[0] if bad else results[0]
-            where = f"{shown.address}:{shown.port}" if ":" not in shown.address else f"[{shown.address}]:{shown.port}"
+            where = host_port(shown.address, shown.port)
             verdicts.append(RelayVerdict(key, not bad, f"{where} {shown.detail}",
                                          latency=max(r.latency for r in results), addresses=len(results)))
         return Judged(tuple(verdicts))

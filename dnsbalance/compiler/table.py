@@ -1,0 +1,58 @@
+"""A table compiled to wire: the zone's fixed records, and the weighted answer sets of every pool, made once
+per table generation (in the supervisor's build, before answerers are forked) and read by both answer paths.
+"""
+from __future__ import annotations
+
+import time
+
+from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.zone import CompiledZone
+from dnsbalance.protocol.codes import RType
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.pool import Pool
+from dnsbalance.ranking.variants import Variants
+from dnsbalance.sealed import Sealed
+
+
+class CompiledTable(Sealed):
+    __slots__ = ("answer_cache", "table", "zone")
+
+    def __init__(self, table: ActiveTable) -> None:
+        self.table = table
+        self.zone = CompiledZone(table.zone, table.names)
+        # Answer sets compiled so far, by the variants they are made of (shared by identical pools, and
+        # by the next table for the pools it leaves unchanged): a cache, the table's meaning never changes.
+        self.answer_cache: dict[Variants, AnswerSets] = {}
+
+    def answers(self, pool: Pool, rtype: RType) -> AnswerSets:
+        """The pool's answer sets in wire format (compiled now if precompute() has not)."""
+        variants = self.table.variants(pool, rtype)
+        found = self.answer_cache.get(variants)
+        if found is None:
+            found = self.answer_cache[variants] = AnswerSets(variants)
+        return found
+
+    def precompute(self, inherit: CompiledTable | None = None, deadline: float | None = None) -> int:
+        """Every pool's values (ranking) and wire now, reusing `inherit`'s for pools with the same content,
+        so that answering processes never compute one under a query. Returns how many pools' values were
+        computed afresh. With a `deadline` (time.monotonic()), stops there; the rest stays lazy."""
+        fresh = self.table.precompute(inherit.table if inherit is not None else None, deadline)
+        inherited = inherit.answer_cache if inherit is not None else {}
+        for pool, rtype in self.table.address_pools():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            variants = self.table.variants(pool, rtype) if self.table.has_variants(pool) else None
+            if variants is None or variants in self.answer_cache:
+                continue
+            self.answer_cache[variants] = inherited.get(variants) or AnswerSets(variants)
+        return fresh
+
+
+def compiled(table: ActiveTable) -> CompiledTable:
+    """The table's compiled form, kept in the table's caches (made here on first use: tests, explain)."""
+    caches = table.caches
+    if caches.compiled is None:
+        caches.compiled = CompiledTable(table)
+    found = caches.compiled
+    assert isinstance(found, CompiledTable)
+    return found

@@ -139,10 +139,11 @@ class Server:
 
 
 def start_server(config: Path, log_path: Path, ipv6: bool = True, extra: tuple[str, ...] = (),
-                 wildcard: bool = False) -> Server:
-    """`wildcard`: listen on 0.0.0.0 and [::] (each on a port of its own) instead of 127.0.0.1 and [::1]."""
+                 wildcard: bool = False, port: int = 0) -> Server:
+    """`wildcard`: listen on 0.0.0.0 and [::] (each on a port of its own) instead of 127.0.0.1 and [::1].
+    `port`: the IPv4 port (0: one the kernel picks)."""
     v4, v6 = ("0.0.0.0", "[::]") if wildcard else ("127.0.0.1", "[::1]")
-    listen = ["--listen", f"{v4}:0"] + (["--listen", f"{v6}:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
+    listen = ["--listen", f"{v4}:{port}"] + (["--listen", f"{v6}:0"] if ipv6 else []) + ["--status", "127.0.0.1:0"]
     log = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), *listen, *extra],

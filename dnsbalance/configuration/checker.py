@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, TypeVar
+from typing import Any, Callable, NamedTuple, Protocol, TypeVar
 
 from dnsbalance.configuration.names import parse_address
-from dnsbalance.configuration.problems import Problem, Severity, not_a_file
-from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, load_yaml
+from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.configuration.reading import Refused, read_file
+from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, parse_yaml
 
 D = TypeVar("D")  # a reader's fallback: the model's default, or None where the caller decides
 
@@ -53,11 +54,23 @@ def url_ok(text: str) -> bool:
     return text.startswith(("http://", "https://", "rsync://")) and len(text) > len("http://")
 
 
+class FileSource(Protocol):
+    """Where the readers take a file's bytes from: a folder read once (reading.ReadFiles), or the disk."""
+
+    def read(self, path: Path) -> bytes: ...
+
+
+class DirectReads:
+    def read(self, path: Path) -> bytes:
+        return read_file(path)
+
+
 class Checker:
     """Collects problems; each check returns a usable value, the fallback it was given, or None."""
 
-    def __init__(self) -> None:
+    def __init__(self, files: FileSource | None = None) -> None:
         self.problems: list[Problem] = []
+        self.files: FileSource = files or DirectReads()
 
     def error(self, path: Path, line: int, message: str) -> None:
         self.problems.append(Problem(path, line, message))
@@ -69,21 +82,21 @@ class Checker:
         return any(p.severity is Severity.ERROR for p in self.problems)
 
     def read(self, path: Path, required: bool) -> Any:
-        reason = not_a_file(path)
-        if reason == "missing":
+        """The file's YAML; None after reporting why there is none."""
+        try:
+            raw = parse_yaml(self.files.read(path))
+        except FileNotFoundError:
             if required:
                 self.error(path, 1, "file is missing")
             return None
-        if reason is not None:
-            self.error(path, 1, f"not read: {reason}")
+        except Refused as exc:
+            self.error(path, 1, exc.message)
             return None
-        try:
-            raw = load_yaml(path)
         except YamlSyntaxError as exc:
             self.error(path, exc.line, exc.detail)
             return None
         except OSError as exc:
-            self.error(path, 1, f"cannot read: {exc.strerror}")
+            self.error(path, 1, f"cannot read: {exc.strerror or exc}")
             return None
         if isinstance(raw, PosDict) and raw and not any(isinstance(k, str) and NAME_LIKE.match(k) for k in raw):
             # e.g. a symlink to /etc/shadow: its lines parse as keys, which messages must not echo

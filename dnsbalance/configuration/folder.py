@@ -13,12 +13,13 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dnsbalance.configuration.archive_check import archive_names, carried_archives
-from dnsbalance.configuration.checker import Checker
+from dnsbalance.configuration.checker import Checker, FileSource
 from dnsbalance.configuration.coverage import drained_names, uncovered_names
 from dnsbalance.configuration.mirrors_file import read_fleet
 from dnsbalance.configuration.model import DEFAULT_REGION, Config, Level, Region, Settings, Table
 from dnsbalance.configuration.network_file import asn_of, overlapping_networks
-from dnsbalance.configuration.problems import Problem, not_a_file, shown_path
+from dnsbalance.configuration.problems import Problem, shown_path
+from dnsbalance.configuration.reading import not_a_file
 from dnsbalance.configuration.requirement_check import required_names
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.table_file import read_table, reserved_names
@@ -27,10 +28,12 @@ from dnsbalance.geo.countries import CONTINENTS, country
 log = logging.getLogger(__name__)
 
 
-def check_config(directory: Path, paths_from: Path | None = None) -> tuple[Config | None, list[Problem]]:
+def check_config(directory: Path, paths_from: Path | None = None,
+                 files: FileSource | None = None) -> tuple[Config | None, list[Problem]]:
     """Every problem in the folder; the Config too when there is no error. `paths_from`: where the folder's
-    relative paths point when it is a copy (see read_settings)."""
-    check = Checker()
+    relative paths point when it is a copy (see read_settings); `files`: the folder's files as already read
+    (see config_files), else each is read from disk as it is needed."""
+    check = Checker(files)
     if not directory.is_dir():
         check.error(directory, 1, "configuration folder does not exist")
         return None, check.problems
@@ -113,6 +116,18 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
 # What a configuration folder holds; anything else at its top would be silently ignored.
 KNOWN_FILES = ("dnsbalance.yaml", "mirrors.yaml", "default.yaml")
 KNOWN_FOLDERS = ("continent", "country", "network", "asn")
+
+
+def config_files(directory: Path) -> list[Path]:
+    """Every file that reading the folder takes, found without opening any: the YAML files under it (the
+    configuration's digest covers them all) and the tables of region folders that are symbolic links to
+    folders, which rglob does not enter but region_files does."""
+    found = set(directory.rglob("*.y*ml")) | {directory / name for name in KNOWN_FILES}
+    for name in KNOWN_FOLDERS:
+        folder = directory / name
+        if folder.is_symlink() and folder.is_dir():
+            found |= {path for path in folder.iterdir() if path.suffix in (".yaml", ".yml")}
+    return sorted(found)
 
 
 def unknown_entries(check: Checker, directory: Path, settings: Settings) -> None:

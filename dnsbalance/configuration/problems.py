@@ -18,19 +18,6 @@ def shown_path(path: Path | str) -> str:
     return text if text.isprintable() else ascii(text)
 
 
-def not_a_file(path: Path) -> str | None:
-    """Why a path that should be a configuration file cannot be read as one, or None when it can."""
-    if path.is_file():
-        return None
-    if path.is_symlink() and not path.exists():
-        return "a dangling symbolic link"
-    if path.is_dir():
-        return "a directory"
-    if path.exists():
-        return "not a regular file"
-    return "missing"
-
-
 @dataclass(frozen=True)
 class Problem:
     path: Path

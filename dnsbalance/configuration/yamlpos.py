@@ -3,8 +3,8 @@
 Validation reports `file:line: message`, so mappings and lists carry the line of each key or item.
 Duplicate keys, which PyYAML silently lets the last one win, are reported instead.
 
-A configuration file is small: one too big, nested too deep or expanding too far through aliases (a "billion
-laughs") is refused with the line where the limit was passed, before any object is made from it.
+A configuration file is small: one too big (reading.py), nested too deep or expanding too far through aliases
+(a "billion laughs") is refused with the line where the limit was passed, before any object is made from it.
 """
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import yaml
 
-# Far above any real configuration (the benchmark's 249 x 50 x 8 table files are ~10 KB each, its default
-# table ~2,600 nodes), far below what hurts the server: a file is read whole and turned into objects.
-MAX_FILE_BYTES = 16 << 20
+from dnsbalance.configuration.reading import MAX_FILE_BYTES, Refused, read_file
+
+__all__ = ["MAX_FILE_BYTES", "PosDict", "PosList", "YamlSyntaxError", "load_yaml", "parse_yaml"]
+
 MAX_DEPTH = 64  # nested mappings and lists; the configuration needs 4
 DEPTH_PROBLEM = f"nested more than {MAX_DEPTH} levels deep"
 MAX_NODES = 1_000_000  # values in a file, every alias counted as the values it stands for
@@ -126,14 +127,17 @@ def _check_shape(text: str) -> None:
 
 
 def load_yaml(path: Path) -> Any:
-    """Parse one file; raise YamlSyntaxError with the line of the fault."""
+    """Read and parse one file (see reading.py for what is read); raise YamlSyntaxError with the line of
+    the fault, or OSError when the file cannot be read."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except IsADirectoryError:
-        raise YamlSyntaxError(1, "is a directory, not a file") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise YamlSyntaxError(1, f"larger than {MAX_FILE_BYTES >> 20} MiB; refusing the file")
+        data = read_file(path)
+    except Refused as exc:
+        raise YamlSyntaxError(1, exc.message) from None
+    return parse_yaml(data)
+
+
+def parse_yaml(data: bytes) -> Any:
+    """Parse one file's content; raise YamlSyntaxError with the line of the fault."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -7,7 +7,7 @@ from fractions import Fraction
 from dnsbalance.configuration.model import Config
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import Pool
-from dnsbalance.ranking.answersets import Design, design
+from dnsbalance.ranking.answersets import Delivered, Design, delivered_shares, design
 from dnsbalance.ranking.build import build_table
 from health.view import ALL_USABLE
 
@@ -19,7 +19,7 @@ def percent(share: Fraction | float) -> str:
     return f"{value:.2f}%" if 0 < value < 1 else f"{value:.1f}%"  # a last resort's 0.4% is not 0
 
 
-def bent(pool: Pool, result: Design) -> str | None:
+def bent(pool: Pool, result: Design | Delivered) -> str | None:
     """'jp4: configured 5.3%, delivered 6.2%, ...' for the mirrors the minimum moves, None if none."""
     if result.exact:
         return None
@@ -50,13 +50,15 @@ def bent_shares(config: Config) -> list[str]:
     """Per region and name, the shares clients will actually see where `min_answers` makes the configured
     ones impossible (configured entries, everything usable)."""
     settings = config.settings
+    if settings.min_answers <= 1:  # one address may carry any share: nothing is bent, no table to build
+        return []
     table = build_table(config, ALL_USABLE, 0, 0)
     lines = []
     for label, tier in table.labelled_tiers():
         for (name, rtype), pool in sorted(tier.usable.items()):
             if rtype not in (RType.A, RType.AAAA):
                 continue
-            result = design(pool.weights, settings.answers, settings.min_answers)
+            result = delivered_shares(pool.weights, settings.answers, settings.min_answers)  # not the sets
             moved = bent(pool, result)
             if moved:
                 lines.append(f"{label}: {name} {rtype.name}: delivered with at least {result.minimum} addresses "

@@ -1,8 +1,10 @@
 """The operator's HTTP listener (127.0.0.1 by default): `/` status page, `/status.json`, `/metrics`.
 
 A deliberately small HTTP/1.1 server on the event loop: GET only, one request per connection, no
-external assets, bounded request size and time. Each answer is made in a thread (asyncio.to_thread): a big
-table takes a while to summarise, and the loop (TCP queries, health cycles) must not wait for it.
+external assets, bounded request size and time. Each answer is made in a thread of its own, RENDERS at most at
+once: a big table takes a while to summarise, and the loop (TCP queries, health cycles) must not wait for it.
+The threads are daemons, so a stop never waits for a page nobody will read (an executor's threads are joined at
+exit: a SIGTERM during renders of a big page took a minute).
 
 `/status.json` is the summary (mirrors, relays, a line per region); `?region=LABEL` (repeatable, e.g.
 `country JP`, `JP`, `continent EU`) and `?page=N` (PAGE_SIZE regions each) give the regions' pools. The page
@@ -13,9 +15,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -33,12 +37,47 @@ log = logging.getLogger(__name__)
 StatusSource = Callable[[], StatusInputs]
 REQUEST_LIMIT = 8192
 REQUEST_TIMEOUT = 5.0
+RENDERS = 2  # pages made at once; more requests wait their turn on the event loop
 SMALL_TABLE_POOLS = 200  # up to this many pools the main page shows every region's; past it, none (a click away)
 
 
+T = TypeVar("T")
+
+
+async def in_daemon_thread(work: Callable[[], T], setup: Callable[[], None] | None = None) -> T:
+    """`work()` on a daemon thread of its own, awaited. A thread that finishes after the loop has closed
+    (the process is stopping) drops its result."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(setter: Callable[[Any], None], value: Any) -> None:
+        if not future.done():  # not cancelled meanwhile
+            setter(value)
+
+    def run() -> None:
+        if setup is not None:
+            setup()
+        try:
+            result = work()
+        except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine, which logs it
+            outcome: tuple[Callable[[Any], None], Any] = (future.set_exception, exc)
+        else:
+            outcome = (future.set_result, result)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:
+            pass  # the loop is closed: nobody waits for this page any more
+
+    threading.Thread(target=run, name="status-page", daemon=True).start()
+    return await future
+
+
 class StatusServer:
-    def __init__(self, source: StatusSource) -> None:
+    def __init__(self, source: StatusSource, setup: Callable[[], None] | None = None) -> None:
+        """`setup`: run first in each page's thread (the supervisor lowers its priority)."""
         self.source = source
+        self.setup = setup
+        self.renders = asyncio.Semaphore(RENDERS)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(StatusCollector(source))  # type: ignore[arg-type]
         ProcessCollector(registry=self.registry)  # this process's CPU, memory, open files (process_*)
@@ -92,6 +131,16 @@ class StatusServer:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            await self._answer(reader, writer)
+        except asyncio.CancelledError:
+            # the server is stopping: the client sees its connection closed. Not raised on: asyncio's stream
+            # server (Python 3.11) logs a handler that ends cancelled as an error, with a traceback.
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT):
                     head = await reader.readuntil(b"\r\n\r\n")
@@ -102,7 +151,8 @@ class StatusServer:
                 code, kind, body = 405, "text/plain", b"GET only\n"
             else:
                 try:
-                    code, kind, body = await asyncio.to_thread(self.route, path)
+                    async with self.renders:
+                        code, kind, body = await in_daemon_thread(partial(self.route, path), self.setup)
                 except Exception:  # a bug: logged, and the client is told rather than left with a closed socket
                     log.exception("status page error on %r", path[:200])
                     code, kind, body = 500, "text/plain", b"internal error: see the server's log\n"
@@ -117,8 +167,6 @@ class StatusServer:
             pass
         except Exception:
             log.exception("status page error")
-        finally:
-            writer.close()
 
 
 def shown_regions(status: Summary) -> list[str]:
@@ -131,10 +179,11 @@ def shown_regions(status: Summary) -> list[str]:
     return []
 
 
-async def start_status(balancer: Balancer, listen: str | None,
-                       refresh: Callable[[], None] | None = None) -> StatusServer | None:
+async def start_status(balancer: Balancer, listen: str | None, refresh: Callable[[], None] | None = None,
+                       setup: Callable[[], None] | None = None) -> StatusServer | None:
     """The status listener of the supervisor; a busy port is logged, not fatal. `refresh`: brings the
-    answering processes' counts in before a page or scrape reads them (called on the page's thread)."""
+    answering processes' counts in before a page or scrape reads them (called on the page's thread);
+    `setup`: run first in each page's thread."""
     if not listen:
         return None
     from dnsbalance.configuration.names import parse_hostport
@@ -164,7 +213,7 @@ async def start_status(balancer: Balancer, listen: str | None,
                                               auto_apply=serving.config.settings.reload.auto_apply))
 
     host, port = parse_hostport(listen)
-    server = StatusServer(source)
+    server = StatusServer(source, setup)
     try:
         bound = await server.start(host, port)
     except OSError as exc:

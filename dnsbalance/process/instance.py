@@ -78,7 +78,11 @@ def running_pid(state: StateFolder) -> int | None:
 
 def check_ports_free(listen: list[str]) -> None:
     """Every fixed port free for UDP and TCP, tried without SO_REUSEPORT: the workers of a supervisor bind
-    with it, so the kernel would let a second instance share their port and take half the queries."""
+    with it, so the kernel would let a second instance share their port and take half the queries.
+
+    The TCP probe sets SO_REUSEADDR (as the listeners do): Linux then refuses the bind only while a socket
+    LISTENs on the port, not for the connections a previous server closed, whose side waits a minute in
+    TIME_WAIT or FIN_WAIT2; without it a restart was refused for that minute."""
     for item in listen:
         host, port = parse_hostport(item)
         if port == 0:
@@ -88,6 +92,8 @@ def check_ports_free(listen: list[str]) -> None:
             with socket.socket(family, kind) as probe:
                 if family == socket.AF_INET6:
                     probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if kind == socket.SOCK_STREAM:
+                    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 try:
                     probe.bind((host, port))
                 except OSError as exc:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.reading import stop_reading
 from dnsbalance.ops.web import start_status
 from dnsbalance.process.answerer import (
     DRAIN,
@@ -162,20 +163,31 @@ class Supervisor:
                     old, self.current[new.slot] = self.current[new.slot], new
                     if old is not None:
                         self._retire(old)
-                        if not await self._until(old, "stopped", STOP_TIMEOUT):
+                        if await self._until(old, "stopped", STOP_TIMEOUT):
+                            pass
+                        elif old.process.is_alive():
                             log.warning("worker %d (pid %s) did not stop reading within %gs; killed (its last "
                                         "second of counts is lost)", old.slot, old.process.pid, STOP_TIMEOUT)
                             old.process.kill()
+                        else:
+                            log.warning("worker %d (pid %s) exited (%s) before it said it had stopped reading",
+                                        old.slot, old.process.pid, old.process.exitcode)
             finally:
                 self.pending = [a for a in self.pending if a not in fresh]
             if self.balancer.serving is not serving:
                 log.debug("a newer table was built while this one went into service")
 
     async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
+        """Wait for the answerer to say `flag` (ready, started, stopped); False past `timeout`, or when it
+        has exited without saying it."""
         deadline = time.monotonic() + timeout
         while not getattr(answerer, flag):
             if time.monotonic() > deadline or not answerer.process.is_alive():
-                return False
+                # What it said before it exited is still in the pipe: a retired answerer stops, sends its
+                # last counts and exits, all between two of our looks when this process is slow.
+                with self.pipes:
+                    self._read(answerer)
+                return bool(getattr(answerer, flag))
             with self.pipes:
                 self._read(answerer)
             if not getattr(answerer, flag):
@@ -332,7 +344,7 @@ class Supervisor:
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
-        web = await start_status(self.balancer, self.status_listen, refresh=self.flush)
+        web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
         saver = asyncio.create_task(save_counters(self.balancer.stats))
         try:
             while not stop.is_set():
@@ -346,26 +358,36 @@ class Supervisor:
                     pass
         finally:
             log.info("shutting down")
+            stop_reading()  # a reload reading its files is abandoned, not waited for
             saver.cancel()
             if web is not None:
                 await web.stop()
             if health is not None:
                 await health.stop()
             self.stop_all()
-            for answerer in self.everyone():
-                self._read(answerer)  # their last counts
+            with self.pipes:
+                for answerer in self.everyone():
+                    self._read(answerer)  # their last counts
             self.balancer.stats.save()
         return 0
 
-    def stop_all(self) -> None:
+    def stop_all(self, timeout: float = 5.0) -> None:
+        """SIGTERM to every answerer, reading their pipes while they end: an answerer's last counts can be
+        more than a pipe holds, and one left blocked writing them was killed after 5 s with them lost."""
         everyone = self.everyone()
         for answerer in everyone:
             if answerer.process.is_alive():
                 answerer.process.terminate()
+        deadline = time.monotonic() + timeout
+        while any(a.process.is_alive() for a in everyone) and time.monotonic() < deadline:
+            with self.pipes:
+                for answerer in everyone:
+                    self._read(answerer)
+            time.sleep(0.01)
         for answerer in everyone:
-            answerer.process.join(5)
             if answerer.process.is_alive():
                 answerer.process.kill()
+            answerer.process.join(1)
 
 
 def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]:

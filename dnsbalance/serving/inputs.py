@@ -13,9 +13,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+from dnsbalance.configuration.folder import config_files
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem
+from dnsbalance.configuration.reading import Abandoned, ReadFiles, ReadTimeout, read_all
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import FileId, GeoIP, GeoIPError
 from health.state import HealthState
@@ -56,15 +58,14 @@ def fingerprint(directory: Path) -> Fingerprint:
     return tuple(found)
 
 
+def read_folder(directory: Path) -> ReadFiles:
+    """Every configuration file of the folder, read once within the deadline (configuration/reading.py)."""
+    return read_all(directory, config_files(directory) if directory.is_dir() else [])
+
+
 def read_files(directory: Path) -> dict[str, bytes]:
     """Relative path -> content of every configuration file that can be read."""
-    found = {}
-    for path in _files(directory):
-        try:
-            found[str(path.relative_to(directory))] = path.read_bytes()
-        except OSError:
-            continue
-    return found
+    return read_folder(directory).contents()
 
 
 def digest_of(files: Mapping[str, bytes]) -> str:
@@ -81,8 +82,15 @@ def content_digest(directory: Path) -> str:
 def load(directory: Path) -> tuple[Loaded | None, list[Problem]]:
     """Configuration and GeoIP database together, or the problems that stop them loading."""
     stamp = fingerprint(directory)
-    files = read_files(directory)
-    config, problems = check_config(directory)
+    try:
+        read = read_folder(directory)
+    except ReadTimeout as exc:
+        return None, [Problem(exc.path, 1, f"not read within {exc.seconds:g}s (a file system that does not answer?); "
+                                           "nothing was changed")]
+    except Abandoned:
+        return None, [Problem(directory, 1, "not read: the server is stopping")]
+    files = read.contents()
+    config, problems = check_config(directory, files=read)
     if config is None:
         return None, problems
     try:

@@ -2,9 +2,11 @@
 and in bounded memory, by `check`, by a running server on SIGHUP and at start-up; the server keeps answering."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -120,3 +122,138 @@ def test_server_refuses_to_start_on_a_deep_file(config_dir: Path, tmp_path: Path
     assert result.returncode not in (0, -signal.SIGSEGV, 139)
     assert "country/JP.yaml:2: nested more than 64 levels deep" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+# Issue 22 items 2 and 3: what is not a regular file, as every kind of configuration file. /dev/zero reads
+# forever with a size of 0 (check grew to 3 GB), a FIFO blocks its reader until a writer comes (check hung; a
+# reloading server wedged and ignored SIGTERM): each is refused with its file and line, unopened.
+KINDS = {
+    "dev-zero": "a character device",
+    "fifo": r"a FIFO \(named pipe\)",
+    "socket": "a socket",
+    "directory": "a directory",
+    "symlink-loop": "a symbolic link loop",
+}
+FILES = ["dnsbalance.yaml", "mirrors.yaml", "default.yaml", "country/JP.yaml", "network/lab.yaml"]
+REFUSED_WITHIN = 1.0  # seconds, in a running server; a command adds its interpreter's start
+
+
+def make_hostile(path: Path, kind: str) -> None:
+    """Put a `kind` where `path` is (whatever was there is removed)."""
+    path.parent.mkdir(exist_ok=True)
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(str(path))  # the socket file stays after the close
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        path.symlink_to(path.name)  # itself: ELOOP
+
+
+def undo_hostile(path: Path, saved: bytes | None) -> None:
+    if path.is_dir() and not path.is_symlink():
+        path.rmdir()
+    else:
+        path.unlink()
+    if saved is not None:
+        path.write_bytes(saved)
+
+
+def assert_unopened(path: Path, kind: str) -> None:
+    """A FIFO nobody holds open for reading refuses a non-blocking writer (ENXIO): the server did not open it."""
+    if kind == "fifo":
+        with pytest.raises(OSError) as raised:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        assert raised.value.errno == errno.ENXIO
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def plain_rss(config_dir: Path) -> int:
+    """The peak RSS a check of the good folder reports now: a child's counts what it was forked from (this
+    test process, which grows over a run), so a bound is relative to it."""
+    code, output, _, rss = run_check(config_dir)
+    assert code == 0, output
+    return rss
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", FILES)
+def test_check_refuses_what_is_not_a_regular_file(config_dir: Path, name: str, kind: str, plain_rss: int) -> None:
+    make_hostile(config_dir / name, kind)
+    code, output, seconds, rss = run_check(config_dir)
+    assert code == 1, output
+    assert re.search(rf"{re.escape(name)}:1: not read: {KINDS[kind]}\n", output), output
+    assert "Traceback" not in output
+    assert seconds < 15, seconds  # was: a hang (a busy machine may make the start slow, not endless)
+    assert rss < plain_rss + 100, (rss, plain_rss)  # was: 3 GB and a MemoryError
+    assert_unopened(config_dir / name, kind)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("name", FILES)
+def test_serve_refuses_to_start_on_what_is_not_a_regular_file(config_dir: Path, name: str, kind: str) -> None:
+    make_hostile(config_dir / name, kind)
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config_dir),
+                                "--listen", "127.0.0.1:0", "--status", "off"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    assert process.stdout is not None
+    output = process.stdout.read().decode("utf-8", "replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    assert process.returncode == 1, output
+    assert re.search(rf"{re.escape(name)}:1: not read: {KINDS[kind]}\n", output), output
+    assert "not starting" in output and "Traceback" not in output
+    assert time.monotonic() - started < 15  # was: a hang (a busy machine may make the start slow, not endless)
+    assert usage.ru_utime + usage.ru_stime < REFUSED_WITHIN + 2  # CPU: the interpreter's start and the refusal
+    assert_unopened(config_dir / name, kind)
+
+
+def test_server_refuses_reloads_of_what_is_not_a_regular_file(config_dir: Path, tmp_path: Path) -> None:
+    """Every kind as every file, one reload each: refused within a second with the file and line, the
+    server answering and its memory as it was; then a good reload is still applied, and SIGTERM ends it."""
+    server = start_server(config_dir, tmp_path / "server.log", ipv6=False)
+    try:
+        server.wait_for_log("health checks are off|health cycle done", timeout=20)
+        assert server.query("deb.cdn.example.org").answer
+        before = rss_mib(server.process.pid)
+        for name in FILES:
+            path = config_dir / name
+            saved = path.read_bytes() if path.is_file() else None
+            for kind, message in KINDS.items():
+                refused = server.log().count("reload refused: ")
+                make_hostile(path, kind)
+                started = time.monotonic()
+                server.process.send_signal(signal.SIGHUP)
+                line = rf"reload refused: {re.escape(str(path))}:1: not read: {message}\n"
+                while not re.search(line, server.log()):
+                    assert time.monotonic() - started < REFUSED_WITHIN, (name, kind, server.log()[-3000:])
+                    time.sleep(0.01)
+                assert server.log().count("reload refused: ") > refused
+                assert server.query("deb.cdn.example.org", tcp=True).answer
+                assert_unopened(path, kind)
+                undo_hostile(path, saved)
+        grown = rss_mib(server.process.pid) - before
+        assert grown < 30, f"the supervisor grew by {grown:.0f} MiB"  # /dev/zero: 2.7 GB
+        (config_dir / "default.yaml").write_text("deb:\n  def2: 0\n")
+        applied = server.log().count("configuration reloaded")
+        server.process.send_signal(signal.SIGHUP)
+        server.wait_for_log("configuration reloaded" + r"(?s:.*)configuration reloaded" * applied, timeout=20)
+        assert {rr.address for rrset in server.query("deb.cdn.example.org").answer for rr in rrset} == {"203.0.113.2"}
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    assert "Traceback" not in server.log()

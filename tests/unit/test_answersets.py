@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import time
 from fractions import Fraction
 
 from hypothesis import given, settings
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from dnsbalance.configuration.model import DEFAULT_REGION
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import Candidate, Pool
-from dnsbalance.ranking.answersets import design
+from dnsbalance.ranking.answersets import delivered_shares, design
 from dnsbalance.ranking.variants import Variants
 
 weights_lists = st.lists(st.integers(min_value=0, max_value=10000), min_size=1, max_size=24).filter(any)
@@ -96,3 +97,23 @@ def test_the_issue_example() -> None:
 def test_equal_weights_fill_every_answer() -> None:
     assert design([1, 1, 1, 1, 1, 1], 4).sizes == {4: 1}
     assert design([7], 4).sizes == {1: 1}
+
+
+@settings(max_examples=300, deadline=None)
+@given(weights=weights_lists, answers=st.integers(1, 8), minimum=st.integers(1, 8))
+def test_delivered_shares_alone_are_the_designs(weights: list[int], answers: int, minimum: int) -> None:
+    """What `check` reports of every pool (step 1 alone) is what the full design delivers."""
+    full = design(weights, answers, minimum)
+    alone = delivered_shares(weights, answers, minimum)
+    assert (alone.configured, alone.delivered, alone.minimum, alone.exact) == (
+        full.configured, full.delivered, full.minimum, full.exact)
+
+
+def test_big_pools_stay_exact_and_quick() -> None:
+    """Integers over one denominator (not a Fraction per operation): a 1,000-mirror pool with awkward
+    weights and 8 answers designs in well under a CPU second (0.12 s; 2.4 s in Fractions), every share exact."""
+    weights = [(i * 7919) % 9973 + 1 for i in range(1000)] + [9999, 9998, 1]
+    started = time.process_time()  # CPU time: a busy machine's wait for a core is not the design's
+    result = design(weights, 8, 3, random.Random(4))
+    assert time.process_time() - started < 1.0
+    assert result.first_shares() == result.delivered and sum(p for _, p in result.sets) == 1

@@ -280,7 +280,8 @@ def _probe(args: argparse.Namespace) -> int:
     config = loaded.config
 
     async def once() -> CycleReport:
-        client = new_client(config.settings.health.concurrency, config.settings.health.ca)
+        client = new_client(config.settings.health.concurrency, config.settings.health.ca,
+                            source=config.settings.health.source)
         try:
             # the server's saved references: a push in progress is judged as the server judges it
             state = StateFolder(config.settings.state_dir)

@@ -57,7 +57,7 @@ async def observe(config: Config, client: httpx.AsyncClient, concurrency: int = 
     """Every target of every check, at most `concurrency` in flight; then what the outside sources hold."""
     started, clock = time.time(), time.monotonic()
     gate = asyncio.Semaphore(concurrency)
-    probing = Probing(client, config.settings.health.timeout)
+    probing = Probing(client, config.settings.health.timeout, config.settings.health.source)
 
     async def bounded(check: Check[Any], target: Target) -> tuple[str, str, Observation]:
         async with gate:

@@ -55,15 +55,20 @@ def tls_context(ca: str | None) -> ssl.SSLContext:
     return context
 
 
-def new_client(concurrency: int, ca: str | None = None) -> httpx.AsyncClient:
-    """One client for every probe: pooled connections, bounded; no proxies from the environment."""
+def new_client(concurrency: int, ca: str | None = None, source: str | None = None) -> httpx.AsyncClient:
+    """One client for every probe: pooled connections, bounded; no proxies from the environment.
+    `source`: the local address probes leave from (health.source)."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    transport = httpx.AsyncHTTPTransport(local_address=source, limits=limits, retries=0, verify=tls_context(ca)) \
+        if source else None
     return httpx.AsyncClient(
+        transport=transport,
         verify=tls_context(ca),
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
         # identity asked for; a server that compresses anyway is inflated by fetch(), under the cap
         headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache", "Accept-Encoding": "identity"},
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        limits=limits,
         trust_env=False,
         timeout=None,  # the caller's deadline covers the whole exchange
     )

@@ -24,6 +24,9 @@ class Mode(StrEnum):
 
     RULES = "rules"  # one more probe result: it goes through fall/rise, and a target is up only if all agree
     FINAL = "final"  # the state itself: it overrides the probes and fall/rise while it is given
+    # the verdict of several vantage points (dnsbalance/cluster/): it replaces this prober's own verdict for the
+    # cycle, up or down, and goes through fall/rise like one
+    CONSENSUS = "consensus"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,8 @@ class External:
     note: str = ""  # the source's own words, if any
 
     def describe(self) -> str:
-        said = f"{'up' if self.up else 'down'}{' (final)' if self.mode is Mode.FINAL else ''} in {self.source}"
+        said = f"{'up' if self.up else 'down'}{' (final)' if self.mode is Mode.FINAL else ''} " \
+               f"{'by' if self.mode is Mode.CONSENSUS else 'in'} {self.source}"
         return f"{said}: {self.note}" if self.note else said
 
 

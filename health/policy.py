@@ -9,7 +9,7 @@ logs the records it returns, persists the state and builds the table.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -135,11 +135,16 @@ def next_state(state: HealthState, observations: Observed, settings: PolicySetti
             if kind is TargetKind.MIRROR:
                 references = {}  # a reference a failed cycle computed is no better than its verdicts
     rules, final, unknown = _external(observations.external, settings)
+    consensus = _only(rules, lambda e: e.mode is Mode.CONSENSUS)
+    rules = _only(rules, lambda e: e.mode is not Mode.CONSENSUS)
     records += [UnknownTarget(e) for e in unknown]
-    if judged.verdicts and not verdicts and not rules and not final:
+    if judged.verdicts and not verdicts and not rules and not final and not consensus:
         return Step(state, judged, (*records, TableKept()))
 
     by_key = {v.name: v for v in verdicts}
+    local = {v.name: v for v in judged.verdicts}  # before the guard: a consensus keeps this prober's details
+    for key, said in consensus.items():
+        by_key[key] = _consensus(local.get(key), key, said)
     for key, said in rules.items():
         by_key[key] = _through_rules(by_key.get(key), key, said)
     mirrors = {key: h for key, h in state.mirrors.items() if key in settings.known}
@@ -180,6 +185,11 @@ def _external(observations: Sequence[External], settings: PolicySettings
     return rules, final, unknown
 
 
+def _only(by_key: dict[str, list[External]], keep: Callable[[External], bool]) -> dict[str, list[External]]:
+    kept = {key: [e for e in said if keep(e)] for key, said in by_key.items()}
+    return {key: said for key, said in kept.items() if said}
+
+
 def _deciding(said: list[External]) -> External:
     """Of several observations of one target, the first that says down (down wins), else the first."""
     return next((e for e in said if not e.up), said[0])
@@ -193,6 +203,17 @@ def _through_rules(verdict: Verdict | None, key: str, said: list[External]) -> V
     if deciding.up or not verdict.ok:
         return verdict
     return dataclasses.replace(verdict, ok=False, reason=deciding.describe(), cause="external", syncing=False)
+
+
+def _consensus(verdict: Verdict | None, key: str, said: list[External]) -> Verdict:
+    """The vantage points' verdict replaces this prober's for the cycle; its other details (lag, URL) stay."""
+    deciding = _deciding(said)
+    if verdict is None:
+        return Verdict(key, deciding.up, deciding.describe(), cause="cluster")
+    if verdict.ok == deciding.up:
+        return verdict
+    return dataclasses.replace(verdict, ok=deciding.up, reason=f"{deciding.describe()} (here: {verdict.reason})",
+                               cause="cluster", syncing=False)
 
 
 def _final(previous: MirrorHealth | None, verdict: Verdict | None, said: list[External], now: float) -> MirrorHealth:

@@ -46,10 +46,11 @@ class _StunClient(asyncio.DatagramProtocol):
             self.reply.set_exception(exc)
 
 
-async def _udp(address: str, port: int, transaction_id: bytes) -> bytes:
+async def _udp(address: str, port: int, transaction_id: bytes, source: str | None = None) -> bytes:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(lambda: _StunClient(transaction_id),
-                                                           remote_addr=(address, port))
+                                                           remote_addr=(address, port),
+                                                           local_addr=(source, 0) if source else None)
     try:
         request = binding_request(transaction_id)
         while True:
@@ -61,7 +62,7 @@ async def _udp(address: str, port: int, transaction_id: bytes) -> bytes:
         transport.close()
 
 
-async def _stream(address: str, port: int, transaction_id: bytes, tls: bool) -> bytes:
+async def _stream(address: str, port: int, transaction_id: bytes, tls: bool, source: str | None = None) -> bytes:
     context = None
     if tls:
         # Relays are addressed by IP and often carry certificates for a name we do not know: the check is
@@ -69,7 +70,8 @@ async def _stream(address: str, port: int, transaction_id: bytes, tls: bool) -> 
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection(address, port, ssl=context)
+    reader, writer = await asyncio.open_connection(address, port, ssl=context,
+                                                   local_addr=(source, 0) if source else None)
     try:
         writer.write(binding_request(transaction_id))
         await writer.drain()
@@ -82,15 +84,16 @@ async def _stream(address: str, port: int, transaction_id: bytes, tls: bool) -> 
         writer.close()
 
 
-async def check(address: str, port: int, service: str, timeout: float) -> RelayCheck:
+async def check(address: str, port: int, service: str, timeout: float, source: str | None = None) -> RelayCheck:
+    """`source`: the local address the probe leaves from (health.source)."""
     transaction_id = os.urandom(12)
     started = time.monotonic()
     try:
         async with asyncio.timeout(timeout):
             if service in ("stun", "turn-udp"):
-                data = await _udp(address, port, transaction_id)
+                data = await _udp(address, port, transaction_id, source)
             else:
-                data = await _stream(address, port, transaction_id, tls=service == "turn-tls")
+                data = await _stream(address, port, transaction_id, service == "turn-tls", source)
         mapped = check_binding_success(data, transaction_id)
         return RelayCheck(address, port, service, True, f"STUN Binding ok, mapped {mapped}",
                           time.monotonic() - started)

@@ -85,6 +85,7 @@ class HealthSettings:
     # Read what ftpsync publishes about each mirror (project/trace/_hierarchy, its own trace): its name, for
     # the lock file, and the architectures it carries. On by itself when a name requires architectures.
     traces: bool = False
+    source: str | None = None  # the local address probes leave from (None: the kernel's choice)
 
 
 IMPLICIT_ARCHIVE = "default"  # the archive of the single-archive keys (health.master, health.stamp, mirror url)
@@ -131,6 +132,21 @@ class ReloadSettings:
 
 
 @dataclass(frozen=True)
+class ClusterSettings:
+    """Several name servers sharing one view through etcd (dnsbalance/cluster/)."""
+
+    etcd: tuple[str, ...]  # endpoint URLs, http:// or https://
+    instance: str  # this name server's name among the others (default: the host name)
+    prefix: str  # every key lives under it: /dnsbalance/ZONE/ by default
+    down_quorum: int | str = "majority"  # live vantage points that must see a target down: N, majority or all
+    ca: Path | None = None  # TLS: the CA that signed etcd's certificates
+    cert: Path | None = None  # TLS client certificate and key
+    key: Path | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)  # never in a log or page
+
+
+@dataclass(frozen=True)
 class Settings:
     zone: str  # lower case, no trailing dot
     nameservers: tuple[NameServer, ...]
@@ -154,6 +170,7 @@ class Settings:
     require: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     require_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False,
                                              repr=False)
+    cluster: ClusterSettings | None = None  # None: one instance, its own verdicts
 
 
 class AdminState(Enum):

@@ -6,11 +6,13 @@ that default too, so the rest of the folder is still checked.
 from __future__ import annotations
 
 import re
+import ipaddress
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from dnsbalance.configuration.checker import Checker, brief, url_ok
+from dnsbalance.configuration.cluster_settings import read_cluster
 from dnsbalance.configuration.model import (
     Archive,
     GeoIPSettings,
@@ -28,7 +30,8 @@ from dnsbalance.configuration.yamlpos import PosDict, PosList
 
 FILE = "dnsbalance.yaml"
 KEYS = ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir",
-        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives", "reload")
+        "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives", "reload",
+        "cluster")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
 SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
@@ -86,6 +89,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
         reload=_reload(check, top, path),
         **_require(check, check.section(top, "health", path) if isinstance(top.get("health"), PosDict) else None,
                    path),
+        cluster=read_cluster(check, top, path, zone, base),
     )
 
 
@@ -166,7 +170,8 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
     if h_map is None:
         return health
     check.known_keys(h_map, ("enabled", "interval", "timeout", "master", "stamp", "max_lag", "quorum", "grace",
-                             "fall", "rise", "concurrency", "addresses", "vhost", "ca", "certificate_days", "traces", "require"),
+                             "fall", "rise", "concurrency", "addresses", "vhost", "ca", "certificate_days", "traces", "require",
+                             "source"),
                      path, "health")
     return HealthSettings(
         enabled=check.boolean(h_map, "enabled", path, "health", health.enabled),
@@ -185,7 +190,16 @@ def _health(check: Checker, top: PosDict, path: Path) -> HealthSettings:
         ca=check.string(h_map, "ca", path, "health", health.ca),
         certificate_days=check.number(h_map, "certificate_days", path, "health", 0, 3650, health.certificate_days),
         traces=check.boolean(h_map, "traces", path, "health", health.traces),
+        source=check.string(h_map, "source", path, "health", health.source, _address_ok, "an IP address"),
     )
+
+
+def _address_ok(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _require(check: Checker, health: PosDict | None, path: Path) -> dict[str, Any]:

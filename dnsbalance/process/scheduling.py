@@ -31,7 +31,7 @@ class HealthScheduler:
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.client = new_client(balancer.config.settings.health.concurrency,
-                                 balancer.config.settings.health.ca)
+                                 balancer.config.settings.health.ca, source=balancer.config.settings.health.source)
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)

@@ -31,6 +31,7 @@ class Probing:
 
     client: httpx.AsyncClient
     timeout: float
+    source: str | None = None  # health.source: the local address relay probes bind to (the client has it too)
 
 
 @dataclass(frozen=True)

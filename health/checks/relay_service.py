@@ -41,7 +41,8 @@ class RelayService:
 
     async def observe(self, target: RelayTarget, probing: Probing) -> Observation:
         return RelayAnswer(target.key, target.service_key,
-                           await check(target.address, target.port, target.service, probing.timeout))
+                           await check(target.address, target.port, target.service, probing.timeout,
+                                       probing.source))
 
     def judge(self, observed: Observed, settings: PolicySettings, previous: Mapping[str, Reference],
               now: float) -> Judged:

@@ -1,0 +1,100 @@
+"""Read `cluster:` of dnsbalance.yaml: the etcd endpoints several name servers share their view through.
+
+    cluster:
+      etcd: [https://ns1.example.org:2379, https://ns2.example.org:2379, https://ns3.example.org:2379]
+      instance: ns1            # default: this host's name
+      down_quorum: majority    # or all, or a number of vantage points
+      ca: etcd-ca.pem          # TLS (optional): etcd's CA, and a client certificate and key
+      cert: ns1.pem
+      key: ns1-key.pem
+      user: dnsbalance         # etcd authentication (optional)
+      password: ...
+      prefix: /dnsbalance/cdn.example.org/
+"""
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dnsbalance.configuration.checker import Checker, brief
+from dnsbalance.configuration.model import ClusterSettings
+from dnsbalance.configuration.yamlpos import PosDict, PosList
+
+KEYS = ("etcd", "instance", "down_quorum", "prefix", "ca", "cert", "key", "user", "password")
+INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # a key part: no '/', short, printable
+
+
+def endpoint_ok(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+        return parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port is not None \
+            and parts.path in ("", "/") and not parts.username and not parts.password
+    except ValueError:
+        return False
+
+
+def default_instance() -> str:
+    """The host's short name, as a key part."""
+    name = socket.gethostname().split(".")[0]
+    return name if INSTANCE.match(name) else "dnsbalance"
+
+
+def read_cluster(check: Checker, top: PosDict, path: Path, zone: str, base: Path) -> ClusterSettings | None:
+    """The `cluster:` section, or None without one (one instance, its own verdicts)."""
+    c_map = check.section(top, "cluster", path)
+    if c_map is None:
+        return None
+    what = "cluster"
+    check.known_keys(c_map, KEYS, path, what)
+    endpoints: list[str] = []
+    items = c_map.get("etcd")
+    if not isinstance(items, PosList) or not items:
+        check.error(path, c_map.line_of("etcd") if "etcd" in c_map else c_map.line,
+                    "cluster: etcd must be a non-empty list of endpoint URLs (http(s)://HOST:PORT)")
+    else:
+        for index, item in enumerate(items):
+            if not isinstance(item, str) or not endpoint_ok(item):
+                check.error(path, items.line_of(index), f"cluster: etcd endpoint {brief(item)} must be "
+                                                        "http(s)://HOST:PORT (credentials go in user/password)")
+            else:
+                endpoints.append(item.rstrip("/"))
+    instance = check.string(c_map, "instance", path, what, None, lambda s: bool(INSTANCE.match(s)),
+                            "a name of letters, digits, '.', '_' or '-' (at most 63)") or default_instance()
+    prefix = check.string(c_map, "prefix", path, what, f"/dnsbalance/{zone}/",
+                          lambda s: s.startswith("/") and s.endswith("/") and len(s) < 200,
+                          "a key prefix starting and ending with '/'")
+    files: dict[str, Path | None] = {}
+    for key in ("ca", "cert", "key"):
+        name = check.string(c_map, key, path, what, None)
+        files[key] = base / name if name is not None else None
+        if name is not None and not (base / name).is_file():
+            check.error(path, c_map.line_of(key), f"cluster: {key} file {brief(name)} does not exist")
+    if (files["cert"] is None) != (files["key"] is None):
+        check.error(path, c_map.line, "cluster: cert and key go together (a client certificate and its key)")
+    if any(files.values()) and endpoints and not all(e.startswith("https://") for e in endpoints):
+        check.error(path, c_map.line_of("etcd"), "cluster: with ca/cert/key every etcd endpoint must be https://")
+    user = check.string(c_map, "user", path, what, None)
+    password = None
+    if "password" in c_map:  # never repeated in a message: only its line
+        value = c_map["password"]
+        if not isinstance(value, str) or not value:
+            check.error(path, c_map.line_of("password"), "cluster: password must be a non-empty string")
+        else:
+            password = value
+    if (user is None) != (password is None):
+        check.error(path, c_map.line, "cluster: user and password go together")
+    return ClusterSettings(tuple(endpoints), instance, prefix, _down_quorum(check, c_map, path), files["ca"],
+                           files["cert"], files["key"], user, password)
+
+
+def _down_quorum(check: Checker, c_map: PosDict, path: Path) -> int | str:
+    if "down_quorum" not in c_map:
+        return "majority"
+    value = c_map["down_quorum"]
+    if value in ("majority", "all") or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 99):
+        return value
+    check.error(path, c_map.line_of("down_quorum"),
+                f"cluster: down_quorum must be majority, all or a number 1..99, got {brief(value)}")
+    return "majority"

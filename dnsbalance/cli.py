@@ -47,6 +47,8 @@ from health.cycle import CycleReport, run_cycle
 from health.external import ExternalFile
 from health.fetch import new_client
 from health.report import probe_table
+from health.settings import policy_settings
+from health.state import HealthState
 from health.verdict import TargetKind
 
 DEFAULT_CONFIG = Path("config")
@@ -258,7 +260,7 @@ def _serve(args: argparse.Namespace) -> int:
         if instance is not None:
             instance.release()
         return 1
-    balancer = Balancer(loaded, persist=True, counters="main")
+    balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded))
     balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:
@@ -271,6 +273,17 @@ def _serve(args: argparse.Namespace) -> int:
         if instance is not None:
             instance.release()
     return 0
+
+
+def _warm_start(loaded: Loaded) -> HealthState | None:
+    """With `cluster:`: the cluster's current verdicts before the first table (None: the saved ones)."""
+    settings = loaded.config.settings
+    if settings.cluster is None or not settings.health.enabled:
+        return None
+    from dnsbalance.cluster.member import warm_start
+
+    saved = health_state.load(StateFolder(settings.state_dir).health)
+    return warm_start(settings.cluster, saved, policy_settings(loaded.config).known, time.time())
 
 
 def _probe(args: argparse.Namespace) -> int:

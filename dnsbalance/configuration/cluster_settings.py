@@ -56,7 +56,8 @@ def read_cluster(check: Checker, top: PosDict, path: Path, zone: str, base: Path
     else:
         for index, item in enumerate(items):
             if not isinstance(item, str) or not endpoint_ok(item):
-                check.error(path, items.line_of(index), f"cluster: etcd endpoint {brief(item)} must be "
+                shown = "with credentials in it" if isinstance(item, str) and "@" in item else brief(item)
+                check.error(path, items.line_of(index), f"cluster: etcd endpoint {shown} must be "
                                                         "http(s)://HOST:PORT (credentials go in user/password)")
             else:
                 endpoints.append(item.rstrip("/"))

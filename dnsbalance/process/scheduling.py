@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -9,15 +10,27 @@ from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from dnsbalance.cluster.member import ClusterMember, offset, shared_digest
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import Fingerprint, fingerprint
+from health import policy
 from health.cycle import CycleReport, observe
 from health.external import ExternalFile
 from health.fetch import new_client
+from health.observations import Observed
+from health.settings import policy_settings
 
 log = logging.getLogger(__name__)
 JOB = "health-cycle"
+
+
+def cluster_member(balancer: Balancer) -> ClusterMember | None:
+    config = balancer.config
+    if config.settings.cluster is None:
+        return None
+    return ClusterMember(config.settings.cluster, config.settings.health.interval,
+                         shared_digest(balancer.loaded.files, config.settings), config.settings.health.source)
 
 
 class HealthScheduler:
@@ -35,24 +48,50 @@ class HealthScheduler:
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)
+        self.cluster = cluster_member(balancer)  # None without `cluster:` (dnsbalance/cluster/)
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
         self.scheduler.add_job(self.cycle, "interval", seconds=self.interval, id=JOB,
                                next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
-                               misfire_grace_time=None)
+                               misfire_grace_time=None, **self._spread())
         self.scheduler.start()
+
+    def _spread(self) -> dict[str, datetime]:
+        """Several name servers: each runs its cycles at its own point of the interval (by instance name)."""
+        settings = self.balancer.config.settings.cluster
+        if settings is None:
+            return {}
+        return {"start_date": datetime.fromtimestamp(offset(settings.instance, self.interval), UTC)}
 
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         await self.client.aclose()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    async def shared_view(self, observed: Observed) -> Observed:
+        """With `cluster:`: publish this cycle's raw verdicts, take the consensus of the live instances in through
+        the health door, and the push references other instances moved first. Bounded; never raises."""
+        if self.cluster is None:
+            return observed
+        config, health = self.balancer.loaded.config, self.balancer.health
+        settings = policy_settings(config)
+        own = policy.judge(observed, settings, health.archives, observed.started)
+        digest = shared_digest(self.balancer.loaded.files, config.settings)
+        extra = await self.cluster.exchange(own.verdicts, health, settings.known, digest)
+        archives = self.cluster.adopt(health.archives)
+        if archives != health.archives:
+            self.balancer.health = dataclasses.replace(health, archives=archives)
+        self.balancer.cluster = self.cluster.view
+        return dataclasses.replace(observed, external=observed.external + extra)
 
     def reschedule(self) -> None:
         """After a reload: follow a changed interval."""
         interval = self.balancer.config.settings.health.interval
         if interval != self.interval and self.scheduler.get_job(JOB) is not None:
             self.interval = interval
-            self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval)
+            self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval, **self._spread())
             log.info("health cycle every %gs", interval)
 
     async def changed_files(self) -> None:
@@ -85,8 +124,11 @@ class HealthScheduler:
             if self.external is None or self.external.path != self.balancer.state.external:
                 self.external = ExternalFile(self.balancer.state.external)
             observed = await observe(config, self.client, config.settings.health.concurrency, [self.external])
+            observed = await self.shared_view(observed)
             async with self.lock:
                 applied = await asyncio.to_thread(self.balancer.apply, observed)
+            if self.cluster is not None:
+                await self.cluster.share(self.balancer.health.archives)
             report = self.balancer.last_cycle  # apply() records every cycle it is given
             if report is not None:
                 good = sum(v.ok for v in report.verdicts)

@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.geo.locate import GeoIP
@@ -61,6 +62,7 @@ class Balancer:
         # tables do: answering processes must never compute one under a query).
         self.precompute = False
         self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
+        self.cluster: ClusterView | None = None  # what the health cycle last saw of the other name servers
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.

@@ -1,0 +1,29 @@
+"""Where things live in etcd, under the cluster's prefix (default /dnsbalance/ZONE/):
+
+    PREFIX votes/INSTANCE        one value per instance: its raw observations, served state and configuration
+                                 digest (vote.py), under a lease of about three intervals: liveness
+    PREFIX reference/ARCHIVE     the push reference of one archive (shared_reference.py), moved by compare-and-swap
+"""
+from __future__ import annotations
+
+VOTES = "votes/"
+REFERENCE = "reference/"
+
+
+def vote_key(prefix: str, instance: str) -> str:
+    return f"{prefix}{VOTES}{instance}"
+
+
+def reference_key(prefix: str, archive: str) -> str:
+    return f"{prefix}{REFERENCE}{archive}"
+
+
+def split(prefix: str, key: str) -> tuple[str, str] | None:
+    """(kind folder, name) of a key under the prefix, or None for anything else."""
+    if not key.startswith(prefix):
+        return None
+    rest = key[len(prefix):]
+    for folder in (VOTES, REFERENCE):
+        if rest.startswith(folder) and len(rest) > len(folder) and "/" not in rest[len(folder):]:
+            return folder, rest[len(folder):]
+    return None

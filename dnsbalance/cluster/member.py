@@ -1,0 +1,241 @@
+"""This name server's part in the cluster, run from the health cycle: publish its vote, read the others', decide,
+and share the push references. etcd is a help, never a dependency: every exchange runs on a thread of its own
+under one deadline, and whatever goes wrong, the cycle goes on with this instance's own verdicts.
+
+Connection changes are logged once each way; an ignored value once per key and reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import time
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from dnsbalance.cluster import layout, shared_reference
+from dnsbalance.cluster import vote as votes
+from dnsbalance.cluster.consensus import decide, externals
+from dnsbalance.cluster.etcd import EtcdDown, EtcdLink
+from dnsbalance.cluster.view import ClusterView
+from dnsbalance.configuration.model import ClusterSettings, Settings
+from dnsbalance.serving.inputs import digest_of
+from health.observations import External
+from health.reference import Reference
+from health.state import HealthState, MirrorHealth
+from health.verdict import Verdict
+
+log = logging.getLogger(__name__)
+LEASE_INTERVALS = 3  # a vote outlives its instance by about three intervals
+
+
+def request_timeout(interval: float) -> float:
+    """Per request: short next to the interval, so a silent etcd costs a cycle at most a few seconds."""
+    return max(0.2, min(2.0, interval / 4))
+
+
+def offset(instance: str, interval: float) -> float:
+    """Where in the interval this instance's cycles run: spread by name, the same at every start."""
+    return (zlib.crc32(instance.encode()) % 1000) / 1000 * interval
+
+
+def shared_digest(files: Mapping[str, bytes], settings: Settings) -> str:
+    """Of the configuration as every name server should have it: the files, with what is each host's own in
+    dnsbalance.yaml (listen addresses, state folder, instance name, probe source) left out."""
+    common = dataclasses.replace(settings, listen=(), status_listen=None, state_dir=Path("."), cluster=None,
+                                 health=dataclasses.replace(settings.health, source=None))
+    shared = {name: data for name, data in files.items() if name != "dnsbalance.yaml"}
+    shared["dnsbalance.yaml: shared settings"] = repr(common).encode()
+    return digest_of(shared)[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Read:
+    """What one read of the prefix held."""
+
+    votes: tuple[votes.Vote, ...]
+    references: Mapping[str, tuple[bytes, Reference]]  # archive -> (stored value, reference)
+    ignored: tuple[str, ...]
+
+
+def read_prefix(entries: list[tuple[str, bytes]], prefix: str) -> Read:
+    """The votes and references under the prefix, pure; anything else is listed as ignored, with why."""
+    found, references, ignored = [], {}, []
+    for key, value in entries:
+        where = layout.split(prefix, key)
+        shown = key[len(prefix):][:80]
+        if where is None:
+            ignored.append(f"{shown}: not a key of this layout")
+            continue
+        folder, name = where
+        try:
+            if folder == layout.VOTES:
+                found.append(votes.parse(value, name))
+            else:
+                references[name] = (value, shared_reference.parse(value))
+        except ValueError as exc:  # BadVote too
+            ignored.append(f"{shown}: {exc}")
+    return Read(tuple(found), MappingProxyType(references), tuple(ignored))
+
+
+def warm_start(settings: ClusterSettings, health: HealthState, known: Mapping[str, str], now: float,
+               timeout: float = 1.0) -> HealthState:
+    """Before the first table: the cluster's current verdicts (what the live instances serve without), and its
+    push references. etcd unreachable: `health` as it was, logged."""
+    link = EtcdLink(settings, timeout)
+    try:
+        read = read_prefix(link.get_prefix(settings.prefix), settings.prefix)
+    except EtcdDown as exc:
+        log.warning("cluster: etcd not reachable at start (%s): starting on this instance's saved verdicts", exc)
+        return health
+    finally:
+        link.close()
+    for problem in read.ignored:
+        log.warning("cluster: ignored %s%s", settings.prefix, problem)
+    if not read.votes:
+        log.info("cluster: no live instance in etcd yet: starting on this instance's saved verdicts")
+        return health
+    decisions = decide(read.votes, settings.down_quorum, of="out")
+    mirrors = dict(health.mirrors)
+    for key in known:
+        if key in decisions:
+            up = decisions[key].up
+            reason = f"{'in' if up else 'out'} at start, as the cluster serves it ({decisions[key].describe()})"
+            mirrors[key] = MirrorHealth(up, 0, reason, now, now)
+    archives = adopt(health.archives, read.references)
+    out = sorted(k for k in known if k in decisions and not decisions[k].up)
+    log.info("cluster: started from %d live instances' verdicts (%s); out: %s", len(read.votes),
+             ", ".join(v.instance for v in read.votes), ", ".join(out) or "nothing")
+    return HealthState(MappingProxyType(mirrors), health.cycles, MappingProxyType(dict(archives)))
+
+
+def adopt(archives: Mapping[str, Reference], shared: Mapping[str, tuple[bytes, Reference]]
+          ) -> Mapping[str, Reference]:
+    """This instance's references, each replaced by the shared one where that is ahead."""
+    merged = dict(archives)
+    for name, (_, reference) in shared.items():
+        if shared_reference.ahead(reference, merged.get(name)):
+            merged[name] = reference
+    return MappingProxyType(merged)
+
+
+class ClusterMember:
+    def __init__(self, settings: ClusterSettings, interval: float, digest: str, source: str | None = None) -> None:
+        self.settings = settings
+        self.interval = interval
+        self.timeout = request_timeout(interval)
+        self.link = EtcdLink(settings, self.timeout)
+        self.executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="dnsbalance-etcd")
+        self.busy: asyncio.Future[object] | None = None
+        self.lease: int | None = None
+        self.cycle = 0
+        self.source = source or ""
+        self.reported: set[str] = set()  # ignored values already logged
+        self.shared: Mapping[str, tuple[bytes, Reference]] = MappingProxyType({})
+        self.view = ClusterView(settings.instance, settings.down_quorum, digest)
+
+    @property
+    def deadline(self) -> float:
+        """For one exchange, all its requests together: a slow etcd costs a cycle this much at most."""
+        return self.timeout * 2
+
+    async def _run(self, work: object, *args: object) -> object:
+        if self.busy is not None and not self.busy.done():
+            raise EtcdDown("the previous request to etcd is still waiting")
+        loop = asyncio.get_running_loop()
+        self.busy = loop.run_in_executor(self.executor, work, *args)  # type: ignore[arg-type]
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.busy), self.deadline)
+        except TimeoutError:
+            raise EtcdDown(f"no answer within {self.deadline:g}s") from None
+
+    def _exchange(self, value: bytes) -> list[tuple[str, bytes]]:
+        """On the etcd thread: keep the lease (a new one after an outage), write the vote, read everything."""
+        ttl = max(2, math.ceil(self.interval * LEASE_INTERVALS))
+        if self.lease is None or not self.link.refresh(self.lease):
+            self.lease = self.link.grant(ttl)
+        self.link.put(layout.vote_key(self.settings.prefix, self.settings.instance), value, self.lease)
+        return self.link.get_prefix(self.settings.prefix)
+
+    async def exchange(self, verdicts: tuple[Verdict, ...], health: HealthState, known: Mapping[str, str],
+                       digest: str) -> tuple[External, ...]:
+        """Publish this cycle's raw verdicts, read the others'; the consensus as observations for the health door
+        (none when no other instance is live, or etcd cannot be reached: this instance's own verdicts then)."""
+        self.cycle += 1
+        mine = votes.Vote(self.settings.instance, digest, self.cycle,
+                          frozenset(v.name for v in verdicts if v.ok), frozenset(v.name for v in verdicts if not v.ok),
+                          frozenset(k for k, h in health.mirrors.items() if not h.up), self.source)
+        try:
+            entries = await self._run(self._exchange, votes.encode(mine))
+        except EtcdDown as exc:
+            self._lost(str(exc), mine, digest)
+            return ()
+        read = read_prefix(entries, self.settings.prefix)  # type: ignore[arg-type]
+        self._report(read.ignored)
+        self.shared = read.references
+        peers = tuple(v for v in read.votes if v.instance != self.settings.instance)
+        decisions = decide((mine, *peers), self.settings.down_quorum) if peers else MappingProxyType({})
+        self._found(mine, peers, decisions, read.ignored, digest)
+        return externals(decisions, known) if peers else ()
+
+    def adopt(self, archives: Mapping[str, Reference]) -> Mapping[str, Reference]:
+        return adopt(archives, self.shared)
+
+    async def share(self, archives: Mapping[str, Reference]) -> None:
+        """Move the shared reference of each archive this instance is ahead on, by compare-and-swap: of two
+        instances that saw a push at once, one moves it and the other adopts it at its next cycle."""
+        ahead = {name: ref for name, ref in archives.items()
+                 if shared_reference.ahead(ref, self.shared[name][1] if name in self.shared else None)}
+        if not ahead or not self.view.connected:
+            return
+
+        def swap() -> None:
+            for name, ref in ahead.items():
+                key, new = layout.reference_key(self.settings.prefix, name), shared_reference.encode(ref)
+                old = self.shared.get(name)
+                moved = self.link.replace(key, old[0], new) if old else self.link.create(key, new)
+                log.info("cluster: push reference of %s %s %s", name, "moved to" if moved else
+                         "already moved by another instance; not to", ref.serial)
+        try:
+            await self._run(swap)
+        except EtcdDown as exc:
+            log.info("cluster: push reference not shared this cycle (%s)", exc)
+
+    def _lost(self, problem: str, mine: votes.Vote, digest: str) -> None:
+        if self.view.connected is not False:
+            log.warning("cluster: etcd unreachable (%s); serving this instance's own verdicts until it is back",
+                        problem)
+        self.lease = None if self.view.connected is not False else self.lease
+        self.view = dataclasses.replace(self.view, connected=False, problem=problem, peers=(), mine=mine,
+                                        decisions=MappingProxyType({}), digest=digest,
+                                        since=self.view.since if self.view.connected is False else time.time(),
+                                        **self._traffic())
+
+    def _found(self, mine: votes.Vote, peers: tuple[votes.Vote, ...], decisions: Mapping[str, object],
+               ignored: tuple[str, ...], digest: str) -> None:
+        if self.view.connected is not True:
+            log.info("cluster: %s etcd; %d other live instances (%s)", "back on" if self.view.connected is False
+                     else "connected to", len(peers), ", ".join(v.instance for v in peers) or "none")
+        self.view = dataclasses.replace(self.view, connected=True, problem="", peers=peers, mine=mine,
+                                        decisions=decisions, ignored=ignored, digest=digest,  # type: ignore[arg-type]
+                                        since=self.view.since if self.view.connected is True else time.time(),
+                                        **self._traffic())
+
+    def _traffic(self) -> dict[str, Any]:
+        t = self.link.traffic
+        return {"requests": t.requests, "sent": t.sent, "received": t.received}
+
+    def _report(self, ignored: tuple[str, ...]) -> None:
+        for problem in ignored:
+            if problem not in self.reported:
+                log.warning("cluster: ignored %s%s", self.settings.prefix, problem)
+        self.reported = set(ignored)  # one that goes and comes back is logged again
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.link.close()

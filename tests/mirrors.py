@@ -68,6 +68,7 @@ class Mirror:
         self.stamp_path = prefix + stamp
         self.serial: int | None = None
         self.locked = False
+        self.refused: set[str] = set()  # source addresses whose connections are closed unanswered
         self.requests = 0
         self.closing = threading.Event()
         self.httpd: ThreadingHTTPServer | None = None
@@ -92,9 +93,15 @@ class Mirror:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the prober hung up, as it should on hostile responses
 
-        ThreadingHTTPServer.allow_reuse_address = True
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+
+            def verify_request(self, request: object, client_address: tuple[str, int]) -> bool:  # type: ignore[override]
+                return client_address[0] not in mirror.refused  # a network that cannot reach the mirror
+
+        ThreadingHTTPServer.allow_reuse_address = True  # as before, for every server of this file
         self.closing.clear()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.httpd = Server(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

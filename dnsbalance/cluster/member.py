@@ -36,7 +36,7 @@ LEASE_INTERVALS = 3  # a vote outlives its instance by about three intervals
 
 def request_timeout(interval: float) -> float:
     """Per request: short next to the interval, so a silent etcd costs a cycle at most a few seconds."""
-    return max(0.2, min(2.0, interval / 4))
+    return max(0.5, min(2.0, interval / 4))
 
 
 def offset(instance: str, interval: float) -> float:

@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from dnsbalance import __version__
+from dnsbalance.ops import cluster_section
 from dnsbalance.ops.status import SEVERITY, StatusInputs, summary
 from dnsbalance.stats.counters import LATENCY_BUCKETS, LATENCY_SAMPLE
 
@@ -142,3 +143,4 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
         rss.add_metric([name], figures["rss_bytes"])
     yield cpu
     yield rss
+    yield from cluster_section.metrics(status)

@@ -170,6 +170,7 @@ class ServedInputs(TypedDict, total=False):
 
     geoip: GeoipInUse
     configuration: ConfigurationOnDisk
+    cluster: dict[str, Any] | None  # several name servers: ClusterView.as_json() (dnsbalance/cluster/view.py)
 
 
 class Summary(ServedInputs):

@@ -210,7 +210,9 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
                              description=geoip.description),
             configuration=ConfigurationOnDisk(directory=str(serving.config.directory),  # edited files not yet served
                                               files_differ=balancer.changed_on_disk(serving.config.directory),
-                                              auto_apply=serving.config.settings.reload.auto_apply))
+                                              auto_apply=serving.config.settings.reload.auto_apply),
+            # several name servers (dnsbalance/cluster/): None without `cluster:`
+            cluster=balancer.cluster.as_json() if balancer.cluster is not None else None)
 
     host, port = parse_hostport(listen)
     server = StatusServer(source, setup)

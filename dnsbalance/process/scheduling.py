@@ -49,6 +49,8 @@ class HealthScheduler:
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)
         self.cluster = cluster_member(balancer)  # None without `cluster:` (dnsbalance/cluster/)
+        if self.cluster is not None:
+            balancer.cluster = self.cluster.view
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""

@@ -1,0 +1,226 @@
+"""Several name servers, one view (dnsbalance/cluster/): a real three-member etcd cluster on loopback
+(tests/etcd.py) and three real dnsbalance instances probing from 127.0.0.11, .12 and .13 (health.source); the
+mirrors are real HTTP servers on 127.0.0.1 that refuse chosen source addresses (a mirror one network cannot
+reach)."""
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dnsbalance.cluster.etcd import EtcdLink
+from dnsbalance.configuration.model import ClusterSettings
+from tests.etcd import EtcdCluster, have_etcd
+from tests.harness import Server, make_config, start_server
+from tests.mirrors import Mirror
+
+pytestmark = pytest.mark.skipif(not have_etcd(), reason="etcd-server is not installed (tools/install-test-packages)")
+
+JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}
+SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+PREFIX = "/dnsbalance/cdn.example.org/"
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    (tmp_path / "etcd").mkdir()
+    cluster = EtcdCluster(tmp_path / "etcd").start()
+    yield cluster
+    cluster.stop()
+
+
+def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int, endpoints: list[str],
+                   extra: str = "") -> Path:
+    """Instance ns{index+1}'s own folder (and so its own state folder), probing from its own address."""
+    folder = make_config(base / f"ns{index + 1}", mmdb)
+    text = (folder / "mirrors.yaml").read_text()
+    for name, mirror in fleet.items():
+        text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{mirror.url}', addresses: [")
+    (folder / "mirrors.yaml").write_text(text)
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', "
+                     f"source: {SOURCES[index]}}}\n"
+                     f"cluster: {{etcd: {json.dumps(endpoints)}, instance: ns{index + 1}{extra}}}\n")
+    return folder
+
+
+def jp_answers(server: Server, rounds: int = 150) -> set[str]:  # jp4 is in ~1 answer in 8
+    found: set[str] = set()
+    for _ in range(rounds):
+        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+        found |= {rr.address for rr in reply.answer[0]}
+    return found
+
+
+def until(predicate, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"not within {timeout}s: {what}"
+        time.sleep(0.2)
+
+
+def status(server: Server) -> dict:  # type: ignore[type-arg]
+    return httpx.get(f"{server.status_url}/status.json", timeout=5).json()
+
+
+def peers(server: Server) -> int:
+    cluster = status(server)["cluster"]
+    return len(cluster["peers"]) if cluster["connected"] else -1
+
+
+@pytest.fixture
+def three(tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror], etcd: EtcdCluster
+          ) -> Iterator[list[Server]]:
+    servers: list[Server] = []
+    try:
+        for index in range(3):
+            folder = cluster_config(tmp_path, country_mmdb, zone_fleet, index, etcd.endpoints)
+            servers.append(start_server(folder, tmp_path / f"ns{index + 1}.log", ipv6=False))
+        for server in servers:
+            until(lambda s=server: peers(s) == 2, what="every instance sees the two others")  # type: ignore[misc]
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_a_mirror_one_vantage_point_cannot_reach_stays_one_two_cannot_reach_leaves_all(
+        three: list[Server], zone_fleet: dict[str, Mirror], tmp_path: Path, country_mmdb: Path,
+        etcd: EtcdCluster) -> None:
+    for server in three:
+        assert jp_answers(server) == set(JP.values())
+    zone_fleet["jp3"].refused = {SOURCES[0]}  # ns1's network cannot reach jp3
+    zone_fleet["jp2"].refused = {SOURCES[0], SOURCES[1]}  # ns1's and ns2's cannot reach jp2
+    for server in three:
+        server.wait_cycles(3, timeout=20)
+    for server in three:  # ns3's own probes see jp2 up: the cluster has it out all the same
+        assert jp_answers(server) == {JP["jp1"], JP["jp3"], JP["jp4"]}, server.log()[-3000:]
+    targets = status(three[2])["cluster"]["targets"]
+    assert targets["jp2"]["up"] is False and sorted(targets["jp2"]["down_votes"]) == ["ns1", "ns2"]
+    assert targets["jp2"]["seen"] == {"ns3": True, "ns1": False, "ns2": False}
+    assert targets["jp3"]["up"] is True and targets["jp3"]["down_votes"] == ["ns1"]
+    assert "jp2 is DOWN: down by cluster: 2 of 3 vantage points see it down" in three[2].log()
+    first = status(three[0])["cluster"]
+    assert not first["drift"] and len(first["configurations"]) == 1  # each host's own lines are not drift
+    metrics = httpx.get(f"{three[0].status_url}/metrics", timeout=5).text
+    assert "dnsbalance_cluster_connected 1.0" in metrics and "dnsbalance_cluster_peers 2.0" in metrics
+    page = httpx.get(three[0].status_url + "/", timeout=5).text
+    assert "id='cluster-targets'" in page and "cluster-drift" not in page
+
+    # ns3 restarts with an empty state folder: its first answers already leave jp2 out (the cluster's verdict,
+    # read before its first table), although its own probes would keep it
+    three[2].stop()
+    shutil.rmtree(tmp_path / "ns3" / "state")
+    three[2] = start_server(tmp_path / "ns3", tmp_path / "ns3-again.log", ipv6=False)
+    assert jp_answers(three[2], rounds=80) == {JP["jp1"], JP["jp3"], JP["jp4"]}
+    assert "cluster: started from 3 live instances' verdicts" in three[2].log()
+    assert "out: jp2" in three[2].log()
+
+
+def test_etcd_without_quorum_never_costs_a_query_and_is_rejoined(three: list[Server], etcd: EtcdCluster,
+                                                                 zone_fleet: dict[str, Mirror]) -> None:
+    zone_fleet["jp3"].refused = {SOURCES[0]}
+    for server in three:
+        server.wait_cycles(2, timeout=20)
+    assert jp_answers(three[0]) == set(JP.values())  # one of three: in, even on ns1
+
+    lost: list[str] = []
+    asked = [0]
+    stop = threading.Event()
+
+    def ask() -> None:  # every instance asked all along; a lost or failed query is counted
+        while not stop.is_set():
+            for server in three:
+                try:
+                    reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+                    asked[0] += 1
+                    if not reply.answer:
+                        lost.append(f"empty answer from {server.port}")
+                except Exception as exc:  # noqa: BLE001 - any failure is what the test counts
+                    lost.append(f"{server.port}: {exc!r}")
+            time.sleep(0.01)
+
+    load = threading.Thread(target=ask, daemon=True)
+    load.start()
+    try:
+        etcd.stop_member(etcd.members[0], kill=True)
+        etcd.stop_member(etcd.members[1], kill=True)
+        for server in three:
+            server.wait_for_log(r"cluster: etcd unreachable", timeout=20)
+        # on their own verdicts, which still follow the mirrors: ns1 drops jp3 (its own probe), all drop jp1
+        zone_fleet["jp1"].refused = set(SOURCES)
+        for server in three:
+            server.wait_cycles(3, timeout=30)
+        assert jp_answers(three[0]) == {JP["jp2"], JP["jp4"]}
+        assert jp_answers(three[1]) == {JP["jp2"], JP["jp3"], JP["jp4"]}
+        assert status(three[0])["cluster"]["connected"] is False
+        page = httpx.get(three[0].status_url + "/", timeout=5).text
+        assert "id='cluster-down'" in page
+
+        etcd.start_member(etcd.members[0], wait=False)
+        etcd.start_member(etcd.members[1], wait=False)
+        etcd.wait_healthy(30)
+        for server in three:
+            server.wait_for_log(r"cluster: back on etcd", timeout=30)
+            until(lambda s=server: peers(s) == 2, what="rejoined")  # type: ignore[misc]
+            server.wait_cycles(2, timeout=20)
+        assert jp_answers(three[0]) == {JP["jp2"], JP["jp3"], JP["jp4"]}  # the consensus again: jp3 back
+    finally:
+        stop.set()
+        load.join(10)
+    assert asked[0] > 300 and lost == [], lost[:5]
+    for server in three:  # once on the way down, once on the way back
+        assert server.log().count("cluster: etcd unreachable") == 1
+        assert server.log().count("cluster: back on etcd") == 1
+
+
+def test_hostile_values_in_the_prefix_are_ignored_and_told_once(three: list[Server], etcd: EtcdCluster) -> None:
+    link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "test", PREFIX), 2.0)
+    try:
+        link.put(PREFIX + "votes/garbage", b"\x00\xff{{{ not json")
+        link.put(PREFIX + "votes/huge", b'{"v":1,"i":"huge","up":["' + b"x" * 600_000 + b'"]}')
+        link.put(PREFIX + "votes/liar", b'{"v":1,"i":"ns1","c":"x","n":1,"up":[],"down":["jp1","jp2"],"out":[]}')
+        link.put(PREFIX + "votes/bad..name/x", b"{}")
+    finally:
+        link.close()
+    for server in three:
+        server.wait_cycles(3, timeout=20)
+    for server in three:
+        log = server.log()
+        assert log.count("ignored /dnsbalance/cdn.example.org/votes/garbage: not JSON") == 1
+        assert "votes/huge: 6000" in log and "votes/liar: names instance 'ns1'" in log
+        assert peers(server) == 2  # the impostors are no vantage points
+        assert jp_answers(server) == set(JP.values())  # and their votes count for nothing
+        assert server.process.poll() is None
+    assert len(status(three[0])["cluster"]["ignored"]) == 4
+
+
+def test_an_etcd_that_accepts_and_never_answers_delays_nothing(tmp_path: Path, country_mmdb: Path,
+                                                               zone_fleet: dict[str, Mirror]) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)  # connections complete in the kernel's backlog; nothing is ever read or sent
+    folder = cluster_config(tmp_path, country_mmdb, zone_fleet, 0, [f"http://127.0.0.1:{silent.getsockname()[1]}"])
+    started = time.monotonic()
+    server = start_server(folder, tmp_path / "ns1.log", ipv6=False)
+    try:
+        assert time.monotonic() - started < 10
+        server.wait_for_log("cluster: etcd not reachable at start")
+        assert jp_answers(server) == set(JP.values())
+        zone_fleet["jp3"].refused = {SOURCES[0]}
+        began = time.monotonic()
+        server.wait_cycles(5, timeout=30)  # every second still: each exchange is cut off after a second
+        assert time.monotonic() - began < 5 * 2.2, server.log()[-3000:]
+        assert jp_answers(server) == {JP["jp1"], JP["jp2"], JP["jp4"]}  # on its own verdicts
+        assert server.log().count("cluster: etcd unreachable") == 1
+        assert status(server)["cluster"]["connected"] is False
+    finally:
+        server.stop()
+        silent.close()

@@ -37,7 +37,7 @@ def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
 
 
 def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int, endpoints: list[str],
-                   extra: str = "") -> Path:
+                   extra: str = "", health: str = "") -> Path:
     """Instance ns{index+1}'s own folder (and so its own state folder), probing from its own address."""
     folder = make_config(base / f"ns{index + 1}", mmdb)
     text = (folder / "mirrors.yaml").read_text()
@@ -46,7 +46,7 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
     (folder / "mirrors.yaml").write_text(text)
     with (folder / "dnsbalance.yaml").open("a") as handle:
         handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', "
-                     f"source: {SOURCES[index]}}}\n"
+                     f"source: {SOURCES[index]}{health}}}\n"
                      f"cluster: {{etcd: {json.dumps(endpoints)}, instance: ns{index + 1}{extra}}}\n")
     return folder
 
@@ -75,13 +75,12 @@ def peers(server: Server) -> int:
     return len(cluster["peers"]) if cluster["connected"] else -1
 
 
-@pytest.fixture
-def three(tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror], etcd: EtcdCluster
-          ) -> Iterator[list[Server]]:
+def start_three(tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror], etcd: EtcdCluster,
+                health: str = "") -> Iterator[list[Server]]:
     servers: list[Server] = []
     try:
         for index in range(3):
-            folder = cluster_config(tmp_path, country_mmdb, zone_fleet, index, etcd.endpoints)
+            folder = cluster_config(tmp_path, country_mmdb, zone_fleet, index, etcd.endpoints, health=health)
             servers.append(start_server(folder, tmp_path / f"ns{index + 1}.log", ipv6=False))
         for server in servers:
             until(lambda s=server: peers(s) == 2, what="every instance sees the two others")  # type: ignore[misc]
@@ -89,6 +88,12 @@ def three(tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror], etc
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def three(tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror], etcd: EtcdCluster
+          ) -> Iterator[list[Server]]:
+    yield from start_three(tmp_path, country_mmdb, zone_fleet, etcd)
 
 
 def test_a_mirror_one_vantage_point_cannot_reach_stays_one_two_cannot_reach_leaves_all(
@@ -224,3 +229,25 @@ def test_an_etcd_that_accepts_and_never_answers_delays_nothing(tmp_path: Path, c
     finally:
         server.stop()
         silent.close()
+
+
+def test_a_push_seen_by_one_instance_moves_the_reference_for_all(tmp_path: Path, country_mmdb: Path,
+                                                                  zone_fleet: dict[str, Mirror],
+                                                                  etcd: EtcdCluster) -> None:
+    zone_fleet["master"].refused = {SOURCES[1]}  # ns2 never reads the master: what it knows of pushes is shared
+    for servers in start_three(tmp_path, country_mmdb, zone_fleet, etcd, health=", grace: 0"):
+        before = zone_fleet["master"].archive.serial
+        zone_fleet["jp3"].serial = before  # jp3 stays on the old serial
+        pushed = zone_fleet["master"].archive.publish()
+        for server in servers:
+            server.wait_cycles(3, timeout=20)
+        for server in servers:
+            jp3 = next(m for m in status(server)["mirrors"] if m["name"] == "jp3")
+            assert jp3["archives"][0]["reference"] == str(pushed), server.log()[-2000:]
+        ns2 = servers[1].log()
+        assert "master unreadable" in ns2 and f"moved to {pushed}" not in ns2
+        # ns2 judged jp3 by the reference the others moved: its own probe, not only the consensus, sees it stale
+        assert status(servers[1])["cluster"]["targets"]["jp3"]["seen"]["ns2"] is False
+        moved = sum(s.log().count(f"push reference of default moved to {pushed}") for s in servers)
+        assert moved == 1  # compare-and-swap: one instance moved it, the others found it moved
+        assert jp_answers(servers[1]) == {JP["jp1"], JP["jp2"], JP["jp4"]}

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""Benchmark: several name servers sharing one view through etcd (dnsbalance/cluster/). Everything on loopback.
+
+1. etcd load and cycle time: N mirrors (1,000) served by a helper process on 127.0.x.y, and M instances (4)
+   each probing them and exchanging with a real 3-member etcd (tests/etcd.py): etcd requests and bytes per cycle
+   per instance (counted in the client), and the cycle time (probe + judge + etcd exchange) with and without it.
+2. Time to leave: three real dnsbalance instances (interval I) and a mirror that two of them stop reaching, from
+   that moment to its absence from every instance's answers; against one instance without a cluster.
+
+    python bench/cluster.py [--mirrors 1000] [--instances 4] [--cycles 5] [--interval 2]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.health_cycle import SERVER, free_port, write_config  # noqa: E402
+from dnsbalance.cluster.member import ClusterMember  # noqa: E402
+from dnsbalance.configuration.load import load_config  # noqa: E402
+from dnsbalance.configuration.model import ClusterSettings  # noqa: E402
+from health import policy  # noqa: E402
+from health.cycle import observe  # noqa: E402
+from health.fetch import new_client  # noqa: E402
+from health.settings import policy_settings  # noqa: E402
+from health.state import HealthState  # noqa: E402
+from tests.etcd import EtcdCluster  # noqa: E402
+from tests.harness import Server, make_config, start_server, write_mmdb  # noqa: E402
+from tests.mirrors import Archive, Mirror  # noqa: E402
+
+SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
+
+
+def load_and_cycles(etcd: EtcdCluster, mirrors: int, instances: int, cycles: int, interval: float) -> None:
+    port = free_port()
+    helper = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(mirrors), "0"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert helper.stdout is not None and helper.stdout.readline().strip() == "ready"
+        with tempfile.TemporaryDirectory() as folder:
+            config = load_config(write_config(Path(folder), mirrors, port, 5.0, 200))
+            settings = policy_settings(config)
+
+            async def run() -> tuple[list[float], list[float], list[ClusterMember]]:
+                client = new_client(200)
+                members = [ClusterMember(ClusterSettings(tuple(etcd.endpoints), f"ns{i}", "/dnsbalance/bench/"),
+                                         interval, "digest") for i in range(instances)]
+                alone, shared = [], []
+                try:
+                    for _ in range(cycles):
+                        started = time.monotonic()  # one cycle without the cluster: probe and judge
+                        observed = await observe(config, client, 200)
+                        policy.next_state(HealthState(), observed, settings, observed.started)
+                        alone.append(time.monotonic() - started)
+                        for member in members:  # the same, with the exchange (each instance in turn)
+                            started = time.monotonic()
+                            observed = await observe(config, client, 200)
+                            own = policy.judge(observed, settings, {}, observed.started)
+                            extra = await member.exchange(own.verdicts, HealthState(), settings.known, "digest")
+                            policy.next_state(HealthState(), observed.__class__(
+                                observed.started, observed.duration, observed.results, extra), settings,
+                                observed.started)
+                            shared.append(time.monotonic() - started)
+                finally:
+                    await client.aclose()
+                return alone, shared, members
+
+            alone, shared, members = asyncio.run(run())
+        value = len(json.dumps(members[0].view.mine and sorted(members[0].view.mine.up)))
+        per = [(m.link.traffic.requests / cycles, (m.link.traffic.sent + m.link.traffic.received) / cycles)
+               for m in members]
+        print(f"etcd load, {mirrors} mirrors x {instances} instances, {cycles} cycles each")
+        print(f"  requests per cycle per instance   {statistics.mean(r for r, _ in per):.1f} "
+              f"(lease keep-alive, one put, one range read; +1 compare-and-swap on a push)")
+        print(f"  bytes per cycle per instance      {statistics.mean(b for _, b in per) / 1024:.0f} KiB "
+              f"(sent + received; one vote is about {value / 1024:.0f} KiB of JSON, base64 on the wire, "
+              f"and the read returns all {instances})")
+        print(f"  at a 120 s interval               {statistics.mean(r for r, _ in per) * instances / 120:.2f} "
+              f"requests/s for the whole cluster")
+        print(f"cycle time, {mirrors} mirrors      without cluster {statistics.median(alone):.2f} s, "
+              f"with cluster {statistics.median(shared):.2f} s (median of {len(alone)} and {len(shared)})")
+        for member in members:
+            member.close()
+    finally:
+        helper.kill()
+        helper.wait()
+
+
+def answers(server: Server, address: str) -> bool:
+    """The address is in at least one of a few answers (each answer holds 3 of the 4 JP mirrors)."""
+    for _ in range(8):
+        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+        if any(rr.address == address for rrset in reply.answer for rr in rrset):
+            return True
+    return False
+
+
+def configure(folder: Path, fleet: dict[str, Mirror], interval: float, source: str, cluster: str) -> Path:
+    text = (folder / "mirrors.yaml").read_text()
+    for name, mirror in fleet.items():
+        text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{mirror.url}', addresses: [")
+    (folder / "mirrors.yaml").write_text(text)
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write(f"health: {{interval: {interval}, timeout: 0.5, master: '{fleet['master'].url}', "
+                     f"source: {source}}}\n{cluster}")
+    return folder
+
+
+def time_to_leave(servers: list[Server], mirror: Mirror, refused: set[str]) -> float:
+    """From the mirror going unreachable (for `refused`) to its absence from every server's answers."""
+    mirror.refused = refused
+    started = time.monotonic()
+    while any(answers(s, "192.0.2.1") for s in servers):
+        assert time.monotonic() - started < 60, "never left"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def leave(etcd: EtcdCluster, interval: float, base: Path) -> None:
+    mmdb = write_mmdb(base / "test.mmdb")
+    names = ["jp1", "jp2", "jp3", "jp4", "jpdrained", "as1", "as2", "eu1", "eu2", "de1", "de2", "kr1", "def1",
+             "def2", "v6only", "master"]
+    archive = Archive()
+    fleet = {name: Mirror(archive) for name in names}
+    servers: list[Server] = []
+    try:
+        single = start_server(configure(make_config(base / "single", mmdb), fleet, interval, SOURCES[0], ""),
+                              base / "single.log", ipv6=False)
+        servers.append(single)
+        single.wait_cycles(2, 30)
+        alone = [time_to_leave([single], fleet["jp1"], {SOURCES[0]})]
+        fleet["jp1"].refused = set()
+        single.wait_cycles(2, 30)
+        alone.append(time_to_leave([single], fleet["jp1"], {SOURCES[0]}))
+        single.stop()
+        fleet["jp1"].refused = set()
+        three = []
+        for index in range(3):
+            cluster = f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns{index + 1}}}\n"
+            folder = configure(make_config(base / f"ns{index + 1}", mmdb), fleet, interval, SOURCES[index], cluster)
+            three.append(start_server(folder, base / f"ns{index + 1}.log", ipv6=False))
+        servers += three
+        for server in three:
+            server.wait_cycles(3, 30)
+        shared = []
+        for _ in range(2):
+            assert all(answers(s, "192.0.2.1") for s in three)
+            shared.append(time_to_leave(three, fleet["jp1"], {SOURCES[0], SOURCES[1]}))
+            fleet["jp1"].refused = set()
+            for server in three:
+                server.wait_cycles(3, 30)
+        print(f"time to leave every instance's answers, interval {interval:g} s, fall 1")
+        print(f"  one instance, no cluster          {' '.join(f'{t:.2f}' for t in alone)} s")
+        print(f"  three instances, 2 of 3 see it    {' '.join(f'{t:.2f}' for t in shared)} s "
+              f"(worst {max(shared) - max(alone):+.2f} s beyond one instance; the bound is one interval plus 1 s)")
+    finally:
+        for server in servers:
+            server.stop()
+        for mirror in fleet.values():
+            mirror.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mirrors", type=int, default=1000)
+    parser.add_argument("--instances", type=int, default=4)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=2.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "etcd").mkdir()
+        etcd = EtcdCluster(Path(folder) / "etcd").start()
+        try:
+            load_and_cycles(etcd, args.mirrors, args.instances, args.cycles, 120.0)
+            leave(etcd, args.interval, Path(folder))
+        finally:
+            etcd.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

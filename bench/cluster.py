@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -23,18 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.health_cycle import SERVER, free_port, write_config  # noqa: E402
-from dnsbalance.cluster.member import ClusterMember  # noqa: E402
-from dnsbalance.configuration.load import load_config  # noqa: E402
-from dnsbalance.configuration.model import ClusterSettings  # noqa: E402
-from health import policy  # noqa: E402
-from health.cycle import observe  # noqa: E402
-from health.fetch import new_client  # noqa: E402
-from health.settings import policy_settings  # noqa: E402
-from health.state import HealthState  # noqa: E402
-from tests.etcd import EtcdCluster  # noqa: E402
-from tests.harness import Server, make_config, start_server, write_mmdb  # noqa: E402
-from tests.mirrors import Archive, Mirror  # noqa: E402
+from bench.health_cycle import SERVER, free_port, write_config
+from dnsbalance.cluster.member import ClusterMember
+from dnsbalance.configuration.load import load_config
+from dnsbalance.configuration.model import ClusterSettings
+from health import policy
+from health.cycle import observe
+from health.fetch import new_client
+from health.settings import policy_settings
+from health.state import HealthState
+from tests.etcd import EtcdCluster
+from tests.harness import Server, make_config, start_server, write_mmdb
+from tests.mirrors import Archive, Mirror
 
 SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
@@ -49,34 +50,38 @@ def load_and_cycles(etcd: EtcdCluster, mirrors: int, instances: int, cycles: int
             config = load_config(write_config(Path(folder), mirrors, port, 5.0, 200))
             settings = policy_settings(config)
 
-            async def run() -> tuple[list[float], list[float], list[ClusterMember]]:
+            async def run() -> tuple[float, float, list[float], list[ClusterMember]]:
                 client = new_client(200)
                 members = [ClusterMember(ClusterSettings(tuple(etcd.endpoints), f"ns{i}", "/dnsbalance/bench/"),
                                          interval, "digest") for i in range(instances)]
-                alone, shared = [], []
                 try:
+                    started = time.monotonic()  # one cycle without the cluster: probe and decide
+                    observed = await observe(config, client, 200)
+                    policy.next_state(HealthState(), observed, settings, observed.started)
+                    alone = time.monotonic() - started
+                    started = time.monotonic()  # the same with the cluster: probe, judge, exchange, decide
+                    observed = await observe(config, client, 200)
+                    own = policy.judge(observed, settings, {}, observed.started)
+                    extra = await members[0].exchange(own.verdicts, HealthState(), settings.known, "digest")
+                    policy.next_state(HealthState(), dataclasses.replace(observed, external=extra), settings,
+                                      observed.started)
+                    shared = time.monotonic() - started
+                    exchanges = []  # every instance, `cycles` times, on the same verdicts: etcd's share alone
                     for _ in range(cycles):
-                        started = time.monotonic()  # one cycle without the cluster: probe and judge
-                        observed = await observe(config, client, 200)
-                        policy.next_state(HealthState(), observed, settings, observed.started)
-                        alone.append(time.monotonic() - started)
-                        for member in members:  # the same, with the exchange (each instance in turn)
+                        for member in members:
                             started = time.monotonic()
-                            observed = await observe(config, client, 200)
-                            own = policy.judge(observed, settings, {}, observed.started)
-                            extra = await member.exchange(own.verdicts, HealthState(), settings.known, "digest")
-                            policy.next_state(HealthState(), observed.__class__(
-                                observed.started, observed.duration, observed.results, extra), settings,
-                                observed.started)
-                            shared.append(time.monotonic() - started)
+                            await member.exchange(own.verdicts, HealthState(), settings.known, "digest")
+                            exchanges.append(time.monotonic() - started)
                 finally:
                     await client.aclose()
-                return alone, shared, members
+                return alone, shared, exchanges, members
 
-            alone, shared, members = asyncio.run(run())
+            before = 1  # members[0] made one exchange in the timed cycle
+            alone, shared, exchanges, members = asyncio.run(run())
         value = len(json.dumps(members[0].view.mine and sorted(members[0].view.mine.up)))
-        per = [(m.link.traffic.requests / cycles, (m.link.traffic.sent + m.link.traffic.received) / cycles)
-               for m in members]
+        counts = [cycles + (before if i == 0 else 0) for i in range(len(members))]
+        per = [(m.link.traffic.requests / n, (m.link.traffic.sent + m.link.traffic.received) / n)
+               for m, n in zip(members, counts)]
         print(f"etcd load, {mirrors} mirrors x {instances} instances, {cycles} cycles each")
         print(f"  requests per cycle per instance   {statistics.mean(r for r, _ in per):.1f} "
               f"(lease keep-alive, one put, one range read; +1 compare-and-swap on a push)")
@@ -85,8 +90,9 @@ def load_and_cycles(etcd: EtcdCluster, mirrors: int, instances: int, cycles: int
               f"and the read returns all {instances})")
         print(f"  at a 120 s interval               {statistics.mean(r for r, _ in per) * instances / 120:.2f} "
               f"requests/s for the whole cluster")
-        print(f"cycle time, {mirrors} mirrors      without cluster {statistics.median(alone):.2f} s, "
-              f"with cluster {statistics.median(shared):.2f} s (median of {len(alone)} and {len(shared)})")
+        print(f"cycle time, {mirrors} mirrors     without cluster {alone:.2f} s, with cluster {shared:.2f} s "
+              f"(probing dominates and varies with the machine's load); the etcd exchange alone: median "
+              f"{statistics.median(exchanges) * 1000:.0f} ms, worst {max(exchanges) * 1000:.0f} ms")
         for member in members:
             member.close()
     finally:

@@ -212,7 +212,8 @@ def test_an_etcd_that_accepts_and_never_answers_delays_nothing(tmp_path: Path, c
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)  # connections complete in the kernel's backlog; nothing is ever read or sent
-    folder = cluster_config(tmp_path, country_mmdb, zone_fleet, 0, [f"http://127.0.0.1:{silent.getsockname()[1]}"])
+    folder = cluster_config(tmp_path, country_mmdb, zone_fleet, 0, [f"http://127.0.0.1:{silent.getsockname()[1]}"],
+                            extra=", user: dnsbalance, password: s3cret-pw")
     started = time.monotonic()
     server = start_server(folder, tmp_path / "ns1.log", ipv6=False)
     try:
@@ -226,6 +227,11 @@ def test_an_etcd_that_accepts_and_never_answers_delays_nothing(tmp_path: Path, c
         assert jp_answers(server) == {JP["jp1"], JP["jp2"], JP["jp4"]}  # on its own verdicts
         assert server.log().count("cluster: etcd unreachable") == 1
         assert status(server)["cluster"]["connected"] is False
+        shown = [server.log(), httpx.get(server.status_url + "/status.json", timeout=5).text,
+                 httpx.get(server.status_url + "/", timeout=5).text,
+                 httpx.get(server.status_url + "/metrics", timeout=5).text]
+        assert "dnsbalance_cluster_connected 0.0" in shown[3] and "id='cluster-down'" in shown[2]
+        assert not any("s3cret-pw" in text for text in shown)  # credentials never in a log or page
     finally:
         server.stop()
         silent.close()

@@ -9,9 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dnsbalance.cluster.consensus import decide, externals, needed
-from dnsbalance.cluster.member import adopt, read_prefix
+from dnsbalance.cluster.member import adopt, offset, read_prefix
 from dnsbalance.cluster.shared_reference import encode as encode_reference
-from dnsbalance.cluster.vote import Vote, encode
+from dnsbalance.cluster.view import ClusterView
+from dnsbalance.cluster.vote import Vote, encode, parse
+from dnsbalance.ops import cluster_section
 from health.checks.base import Judged, Target
 from health.observations import Mode, Observation, Observed
 from health.policy import next_state
@@ -139,3 +141,31 @@ def test_a_shared_reference_ahead_is_adopted_one_behind_is_not() -> None:
     merged = adopt(mine, shared)
     assert merged["main"].serial == "2026120302" and merged["main"].since == 50.0
     assert merged["security"].serial == "2026120200"
+
+
+@given(st.frozensets(st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=40),
+                     max_size=30), st.frozensets(st.sampled_from(KEYS)))
+def test_a_vote_reads_back_as_written(up: frozenset[str], down: frozenset[str]) -> None:
+    written = Vote("ns-1.x_y", "abc", 7, up - down, down, down, "127.0.0.11")
+    assert parse(encode(written), "ns-1.x_y") == written
+
+
+def test_spread_offsets_stay_inside_the_interval_and_differ() -> None:
+    offsets = {offset(f"ns{n}", 120) for n in range(1, 5)}
+    assert len(offsets) == 4 and all(0 <= o < 120 for o in offsets)
+
+
+def test_drift_between_name_servers_is_a_banner_and_a_metric() -> None:
+    mine = vote("a")
+    peers = (Vote("b", "d2", 1, frozenset(KEYS), frozenset()), vote("c"))
+    view = ClusterView("a", "majority", "d1", True, peers=peers, mine=mine,
+                       decisions=decide((mine, *peers), "majority"))
+    assert view.drift and view.configurations == {"d1": ("a", "c"), "d2": ("b",)}
+    status = {"cluster": view.as_json()}
+    assert "id='cluster-drift'" in "".join(cluster_section.banners(status))
+    assert "a, c: d1; b: d2" in "".join(cluster_section.banners(status))
+    families = {f.name: f for f in cluster_section.metrics(status)}
+    assert families["dnsbalance_cluster_configurations"].samples[0].value == 2
+    assert families["dnsbalance_cluster_peers"].samples[0].value == 2
+    agreed = ClusterView("a", "majority", "d1", True, peers=(vote("c"),), mine=mine)
+    assert not agreed.drift and cluster_section.banners({"cluster": agreed.as_json()}) == []

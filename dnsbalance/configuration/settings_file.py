@@ -5,8 +5,8 @@ that default too, so the rest of the folder is still checked.
 """
 from __future__ import annotations
 
-import re
 import ipaddress
+import re
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any

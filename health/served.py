@@ -13,10 +13,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from dnsbalance.configuration.model import (
     APEX,
-    SRV_NAMES,
     Config,
     Mirror,
-    archive_for,
     archives_of,
     fallback_archive,
     mirror_key,
@@ -65,18 +63,11 @@ def served_targets(config: Config) -> list[Served]:
     archives = archives_of(config.settings)
     fallback = fallback_archive(archives)
     hosts: dict[tuple[str, str], list[str | None]] = {}  # (mirror, archive) -> hosts, in table order
-    for table in config.tables():
-        for name, entries in table.names.items():
-            if name in SRV_NAMES:
-                continue
-            archive = archive_for(config.settings, name)
-            for entry in entries:
-                mirror = config.mirrors.get(entry.target)
-                if mirror is not None:
-                    found = hosts.setdefault((mirror.name, archive.name), [])
-                    host = host_for(config, mirror, name)
-                    if host not in found:
-                        found.append(host)
+    for _, name, archive, mirror in config.mirror_listings():
+        found = hosts.setdefault((mirror.name, archive.name), [])
+        host = host_for(config, mirror, name)
+        if host not in found:
+            found.append(host)
     targets = []
     for archive in archives:
         for mirror in config.mirrors.values():

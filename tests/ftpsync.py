@@ -7,11 +7,17 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 STAMP = "project/trace/ftp-master.debian.org"
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
 
 
 def free_port() -> int:
@@ -151,3 +157,23 @@ class FtpsyncMirror:
 
 def have_ftpsync() -> bool:
     return shutil.which("ftpsync") is not None and shutil.which("rsync") is not None
+
+
+def sync_step(mirrors: dict[str, FtpsyncMirror], start: Iterable[str], finish: Iterable[str]) -> None:
+    """One step of a push: the mirrors in `start` begin syncing (those not in `finish` held mid-sync, their
+    lock up), the ones in `finish` complete theirs."""
+    finish = set(finish)
+    for name in start:
+        mirrors[name].sync(hold=name not in finish)
+        if name not in finish:
+            mirrors[name].wait_locked()
+    for name in finish:
+        mirrors[name].release()
+
+
+def stop_everything(mirrors: dict[str, FtpsyncMirror], sites: Mapping[str, Stoppable], daemon: RsyncDaemon) -> None:
+    for mirror in mirrors.values():
+        mirror.stop()
+    for site in sites.values():
+        site.stop()
+    daemon.stop()

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.model import (
-    SRV_NAMES,
     Config,
     Settings,
-    archive_for,
     archives_of,
     fallback_archive,
 )
@@ -23,20 +21,13 @@ def archive_names(settings: Settings | None) -> tuple[str, ...] | None:
 def carried_archives(check: Checker, config: Config) -> None:
     archives = archives_of(config.settings)
     fallback = fallback_archive(archives)
-    for table in config.tables():
-        for name, entries in table.names.items():
-            if name in SRV_NAMES:
-                continue
-            archive = archive_for(config.settings, name)
-            for entry in entries:
-                mirror = config.mirrors.get(entry.target)
-                if mirror is None or not mirror.probed() or mirror.url_for(archive, fallback):
-                    continue
-                carried = sorted(mirror.urls) + ([fallback.name] if mirror.url and fallback.name not in mirror.urls
-                                                 else [])
-                check.error(table.source, table.line_of(name),
-                            f"{name}: mirror '{mirror.name}' does not carry archive '{archive.name}' that {name} is "
-                            f"served from (it carries: {', '.join(carried) or 'nothing'})")
+    for table, name, archive, mirror in config.mirror_listings():
+        if not mirror.probed() or mirror.url_for(archive, fallback):
+            continue
+        carried = sorted(mirror.urls) + ([fallback.name] if mirror.url and fallback.name not in mirror.urls else [])
+        check.error(table.source, table.line_of(name),
+                    f"{name}: mirror '{mirror.name}' does not carry archive '{archive.name}' that {name} is "
+                    f"served from (it carries: {', '.join(carried) or 'nothing'})")
     listed = {name for table in config.tables() for name in table.names}
     for archive in archives:
         for name in archive.names:

@@ -1,7 +1,7 @@
 """The configuration as frozen values: what the YAML files say, checked and normalised."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -313,6 +313,18 @@ class Config:
     def tables(self) -> tuple[Table, ...]:
         return (*self.networks.values(), *self.asns.values(), *self.countries.values(), *self.continents.values(),
                 self.default)
+
+    def mirror_listings(self) -> Iterator[tuple[Table, str, Archive, Mirror]]:
+        """Every mirror a table lists under a balanced name (not the relays' SRV names), with the archive
+        that name is served from, in table order: what clients can be handed."""
+        for table in self.tables():
+            for name, entries in table.names.items():
+                if name in SRV_NAMES:
+                    continue
+                archive = archive_for(self.settings, name)
+                for entry in entries:
+                    if (mirror := self.mirrors.get(entry.target)) is not None:
+                        yield table, name, archive, mirror
 
 
 def field_defaults(cls: type) -> Mapping[str, Any]:

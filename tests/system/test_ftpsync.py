@@ -10,7 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.ftpsync import STAMP, FtpsyncMirror, RsyncDaemon, have_ftpsync, master_trace, publish
+from tests.ftpsync import (
+    STAMP,
+    FtpsyncMirror,
+    RsyncDaemon,
+    have_ftpsync,
+    master_trace,
+    publish,
+    stop_everything,
+    sync_step,
+)
 from tests.harness import start_server
 from tests.mirrors import Site
 from tests.push import MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
@@ -55,11 +64,7 @@ def archive(tmp_path: Path) -> Iterator[tuple[Path, RsyncDaemon, dict[str, Ftpsy
             sites[mirror.name] = Site(root=mirror.root)
         yield master / "debian", daemon, mirrors, sites
     finally:
-        for mirror in mirrors.values():
-            mirror.stop()
-        for site in sites.values():
-            site.stop()
-        daemon.stop()
+        stop_everything(mirrors, sites, daemon)
 
 
 def test_ftpsync_push_spreads_over_every_region(tmp_path: Path, country_mmdb: Path, archive) -> None:  # type: ignore[no-untyped-def]
@@ -77,12 +82,8 @@ def test_ftpsync_push_spreads_over_every_region(tmp_path: Path, country_mmdb: Pa
         for step, (label, start, finish) in enumerate(SCHEDULE):
             if step == 0:
                 publish(master, NEW)
-            for name in start:
-                mirrors[name].sync(hold=name not in finish)
-                if name not in finish:
-                    mirrors[name].wait_locked()
+            sync_step(mirrors, start, finish)
             for name in finish:
-                mirrors[name].release()
                 assert not mirrors[name].lock.exists()
                 assert f"Archive serial: {NEW}" in (mirrors[name].archive / "project/trace/ftp-master.debian.org"
                                                     ).read_text()
@@ -126,12 +127,7 @@ def test_a_master_that_gets_the_trace_two_hours_late_still_spreads_the_push(  # 
                 dated = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
                 (master / STAMP).write_text(master_trace(NEW, dated))  # what ftpsync then carries everywhere
                 relay.files["/debian/" + STAMP] = (master / STAMP).read_bytes()
-            for name in start:
-                mirrors[name].sync(hold=name not in finish)
-                if name not in finish:
-                    mirrors[name].wait_locked()
-            for name in finish:
-                mirrors[name].release()
+            sync_step(mirrors, start, finish)
             server.wait_cycles(2, timeout=30)
             check_no_stampede(table_shares(server))
             answered = answered_shares(server, queries=120)

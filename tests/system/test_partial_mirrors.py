@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ftpsync import STAMP, FtpsyncMirror, RsyncDaemon, have_ftpsync, publish
+from tests.ftpsync import STAMP, FtpsyncMirror, RsyncDaemon, have_ftpsync, publish, stop_everything
 from tests.harness import ROOT, Server, start_server
 from tests.mirrors import Site
 
@@ -54,11 +54,7 @@ def synced(tmp_path: Path) -> Iterator[tuple[dict[str, FtpsyncMirror], dict[str,
         sites["plain"] = Site({"/debian/" + STAMP: (master / STAMP).read_bytes()})
         yield mirrors, sites
     finally:
-        for mirror in mirrors.values():
-            mirror.stop()
-        for site in sites.values():
-            site.stop()
-        daemon.stop()
+        stop_everything(mirrors, sites, daemon)
 
 
 def write_config(folder: Path, sites: dict[str, Site]) -> Path:

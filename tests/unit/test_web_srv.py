@@ -13,6 +13,7 @@ from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.web_services import web_port
 from dnsbalance.geo.locate import UNKNOWN, Location
+from dnsbalance.ops.explain import explain
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, srv_weight
 from health.view import HealthView
@@ -147,3 +148,11 @@ def test_a_table_name_shaped_like_an_srv_owner_is_refused(tmp_path: Path) -> Non
     said = [str(p) for p in problems]
     assert any("default.yaml:6" in p and "_http._tcp.www" in p for p in said), said
     assert any("default.yaml:8" in p and "alpha.mirror.deb" in p for p in said), said
+
+
+def test_explain_shows_the_set(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    lines = explain(config, up(config), JP, f"_http._tcp.deb.{ZONE}")
+    assert "SRV: answered from the country JP table, usable entries" in lines
+    assert any(line.split()[:3] == ["tokyo", str(srv_weight(10000)), "80"] and "tokyo.mirror.deb: 192.0.2.10" in line
+               for line in lines), lines

@@ -16,6 +16,7 @@ from dnsbalance.configuration.model import (
     AdminState,
     Config,
     Mirror,
+    Region,
     Relay,
     Table,
     archive_for,
@@ -23,6 +24,9 @@ from dnsbalance.configuration.model import (
     fallback_archive,
     health_key,
     mirror_key,
+)
+from dnsbalance.configuration.model import (
+    Entry as ConfigEntry,
 )
 from dnsbalance.configuration.web_services import WEB_SERVICES, mirror_target, web_owner, web_port, web_service
 from dnsbalance.protocol.codes import RType
@@ -103,6 +107,9 @@ LIVE = (Status.UP, Status.SYNCING)
 # An entry of one name and type, in the table's order: drawable (candidate, its judgement, its health key),
 # or drained (its record, already made)
 Listed = tuple[Candidate, Judgement, str] | LeftOut
+# A mirror's entry of a name in its A and AAAA listings together (apt's SRV sets): the entry, the mirror, its
+# judgement and health key if either family can draw it, its left-out records
+Merged = tuple[ConfigEntry, Mirror, tuple[Judgement, str] | None, tuple[LeftOut, ...]]
 
 
 class Records:
@@ -130,10 +137,23 @@ class Build:
         self.judged = judge_all(config, health)
         self.records = Records()
         self.served = probing_served(config)
+        # Each (table, name, type)'s entries, listed once: every pool is asked for twice (live somewhere, then
+        # its tier) and apt's SRV sets are made of the A and AAAA listings.
+        self.listings: dict[tuple[Region, str, RType], list[Listed]] = {}
+        self.web_facts: dict[tuple[str, str], tuple[tuple[int | None, ...], tuple[str, ...]]] = {}
+        self.web_merged: dict[tuple[Region, str], list[Merged]] = {}
+        self.mirror_keys: dict[tuple[str, str], str] = {}
 
     def listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
         """Entries of one name that can answer the type (an address of its family, a port for the service):
-        drained ones as their record, the others with their judgement."""
+        drained ones as their record, the others with their judgement. The caller does not change the list."""
+        key = (table.region, name, rtype)
+        found = self.listings.get(key)
+        if found is None:
+            found = self.listings[key] = self._listed(table, name, rtype)
+        return found
+
+    def _listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
         config = self.config
         found: list[Listed] = []
         service = SRV_SERVICES.get(name)
@@ -163,7 +183,7 @@ class Build:
         addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
         if not addresses:
             return []
-        key = target_key(self.config, mirror, name)
+        key = self.mirror_key(mirror, name)
         lacking = self.lacking(name, key)
         if weight <= 0:
             return [self.records.entry(mirror.name, Why.DRAINED, key)]
@@ -172,6 +192,13 @@ class Build:
         if self.served and self.judged[key].status in LIVE:
             return self.as_served(mirror, name, key, weight, addresses)
         return [(Candidate(mirror.name, weight, addresses), self.judged[key], key)]
+
+    def mirror_key(self, mirror: Mirror, name: str) -> str:
+        """target_key for a mirror, once per (mirror, name): every table listing the pair asks again."""
+        found = self.mirror_keys.get((mirror.name, name))
+        if found is None:
+            found = self.mirror_keys[(mirror.name, name)] = target_key(self.config, mirror, name)
+        return found
 
     def web_url(self, mirror: Mirror, name: str) -> str | None:
         """The mirror's base URL for the archive `name` is served from."""
@@ -182,21 +209,57 @@ class Build:
         """`_http._tcp.NAME` / `_https._tcp.NAME`: one entry per mirror NAME's A or AAAA answers draw from,
         judged as there (down, drained, partial, an address down: the same records), its weight scaled like a
         relay's, the port its URL says; live on either family's verdict, the target's served addresses."""
+        index = list(WEB_SERVICES).index(service)
         found: list[Listed] = []
+        for entry, mirror, judged, left in self.merged(table, name):
+            ports, addresses = self.web_fact(mirror, name)
+            port = ports[index]
+            if port is None:
+                continue
+            if judged is not None:
+                found.append((Candidate(mirror.name, srv_weight(entry.weight), addresses, port, entry.tier), *judged))
+            found += left
+        return found
+
+    def merged(self, table: Table, name: str) -> list[Merged]:
+        """NAME's A and AAAA listings in one, by mirror in the table's order: its judgement (the first live
+        family's, else the first's; None when neither can be drawn) and its left-out records, each once."""
+        cache_key = (table.region, name)
+        found = self.web_merged.get(cache_key)
+        if found is not None:
+            return found
+        by_mirror: dict[str, list[Listed]] = {}
+        for rtype in ADDRESS_TYPES:
+            for item in self.listed(table, name, rtype):
+                owner = item.target.split("@", 1)[0] if isinstance(item, LeftOut) else item[0].name
+                by_mirror.setdefault(owner, []).append(item)
+        found = []
         for entry in table.names.get(name, ()):
             mirror = self.config.mirrors.get(entry.target)
-            port = web_port(self.web_url(mirror, name), service) if mirror is not None else None
-            if mirror is None or port is None:
+            items = by_mirror.get(entry.target)
+            if mirror is None or not items:
                 continue
-            items = [item for rtype in ADDRESS_TYPES for item in self.mirror_entry(mirror, name, rtype, entry.weight)]
-            drawable = [item for item in items if not isinstance(item, LeftOut)]
-            if drawable:
-                live = [item for item in drawable if item[1].status in LIVE]
-                _, judgement, key = (live or drawable)[0]
-                candidate = Candidate(mirror.name, srv_weight(entry.weight), self.target_addresses(mirror, name),
-                                      port, entry.tier)
-                found.append((candidate, judgement, key))
-            found += dict.fromkeys(item for item in items if isinstance(item, LeftOut))  # once for both families
+            judged: tuple[Judgement, str] | None = None
+            left: list[LeftOut] = []
+            for item in items:
+                if isinstance(item, LeftOut):
+                    if item not in left:
+                        left.append(item)
+                elif judged is None or (item[1].status in LIVE and judged[0].status not in LIVE):
+                    judged = (item[1], item[2])
+            found.append((entry, mirror, judged, tuple(left)))
+        self.web_merged[cache_key] = found
+        return found
+
+    def web_fact(self, mirror: Mirror, name: str) -> tuple[tuple[int | None, ...], tuple[str, ...]]:
+        """The mirror's port for each web service (WEB_SERVICES' order) and its target's addresses, for one
+        name: the same in every table, worked out once."""
+        key = (mirror.name, name)
+        found = self.web_facts.get(key)
+        if found is None:
+            url = self.web_url(mirror, name)
+            found = self.web_facts[key] = (tuple(web_port(url, service) for service in WEB_SERVICES),
+                                           self.target_addresses(mirror, name))
         return found
 
     def split_addresses(self, mirror: Mirror, name: str, key: str, addresses: tuple[str, ...]
@@ -219,7 +282,7 @@ class Build:
         """What the mirror's SRV target for `name` answers: the addresses its A/AAAA entries are served at (all
         of them when none is, as a name failing open serves them)."""
         every = mirror.ipv4 + mirror.ipv6
-        key = target_key(self.config, mirror, name)
+        key = self.mirror_key(mirror, name)
         if not self.served or self.judged[key].status not in LIVE:
             return every
         kept = [address for family in (mirror.ipv4, mirror.ipv6)
@@ -234,7 +297,7 @@ class Build:
             target = mirror_target(mirror.name, name)
             if target not in targets:
                 targets[target] = tuple((RType.AAAA if ":" in a else RType.A, a)
-                                        for a in self.target_addresses(mirror, name))
+                                        for a in self.web_fact(mirror, name)[1])
         return targets
 
     def web_listings(self) -> Iterator[tuple[str, Mirror]]:
@@ -251,8 +314,9 @@ class Build:
     def web_owners(self) -> set[str]:
         """The SRV owners that exist: `_http._tcp.NAME` for every balanced name, `_https._tcp.NAME` where a
         mirror listed under it has an https URL."""
-        return {web_owner(service, name) for name, mirror in self.web_listings() for service in WEB_SERVICES
-                if web_port(self.web_url(mirror, name), service) is not None}
+        return {web_owner(service, name) for name, mirror in self.web_listings()
+                for service, port in zip(WEB_SERVICES, self.web_fact(mirror, name)[0], strict=True)
+                if port is not None}
 
     def lacking(self, name: str, key: str) -> str:
         """The health key of the first architecture `name` requires that the mirror judged by `key` is known

@@ -176,7 +176,7 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             base = web[1]
             parent = ((MIRROR_LABEL.encode(), *question.name[2:]), MIRROR_LABEL if base == APEX
                       else f"{MIRROR_LABEL}.{base}")
-            chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent)
+            chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent, ranked=True)
     elif qtype in (RType.A, RType.AAAA):
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
@@ -191,15 +191,19 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
 
 
 def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name, rng: Random,
-         parent: tuple[Name, str] | None = None) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
+         parent: tuple[Name, str] | None = None,
+         ranked: bool = False) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
     """One SRV record per usable relay (or mirror), in a weighted random order (for clients that take the
-    first), the targets' addresses in the additional section."""
+    first), the targets' addresses in the additional section. `ranked`: that order is also written as the
+    priorities 0, 1, 2, ...: apt ignores SRV weights and picks at random among the lowest priority
+    (apt-pkg/contrib/srvrec.cc, PopFromSrvRecs), so its first choice follows the weights only this way, and its
+    fallbacks the weighted order after it."""
     order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
     order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
     answer: list[Entry] = []
     additional: list[Entry] = []
-    for candidate in order:
-        record, targets = zone.srv(candidate, qname, apex, parent)
+    for rank, candidate in enumerate(order):
+        record, targets = zone.srv(candidate, qname, apex, parent, rank if ranked else None)
         answer.append(record)
         additional += targets
     return tuple(c.name for c in order), tuple(answer), tuple(additional)

@@ -127,13 +127,14 @@ class CompiledZone(Sealed):
             found, ttl = self.targets.get(name, ()), self.ttl
         return tuple(Record(qname, t, DClass.IN, ttl, (rdata,)) for t, rdata in found if t == rtype)
 
-    def srv(self, candidate: Candidate, qname: Name, apex: Name,
-            parent: tuple[Name, str] | None = None) -> tuple[Record, tuple[Entry, ...]]:
+    def srv(self, candidate: Candidate, qname: Name, apex: Name, parent: tuple[Name, str] | None = None,
+            priority: int | None = None) -> tuple[Record, tuple[Entry, ...]]:
         """One relay's (or mirror's) SRV record and its target's addresses (for the additional section).
-        `parent`: the target's parent as labels and relative name (a mirror's `mirror.deb`); None: a relay's."""
+        `parent`: the target's parent as labels and relative name (a mirror's `mirror.deb`); None: a relay's.
+        `priority`: the SRV priority field; None: the entry's tier."""
         labels, relative = parent or ((RELAY_LABEL.encode(), *apex), RELAY_LABEL)
         target = (candidate.name.encode(), *labels)
-        record = Record(qname, RType.SRV, DClass.IN, self.ttl,
-                        (struct.pack("!HHH", candidate.tier, candidate.weight, candidate.port), Whole(target)))
+        fields = (candidate.tier if priority is None else priority, candidate.weight, candidate.port)
+        record = Record(qname, RType.SRV, DClass.IN, self.ttl, (struct.pack("!HHH", *fields), Whole(target)))
         addresses = self.targets.get(f"{candidate.name.lower()}.{relative}", ())
         return record, tuple(Record(target, t, DClass.IN, self.ttl, (rdata,)) for t, rdata in addresses)

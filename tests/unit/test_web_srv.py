@@ -55,16 +55,19 @@ def up(config: Config) -> ActiveTable:
     return build_table(config, HealthView(MappingProxyType({m: True for m in config.mirrors})), 1, 1)
 
 
-def ask(table: ActiveTable, name: str, qtype: str = "SRV", location: Location = UNKNOWN) -> DNSRecord:
+def ask(table: ActiveTable, name: str, qtype: str = "SRV", location: Location = UNKNOWN,
+        rng: Random | None = None) -> DNSRecord:
     query = DNSRecord.question(name, qtype)
     packet = query.pack()
-    return DNSRecord.parse(respond(DNSRecord.parse(packet), location, table, Random(3), packet=packet).record.pack())
+    reply = respond(DNSRecord.parse(packet), location, table, rng or Random(3), packet=packet)
+    return DNSRecord.parse(reply.record.pack())
 
 
-def srv_set(reply: DNSRecord) -> dict[str, tuple[int, int, int]]:
-    """target -> (priority, weight, port)"""
-    return {str(rr.rdata.target): (rr.rdata.priority, rr.rdata.weight, rr.rdata.port)
-            for rr in reply.rr if rr.rtype == QTYPE.SRV}
+def srv_set(reply: DNSRecord) -> dict[str, tuple[int, int]]:
+    """target -> (weight, port); the priorities are the ranks of a weighted order (see the last tests)"""
+    records = [rr.rdata for rr in reply.rr if rr.rtype == QTYPE.SRV]
+    assert sorted(r.priority for r in records) == list(range(len(records)))
+    return {str(r.target): (r.weight, r.port) for r in records}
 
 
 def test_http_set_is_every_usable_mirror_weighted_with_its_port(tmp_path: Path) -> None:
@@ -72,9 +75,9 @@ def test_http_set_is_every_usable_mirror_weighted_with_its_port(tmp_path: Path) 
     reply = ask(table, f"_http._tcp.deb.{ZONE}")
     assert reply.header.rcode == RCODE.NOERROR and reply.header.aa
     # delta is drained (priority 10000): absent; weights are 10000 - priority scaled into 16 bits
-    assert srv_set(reply) == {f"alpha.mirror.deb.{ZONE}.": (0, srv_weight(1000), 80),
-                              f"beta.mirror.deb.{ZONE}.": (0, srv_weight(2000), 80),
-                              f"gamma.mirror.deb.{ZONE}.": (0, srv_weight(5000), 8080)}
+    assert srv_set(reply) == {f"alpha.mirror.deb.{ZONE}.": (srv_weight(1000), 80),
+                              f"beta.mirror.deb.{ZONE}.": (srv_weight(2000), 80),
+                              f"gamma.mirror.deb.{ZONE}.": (srv_weight(5000), 8080)}
     # every target's addresses in the additional section
     glue = sorted((str(rr.rname), str(rr.rdata)) for rr in reply.ar)
     assert glue == [(f"alpha.mirror.deb.{ZONE}.", "192.0.2.1"), (f"alpha.mirror.deb.{ZONE}.", "2001:db8::1"),
@@ -83,9 +86,9 @@ def test_http_set_is_every_usable_mirror_weighted_with_its_port(tmp_path: Path) 
 
 def test_https_set_is_the_https_mirrors_on_their_port(tmp_path: Path) -> None:
     table = up(load(tmp_path))
-    assert srv_set(ask(table, f"_https._tcp.deb.{ZONE}")) == {f"beta.mirror.deb.{ZONE}.": (0, srv_weight(2000), 8443)}
+    assert srv_set(ask(table, f"_https._tcp.deb.{ZONE}")) == {f"beta.mirror.deb.{ZONE}.": (srv_weight(2000), 8443)}
     assert srv_set(ask(table, f"_https._tcp.deb.{ZONE}", location=JP)) == {
-        f"tokyo.mirror.deb.{ZONE}.": (0, srv_weight(10000), 443)}
+        f"tokyo.mirror.deb.{ZONE}.": (srv_weight(10000), 443)}
     assert web_port(None, "_http._tcp") == 80 and web_port(None, "_https._tcp") is None
     assert web_port("rsync://x/debian/", "_http._tcp") == 80
 
@@ -93,7 +96,7 @@ def test_https_set_is_the_https_mirrors_on_their_port(tmp_path: Path) -> None:
 def test_the_client_region_picks_the_set_and_the_scope_says_so(tmp_path: Path) -> None:
     table = up(load(tmp_path))
     assert srv_set(ask(table, f"_http._tcp.deb.{ZONE}", location=JP)) == {
-        f"tokyo.mirror.deb.{ZONE}.": (0, srv_weight(10000), 80), f"osaka.mirror.deb.{ZONE}.": (0, srv_weight(5000), 80)}
+        f"tokyo.mirror.deb.{ZONE}.": (srv_weight(10000), 80), f"osaka.mirror.deb.{ZONE}.": (srv_weight(5000), 80)}
     # answers that depend on the client echo a non-zero ECS scope, as deb's A answers do; the targets do not
     assert table.client_dependent("_http._tcp.deb", QTYPE.SRV) and table.client_dependent("deb", QTYPE.A)
     assert not table.client_dependent("tokyo.mirror.deb", QTYPE.A)
@@ -156,3 +159,23 @@ def test_explain_shows_the_set(tmp_path: Path) -> None:
     assert "SRV: answered from the country JP table, usable entries" in lines
     assert any(line.split()[:3] == ["tokyo", str(srv_weight(10000)), "80"] and "tokyo.mirror.deb: 192.0.2.10" in line
                for line in lines), lines
+
+
+def test_the_first_priority_follows_the_weights(tmp_path: Path) -> None:
+    """apt ignores SRV weights and picks at random among the lowest priority (srvrec.cc, PopFromSrvRecs): each
+    answer writes a weighted random order as priorities 0, 1, 2, ..., so apt's first choice follows the weights
+    and its fallbacks come in weighted order."""
+    table = up(load(tmp_path))
+    rng = Random(11)
+    firsts: dict[str, int] = {}
+    rounds = 4000
+    for _ in range(rounds):
+        records = [rr.rdata for rr in ask(table, f"_http._tcp.deb.{ZONE}", rng=rng).rr]
+        first = str(min(records, key=lambda r: r.priority).target).split(".")[0]
+        firsts[first] = firsts.get(first, 0) + 1
+    weights = {"alpha": 1000, "beta": 2000, "gamma": 5000}  # delta drained
+    total = sum(weights.values())
+    assert set(firsts) == set(weights)
+    for name, weight in weights.items():
+        expected = rounds * weight / total
+        assert abs(firsts[name] - expected) < 4 * (expected * (1 - weight / total)) ** 0.5, (name, firsts)

@@ -445,6 +445,8 @@ def _plan(args: argparse.Namespace) -> int:
     result = plan(running, loaded.config, health.view())
     for line in result.lines:
         print(line)
+    for line in single_address(loaded.config):  # as `check` notes them: on stderr, the plan's stdout unchanged
+        print(f"note: {line}", file=sys.stderr)
     if result.changes:
         print(f"{result.changes} change(s); `dnsbalance reload` applies them"
               + ("" if loaded.config.settings.reload.auto_apply else

@@ -14,8 +14,9 @@ from dnslib import DNSLabel, DNSRecord
 
 from dnsbalance.compiler.table import compiled
 from dnsbalance.compiler.zone import CompiledZone
-from dnsbalance.configuration.model import APEX, SRV_SERVICES
+from dnsbalance.configuration.model import APEX, MIRROR_LABEL, SRV_SERVICES
 from dnsbalance.configuration.names import relative_to
+from dnsbalance.configuration.web_services import web_service
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import TCP_SIZE, UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
@@ -154,7 +155,8 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
     additional: tuple[Entry, ...] = ()
     if qtype == RType.ANY:
         # RFC 8482: one RRset, not everything; the SOA at the apex, else the SRV or A (or AAAA) answer.
-        qtype = RType.SOA if name == APEX else RType.SRV if name in SRV_SERVICES else RType.A
+        srv_owner = name in SRV_SERVICES or web_service(name) is not None
+        qtype = RType.SOA if name == APEX else RType.SRV if srv_owner else RType.A
         if qtype == RType.A and table.pool_for(location, name, RType.A) is None:
             qtype = RType.AAAA
     if name == APEX and qtype == RType.SOA:
@@ -167,6 +169,14 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         pool = table.pool_for(location, name, RType.SRV)
         if pool is not None:
             chosen, answer, additional = _srv(zone, pool, question.name, apex, rng)
+    elif qtype == RType.SRV and (web := web_service(name)) is not None:
+        # apt's _http._tcp.NAME: the mirrors of NAME's pool, targets <mirror>.mirror.NAME (spelled as asked)
+        pool = table.web_pool_for(location, name)
+        if pool is not None:
+            base = web[1]
+            parent = ((MIRROR_LABEL.encode(), *question.name[2:]), MIRROR_LABEL if base == APEX
+                      else f"{MIRROR_LABEL}.{base}")
+            chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent, ranked=True)
     elif qtype in (RType.A, RType.AAAA):
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
@@ -180,16 +190,20 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
                          additional), Rcode.NOERROR, pool, chosen)
 
 
-def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name,
-         rng: Random) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
-    """One SRV record per usable relay, in a weighted random order (for clients that take the first),
-    the targets' addresses in the additional section."""
+def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name, rng: Random,
+         parent: tuple[Name, str] | None = None,
+         ranked: bool = False) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
+    """One SRV record per usable relay (or mirror), in a weighted random order (for clients that take the
+    first), the targets' addresses in the additional section. `ranked`: that order is also written as the
+    priorities 0, 1, 2, ...: apt ignores SRV weights and picks at random among the lowest priority
+    (apt-pkg/contrib/srvrec.cc, PopFromSrvRecs), so its first choice follows the weights only this way, and its
+    fallbacks the weighted order after it."""
     order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
     order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
     answer: list[Entry] = []
     additional: list[Entry] = []
-    for candidate in order:
-        record, targets = zone.srv(candidate, qname, apex)
+    for rank, candidate in enumerate(order):
+        record, targets = zone.srv(candidate, qname, apex, parent, rank if ranked else None)
         answer.append(record)
         additional += targets
     return tuple(c.name for c in order), tuple(answer), tuple(additional)

@@ -1,4 +1,4 @@
-"""The zone's fixed records, compiled once per table: SOA, NS with glue, the glue and relay-target
+"""The zone's fixed records, compiled once per table: SOA, NS with glue, the glue and relay- and mirror-target
 addresses, SRV data, negative answers, and the fast path's lookup of names by their wire form.
 
 What can be fixed is: RDATA, TTLs, which records go where. Owners are filled in per query (a reply spells
@@ -127,10 +127,14 @@ class CompiledZone(Sealed):
             found, ttl = self.targets.get(name, ()), self.ttl
         return tuple(Record(qname, t, DClass.IN, ttl, (rdata,)) for t, rdata in found if t == rtype)
 
-    def srv(self, candidate: Candidate, qname: Name, apex: Name) -> tuple[Record, tuple[Entry, ...]]:
-        """One relay's SRV record and its target's addresses (for the additional section)."""
-        target = (candidate.name.encode(), RELAY_LABEL.encode(), *apex)
-        record = Record(qname, RType.SRV, DClass.IN, self.ttl,
-                        (struct.pack("!HHH", candidate.tier, candidate.weight, candidate.port), Whole(target)))
-        addresses = self.targets.get(f"{candidate.name}.{RELAY_LABEL}", ())
+    def srv(self, candidate: Candidate, qname: Name, apex: Name, parent: tuple[Name, str] | None = None,
+            priority: int | None = None) -> tuple[Record, tuple[Entry, ...]]:
+        """One relay's (or mirror's) SRV record and its target's addresses (for the additional section).
+        `parent`: the target's parent as labels and relative name (a mirror's `mirror.deb`); None: a relay's.
+        `priority`: the SRV priority field; None: the entry's tier."""
+        labels, relative = parent or ((RELAY_LABEL.encode(), *apex), RELAY_LABEL)
+        target = (candidate.name.encode(), *labels)
+        fields = (candidate.tier if priority is None else priority, candidate.weight, candidate.port)
+        record = Record(qname, RType.SRV, DClass.IN, self.ttl, (struct.pack("!HHH", *fields), Whole(target)))
+        addresses = self.targets.get(f"{candidate.name.lower()}.{relative}", ())
         return record, tuple(Record(target, t, DClass.IN, self.ttl, (rdata,)) for t, rdata in addresses)

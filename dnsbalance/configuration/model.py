@@ -14,6 +14,7 @@ DRAINED = 10000  # DNS Balance's priority scale: weight = 10000 - priority, so 1
 SRV_NAMES = ("_stun._udp", "_turn._udp", "_turn._tcp", "_turns._tcp")
 APEX = "@"
 RELAY_LABEL = "relay"  # SRV targets are <relay>.relay.<zone>, answered by the server itself
+MIRROR_LABEL = "mirror"  # apt's SRV targets are <mirror>.mirror.<name>.<zone> (configuration/web_services.py)
 
 # What each SRV name needs from a relay: the service probed, its key in mirrors.yaml (stun, or turn: transport).
 class RelayService(StrEnum):

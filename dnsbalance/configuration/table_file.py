@@ -24,6 +24,7 @@ from dnsbalance.configuration.model import (
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name
 from dnsbalance.configuration.network_file import read_networks
+from dnsbalance.configuration.web_services import web_reserved
 from dnsbalance.configuration.yamlpos import PosDict
 
 ENTRY_DEFAULTS = field_defaults(Entry)
@@ -65,6 +66,10 @@ def read_table(check: Checker, path: Path, region: Region, fleet: Fleet, reserve
         if key in reserved:
             check.error(path, line, f"'{owner}' is a name server or relay target name of the zone and cannot be "
                                     "balanced")
+            continue
+        if web_reserved(key):
+            check.error(path, line, f"'{owner}' is named like apt's SRV owners (_http._tcp.NAME) or their targets "
+                                    "(MIRROR.mirror.NAME), which the zone answers itself")
             continue
         if node is None:
             check.error(path, line, f"{owner}: no entries")

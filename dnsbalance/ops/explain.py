@@ -7,6 +7,7 @@ import time
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
 from dnsbalance.configuration.names import normalise_name, relative_to
+from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
@@ -70,6 +71,9 @@ def explain(config: Config, table: ActiveTable, location: Location, name: str,
              "tables tried, in order (network, AS, country, continent, default):"]
     if relative not in table.names:
         return lines + ["answer: NXDOMAIN: no table defines this name"]
+    web = web_service(relative)
+    if web is not None:
+        return lines[:2] + _web_lines(table, location, relative, *web)
 
     for label, source in _chain(config, location, unmap(address) if address is not None else None):
         if source is None:
@@ -101,6 +105,24 @@ def explain(config: Config, table: ActiveTable, location: Location, name: str,
         lines += _entries(config, table, pool, service, relative)
         if not service:
             lines += design_lines(pool, table.variants(pool, rtype).design)
+    return lines
+
+
+def _web_lines(table: ActiveTable, location: Location, owner: str, service: str, name: str) -> list[str]:
+    """apt's SRV set: NAME's mirrors as its A/AAAA answers take them (`explain NAME` says why each is in or out)."""
+    shown = name if name != APEX else "@"
+    lines = [(f"apt's {service} SRV set of '{shown}': the mirrors its A/AAAA answers draw from (explain '{shown}' "
+              "for the tables and health)")]
+    pool = table.web_pool_for(location, owner)
+    if pool is None:
+        return [*lines, "SRV: no answer (NODATA): no mirror of the name serves this scheme now"]
+    how = "FAIL OPEN (nothing usable; health ignored)" if pool.fail_open else "usable entries"
+    lines.append(f"SRV: answered from the {pool.region} table, {how}")
+    lines.append(f"  {'mirror':<16} {'weight':>6}  port   target and its addresses")
+    for candidate in pool.candidates:
+        target = mirror_target(candidate.name, name)
+        lines.append(f"  {candidate.name:<16} {candidate.weight:>6}  {candidate.port:<5}  {target}: "
+                     f"{' '.join(candidate.addresses)}")
     return lines
 
 

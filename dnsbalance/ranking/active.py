@@ -66,6 +66,9 @@ class Tier:
     # but does not serve from its own usable entries, the tables its clients go through.
     left_out: Mapping[PoolKey, tuple[LeftOut, ...]] = field(default_factory=dict)
     chains: Mapping[PoolKey, Chain] = field(default_factory=dict)
+    # apt's SRV sets (`_http._tcp.deb`, configuration/web_services.py), kept apart: made from the same entries
+    # as the A/AAAA pools above, they are not pools of their own for the status page, metrics or plan.
+    web: Tier | None = None
 
 
 EMPTY_TIER = Tier({}, {})
@@ -152,14 +155,24 @@ class ActiveTable:
         """The client's network tables (longest prefix first), else its AS's, else country, else continent,
         else default; if none has a usable entry, the widest table's configured entries (fail open), so a
         configured name is never answered empty."""
-        key = (name, rtype)
-        chain = (
+        return self._pool_in((name, rtype), self._chain(location))
+
+    def web_pool_for(self, location: Location, owner: str) -> Pool | None:
+        """The SRV set of `_http._tcp.NAME` / `_https._tcp.NAME` for this client, by the same way as NAME's
+        A answers."""
+        return self._pool_in((owner, RType.SRV), tuple(t.web or EMPTY_TIER for t in self._chain(location)))
+
+    def _chain(self, location: Location) -> tuple[Tier, ...]:
+        return (
             *(self.networks.get(code, EMPTY_TIER) for code in location.networks),
             self.asns.get(location.asn, EMPTY_TIER) if location.asn is not None else EMPTY_TIER,
             self.countries.get(location.country, EMPTY_TIER) if location.country else EMPTY_TIER,
             self.continents.get(location.continent, EMPTY_TIER) if location.continent else EMPTY_TIER,
             self.default,
         )
+
+    @staticmethod
+    def _pool_in(key: PoolKey, chain: tuple[Tier, ...]) -> Pool | None:
         for tier in chain:
             pool = tier.usable.get(key)
             if pool is not None:

@@ -4,6 +4,8 @@ clients go through) for explain, plan, the status page and the metrics, which re
 the rules out again."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import (
@@ -14,13 +16,19 @@ from dnsbalance.configuration.model import (
     AdminState,
     Config,
     Mirror,
+    Region,
     Relay,
     Table,
     archive_for,
     archives_of,
+    fallback_archive,
     health_key,
     mirror_key,
 )
+from dnsbalance.configuration.model import (
+    Entry as ConfigEntry,
+)
+from dnsbalance.configuration.web_services import WEB_SERVICES, mirror_target, web_owner, web_port, web_service
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.wire import Soa
 from dnsbalance.ranking.active import (
@@ -99,6 +107,9 @@ LIVE = (Status.UP, Status.SYNCING)
 # An entry of one name and type, in the table's order: drawable (candidate, its judgement, its health key),
 # or drained (its record, already made)
 Listed = tuple[Candidate, Judgement, str] | LeftOut
+# A mirror's entry of a name in its A and AAAA listings together (apt's SRV sets): the entry, the mirror, its
+# judgement and health key if either family can draw it, its left-out records
+Merged = tuple[ConfigEntry, Mirror, tuple[Judgement, str] | None, tuple[LeftOut, ...]]
 
 
 class Records:
@@ -126,13 +137,29 @@ class Build:
         self.judged = judge_all(config, health)
         self.records = Records()
         self.served = probing_served(config)
+        # Each (table, name, type)'s entries, listed once: every pool is asked for twice (live somewhere, then
+        # its tier) and apt's SRV sets are made of the A and AAAA listings.
+        self.listings: dict[tuple[Region, str, RType], list[Listed]] = {}
+        self.web_facts: dict[tuple[str, str], tuple[tuple[int | None, ...], tuple[str, ...]]] = {}
+        self.web_merged: dict[tuple[Region, str], list[Merged]] = {}
+        self.mirror_keys: dict[tuple[str, str], str] = {}
 
     def listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
         """Entries of one name that can answer the type (an address of its family, a port for the service):
-        drained ones as their record, the others with their judgement."""
+        drained ones as their record, the others with their judgement. The caller does not change the list."""
+        key = (table.region, name, rtype)
+        found = self.listings.get(key)
+        if found is None:
+            found = self.listings[key] = self._listed(table, name, rtype)
+        return found
+
+    def _listed(self, table: Table, name: str, rtype: RType) -> list[Listed]:
         config = self.config
         found: list[Listed] = []
         service = SRV_SERVICES.get(name)
+        web = web_service(name) if rtype is RType.SRV and service is None else None
+        if web is not None:
+            return self.listed_web(table, *web)
         for entry in table.names[name]:
             weight = DRAINED - entry.priority
             if rtype is RType.SRV:
@@ -147,21 +174,149 @@ class Build:
                               self.judged[key], key))
                 continue
             mirror = config.mirrors.get(entry.target)
-            if mirror is None:
-                continue
-            addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
-            if addresses:
-                key = target_key(config, mirror, name)
-                lacking = self.lacking(name, key)
-                if weight <= 0:
-                    found.append(self.records.entry(mirror.name, Why.DRAINED, key))
-                elif lacking:
-                    found.append(self.records.entry(mirror.name, Why.PARTIAL, lacking))
-                elif self.served and self.judged[key].status in LIVE:
-                    found += self.as_served(mirror, name, key, weight, addresses)
-                else:
-                    found.append((Candidate(mirror.name, weight, addresses), self.judged[key], key))
+            if mirror is not None:
+                found += self.mirror_entry(mirror, name, rtype, weight)
         return found
+
+    def mirror_entry(self, mirror: Mirror, name: str, rtype: RType, weight: int) -> list[Listed]:
+        """One mirror's entry of a balanced name for A or AAAA: nothing without an address of the family."""
+        addresses = mirror.ipv4 if rtype is RType.A else mirror.ipv6
+        if not addresses:
+            return []
+        key = self.mirror_key(mirror, name)
+        lacking = self.lacking(name, key)
+        if weight <= 0:
+            return [self.records.entry(mirror.name, Why.DRAINED, key)]
+        if lacking:
+            return [self.records.entry(mirror.name, Why.PARTIAL, lacking)]
+        if self.served and self.judged[key].status in LIVE:
+            return self.as_served(mirror, name, key, weight, addresses)
+        return [(Candidate(mirror.name, weight, addresses), self.judged[key], key)]
+
+    def mirror_key(self, mirror: Mirror, name: str) -> str:
+        """target_key for a mirror, once per (mirror, name): every table listing the pair asks again."""
+        found = self.mirror_keys.get((mirror.name, name))
+        if found is None:
+            found = self.mirror_keys[(mirror.name, name)] = target_key(self.config, mirror, name)
+        return found
+
+    def web_url(self, mirror: Mirror, name: str) -> str | None:
+        """The mirror's base URL for the archive `name` is served from."""
+        archives = archives_of(self.config.settings)
+        return mirror.url_for(archive_for(self.config.settings, name), fallback_archive(archives))
+
+    def listed_web(self, table: Table, service: str, name: str) -> list[Listed]:
+        """`_http._tcp.NAME` / `_https._tcp.NAME`: one entry per mirror NAME's A or AAAA answers draw from,
+        judged as there (down, drained, partial, an address down: the same records), its weight scaled like a
+        relay's, the port its URL says; live on either family's verdict, the target's served addresses."""
+        index = list(WEB_SERVICES).index(service)
+        found: list[Listed] = []
+        for entry, mirror, judged, left in self.merged(table, name):
+            ports, addresses = self.web_fact(mirror, name)
+            port = ports[index]
+            if port is None:
+                continue
+            if judged is not None:
+                found.append((Candidate(mirror.name, srv_weight(entry.weight), addresses, port, entry.tier), *judged))
+            found += left
+        return found
+
+    def merged(self, table: Table, name: str) -> list[Merged]:
+        """NAME's A and AAAA listings in one, by mirror in the table's order: its judgement (the first live
+        family's, else the first's; None when neither can be drawn) and its left-out records, each once."""
+        cache_key = (table.region, name)
+        found = self.web_merged.get(cache_key)
+        if found is not None:
+            return found
+        by_mirror: dict[str, list[Listed]] = {}
+        for rtype in ADDRESS_TYPES:
+            for item in self.listed(table, name, rtype):
+                owner = item.target.split("@", 1)[0] if isinstance(item, LeftOut) else item[0].name
+                by_mirror.setdefault(owner, []).append(item)
+        found = []
+        for entry in table.names.get(name, ()):
+            mirror = self.config.mirrors.get(entry.target)
+            items = by_mirror.get(entry.target)
+            if mirror is None or not items:
+                continue
+            judged: tuple[Judgement, str] | None = None
+            left: list[LeftOut] = []
+            for item in items:
+                if isinstance(item, LeftOut):
+                    if item not in left:
+                        left.append(item)
+                elif judged is None or (item[1].status in LIVE and judged[0].status not in LIVE):
+                    judged = (item[1], item[2])
+            found.append((entry, mirror, judged, tuple(left)))
+        self.web_merged[cache_key] = found
+        return found
+
+    def web_fact(self, mirror: Mirror, name: str) -> tuple[tuple[int | None, ...], tuple[str, ...]]:
+        """The mirror's port for each web service (WEB_SERVICES' order) and its target's addresses, for one
+        name: the same in every table, worked out once."""
+        key = (mirror.name, name)
+        found = self.web_facts.get(key)
+        if found is None:
+            url = self.web_url(mirror, name)
+            found = self.web_facts[key] = (tuple(web_port(url, service) for service in WEB_SERVICES),
+                                           self.target_addresses(mirror, name))
+        return found
+
+    def split_addresses(self, mirror: Mirror, name: str, key: str, addresses: tuple[str, ...]
+                        ) -> tuple[list[str], list[tuple[str, str]]]:
+        """The addresses that serve `name` on their served probes' verdicts, and those that do not (with the
+        key that judged them down)."""
+        host = host_for(self.config, mirror, name)
+        per_address = self.config.settings.health.addresses
+        kept: list[str] = []
+        dropped: list[tuple[str, str]] = []
+        for address in addresses:
+            checked = served_key(key, address if per_address else None, host)
+            if self.judged.get(checked, Judgement.PENDING).status is Status.DOWN:
+                dropped.append((address, checked))
+            else:
+                kept.append(address)
+        return kept, dropped
+
+    def target_addresses(self, mirror: Mirror, name: str) -> tuple[str, ...]:
+        """What the mirror's SRV target for `name` answers: the addresses its A/AAAA entries are served at (all
+        of them when none is, as a name failing open serves them)."""
+        every = mirror.ipv4 + mirror.ipv6
+        key = self.mirror_key(mirror, name)
+        if not self.served or self.judged[key].status not in LIVE:
+            return every
+        kept = [address for family in (mirror.ipv4, mirror.ipv6)
+                for address in self.split_addresses(mirror, name, key, family)[0]]
+        return tuple(kept) or every
+
+    def web_targets(self) -> dict[str, tuple[tuple[RType, str], ...]]:
+        """Every mirror's SRV target of every balanced name it is listed under, with its served addresses.
+        They exist whatever the health (a resolver never caches a target's NXDOMAIN)."""
+        targets: dict[str, tuple[tuple[RType, str], ...]] = {}
+        for name, mirror in self.web_listings():
+            target = mirror_target(mirror.name, name)
+            if target not in targets:
+                targets[target] = tuple((RType.AAAA if ":" in a else RType.A, a)
+                                        for a in self.web_fact(mirror, name)[1])
+        return targets
+
+    def web_listings(self) -> Iterator[tuple[str, Mirror]]:
+        """(balanced name, mirror) for every mirror with an address some table lists under a name."""
+        for table in self.config.tables():
+            for name, entries in table.names.items():
+                if name in SRV_SERVICES:
+                    continue
+                for entry in entries:
+                    mirror = self.config.mirrors.get(entry.target)
+                    if mirror is not None and mirror.ipv4 + mirror.ipv6:
+                        yield name, mirror
+
+    def web_owners(self) -> set[str]:
+        """The SRV owners that exist: `_http._tcp.NAME` for every balanced name, `_https._tcp.NAME` where a
+        mirror listed under it has an https URL."""
+        return {web_owner(service, name) for name, mirror in self.web_listings()
+                for service, port in zip(WEB_SERVICES, self.web_fact(mirror, name)[0], strict=True)
+                if port is not None}
 
     def lacking(self, name: str, key: str) -> str:
         """The health key of the first architecture `name` requires that the mirror judged by `key` is known
@@ -178,16 +333,7 @@ class Build:
         """A live mirror's entry for `name`, as its served probes judged it (health/served.py): only the addresses
         that serve the name's Host; with none left, the entry is down on the first one's verdict (its reason is
         in the health state under that key); each address left out is recorded as `mirror@address`."""
-        host = host_for(self.config, mirror, name)
-        per_address = self.config.settings.health.addresses
-        kept: list[str] = []
-        dropped: list[tuple[str, str]] = []
-        for address in addresses:
-            checked = served_key(key, address if per_address else None, host)
-            if self.judged.get(checked, Judgement.PENDING).status is Status.DOWN:
-                dropped.append((address, checked))
-            else:
-                kept.append(address)
+        kept, dropped = self.split_addresses(mirror, name, key, addresses)
         if not kept:
             return [(Candidate(mirror.name, weight, addresses), self.judged[dropped[0][1]], dropped[0][1])]
         return [(Candidate(mirror.name, weight, tuple(kept)), self.judged[key], key),
@@ -215,17 +361,31 @@ def _types(name: str) -> tuple[RType, ...]:
     return (RType.SRV,) if name in SRV_SERVICES else ADDRESS_TYPES
 
 
+def _keys(table: Table) -> Iterator[PoolKey]:
+    """The (owner, type) pairs a table's names make pools for."""
+    for name in table.names:
+        for rtype in _types(name):
+            yield name, rtype
+
+
+def _web_keys(table: Table) -> Iterator[PoolKey]:
+    """A balanced name's web SRV owners (a pool only where some mirror has a port for the service)."""
+    for name in table.names:
+        if name not in SRV_SERVICES:
+            for service in WEB_SERVICES:
+                yield web_owner(service, name), RType.SRV
+
+
 def _live_somewhere(build: Build) -> frozenset[PoolKey]:
     """(name, type) pairs some table can serve from a judged, live entry: for the others, pending entries
     are all there is, and they are served rather than failing open."""
     found: set[PoolKey] = set()
     for table in build.config.tables():
-        for name in table.names:
-            for rtype in _types(name):
-                if (name, rtype) not in found and any(
-                        not isinstance(item, LeftOut) and item[1].status in LIVE
-                        for item in build.listed(table, name, rtype)):
-                    found.add((name, rtype))
+        for name, rtype in (*_keys(table), *_web_keys(table)):
+            if (name, rtype) not in found and any(
+                    not isinstance(item, LeftOut) and item[1].status in LIVE
+                    for item in build.listed(table, name, rtype)):
+                found.add((name, rtype))
     return frozenset(found)
 
 
@@ -234,22 +394,26 @@ _WHY = {Status.DOWN: Why.DOWN, Status.PENDING: Why.PENDING, Status.SYNCING: Why.
 
 
 def _tier(build: Build, table: Table, live_somewhere: frozenset[PoolKey]) -> Tier:
+    return replace(_pools(build, table, _keys(table), live_somewhere),
+                   web=_pools(build, table, _web_keys(table), live_somewhere))
+
+
+def _pools(build: Build, table: Table, keys: Iterator[PoolKey], live_somewhere: frozenset[PoolKey]) -> Tier:
     usable_pools: dict[PoolKey, Pool] = {}
     fail_open: dict[PoolKey, Pool] = {}
     left_out: dict[PoolKey, tuple[LeftOut, ...]] = {}
-    for name in table.names:
-        for rtype in _types(name):
-            listed = build.listed(table, name, rtype)
-            promote = (name, rtype) not in live_somewhere  # nothing judged live anywhere: pending entries serve
-            judged = [(item[0], Status.UP if promote and item[1] is Judgement.PENDING else item[1].status)
-                      for item in listed if not isinstance(item, LeftOut)]
-            found = avoid_syncing(judged)
-            if found:
-                usable_pools[(name, rtype)] = Pool(table.region, found)
-            elif judged:
-                fail_open[(name, rtype)] = Pool(table.region, tuple(c for c, _ in judged), fail_open=True)
-            if len(found) < len(listed):
-                left_out[(name, rtype)] = _left_out(build.records, listed, judged, {c.name for c in found})
+    for name, rtype in keys:
+        listed = build.listed(table, name, rtype)
+        promote = (name, rtype) not in live_somewhere  # nothing judged live anywhere: pending entries serve
+        judged = [(item[0], Status.UP if promote and item[1] is Judgement.PENDING else item[1].status)
+                  for item in listed if not isinstance(item, LeftOut)]
+        found = avoid_syncing(judged)
+        if found:
+            usable_pools[(name, rtype)] = Pool(table.region, found)
+        elif judged:
+            fail_open[(name, rtype)] = Pool(table.region, tuple(c for c, _ in judged), fail_open=True)
+        if len(found) < len(listed):
+            left_out[(name, rtype)] = _left_out(build.records, listed, judged, {c.name for c in found})
     return Tier(MappingProxyType(usable_pools), MappingProxyType(fail_open), MappingProxyType(left_out))
 
 
@@ -295,9 +459,10 @@ def zone_data(config: Config, serial: int) -> ZoneData:
     )
 
 
-def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
-    """Owner names of every table and name server, with their empty non-terminals (RFC 8020)."""
-    names = {APEX, *zone.glue, *zone.targets}
+def existing_names(config: Config, zone: ZoneData, more: set[str] | frozenset[str] = frozenset()) -> frozenset[str]:
+    """Owner names of every table and name server (and `more`: the web SRV owners), with their empty
+    non-terminals (RFC 8020)."""
+    names = {APEX, *zone.glue, *zone.targets, *more}
     for table in config.tables():
         names.update(table.names)
     parents = {name.split(".", i)[-1] for name in names for i in range(1, name.count(".") + 1)}
@@ -305,19 +470,20 @@ def existing_names(config: Config, zone: ZoneData) -> frozenset[str]:
 
 
 def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
-    zone = zone_data(config, serial)
     build = Build(config, health)
+    zone = zone_data(config, serial)
+    zone = replace(zone, targets=MappingProxyType({**zone.targets, **build.web_targets()}))
     live = _live_somewhere(build)
     countries = {code: _tier(build, t, live) for code, t in config.countries.items()}
     continents = {code: _tier(build, t, live) for code, t in config.continents.items()}
     networks = {code: _tier(build, t, live) for code, t in config.networks.items()}
     asns = {code: _tier(build, t, live) for code, t in config.asns.items()}
-    regional = {key for tiers in (countries, continents, networks, asns) for tier in tiers.values()
-                for key in (*tier.usable, *tier.fail_open)}
+    regional = {key for tiers in (countries, continents, networks, asns) for region in tiers.values()
+                for tier in (region, region.web or region) for key in (*tier.usable, *tier.fail_open)}
     table = ActiveTable(
         generation=generation,
         zone=zone,
-        names=existing_names(config, zone),
+        names=existing_names(config, zone, build.web_owners()),
         countries=MappingProxyType(countries),
         continents=MappingProxyType(continents),
         default=_tier(build, config.default, live),

@@ -90,6 +90,15 @@ def test_check_notes_pools_whose_answers_mostly_carry_one_address(capsys) -> Non
             "TTL if it dies); min_answers: 2 would deliver seoul: configured 90.9%, delivered 50.0%") in said.err
 
 
+def test_plan_notes_them_too(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`plan` says the same on stderr (the SRV sets are apt's fallback; these are the address answers')."""
+    config = str(Path(__file__).resolve().parents[2] / "config")
+    assert main(["plan", "--config", config, "--against", config]) == 0
+    said = capsys.readouterr()
+    assert "no changes for clients" in said.out and "note:" not in said.out
+    assert "note: country KR: deb AAAA: 81.8% of answers carry a single address" in said.err
+
+
 def test_the_builder_answers_an_address_only_on_its_own_verdict(tmp_path: Path) -> None:
     settings = SETTINGS + "  require:\n    deb: {architectures: [arm64]}\n"
     config, problems = check_config(folder(tmp_path, settings))

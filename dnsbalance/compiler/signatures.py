@@ -44,13 +44,14 @@ def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
 class ZoneSignatures:
     """What the answer path reads: signatures by RRset content, per weighted set, and the NSEC chain."""
 
-    __slots__ = ("by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets", "tag", "window")
+    __slots__ = ("algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets", "tag", "window")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
         apex = zone.zone
         self.dnskey = signer.key.dnskey
         self.tag = signer.key.tag
+        self.algorithm = signer.key.algorithm
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
         self.by_content: dict[Content, bytes] = {}

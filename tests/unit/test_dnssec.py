@@ -8,6 +8,7 @@ from pathlib import Path
 from random import Random
 
 import dns.dnssec
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
@@ -189,3 +190,29 @@ def test_rebuild_signs_only_changed_sets(key: SigningKey, table: ActiveTable) ->
     assert later.window != first.window
     compiled(fresh(table)).sign(later)
     assert later.made == first.made
+
+
+def test_truncation_keeps_rrsigs_with_their_rrsets_and_ecs_works_with_do(key: SigningKey,
+                                                                         table: ActiveTable) -> None:
+    import dns.edns
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    truncated_seen = False
+    for name, qtype in ((f"deb.{ZONE}", "A"), (f"a.b.c.nothing.{ZONE}", "AAAA"), (ZONE, "NS")):
+        query = dns.message.make_query(name, qtype, want_dnssec=True, payload=512,
+                                       options=[dns.edns.ECSOption("1.0.16.0", 24)])
+        packet = query.to_wire()
+        reply = respond(DNSRecord.parse(packet), JP, signed, Random(2), 24, packet=packet)
+        whole = dns.message.from_wire(render(reply.message, TCP_SIZE).wire)
+        validate_sections(whole, keys)  # TCP: everything, every RRset with its RRSIG
+        assert any(isinstance(o, dns.edns.ECSOption) for o in whole.options)
+        udp = render(reply.message, 512)
+        parsed = dns.message.from_wire(udp.wire)
+        if udp.truncated:
+            truncated_seen = True
+            assert parsed.flags & dns.flags.TC and not parsed.answer and not parsed.authority
+        else:
+            assert len(udp.wire) <= 512
+            validate_sections(parsed, keys)  # whatever is sent carries its signatures
+    assert truncated_seen or key.algorithm is Algorithm.ED25519

@@ -3,10 +3,12 @@ server, ECS on. Every kind of answer comes back secure (AD) for clients in sever
 change of the signed sets; `serve` refuses to sign without a key."""
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import httpx
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -117,6 +120,21 @@ def test_every_kind_of_answer_validates_behind_unbound(setup: tuple[Server, Unbo
         after = records(secure(resolver, f"deb.{ZONE}", "A", JP_AFTER), "A")
         assert after and "192.0.2.1" not in after
     assert "bogus" not in resolver.log().lower()
+
+
+def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tuple[Server, Unbound, Path]) -> None:
+    server, _, config = setup
+    tag = int(dnsbalance("dnssec", "ds", "--config", str(config)).stdout.split()[3])
+    metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
+    assert f"dnsbalance_dnssec_key_tag {float(tag)}" in metrics
+    expiry = float(re.search(r"^dnsbalance_dnssec_signature_expiry_timestamp_seconds (\S+)", metrics, re.MULTILINE).group(1))
+    assert time.time() + 7 * 86400 < expiry < time.time() + 15 * 86400
+    assert float(re.search(r"^dnsbalance_dnssec_rrsets_signed (\S+)", metrics, re.MULTILINE).group(1)) > 10
+    status = dnsbalance("dnssec", "status", "--config", str(config))
+    assert status.returncode == 0 and f"key tag {tag}" in status.stdout and "earliest signature expiry" in status.stdout
+    secret = (config / "state" / "keys" / "zone.key").read_text().splitlines()[1]
+    for shown in (metrics, status.stdout, server.log(), httpx.get(f"{server.status_url}/status.json", timeout=5).text):
+        assert secret not in shown and "PRIVATE KEY" not in shown
 
 
 def test_serve_without_a_key_refuses_and_names_the_command(tmp_path: Path) -> None:

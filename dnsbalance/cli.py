@@ -267,7 +267,7 @@ def _serve(args: argparse.Namespace) -> int:
         if instance is not None:
             instance.release()
         return 1
-    balancer = Balancer(loaded, persist=True, counters="main")
+    balancer = Balancer(loaded, persist=True, counters="main", signing=True)
     balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:

@@ -89,6 +89,6 @@ class Signer:
         """The next generation's signer: same window and remembered signatures while they last."""
         key = key or self.key
         window = window_at(now, settings, self.window)
-        keep = window == self.window and key == self.key
+        keep = window == self.window and key.dnskey == self.key.dnskey  # the file is read anew each build
         return Signer(key, self.zone, window, self.cache if keep else {})
 

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 class Balancer:
     def __init__(self, loaded: Loaded, persist: bool = False, counters: str | None = None,
-                 health: HealthState | None = None, generation: int = 0, secret: bytes | None = None) -> None:
+                 health: HealthState | None = None, generation: int = 0, secret: bytes | None = None,
+                 signing: bool = False) -> None:
         """`persist`: write the table and health state to the state folder (the probing process does);
         `counters`: the name under which this process keeps its query counters on disk (None: memory);
         `health`, `generation`, `secret`: given by a supervisor, else read from the state folder, counted
@@ -64,7 +65,9 @@ class Balancer:
         # tables do: answering processes must never compute one under a query).
         self.precompute = False
         self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
-        # DNSSEC: the signer of the table in service (key, window, signatures by content); None: unsigned
+        # DNSSEC: whether this balancer's tables are signed when the configuration says so (the server's are;
+        # explain, probe and plan need no signatures, nor the key); the signer of the table in service
+        self.signing = signing
         self.signer: Signer | None = None
         self.serving: Serving = self._next(loaded, None)
 
@@ -135,7 +138,7 @@ class Balancer:
         """The next generation's signer, when the zone is signed. A key that cannot be read raises
         KeyProblem at start; on a reload or rebuild the key in service goes on signing (logged)."""
         settings = loaded.config.settings
-        if not settings.dnssec.sign:
+        if not (self.signing and settings.dnssec.sign):
             return None
         try:
             key = load_key(settings.key_dir)
@@ -148,6 +151,12 @@ class Balancer:
         if self.signer is None or self.signer.zone != settings.zone:
             return Signer(key, settings.zone, window_at(now, settings.dnssec))
         return self.signer.next(now, settings.dnssec, key)
+
+    def signatures_due(self, now: float) -> bool:
+        """Whether the signatures in service have less than `refresh` left (the next build makes new ones)."""
+        signatures = self.serving.compiled.signatures
+        dnssec = self.config.settings.dnssec
+        return signatures is not None and signatures.window.expiration - now <= dnssec.refresh
 
     def complete(self, deadline: float | None = None) -> int:
         """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());

@@ -216,3 +216,31 @@ def test_truncation_keeps_rrsigs_with_their_rrsets_and_ecs_works_with_do(key: Si
             assert len(udp.wire) <= 512
             validate_sections(parsed, keys)  # whatever is sent carries its signatures
     assert truncated_seen or key.algorithm is Algorithm.ED25519
+
+
+def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(tmp_path: Path,
+                                                                                 country_mmdb: Path) -> None:
+    from dnsbalance.serving.balancer import Balancer
+    from dnsbalance.serving.inputs import load as load_folder
+    folder = make_config(tmp_path / "config", country_mmdb)
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write("dnssec: {sign: true}\n")
+    loaded, _ = load_folder(folder)
+    assert loaded is not None
+    with pytest.raises(KeyProblem, match="dnssec keygen"):
+        Balancer(loaded, signing=True)
+    key = keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    balancer = Balancer(loaded, signing=True)
+    first = balancer.serving.compiled.signatures
+    assert first is not None and first.tag == key.tag and first.made == len(first.by_content)
+    assert Balancer(loaded).serving.compiled.signatures is None  # explain, probe, plan: no signing
+    balancer.regenerate()  # nothing changed: every signature reused
+    again = balancer.serving.compiled.signatures
+    assert again is not None and again is not first
+    assert again.made == 0
+    (loaded.config.settings.key_dir / "zone.key").write_text("damaged\n")
+    assert not balancer.reload(folder)
+    kept = balancer.serving.compiled.signatures
+    assert kept is not None and kept.tag == key.tag
+    assert not balancer.signatures_due(time.time())
+    assert balancer.signatures_due(time.time() + 8 * 86400)

@@ -19,19 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import dns.message  # noqa: E402
-from dnslib import DNSRecord  # noqa: E402
+import dns.message
+from dnslib import DNSRecord
 
-import bench.table_generation as big  # noqa: E402
-from dnsbalance.answer.respond import respond  # noqa: E402
-from dnsbalance.compiler.table import compiled  # noqa: E402
-from dnsbalance.configuration.load import load_config  # noqa: E402
-from dnsbalance.configuration.model import Algorithm, DNSSECSettings  # noqa: E402
-from dnsbalance.dnssec.keys import keygen  # noqa: E402
-from dnsbalance.dnssec.signer import Signer, window_at  # noqa: E402
-from dnsbalance.geo.locate import Location  # noqa: E402
-from dnsbalance.ranking.build import build_table  # noqa: E402
-from health.view import HealthView  # noqa: E402
+import bench.table_generation as big
+from dnsbalance.answer.respond import respond
+from dnsbalance.compiler.table import compiled
+from dnsbalance.configuration.load import load_config
+from dnsbalance.configuration.model import Algorithm, DNSSECSettings
+from dnsbalance.dnssec.keys import keygen
+from dnsbalance.dnssec.signer import Signer, window_at
+from dnsbalance.geo.locate import Location
+from dnsbalance.ranking.build import build_table
+from health.view import HealthView
 
 
 def main() -> int:

@@ -20,6 +20,8 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
+from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, ds_line, keygen
+from dnsbalance.dnssec.keys import load as load_key
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
@@ -111,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     geo.add_argument("--from", dest="source", type=Path, default=DEFAULT_SOURCE, metavar="DIR",
                      help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
                           "Debian package tor-geoipdb)")
+    dnssec = command("dnssec", "the zone's DNSSEC key: make it, print the DS for the parent, show signing state")
+    dnssec.add_argument("action", choices=("keygen", "ds", "status"))
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip}
+                "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
+                "dnssec": _dnssec}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -243,6 +248,12 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             log.error("--status: %s (or off)", exc)
             return 2
+    if loaded.config.settings.dnssec.sign:
+        try:  # now, with a clear message, rather than in the first table's build
+            load_key(loaded.config.settings.key_dir)
+        except KeyProblem as exc:
+            log.error("not starting: dnssec: sign is true but %s", exc)
+            return 1
     state = StateFolder(loaded.config.settings.state_dir)
     try:
         instance = acquire(state)
@@ -260,7 +271,7 @@ def _serve(args: argparse.Namespace) -> int:
         if instance is not None:
             instance.release()
         return 1
-    balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded))
+    balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
     balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:
@@ -462,6 +473,41 @@ def _served_digest(state: StateFolder) -> str | None:
         return str(json.loads(state.serving.read_text(encoding="utf-8"))["digest"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _dnssec(args: argparse.Namespace) -> int:
+    """keygen: a new combined signing key (never over one); ds: the parent's DS lines; status: keys and the
+    signing state the server last wrote. Only public parts are printed."""
+    settings = read_settings(Checker(), args.config)
+    if settings is None:
+        print(f"{args.config}/dnsbalance.yaml cannot be read", file=sys.stderr)
+        return 1
+    directory = settings.key_dir
+    try:
+        if args.action == "keygen":
+            key = keygen(directory, settings.dnssec.algorithm)
+            print(f"wrote {directory / KEY_FILE} (mode 0600): key tag {key.tag}, algorithm {key.algorithm.value} "
+                  f"({key.algorithm.name}); give the parent its DS: dnsbalance dnssec ds --config {args.config}")
+            return 0
+        key = load_key(directory)
+    except KeyProblem as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.action == "ds":
+        print(ds_line(settings.zone, key))
+        return 0
+    print(f"zone {settings.zone}: signing {'on' if settings.dnssec.sign else 'off (dnssec: sign: false)'}")
+    print(f"key {directory / KEY_FILE}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name})")
+    print(f"DS {ds_line(settings.zone, key)}")
+    try:
+        state = json.loads(StateFolder(settings.state_dir).signing.read_text(encoding="utf-8"))
+        expiry = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(int(state["earliest_expiry"])))
+        print(f"in service: generation {state['generation']}, key tag {state['key_tag']}, earliest signature "
+              f"expiry {expiry}, {state['rrsets']} RRsets signed, {state['made']} signatures made for it in "
+              f"{state['seconds']}s")
+    except (OSError, ValueError, KeyError, TypeError):
+        print("in service: no signing state written (the server is not running signed)")
+    return 0
 
 
 def _geoip(args: argparse.Namespace) -> int:

@@ -32,6 +32,12 @@ class StateFolder:
         return self.root / "serving.json"
 
     @property
+    def signing(self) -> Path:
+        """The signing state of the table in service (key tag, earliest expiry, signatures made; never a key),
+        for `dnsbalance dnssec status`."""
+        return self.root / "dnssec.json"
+
+    @property
     def served_config(self) -> Path:
         """A copy of the configuration files in service, written when another is adopted: `dnsbalance plan`
         compares the files on disk with it."""

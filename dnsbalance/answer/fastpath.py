@@ -139,6 +139,8 @@ class FastPath(Sealed):
                 return None
             limit = udp_limit(int.from_bytes(data[rest + 3 : rest + 5], "big"))
             do = bool(data[rest + 7] & 0x80)
+            if do and self.compiled.signatures is not None:
+                return None  # signed zone, DO: the full path adds the presigned RRSIGs (no signing there either)
             rdlength = int.from_bytes(data[rest + 9 : rest + 11], "big")
             options = data[rest + 11 :]
             if len(options) != rdlength:

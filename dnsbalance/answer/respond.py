@@ -12,6 +12,7 @@ from typing import Any
 
 from dnslib import DNSLabel, DNSRecord
 
+from dnsbalance.compiler.signatures import ZoneSignatures, absolute, soa_rdata, srv_rdatas
 from dnsbalance.compiler.table import compiled
 from dnsbalance.compiler.zone import CompiledZone
 from dnsbalance.configuration.model import APEX, MIRROR_LABEL, SRV_SERVICES
@@ -20,7 +21,19 @@ from dnsbalance.configuration.web_services import web_service
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import TCP_SIZE, UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
-from dnsbalance.protocol.renderer import Entry, Message, Name, Prerendered, Question, Record, flags, option, render
+from dnsbalance.protocol.renderer import (
+    Entry,
+    Message,
+    Name,
+    Prerendered,
+    Question,
+    Record,
+    flags,
+    name_of,
+    option,
+    render,
+    wire_name,
+)
 from dnsbalance.ranking.active import ActiveTable, Pool
 from dnsbalance.ranking.draw import draw
 
@@ -112,7 +125,10 @@ def respond(query: DNSRecord, location: Location, table: ActiveTable, rng: Rando
     elif question.qtype in UNSUPPORTED_TYPES:
         return error_reply(query, Rcode.NOTIMP, edns, cookies)  # no zone transfers; as gdnsd answers
     else:
-        reply = _answer(query, name, question.qtype, location, table, rng)
+        signatures = compiled(table).signatures
+        reply = _answer(query, name, question.qtype, location, table, rng,
+                        signatures if signatures is not None and edns is not None and edns.do else None,
+                        signatures is not None)
     if ecs_scope and (name is None or not table.client_dependent(name, question.qtype)):
         ecs_scope = 0  # the same answer for every client: RFC 7871 7.2.1
     if edns is not None:
@@ -140,14 +156,20 @@ def _chaos(query: DNSRecord, qtype: int, table: ActiveTable) -> Reply:
 
 
 def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: ActiveTable,
-            rng: Random) -> Reply:
+            rng: Random, signatures: ZoneSignatures | None = None, signed: bool = False) -> Reply:
+    """`signatures`: the table's presigned RRSIGs and NSECs when the query set DO on a signed zone (they are
+    looked up here, never made); `signed`: the zone is signed, so its DNSKEY RRset exists."""
     zone_wire = compiled(table)
     zone = zone_wire.zone
     question = _question(query)
     apex = question.name[-zone.depth:]  # the zone apex spelled with the query's letter case
     if name not in table.names:
+        authority: tuple[Entry, ...] = (zone.negative_soa(apex),)
+        if signatures is not None:
+            authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + \
+                _nxdomain_proof(signatures, str(query.questions[0].qname).rstrip("."), table.zone.zone)
         return Reply(Message(query.header.id, _flags(query, Rcode.NXDOMAIN, True), question,
-                             authority=(zone.negative_soa(apex),)), Rcode.NXDOMAIN)
+                             authority=authority), Rcode.NXDOMAIN)
 
     pool: Pool | None = None
     chosen: tuple[str, ...] = ()
@@ -159,16 +181,36 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         qtype = RType.SOA if name == APEX else RType.SRV if srv_owner else RType.A
         if qtype == RType.A and table.pool_for(location, name, RType.A) is None:
             qtype = RType.AAAA
+    owner = absolute(name, table.zone.zone)
+    sig: bytes | None = None  # the answer RRset's RRSIG RDATA, when DO on a signed zone
     if name == APEX and qtype == RType.SOA:
         answer = (zone.soa(apex),)
+        if signatures is not None:
+            sig = signatures.lookup(owner, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
     elif name == APEX and qtype == RType.NS:
         answer, additional = zone.nameservers(question.name, apex)
+        if signatures is not None:
+            sig = signatures.lookup(owner, RType.NS, zone.soa_ttl,
+                                    tuple(wire_name(ns.lower()) for ns in table.zone.nameservers))
+    elif name == APEX and qtype == RType.DNSKEY and signed:
+        dnskey = compiled(table).signatures
+        assert dnskey is not None
+        answer = (Record(question.name, RType.DNSKEY, DClass.IN, zone.soa_ttl, (dnskey.dnskey,)),)
+        if signatures is not None:
+            sig = signatures.lookup(owner, RType.DNSKEY, zone.soa_ttl, (dnskey.dnskey,))
     elif qtype in (RType.A, RType.AAAA) and (name in table.zone.glue or name in table.zone.targets):
         answer = zone.addresses(name, RType(qtype), question.name)
+        if signatures is not None and answer:
+            record = answer[0]
+            assert isinstance(record, Record)
+            sig = signatures.lookup(owner, qtype, record.ttl, tuple(r.rdata[0] for r in answer
+                                                                   if isinstance(r, Record) and isinstance(r.rdata[0], bytes)))
     elif qtype == RType.SRV and name in SRV_SERVICES:
         pool = table.pool_for(location, name, RType.SRV)
         if pool is not None:
             chosen, answer, additional = _srv(zone, pool, question.name, apex, rng)
+            if signatures is not None:
+                sig = signatures.lookup(owner, RType.SRV, zone.ttl, srv_rdatas(pool, table.zone.zone))
     elif qtype == RType.SRV and (web := web_service(name)) is not None:
         # apt's _http._tcp.NAME: the mirrors of NAME's pool, targets <mirror>.mirror.NAME (spelled as asked)
         pool = table.web_pool_for(location, name)
@@ -185,9 +227,40 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             index = answers.pick_index(rng)
             chosen = answers.names_at(index)
             answer = (Prerendered(answers.wire_at(index), answers.count_at(index)),)
+            if signatures is not None:
+                sig = signatures.set_signature(name, answers, index)
     authority = () if answer else (zone.negative_soa(apex),)  # NODATA (RFC 2308)
+    if signatures is not None:
+        if answer and sig is not None:
+            first = answer[0]
+            ttl = first.ttl if isinstance(first, Record) else zone.ttl
+            answer += (Record(question.name, RType.RRSIG, DClass.IN, ttl, (sig,)),)
+        elif not answer:  # NODATA: the name's NSEC says which types it has
+            authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + _nsec(signatures, owner)
     return Reply(Message(query.header.id, _flags(query, Rcode.NOERROR, True), question, answer, authority,
                          additional), Rcode.NOERROR, pool, chosen)
+
+
+def _soa_rrsig(signatures: ZoneSignatures, table: ActiveTable, apex: Name, ttl: int) -> tuple[Entry, ...]:
+    """The SOA's RRSIG after a negative answer's SOA (its TTL the negative one, its original TTL the SOA's)."""
+    sig = signatures.lookup(table.zone.zone, RType.SOA, table.zone.soa_ttl, (soa_rdata(table),))
+    return (Record(apex, RType.RRSIG, DClass.IN, ttl, (sig,)),) if sig is not None else ()
+
+
+def _nsec(signatures: ZoneSignatures, owner: str) -> tuple[Entry, ...]:
+    rdata, sig = signatures.nsec(owner)
+    labels = name_of(owner)
+    return (Record(labels, RType.NSEC, DClass.IN, signatures.nsec_ttl, (rdata,)),
+            Record(labels, RType.RRSIG, DClass.IN, signatures.nsec_ttl, (sig,)))
+
+
+def _nxdomain_proof(signatures: ZoneSignatures, qname: str, zone: str) -> tuple[Entry, ...]:
+    """RFC 4035 3.1.3.2: the NSEC covering the name, and the one covering the wildcard at its closest
+    encloser (often the same record, then sent once). Found by binary search in the presigned chain."""
+    chain = signatures.chain
+    covering = chain.covering(qname)
+    wildcard = chain.covering("*." + chain.closest_encloser(qname, zone))
+    return _nsec(signatures, covering) + (_nsec(signatures, wildcard) if wildcard != covering else ())
 
 
 def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name, rng: Random,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 
 from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.signatures import ZoneSignatures
 from dnsbalance.compiler.zone import CompiledZone
+from dnsbalance.dnssec.signer import Signer
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.pool import Pool
@@ -15,7 +17,7 @@ from dnsbalance.sealed import Sealed
 
 
 class CompiledTable(Sealed):
-    __slots__ = ("answer_cache", "table", "zone")
+    __slots__ = ("answer_cache", "signatures", "table", "zone")
 
     def __init__(self, table: ActiveTable) -> None:
         self.table = table
@@ -23,6 +25,8 @@ class CompiledTable(Sealed):
         # Answer sets compiled so far, by the variants they are made of (shared by identical pools, and
         # by the next table for the pools it leaves unchanged): a cache, the table's meaning never changes.
         self.answer_cache: dict[Variants, AnswerSets] = {}
+        # DNSSEC: set once by sign() in the supervisor's build when the zone is signed; None: unsigned.
+        self.signatures: ZoneSignatures | None = None
 
     def answers(self, pool: Pool, rtype: RType) -> AnswerSets:
         """The pool's answer sets in wire format (compiled now if precompute() has not)."""
@@ -46,6 +50,22 @@ class CompiledTable(Sealed):
                 continue
             self.answer_cache[variants] = inherited.get(variants) or AnswerSets(variants)
         return fresh
+
+    def sign(self, signer: Signer) -> ZoneSignatures:
+        """Every authoritative RRset signed (every pool's answers compiled first), reusing the signer's
+        signatures of the same content and window. The supervisor calls this before answerers fork."""
+        found = self.signatures
+        if found is not None:
+            return found
+        answers: dict[tuple[str, RType], list[AnswerSets]] = {}
+        for _, tier in self.table.labelled_tiers():
+            for pools in (tier.usable, tier.fail_open):
+                for (name, rtype), pool in pools.items():
+                    if rtype in (RType.A, RType.AAAA):
+                        answers.setdefault((name, rtype), []).append(self.answers(pool, rtype))
+        found = ZoneSignatures(self.table, signer, answers)
+        object.__setattr__(self, "signatures", found)  # set once: `signatures` is read-only from here on
+        return found
 
 
 def compiled(table: ActiveTable) -> CompiledTable:

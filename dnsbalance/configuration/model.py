@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, dataclass, field, fields
-from enum import Enum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -52,6 +52,25 @@ class SOASettings:
     expire: int = 604800
     minimum: int = 60
     ttl: int = 3600  # TTL of the SOA and NS records themselves
+
+
+class Algorithm(IntEnum):
+    """DNSSEC signing algorithms offered (RFC 8624's recommended ones for signing)."""
+
+    ECDSAP256SHA256 = 13
+    ED25519 = 15
+
+
+@dataclass(frozen=True)
+class DNSSECSettings:
+    """`dnssec:`: off unless `sign: true`; signatures last `validity` seconds and are made again once less
+    than `refresh` is left (so a resolver never sees one about to expire). `keys`: None is state_dir/keys."""
+
+    sign: bool = False
+    algorithm: Algorithm = Algorithm.ECDSAP256SHA256
+    validity: int = 14 * 86400
+    refresh: int = 7 * 86400
+    keys: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +191,12 @@ class Settings:
     require_lines: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}), compare=False,
                                              repr=False)
     cluster: ClusterSettings | None = None  # None: one instance, its own verdicts
+    dnssec: DNSSECSettings = DNSSECSettings()
+
+    @property
+    def key_dir(self) -> Path:
+        """Where the zone's DNSSEC keys live."""
+        return self.dnssec.keys if self.dnssec.keys is not None else self.state_dir / "keys"
 
 
 class AdminState(Enum):

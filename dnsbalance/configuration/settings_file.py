@@ -14,7 +14,9 @@ from typing import Any
 from dnsbalance.configuration.checker import Checker, brief, url_ok
 from dnsbalance.configuration.cluster_settings import read_cluster
 from dnsbalance.configuration.model import (
+    Algorithm,
     Archive,
+    DNSSECSettings,
     GeoIPSettings,
     HealthSettings,
     NameServer,
@@ -31,7 +33,7 @@ from dnsbalance.configuration.yamlpos import PosDict, PosList
 FILE = "dnsbalance.yaml"
 KEYS = ("zone", "ttl", "answers", "min_answers", "listen", "nameservers", "soa", "geoip", "health", "state_dir",
         "nsid", "cookies", "cookie_secret", "rrl", "tcp", "status", "archives", "reload",
-        "cluster")
+        "cluster", "dnssec")
 DEFAULTS = field_defaults(Settings)  # Settings needs a zone, so its defaults are read off its fields
 SOA_MAX = 86400 * 7 * 52  # the longest SOA refresh, retry and expire accepted: 52 weeks
 NO_ZONE = "invalid.invalid"  # stands in for a missing zone so the names built on it can still be checked
@@ -90,6 +92,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
         **_require(check, check.section(top, "health", path) if isinstance(top.get("health"), PosDict) else None,
                    path),
         cluster=read_cluster(check, top, path, zone, base),
+        dnssec=_dnssec(check, top, path, base),
     )
 
 
@@ -331,6 +334,29 @@ def _reload(check: Checker, top: PosDict, path: Path) -> ReloadSettings:
         return reload
     check.known_keys(r_map, ("auto_apply",), path, "reload")
     return ReloadSettings(auto_apply=check.boolean(r_map, "auto_apply", path, "reload", reload.auto_apply))
+
+
+def _dnssec(check: Checker, top: PosDict, path: Path, base: Path) -> DNSSECSettings:
+    dnssec = DNSSECSettings()
+    d_map = check.section(top, "dnssec", path)
+    if d_map is None:
+        return dnssec
+    check.known_keys(d_map, ("sign", "algorithm", "validity", "refresh", "keys"), path, "dnssec")
+    algorithm = check.integer(d_map, "algorithm", path, "dnssec", 0, 255, int(dnssec.algorithm))
+    if algorithm not in tuple(Algorithm):
+        check.error(path, d_map.line_of("algorithm"), f"dnssec: algorithm must be one of "
+                                                      f"{', '.join(f'{a.value} ({a.name})' for a in Algorithm)}")
+        algorithm = dnssec.algorithm
+    validity = check.integer(d_map, "validity", path, "dnssec", 3600, 86400 * 366, dnssec.validity)
+    refresh = check.integer(d_map, "refresh", path, "dnssec", 600, 86400 * 366, dnssec.refresh)
+    if refresh >= validity:  # a signature would be refreshed before it was made
+        check.error(path, d_map.line_of("refresh"), f"dnssec: refresh ({refresh}) must be less than validity "
+                                                    f"({validity})")
+        refresh = validity // 2
+    keys = check.string(d_map, "keys", path, "dnssec", None)
+    return DNSSECSettings(sign=check.boolean(d_map, "sign", path, "dnssec", dnssec.sign),
+                          algorithm=Algorithm(algorithm), validity=validity, refresh=refresh,
+                          keys=base / keys if keys else None)
 
 
 def _status(check: Checker, top: PosDict, path: Path) -> str | None:

@@ -3,7 +3,8 @@ cycle, the counters of every answering process): gdnsd's and PowerDNS's operator
 from __future__ import annotations
 
 import platform
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
@@ -119,6 +120,18 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     for result in ("applied", "refused"):
         reloads.add_metric([result], inputs.reloads.get(result, 0))
     yield reloads
+    signing = inputs.signing
+    if signing is not None:  # public facts only: the key itself is never read here
+        yield GaugeMetricFamily("dnsbalance_dnssec_key_tag", "Key tag of the zone's signing key", value=signing.tag)
+        yield GaugeMetricFamily("dnsbalance_dnssec_signature_expiry_timestamp_seconds",
+                                "Earliest expiration of the signatures in service (unix time)",
+                                value=signing.earliest_expiry)
+        yield GaugeMetricFamily("dnsbalance_dnssec_signatures_made", "Signatures made for the table in service "
+                                "(the others were reused from the generation before)", value=signing.made)
+        yield GaugeMetricFamily("dnsbalance_dnssec_rrsets_signed", "RRsets signed in the table in service",
+                                value=len(signing.by_content))
+        yield GaugeMetricFamily("dnsbalance_dnssec_signing_seconds", "Time spent signing the table in service",
+                                value=signing.seconds)
     yield GaugeMetricFamily("dnsbalance_table_generation", "Generation of the table in service",
                             value=status["generation"])
     yield GaugeMetricFamily("dnsbalance_table_age_seconds", "Age of the table in service",

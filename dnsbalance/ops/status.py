@@ -12,8 +12,10 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:  # read, never made here
+    from dnsbalance.compiler.signatures import ZoneSignatures
 from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
 from dnsbalance.ops.status_document import (
     ArchiveRow,
@@ -63,6 +65,7 @@ class StatusInputs:
     events: Sequence[Event] = ()
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
     inputs: ServedInputs = field(default_factory=lambda: ServedInputs())  # GeoIP in use; files on disk served?
+    signing: ZoneSignatures | None = None  # DNSSEC: the table's signatures (tag, window, made); None: unsigned
 
     @cached_property
     def events_by_key(self) -> dict[str, list[Event]]:

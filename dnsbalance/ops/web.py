@@ -201,7 +201,8 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
         serving = balancer.serving  # one snapshot for the whole page: its configuration and table agree
         return StatusInputs(serving.config, serving.table, balancer.health, balancer.last_cycle,
                             all_totals(counters, own), serving.built_at, time.time(), dict(balancer.pools_changed),
-                            events(balancer.state.events), dict(balancer.reloads), served_inputs(serving))
+                            events(balancer.state.events), dict(balancer.reloads), served_inputs(serving),
+                            serving.compiled.signatures)
 
     def served_inputs(serving: Any) -> ServedInputs:
         geoip = serving.geoip

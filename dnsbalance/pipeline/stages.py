@@ -101,8 +101,9 @@ def answer(query: Query) -> bool:
 
 
 def sign(query: Query) -> bool:
-    """DNSSEC (issue 25): signatures are made once per table generation by the compiler, so this stage will
-    only add the presigned RRSIGs of what the answer carries when the query set DO. Nothing yet."""
+    """DNSSEC (issue 25): nothing to do here. Signatures are made once per table generation by the compiler
+    (CompiledTable.sign, in the supervisor's build), and `answer` already placed the presigned RRSIGs and NSECs
+    of a DO query next to their RRsets (respond.py looks them up); a query never signs."""
     return True
 
 

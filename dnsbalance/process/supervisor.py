@@ -55,6 +55,7 @@ from dnsbalance.serving.snapshot import Serving
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
+SIGNATURE_CHECK = 600.0  # seconds between checks that the signatures in service are not due for refresh
 WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before it is replaced
 START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
 STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)
@@ -134,6 +135,18 @@ class Supervisor:
             gc.unfreeze()
         theirs.close()
         return Answerer(slot, process, ours, weakref.ref(serving))
+
+    async def refresh_signatures(self) -> None:
+        """DNSSEC: a new table (same content, a new signature window) once less than `refresh` is left on the
+        signatures in service, even when no health verdict changes and health checks are off."""
+        while True:
+            await asyncio.sleep(SIGNATURE_CHECK)
+            if not self.balancer.signatures_due(time.time()):
+                continue
+            async with self.building:
+                await asyncio.to_thread(self.balancer.regenerate)
+            log.info("DNSSEC signatures refreshed before expiry (table generation %d)", self.balancer.generation)
+            await self.put_in_service()
 
     async def put_in_service(self) -> None:
         """Fork answerers with the table in service now and hand each slot over to its new answerer: the
@@ -346,6 +359,7 @@ class Supervisor:
         later("complete")
         web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
         saver = asyncio.create_task(save_counters(self.balancer.stats))
+        resigner = asyncio.create_task(self.refresh_signatures())
         try:
             while not stop.is_set():
                 self.watch()
@@ -360,6 +374,7 @@ class Supervisor:
             log.info("shutting down")
             stop_reading()  # a reload reading its files is abandoned, not waited for
             saver.cancel()
+            resigner.cancel()
             if web is not None:
                 await web.stop()
             if health is not None:

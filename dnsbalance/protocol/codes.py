@@ -13,6 +13,9 @@ class RType(IntEnum):
     AAAA = 28
     SRV = 33
     OPT = 41
+    RRSIG = 46
+    NSEC = 47
+    DNSKEY = 48
     ANY = 255
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.dnssec.keys import KeyProblem
+from dnsbalance.dnssec.keys import load as load_key
+from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import GeoIP
 from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
@@ -41,7 +44,8 @@ log = logging.getLogger(__name__)
 
 class Balancer:
     def __init__(self, loaded: Loaded, persist: bool = False, counters: str | None = None,
-                 health: HealthState | None = None, generation: int = 0, secret: bytes | None = None) -> None:
+                 health: HealthState | None = None, generation: int = 0, secret: bytes | None = None,
+                 signing: bool = False) -> None:
         """`persist`: write the table and health state to the state folder (the probing process does);
         `counters`: the name under which this process keeps its query counters on disk (None: memory);
         `health`, `generation`, `secret`: given by a supervisor, else read from the state folder, counted
@@ -63,6 +67,10 @@ class Balancer:
         self.precompute = False
         self.reloads = {"applied": 0, "refused": 0}  # since start, for /metrics
         self.cluster: ClusterView | None = None  # what the health cycle last saw of the other name servers
+        # DNSSEC: whether this balancer's tables are signed when the configuration says so (the server's are;
+        # explain, probe and plan need no signatures, nor the key); the signer of the table in service
+        self.signing = signing
+        self.signer: Signer | None = None
         self.serving: Serving = self._next(loaded, None)
 
     # What the rest of the process reads; each is one read of the current snapshot.
@@ -96,6 +104,13 @@ class Balancer:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
         serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
+        self.signer = self._signer(loaded)
+        if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
+            signatures = serving.compiled.sign(self.signer)
+            log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
+                     "valid until %s", self.generation, signatures.made, len(signatures.by_content),
+                     signatures.seconds, signatures.tag,
+                     time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(signatures.window.expiration)))
         if self.precompute:
             fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
             log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
@@ -112,7 +127,38 @@ class Balancer:
             self._write(self.state.serving, json.dumps({"generation": self.generation,
                                                         "digest": loaded.digest}) + "\n")
             served_copy.save(self.state.served_config, loaded.config.directory, loaded.digest, loaded.files)
+            signed = serving.compiled.signatures
+            if signed is not None:
+                self._write(self.state.signing, json.dumps({
+                    "generation": self.generation, "key_tag": signed.tag, "algorithm": int(signed.algorithm),
+                    "earliest_expiry": signed.earliest_expiry, "inception": signed.window.inception,
+                    "made": signed.made, "rrsets": len(signed.by_content), "seconds": round(signed.seconds, 4)})
+                            + "\n")
         return serving
+
+    def _signer(self, loaded: Loaded) -> Signer | None:
+        """The next generation's signer, when the zone is signed. A key that cannot be read raises
+        KeyProblem at start; on a reload or rebuild the key in service goes on signing (logged)."""
+        settings = loaded.config.settings
+        if not (self.signing and settings.dnssec.sign):
+            return None
+        try:
+            key = load_key(settings.key_dir)
+        except KeyProblem as exc:
+            if self.signer is None:
+                raise
+            log.error("DNSSEC key: %s; signing on with the key in service (tag %d)", exc, self.signer.key.tag)
+            key = self.signer.key
+        now = time.time()
+        if self.signer is None or self.signer.zone != settings.zone:
+            return Signer(key, settings.zone, window_at(now, settings.dnssec))
+        return self.signer.next(now, settings.dnssec, key)
+
+    def signatures_due(self, now: float) -> bool:
+        """Whether the signatures in service have less than `refresh` left (the next build makes new ones)."""
+        signatures = self.serving.compiled.signatures
+        dnssec = self.config.settings.dnssec
+        return signatures is not None and signatures.window.expiration - now <= dnssec.refresh
 
     def complete(self, deadline: float | None = None) -> int:
         """Compute the answers the table in service still lacks (until `deadline`, time.monotonic());

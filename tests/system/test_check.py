@@ -96,7 +96,7 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/networks:1: warning: unknown folder 'networks' in the configuration folder is not read (expected dnsbalance.yaml, mirrors.yaml, default.yaml, and the folders continent/, country/, network/, asn/)",
     ]),
     "unknown_key": (1, [
-        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, min_answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status, archives, reload, cluster)",
+        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, min_answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status, archives, reload, cluster, dnssec)",
     ]),
     "unknown_mirror": (1, [
         "{dir}/default.yaml:3: deb: unknown mirror 'gamma'",

@@ -1,0 +1,117 @@
+"""A table's DNSSEC signatures, made once in the supervisor's build (CompiledTable.sign), read by the answer
+path: RRSIGs for every authoritative RRset (weighted A/AAAA sets per distinct set, SOA, NS, DNSKEY, SRV,
+in-zone addresses) and the NSEC chain with its RRSIGs. A query looks signatures up; it never signs.
+"""
+from __future__ import annotations
+
+import struct
+
+from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.dnssec.nsec import Chain
+from dnsbalance.dnssec.signer import Signer
+from dnsbalance.protocol.codes import RType
+from dnsbalance.protocol.renderer import address_rdata, wire_name
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.pool import Pool
+from dnsbalance.ranking.variants import Variants
+
+Content = tuple[str, int, int, tuple[bytes, ...]]  # (owner, type, TTL, sorted RDATA): what a signature covers
+
+
+def absolute(name: str, zone: str) -> str:
+    return zone if name == APEX else f"{name}.{zone}"
+
+
+def soa_rdata(table: ActiveTable) -> bytes:
+    soa = table.zone.soa
+    return wire_name(soa.mname) + wire_name(soa.rname) + struct.pack("!IIIII", soa.serial, soa.refresh, soa.retry,
+                                                                     soa.expire, soa.minimum)
+
+
+def srv_rdatas(pool: Pool, zone: str) -> tuple[bytes, ...]:
+    """A relay pool's SRV RDATA in canonical form (the target written whole, lower case)."""
+    return tuple(struct.pack("!HHH", c.tier, c.weight, c.port) + wire_name(f"{c.name}.{RELAY_LABEL}.{zone}".lower())
+                 for c in pool.candidates)
+
+
+def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
+    """The A or AAAA RDATA of one variant (each record: pointer, type, class, TTL, length, RDATA)."""
+    wire, size = answers.wire_at(index), answers.record
+    return tuple(wire[at + 12 : at + size] for at in range(0, len(wire), size))
+
+
+class ZoneSignatures:
+    """What the answer path reads: signatures by RRset content, per weighted set, and the NSEC chain."""
+
+    __slots__ = ("algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets", "tag", "window")
+
+    def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
+        zone = table.zone
+        apex = zone.zone
+        self.dnskey = signer.key.dnskey
+        self.tag = signer.key.tag
+        self.algorithm = signer.key.algorithm
+        self.window = signer.window
+        self.nsec_ttl = zone.negative_ttl
+        self.by_content: dict[Content, bytes] = {}
+        # (owner relative, the AnswerSets' variants) -> one RRSIG RDATA per distinct set (variants.sets)
+        self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {}
+        types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
+        types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
+
+        def sign(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:
+            key: Content = (owner.lower(), rtype, ttl, tuple(sorted(set(rdatas))))
+            found = self.by_content[key] = signer.sign(owner, rtype, ttl, rdatas)
+            return found
+
+        sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+        sign(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
+        sign(apex, RType.DNSKEY, zone.soa_ttl, (self.dnskey,))
+        for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
+                                   *((n, e, zone.ttl) for n, e in zone.targets.items())]:
+            owner = absolute(name, apex)
+            for rtype in {t for t, _ in entries}:
+                sign(owner, rtype, ttl, tuple(address_rdata(a) for t, a in entries if t == rtype))
+                types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
+        for (name, rtype), sets_list in answers.items():
+            owner = absolute(name, apex)
+            types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
+            for sets in sets_list:
+                key = (name, sets.variants)
+                if key in self.sets:
+                    continue
+                by_set: dict[int, bytes] = {}
+                for index in range(len(sets)):
+                    number = sets.variants.sets[index]
+                    if number not in by_set:
+                        by_set[number] = sign(owner, rtype, zone.ttl, set_rdatas(sets, index))
+                self.sets[key] = tuple(by_set[n] for n in range(len(by_set)))
+        for _, tier in table.labelled_tiers():
+            for pools in (tier.usable, tier.fail_open):
+                for (name, rtype), pool in pools.items():
+                    if rtype == RType.SRV and name in SRV_SERVICES:
+                        owner = absolute(name, apex)
+                        types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                        sign(owner, RType.SRV, zone.ttl, srv_rdatas(pool, apex))
+        self.chain = Chain(types)
+        for owner, rdata in self.chain.rdata.items():
+            sign(owner, RType.NSEC, self.nsec_ttl, (rdata,))
+        self.made, self.seconds = signer.made, signer.seconds
+
+    def lookup(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes | None:
+        return self.by_content.get((owner.lower(), rtype, ttl, tuple(sorted(set(rdatas)))))
+
+    def set_signature(self, name: str, answers: AnswerSets, index: int) -> bytes | None:
+        found = self.sets.get((name, answers.variants))
+        return found[answers.variants.sets[index]] if found is not None else None
+
+    def nsec(self, owner: str) -> tuple[bytes, bytes]:
+        """An NSEC RDATA and its RRSIG RDATA."""
+        rdata = self.chain.rdata[owner]
+        found = self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
+        return rdata, found
+
+    @property
+    def earliest_expiry(self) -> int:
+        return self.window.expiration

@@ -1,0 +1,149 @@
+"""DNSSEC with a real validating unbound (issue 25): trust anchor from `dnsbalance dnssec ds`, stub-zone to the
+server, ECS on. Every kind of answer comes back secure (AD) for clients in several regions, before and after a
+change of the signed sets; `serve` refuses to sign without a key."""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import httpx
+import pytest
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
+
+from tests.harness import FIXTURES, ROOT, Server, reload_and_wait, start_server
+from tests.unbound import ZONE, Unbound, start_unbound
+
+pytestmark = pytest.mark.skipif(shutil.which("unbound") is None and not Path("/usr/sbin/unbound").exists(),
+                                reason="needs the unbound package")
+
+# Clients on their own /24s (unbound sends each /24 as ECS): one per region the tables know.
+REGIONS = {"JP": ("127.1.0.7", "AS"), "DE": ("127.2.0.7", "EU"), "BR": ("127.3.0.7", "SA")}
+JP_AFTER = "127.1.1.7"  # a JP client unbound has no cache entry for, asked after the change
+
+
+def dnsbalance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dnsbalance", *args], capture_output=True, text=True, cwd=ROOT, check=False,
+                          timeout=60)
+
+
+def signed_zone(target: Path) -> Path:
+    shutil.copytree(FIXTURES / "zone", target)
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country",
+                        description={"en": "dnsbalance DNSSEC test database"})
+    for code, (client, continent) in {**REGIONS, "JP2": (JP_AFTER, "AS")}.items():
+        writer.insert_network(IPSet([client.rsplit(".", 1)[0] + ".0/24"]),
+                              {"country": {"iso_code": code[:2]}, "continent": {"code": continent}})
+    writer.to_db_file(str(target / "test.mmdb"))
+    with (target / "mirrors.yaml").open("a") as handle:
+        handle.write("relays:\n  r1: {addresses: [127.0.0.1], stun: 3478}\n  r2: {addresses: [127.0.0.1], stun: 3479}\n")
+    with (target / "default.yaml").open("a") as handle:
+        handle.write("_stun._udp: {r1: 0, r2: 100}\n")
+    with (target / "dnsbalance.yaml").open("a") as handle:
+        handle.write("health: {enabled: false}\ndnssec: {sign: true}\n")
+    return target
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Unbound, Path]]:
+    base = tmp_path_factory.mktemp("dnssec")
+    config = signed_zone(base / "config")
+    made = dnsbalance("dnssec", "keygen", "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    ds = dnsbalance("dnssec", "ds", "--config", str(config))
+    assert ds.returncode == 0 and ds.stdout.startswith(f"{ZONE}. IN DS "), ds
+    server = start_server(config, base / "server.log", ipv6=False)
+    resolver = start_unbound(base / "unbound", server.port, trust_anchor=ds.stdout.strip())
+    yield server, resolver, config
+    resolver.stop()
+    server.stop()
+
+
+def through(resolver: Unbound, name: str, rdtype: str, client: str = "127.1.0.7") -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, want_dnssec=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((client, 0))
+        sock.settimeout(10)
+        sock.sendto(query.to_wire(), ("127.0.0.1", resolver.port))
+        return dns.message.from_wire(sock.recv(65535))
+
+
+def records(reply: dns.message.Message, rdtype: str) -> list[str]:
+    return sorted(str(rr) for rrset in reply.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype)
+                  for rr in rrset)
+
+
+def secure(resolver: Unbound, name: str, rdtype: str, client: str = "127.1.0.7",
+           rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+    reply = through(resolver, name, rdtype, client)
+    assert reply.rcode() == rcode, (name, rdtype, reply, resolver.log()[-3000:])
+    assert reply.flags & dns.flags.AD, (name, rdtype, reply, resolver.log()[-3000:])
+    return reply
+
+
+def test_every_kind_of_answer_validates_behind_unbound(setup: tuple[Server, Unbound, Path]) -> None:
+    server, resolver, config = setup
+    firsts = {}
+    for code, (client, _) in REGIONS.items():
+        reply = secure(resolver, f"deb.{ZONE}", "A", client)
+        firsts[code] = records(reply, "A")
+        assert firsts[code], code
+    assert set(firsts["JP"]) <= {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}
+    assert set(firsts["BR"]) <= {"203.0.113.1", "203.0.113.2"}  # default table: another signed set
+    assert records(secure(resolver, f"deb.{ZONE}", "AAAA"), "AAAA")
+    nodata = secure(resolver, f"deb.{ZONE}", "TXT")
+    assert not nodata.answer
+    secure(resolver, f"no-such-name.{ZONE}", "A", rcode=dns.rcode.NXDOMAIN)
+    secure(resolver, f"x.y.deep.{ZONE}", "AAAA", rcode=dns.rcode.NXDOMAIN)
+    assert records(secure(resolver, ZONE, "SOA"), "SOA")
+    assert len(records(secure(resolver, ZONE, "NS"), "NS")) == 2
+    assert records(secure(resolver, ZONE, "DNSKEY"), "DNSKEY")
+    assert len(records(secure(resolver, f"_stun._udp.{ZONE}", "SRV"), "SRV")) == 2
+    assert records(secure(resolver, f"ns1.{ZONE}", "A"), "A") == ["192.0.2.53"]
+
+    # A change of the signed sets: jp1 taken down by its operator, the configuration reloaded.
+    mirrors = config / "mirrors.yaml"
+    mirrors.write_text(mirrors.read_text().replace("jp1: {addresses: [192.0.2.1, \"2001:db8::1\"]}",
+                                                   "jp1: {addresses: [192.0.2.1, \"2001:db8::1\"], state: down}"))
+    reload_and_wait(server, "configuration reloaded", 1)
+    for _ in range(5):
+        after = records(secure(resolver, f"deb.{ZONE}", "A", JP_AFTER), "A")
+        assert after and "192.0.2.1" not in after
+    assert "bogus" not in resolver.log().lower()
+
+
+def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tuple[Server, Unbound, Path]) -> None:
+    server, _, config = setup
+    tag = int(dnsbalance("dnssec", "ds", "--config", str(config)).stdout.split()[3])
+    metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
+    assert f"dnsbalance_dnssec_key_tag {float(tag)}" in metrics
+    expiry = float(re.search(r"^dnsbalance_dnssec_signature_expiry_timestamp_seconds (\S+)", metrics, re.MULTILINE).group(1))
+    assert time.time() + 7 * 86400 < expiry < time.time() + 15 * 86400
+    assert float(re.search(r"^dnsbalance_dnssec_rrsets_signed (\S+)", metrics, re.MULTILINE).group(1)) > 10
+    status = dnsbalance("dnssec", "status", "--config", str(config))
+    assert status.returncode == 0 and f"key tag {tag}" in status.stdout and "earliest signature expiry" in status.stdout
+    secret = (config / "state" / "keys" / "zone.key").read_text().splitlines()[1]
+    for shown in (metrics, status.stdout, server.log(), httpx.get(f"{server.status_url}/status.json", timeout=5).text):
+        assert secret not in shown and "PRIVATE KEY" not in shown
+
+
+def test_serve_without_a_key_refuses_and_names_the_command(tmp_path: Path) -> None:
+    config = signed_zone(tmp_path / "config")
+    refused = dnsbalance("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--status", "off")
+    assert refused.returncode == 1
+    assert "dnsbalance dnssec keygen" in refused.stderr
+    (config / "state" / "keys").mkdir(parents=True)
+    (config / "state" / "keys" / "zone.key").write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n")
+    damaged = dnsbalance("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--status", "off")
+    assert damaged.returncode == 1 and "damaged" in damaged.stderr
+    assert "garbage" not in damaged.stderr

@@ -1,0 +1,246 @@
+"""DNSSEC in process: keys and DS, signatures made once per table (a cache by RRset content), and every
+signed answer the server hands out validated by dnspython's dns.dnssec.validate against the zone's DNSKEY."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from random import Random
+
+import dns.dnssec
+import dns.flags
+import dns.message
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+from dnslib import DNSRecord
+
+from dnsbalance.answer.respond import respond
+from dnsbalance.compiler.table import compiled
+from dnsbalance.configuration.load import check_config
+from dnsbalance.configuration.model import Algorithm, DNSSECSettings
+from dnsbalance.dnssec.keys import KeyProblem, SigningKey, ds_line, keygen, load
+from dnsbalance.dnssec.signer import Signer, window_at
+from dnsbalance.geo.locate import UNKNOWN, Location
+from dnsbalance.protocol.codes import TCP_SIZE
+from dnsbalance.protocol.renderer import render
+from dnsbalance.ranking.active import ActiveTable
+from dnsbalance.ranking.build import build_table
+from health.view import ALL_USABLE
+from tests.harness import make_config
+
+ZONE = "cdn.example.org"
+JP = Location("JP", "AS", 20)
+
+
+@pytest.fixture(scope="module", params=[Algorithm.ECDSAP256SHA256, Algorithm.ED25519])
+def key(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    return keygen(tmp_path_factory.mktemp("keys"), request.param)
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> ActiveTable:
+    folder = make_config(tmp_path_factory.mktemp("dnssec") / "config", country_mmdb)
+    config, problems = check_config(folder)
+    assert config is not None, [str(p) for p in problems]
+    return build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+
+
+def signer_for(key: SigningKey, now: float | None = None) -> Signer:
+    return Signer(key, ZONE, window_at(now or time.time(), DNSSECSettings(sign=True)))
+
+
+def fresh(table: ActiveTable) -> ActiveTable:
+    """The same table with empty caches (each test signs its own)."""
+    return build_table_again(table)
+
+
+def build_table_again(table: ActiveTable) -> ActiveTable:
+    import dataclasses
+
+    from dnsbalance.ranking.active import TableCaches
+    return dataclasses.replace(table, caches=TableCaches())
+
+
+def ask(table: ActiveTable, name: str, qtype: str, location: Location = UNKNOWN, do: bool = True,
+        rng: Random | None = None) -> dns.message.Message:
+    query = dns.message.make_query(name, qtype, want_dnssec=do)
+    packet = query.to_wire()
+    reply = respond(DNSRecord.parse(packet), location, table, rng or Random(7), packet=packet)
+    return dns.message.from_wire(render(reply.message, TCP_SIZE).wire)
+
+
+def dnskey_rrset(table: ActiveTable) -> dns.rrset.RRset:
+    reply = ask(table, ZONE, "DNSKEY")
+    keys = reply.find_rrset(reply.answer, dns.name.from_text(ZONE), dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    return keys
+
+
+def validate_sections(reply: dns.message.Message, keys: dns.rrset.RRset) -> int:
+    """Every RRset of the answer and authority sections validated by its RRSIG; how many were."""
+    checked = 0
+    for section in (reply.answer, reply.authority):
+        for rrset in section:
+            if rrset.rdtype == dns.rdatatype.RRSIG:
+                continue
+            sigs = [s for s in section if s.rdtype == dns.rdatatype.RRSIG and s.name == rrset.name
+                    and s.covers == rrset.rdtype]
+            assert sigs, f"no RRSIG for {rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}"
+            dns.dnssec.validate(rrset, sigs[0], {dns.name.from_text(ZONE): keys})
+            checked += 1
+    return checked
+
+
+def test_keygen_refuses_to_overwrite_and_is_private(tmp_path: Path) -> None:
+    made = keygen(tmp_path / "keys", Algorithm.ECDSAP256SHA256)
+    assert os.stat(tmp_path / "keys" / "zone.key").st_mode & 0o777 == 0o600
+    with pytest.raises(KeyProblem, match="never overwrites"):
+        keygen(tmp_path / "keys", Algorithm.ECDSAP256SHA256)
+    assert load(tmp_path / "keys").dnskey == made.dnskey  # the first key kept
+    assert "PRIVATE" not in repr(made) and str(made.tag) in repr(made)
+
+
+def test_damaged_or_missing_key_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(KeyProblem, match="dnssec keygen"):
+        load(tmp_path)
+    (tmp_path / "zone.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(KeyProblem, match="damaged"):
+        load(tmp_path)
+
+
+def test_ds_matches_dnspython(key: SigningKey, table: ActiveTable) -> None:
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    expected = dns.dnssec.make_ds(dns.name.from_text(ZONE), keys[0], "SHA256")
+    line = ds_line(ZONE, key)
+    assert line.startswith(f"{ZONE}. IN DS {key.tag} {int(key.algorithm)} 2 ")
+    assert line.split(" ", 3)[3] == expected.to_text().upper()
+    assert dns.dnssec.key_id(keys[0]) == key.tag
+
+
+def test_every_distinct_weighted_answer_validates(key: SigningKey, table: ActiveTable) -> None:
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    seen: set[tuple[str, ...]] = set()
+    rng = Random(3)
+    for location in (JP, UNKNOWN, Location("DE", "EU", 0)):
+        for qtype in ("A", "AAAA"):
+            for _ in range(150):
+                reply = ask(signed, f"deb.{ZONE}", qtype, location, rng=rng)
+                answer = tuple(sorted(str(r) for rrset in reply.answer for r in rrset
+                                      if rrset.rdtype != dns.rdatatype.RRSIG))
+                if answer and answer not in seen:
+                    seen.add(answer)
+                    assert validate_sections(reply, keys) == 1
+    assert len(seen) > 3  # several distinct sets, each validated
+
+
+@pytest.mark.parametrize(("name", "qtype", "rcode", "checked"), [
+    (ZONE, "SOA", 0, 1), (ZONE, "NS", 0, 1), (ZONE, "DNSKEY", 0, 1),
+    (f"deb.{ZONE}", "TXT", 0, 2),  # NODATA: SOA and the name's NSEC
+    (f"nothing-here.{ZONE}", "A", 3, 3),  # NXDOMAIN: SOA, the covering NSEC, the wildcard's
+    (f"a.b.zzzz.{ZONE}", "AAAA", 3, 3),
+])
+def test_fixed_and_negative_answers_validate(key: SigningKey, table: ActiveTable, name: str, qtype: str,
+                                             rcode: int, checked: int) -> None:
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    reply = ask(signed, name, qtype)
+    assert reply.rcode() == rcode
+    assert validate_sections(reply, dnskey_rrset(signed)) == checked
+    nsecs = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC]
+    if rcode == 3:
+        qname = dns.name.from_text(name)
+        assert any(n.name < qname < n[0].next or n[0].next == dns.name.from_text(ZONE) for n in nsecs)
+    if qtype == "TXT":
+        assert nsecs[0].name == dns.name.from_text(name)
+        assert dns.rdatatype.TXT not in [t for w in nsecs[0][0].windows for t in _types(w)]
+
+
+def _types(window: tuple[int, bytes]) -> list[int]:
+    number, bits = window
+    return [number * 256 + i * 8 + j for i, byte in enumerate(bits) for j in range(8) if byte & (0x80 >> j)]
+
+
+def test_without_do_the_bytes_are_unchanged(key: SigningKey, table: ActiveTable) -> None:
+    plain = fresh(table)
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    for name, qtype in ((f"deb.{ZONE}", "A"), (ZONE, "SOA"), (f"nothing.{ZONE}", "A"), (f"deb.{ZONE}", "TXT")):
+        for do_edns in (False, True):
+            query = dns.message.make_query(name, qtype, use_edns=0 if do_edns else False)
+            packet = query.to_wire()
+            a = respond(DNSRecord.parse(packet), JP, plain, Random(1), packet=packet)
+            b = respond(DNSRecord.parse(packet), JP, signed, Random(1), packet=packet)
+            assert render(a.message, TCP_SIZE).wire == render(b.message, TCP_SIZE).wire
+
+
+def test_rebuild_signs_only_changed_sets(key: SigningKey, table: ActiveTable) -> None:
+    first = signer_for(key, now=1_800_000_000)
+    compiled(fresh(table)).sign(first)
+    assert first.made > 5
+    again = first.next(1_800_000_000 + 3600, DNSSECSettings(sign=True))
+    compiled(fresh(table)).sign(again)
+    assert again.made == 0  # same content, same window: every signature reused
+    later = again.next(1_800_000_000 + 8 * 86400, DNSSECSettings(sign=True))  # past `refresh`: a new window
+    assert later.window != first.window
+    compiled(fresh(table)).sign(later)
+    assert later.made == first.made
+
+
+def test_truncation_keeps_rrsigs_with_their_rrsets_and_ecs_works_with_do(key: SigningKey,
+                                                                         table: ActiveTable) -> None:
+    import dns.edns
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    truncated_seen = False
+    for name, qtype in ((f"deb.{ZONE}", "A"), (f"a.b.c.nothing.{ZONE}", "AAAA"), (ZONE, "NS")):
+        query = dns.message.make_query(name, qtype, want_dnssec=True, payload=512,
+                                       options=[dns.edns.ECSOption("1.0.16.0", 24)])
+        packet = query.to_wire()
+        reply = respond(DNSRecord.parse(packet), JP, signed, Random(2), 24, packet=packet)
+        whole = dns.message.from_wire(render(reply.message, TCP_SIZE).wire)
+        validate_sections(whole, keys)  # TCP: everything, every RRset with its RRSIG
+        assert any(isinstance(o, dns.edns.ECSOption) for o in whole.options)
+        udp = render(reply.message, 512)
+        parsed = dns.message.from_wire(udp.wire)
+        if udp.truncated:
+            truncated_seen = True
+            assert parsed.flags & dns.flags.TC and not parsed.answer and not parsed.authority
+        else:
+            assert len(udp.wire) <= 512
+            validate_sections(parsed, keys)  # whatever is sent carries its signatures
+    assert truncated_seen or key.algorithm is Algorithm.ED25519
+
+
+def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(tmp_path: Path,
+                                                                                 country_mmdb: Path) -> None:
+    from dnsbalance.serving.balancer import Balancer
+    from dnsbalance.serving.inputs import load as load_folder
+    folder = make_config(tmp_path / "config", country_mmdb)
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write("dnssec: {sign: true}\n")
+    loaded, _ = load_folder(folder)
+    assert loaded is not None
+    with pytest.raises(KeyProblem, match="dnssec keygen"):
+        Balancer(loaded, signing=True)
+    key = keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    balancer = Balancer(loaded, signing=True)
+    first = balancer.serving.compiled.signatures
+    assert first is not None and first.tag == key.tag and first.made == len(first.by_content)
+    assert Balancer(loaded).serving.compiled.signatures is None  # explain, probe, plan: no signing
+    balancer.regenerate()  # nothing changed: every signature reused
+    again = balancer.serving.compiled.signatures
+    assert again is not None and again is not first
+    assert again.made == 0
+    (loaded.config.settings.key_dir / "zone.key").write_text("damaged\n")
+    assert not balancer.reload(folder)
+    kept = balancer.serving.compiled.signatures
+    assert kept is not None and kept.tag == key.tag
+    assert not balancer.signatures_due(time.time())
+    assert balancer.signatures_due(time.time() + 8 * 86400)

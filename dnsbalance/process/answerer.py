@@ -152,16 +152,26 @@ async def _serve(pipeline: Pipeline, sockets: Sockets, conn: Connection) -> None
     tick = [time.monotonic()]
     sending = threading.Lock()  # the pipe is written by two threads
 
-    def send(message: object) -> None:
-        with sending:
-            conn.send(message)
+    def send(message: object) -> bool:
+        """False when the supervisor's end is closed (it stopped, or is stopping, while this one started or
+        retired): nobody is left to tell, and the pipe's end of file stops this answerer."""
+        try:
+            with sending:
+                conn.send(message)
+        except OSError:
+            return False
+        return True
 
-    def send_counts() -> None:
+    def send_counts() -> bool:
         """Take and send under one lock: counts taken by one thread must be on the pipe before another
-        thread's later (final) counts, or the process could end holding them."""
-        with sending:
-            for piece in pipeline.stats.take().pieces(COUNT_PIECE):
-                conn.send(Counts(piece))
+        thread's later (final) counts, or the process could end holding them. False as `send`."""
+        try:
+            with sending:
+                for piece in pipeline.stats.take().pieces(COUNT_PIECE):
+                    conn.send(Counts(piece))
+        except OSError:
+            return False
+        return True
 
     async def heartbeat() -> None:
         while True:
@@ -170,9 +180,11 @@ async def _serve(pipeline: Pipeline, sockets: Sockets, conn: Connection) -> None
 
     def control() -> None:
         """The supervisor's pipe, on its own thread."""
-        send(Ready(os.getpid()))
+        ready = send(Ready(os.getpid()))
         while True:
             try:
+                if not ready:
+                    raise EOFError
                 message = conn.recv()
             except (EOFError, OSError):
                 log.error("supervisor gone; answerer %d stopping", os.getpid())
@@ -193,9 +205,7 @@ async def _serve(pipeline: Pipeline, sockets: Sockets, conn: Connection) -> None
     def counting() -> None:
         while True:
             time.sleep(COUNT_INTERVAL)
-            try:
-                send_counts()
-            except OSError:
+            if not send_counts():
                 return
 
     async def first(*events: asyncio.Event) -> None:
@@ -228,7 +238,4 @@ async def _serve(pipeline: Pipeline, sockets: Sockets, conn: Connection) -> None
             await asyncio.sleep(0.05)
     for protocol in list(TcpProtocol.active):
         protocol.close()
-    try:
-        send_counts()
-    except OSError:
-        pass
+    send_counts()

@@ -38,18 +38,25 @@ class CompiledTable(Sealed):
 
     def precompute(self, inherit: CompiledTable | None = None, deadline: float | None = None) -> int:
         """Every pool's values (ranking) and wire now, reusing `inherit`'s for pools with the same content,
-        so that answering processes never compute one under a query. Returns how many pools' values were
-        computed afresh. With a `deadline` (time.monotonic()), stops there; the rest stays lazy."""
+        so that answering processes never compute one under a query. Returns how many pools' values or wire
+        were made now (values the status page already computed in this process still lack their wire, which
+        answerers forked before would each compile for themselves). With a `deadline` (time.monotonic()),
+        stops there; the rest stays lazy."""
         fresh = self.table.precompute(inherit.table if inherit is not None else None, deadline)
         inherited = inherit.answer_cache if inherit is not None else {}
+        compiled = 0
         for pool, rtype in self.table.address_pools():
             if deadline is not None and time.monotonic() > deadline:
                 break
             variants = self.table.variants(pool, rtype) if self.table.has_variants(pool) else None
             if variants is None or variants in self.answer_cache:
                 continue
-            self.answer_cache[variants] = inherited.get(variants) or AnswerSets(variants)
-        return fresh
+            made = inherited.get(variants)
+            if made is None:
+                made = AnswerSets(variants)
+                compiled += 1
+            self.answer_cache[variants] = made
+        return max(fresh, compiled)
 
     def sign(self, signer: Signer) -> ZoneSignatures:
         """Every authoritative RRset signed (every pool's answers compiled first), reusing the signer's

@@ -21,6 +21,7 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 if TYPE_CHECKING:
+    from dnsbalance.ranking.active import ActiveTable
     from tests.mirrors import Mirror
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -238,3 +239,14 @@ def write_asn_mmdb(path: Path) -> Path:
                                                  "autonomous_system_organization": f"Test AS{number}"})
     writer.to_db_file(str(path))
     return path
+
+
+def fixture_table(folder: Path, country_mmdb: Path) -> "ActiveTable":
+    """The fixture zone's table, every entry usable, built in process (generation, serial and seed 1)."""
+    from dnsbalance.configuration.load import check_config
+    from dnsbalance.ranking.build import build_table
+    from health.view import ALL_USABLE
+
+    config, problems = check_config(make_config(folder, country_mmdb))
+    assert config is not None, [str(p) for p in problems]
+    return build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)

@@ -18,7 +18,7 @@ import pytest
 from dnsbalance.cluster.etcd import EtcdLink
 from dnsbalance.configuration.model import ClusterSettings
 from tests.etcd import EtcdCluster, have_etcd
-from tests.harness import Server, make_config, start_server
+from tests.harness import Server, answer_set, make_config, start_server
 from tests.mirrors import Mirror
 
 pytestmark = pytest.mark.skipif(not have_etcd(), reason="etcd-server is not installed (tools/install-test-packages)")
@@ -52,11 +52,7 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
 
 
 def jp_answers(server: Server, rounds: int = 150) -> set[str]:  # jp4 is in ~1 answer in 8
-    found: set[str] = set()
-    for _ in range(rounds):
-        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
-        found |= {rr.address for rr in reply.answer[0]}
-    return found
+    return answer_set(server, rounds)
 
 
 def until(predicate, timeout: float = 20.0, what: str = "") -> None:  # type: ignore[no-untyped-def]

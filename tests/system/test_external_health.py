@@ -6,18 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness import ROOT, Server, probe_everything, start_server, wait_cycles
+from tests.harness import ROOT, Server, answer_set, probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
 
 JP = {"jp1": "192.0.2.1", "jp2": "192.0.2.2", "jp3": "192.0.2.3", "jp4": "192.0.2.4"}
 
 
 def jp_answers(server: Server, rounds: int = 200) -> set[str]:  # jp4 is in ~1 answer in 8
-    found: set[str] = set()
-    for _ in range(rounds):
-        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
-        found |= {rr.address for rr in reply.answer[0]}
-    return found
+    return answer_set(server, rounds)
 
 
 def test_a_file_takes_a_mirror_out_and_back(tmp_path: Path, config_dir: Path, zone_fleet: dict[str, Mirror]) -> None:

@@ -19,7 +19,6 @@ from dnslib import DNSRecord
 
 from dnsbalance.answer.respond import respond
 from dnsbalance.compiler.table import compiled
-from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Algorithm, DNSSECSettings
 from dnsbalance.dnssec.keys import KeyProblem, SigningKey, ds_line, keygen, load
 from dnsbalance.dnssec.signer import Signer, window_at
@@ -27,9 +26,7 @@ from dnsbalance.geo.locate import UNKNOWN, Location
 from dnsbalance.protocol.codes import TCP_SIZE
 from dnsbalance.protocol.renderer import render
 from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.build import build_table
-from health.view import ALL_USABLE
-from tests.harness import make_config
+from tests.harness import fixture_table, make_config
 
 ZONE = "cdn.example.org"
 JP = Location("JP", "AS", 20)
@@ -42,10 +39,7 @@ def key(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> ActiveTable:
-    folder = make_config(tmp_path_factory.mktemp("dnssec") / "config", country_mmdb)
-    config, problems = check_config(folder)
-    assert config is not None, [str(p) for p in problems]
-    return build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+    return fixture_table(tmp_path_factory.mktemp("dnssec") / "config", country_mmdb)
 
 
 def signer_for(key: SigningKey, now: float | None = None) -> Signer:

@@ -9,12 +9,9 @@ import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from dnsbalance.answer.respond import Reply, respond
-from dnsbalance.configuration.load import check_config
 from dnsbalance.geo.locate import UNKNOWN, Location
 from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.build import build_table
-from health.view import ALL_USABLE
-from tests.harness import make_config
+from tests.harness import fixture_table
 
 ZONE = "cdn.example.org"
 JP = Location("JP", "AS", 20)
@@ -26,10 +23,7 @@ DRAINED_ADDRESS = "192.0.2.5"
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> ActiveTable:
-    folder = make_config(tmp_path_factory.mktemp("respond") / "config", country_mmdb)
-    config, problems = check_config(folder)
-    assert config is not None, [str(p) for p in problems]
-    return build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+    return fixture_table(tmp_path_factory.mktemp("respond") / "config", country_mmdb)
 
 
 def ask(table: ActiveTable, name: str, qtype: str = "A", *, location: Location = UNKNOWN, rd: bool = True,

@@ -35,7 +35,7 @@ from health.settings import policy_settings
 from health.state import HealthState
 from tests.etcd import EtcdCluster
 from tests.harness import Server, make_config, start_server, write_mmdb
-from tests.mirrors import Archive, Mirror
+from tests.mirrors import Archive, Mirror, probe_at
 
 SOURCES = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
@@ -110,10 +110,7 @@ def answers(server: Server, address: str) -> bool:
 
 
 def configure(folder: Path, fleet: dict[str, Mirror], interval: float, source: str, cluster: str) -> Path:
-    text = (folder / "mirrors.yaml").read_text()
-    for name, mirror in fleet.items():
-        text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{mirror.url}', addresses: [")
-    (folder / "mirrors.yaml").write_text(text)
+    probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
         handle.write(f"health: {{interval: {interval}, timeout: 0.5, master: '{fleet['master'].url}', "
                      f"source: {source}}}\n{cluster}")

@@ -265,3 +265,11 @@ class Site:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def probe_at(folder: Path, fleet: dict[str, Mirror]) -> None:
+    """Give each mirror of the fixture's mirrors.yaml named in `fleet` the URL of its real HTTP server."""
+    text = (folder / "mirrors.yaml").read_text()
+    for name, mirror in fleet.items():
+        text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{mirror.url}', addresses: [")
+    (folder / "mirrors.yaml").write_text(text)

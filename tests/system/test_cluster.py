@@ -19,7 +19,7 @@ from dnsbalance.cluster.etcd import EtcdLink
 from dnsbalance.configuration.model import ClusterSettings
 from tests.etcd import EtcdCluster, have_etcd
 from tests.harness import Server, answer_set, make_config, start_server
-from tests.mirrors import Mirror
+from tests.mirrors import Mirror, probe_at
 
 pytestmark = pytest.mark.skipif(not have_etcd(), reason="etcd-server is not installed (tools/install-test-packages)")
 
@@ -40,10 +40,7 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
                    extra: str = "", health: str = "") -> Path:
     """Instance ns{index+1}'s own folder (and so its own state folder), probing from its own address."""
     folder = make_config(base / f"ns{index + 1}", mmdb)
-    text = (folder / "mirrors.yaml").read_text()
-    for name, mirror in fleet.items():
-        text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{mirror.url}', addresses: [")
-    (folder / "mirrors.yaml").write_text(text)
+    probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
         handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', "
                      f"source: {SOURCES[index]}{health}}}\n"

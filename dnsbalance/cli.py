@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     serving.add_argument("--workers", type=int, default=1, metavar="N",
                      help="N processes answer on the same ports (SO_REUSEPORT); one of them probes (default 1)")
     serving.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    serving.add_argument("--start-precompute", type=float, default=START_PRECOMPUTE, metavar="SECONDS",
+                         help="seconds spent precomputing answers before the first answer; a bigger table's rest "
+                              f"is completed while serving (default {START_PRECOMPUTE:g})")
     command("check", "report every configuration problem, with file:line")
     command("probe", "run one health cycle now and print its verdicts")
     stats = command("stats", "queries by country and continent, distinct clients, observed shares against weights")
@@ -272,7 +275,7 @@ def _serve(args: argparse.Namespace) -> int:
             instance.release()
         return 1
     balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
-    balancer.complete(deadline=time.monotonic() + START_PRECOMPUTE)  # a big table's rest: in service
+    balancer.complete(deadline=time.monotonic() + max(0.0, args.start_precompute))  # a big table's rest: in service
     log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
     try:
         return serve(balancer, listen, args.config, args.workers, status_listen,

@@ -28,11 +28,11 @@ from bench.health_cycle import SERVER, free_port, write_config
 from dnsbalance.cluster.member import ClusterMember
 from dnsbalance.configuration.load import load_config
 from dnsbalance.configuration.model import ClusterSettings
-from health import policy
-from health.cycle import observe
-from health.fetch import new_client
-from health.settings import policy_settings
-from health.state import HealthState
+from dnsbalance.health import policy
+from dnsbalance.health.cycle import observe
+from dnsbalance.health.fetch import new_client
+from dnsbalance.health.settings import policy_settings
+from dnsbalance.health.state import HealthState
 from tests.etcd import EtcdCluster
 from tests.harness import Server, make_config, start_server, write_mmdb
 from tests.mirrors import Archive, Mirror, probe_at

@@ -31,7 +31,7 @@ from dnsbalance.dnssec.keys import keygen
 from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import Location
 from dnsbalance.ranking.build import build_table
-from health.view import HealthView
+from dnsbalance.health.view import HealthView
 
 
 def main() -> int:

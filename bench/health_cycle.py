@@ -21,8 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dnsbalance.configuration.load import load_config  # noqa: E402
-from health.cycle import run_cycle  # noqa: E402
-from health.fetch import new_client  # noqa: E402
+from dnsbalance.health.cycle import run_cycle  # noqa: E402
+from dnsbalance.health.fetch import new_client  # noqa: E402
 
 STAMP = b"Sat Nov 21 12:00:01 UTC 2026\nArchive serial: 2026112101\n"
 

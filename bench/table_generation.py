@@ -26,7 +26,7 @@ from dnsbalance.configuration.load import load_config  # noqa: E402
 from dnsbalance.geo.countries import CONTINENTS, countries  # noqa: E402
 from dnsbalance.geo.locate import GeoIP, builtin_database  # noqa: E402
 from dnsbalance.ranking.build import build_table  # noqa: E402
-from health.view import HealthView  # noqa: E402
+from dnsbalance.health.view import HealthView  # noqa: E402
 
 MIRRORS, COUNTRIES, NAMES, PER_NAME = 200, 250, 50, 8
 

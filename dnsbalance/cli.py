@@ -43,15 +43,15 @@ from dnsbalance.serving.served_copy import load_copy
 from dnsbalance.statefiles import StateFolder
 from dnsbalance.stats.counters import all_totals, request_reset
 from dnsbalance.stats.report import report
-from health import events as health_events
-from health import state as health_state
-from health.cycle import CycleReport, run_cycle
-from health.external import ExternalFile
-from health.fetch import new_client
-from health.report import probe_table
-from health.settings import policy_settings
-from health.state import HealthState
-from health.verdict import TargetKind
+from dnsbalance.health import events as health_events
+from dnsbalance.health import state as health_state
+from dnsbalance.health.cycle import CycleReport, run_cycle
+from dnsbalance.health.external import ExternalFile
+from dnsbalance.health.fetch import new_client
+from dnsbalance.health.report import probe_table
+from dnsbalance.health.settings import policy_settings
+from dnsbalance.health.state import HealthState
+from dnsbalance.health.verdict import TargetKind
 
 DEFAULT_CONFIG = Path("config")
 

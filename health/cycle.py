@@ -14,16 +14,16 @@ from typing import Any
 import httpx
 
 from dnsbalance.configuration.model import Config
-from health import policy
-from health.checks import CHECKS
-from health.checks.base import Check, Judged, Probing, Target
-from health.external import Source
-from health.observations import External, Observation, Observed
-from health.reference import Reference
-from health.settings import policy_settings
-from health.stamp import Stamp
-from health.state import HealthState
-from health.verdict import TargetKind, Verdict
+from dnsbalance.health import policy
+from dnsbalance.health.checks import CHECKS
+from dnsbalance.health.checks.base import Check, Judged, Probing, Target
+from dnsbalance.health.external import Source
+from dnsbalance.health.observations import External, Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.settings import policy_settings
+from dnsbalance.health.stamp import Stamp
+from dnsbalance.health.state import HealthState
+from dnsbalance.health.verdict import TargetKind, Verdict
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from health.state import HealthState
+from dnsbalance.health.state import HealthState
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 1 << 20  # per file; two files kept: about 14,000 events of ~150 bytes

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from health.observations import External, Mode
+from dnsbalance.health.observations import External, Mode
 
 log = logging.getLogger(__name__)
 MAX_BYTES = 256 * 1024  # about 10,000 lines: far more than a fleet has targets

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from health.checks import CHECKS
-from health.checks.base import Check, Judged
-from health.observations import External, Mode, Observed
-from health.reference import Reference
-from health.settings import PolicySettings
-from health.state import HealthState, MirrorHealth, step
-from health.verdict import TargetKind, Verdict
+from dnsbalance.health.checks import CHECKS
+from dnsbalance.health.checks.base import Check, Judged
+from dnsbalance.health.observations import External, Mode, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.state import HealthState, MirrorHealth, step
+from dnsbalance.health.verdict import TargetKind, Verdict
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnsbalance.configuration.model import Archive
-from health.fetch import Fetched
-from health.stamp import Stamp, freshness, looks_like_html, parse_stamp, serial_key
-from health.verdict import StampVerdict, Verdict
+from dnsbalance.health.fetch import Fetched
+from dnsbalance.health.stamp import Stamp, freshness, looks_like_html, parse_stamp, serial_key
+from dnsbalance.health.verdict import StampVerdict, Verdict
 
 
 @dataclass(frozen=True)

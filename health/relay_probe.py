@@ -11,7 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from health.stun import (
+from dnsbalance.health.stun import (
     HEADER,
     StunError,
     binding_request,

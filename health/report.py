@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dnsbalance.configuration.model import AdminState, Config
-from health.checks.served import ServedVerdict
-from health.cycle import CycleReport
-from health.verdict import StampVerdict, TargetKind, Verdict
+from dnsbalance.health.checks.served import ServedVerdict
+from dnsbalance.health.cycle import CycleReport
+from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
 
 
 def operator_state(config: Config | None, verdict: Verdict) -> AdminState:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import Archive, Config, archives_of, fallback_archive, health_key, mirror_key
-from health.requirements import requirement_keys
-from health.served import served_targets
+from dnsbalance.health.requirements import requirement_keys
+from dnsbalance.health.served import served_targets
 
 
 @dataclass(frozen=True)

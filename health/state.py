@@ -9,9 +9,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dnsbalance.statefiles import write_atomically
-from health.reference import Reference
-from health.verdict import Verdict
-from health.view import HealthView
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.verdict import Verdict
+from dnsbalance.health.view import HealthView
 
 log = logging.getLogger(__name__)
 

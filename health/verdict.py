@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from health.stamp import Stamp
+from dnsbalance.health.stamp import Stamp
 
 
 class TargetKind(StrEnum):

@@ -245,7 +245,7 @@ def fixture_table(folder: Path, country_mmdb: Path) -> "ActiveTable":
     """The fixture zone's table, every entry usable, built in process (generation, serial and seed 1)."""
     from dnsbalance.configuration.load import check_config
     from dnsbalance.ranking.build import build_table
-    from health.view import ALL_USABLE
+    from dnsbalance.health.view import ALL_USABLE
 
     config, problems = check_config(make_config(folder, country_mmdb))
     assert config is not None, [str(p) for p in problems]

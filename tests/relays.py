@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from health.stun import BINDING_SUCCESS, MAGIC_COOKIE, XOR_MAPPED_ADDRESS
+from dnsbalance.health.stun import BINDING_SUCCESS, MAGIC_COOKIE, XOR_MAPPED_ADDRESS
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from dnsbalance.cluster.vote import Vote
-from health.observations import External, Mode
+from dnsbalance.health.observations import External, Mode
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from dnsbalance.cluster.etcd import EtcdDown, EtcdLink
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import ClusterSettings, Settings
 from dnsbalance.serving.inputs import digest_of
-from health.observations import External
-from health.reference import Reference
-from health.state import HealthState, MirrorHealth
-from health.verdict import Verdict
+from dnsbalance.health.observations import External
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.state import HealthState, MirrorHealth
+from dnsbalance.health.verdict import Verdict
 
 log = logging.getLogger(__name__)
 LEASE_INTERVALS = 3  # a vote outlives its instance by about three intervals

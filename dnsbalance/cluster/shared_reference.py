@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 
-from health.reference import Reference
-from health.stamp import serial_key
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.stamp import serial_key
 
 MAX_BYTES = 1024
 

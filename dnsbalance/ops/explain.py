@@ -15,8 +15,8 @@ from dnsbalance.ranking.active import ActiveTable, Pool, Tier
 from dnsbalance.ranking.build import target_key
 from dnsbalance.ranking.chains import tier_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
-from health.state import HealthState
-from health.view import Status
+from dnsbalance.health.state import HealthState
+from dnsbalance.health.view import Status
 
 
 def _chain(config: Config, location: Location, address: IPAddress | None) -> list[tuple[str, Table | None]]:

@@ -23,7 +23,7 @@ from dnsbalance.ranking.answersets import design
 from dnsbalance.ranking.build import build_table
 from dnsbalance.ranking.chains import chain_of, tier_of
 from dnsbalance.ranking.pool import Tried, Why
-from health.view import HealthView, Status
+from dnsbalance.health.view import HealthView, Status
 
 CONTINENT_NAMES = {"AF": "Africa", "AN": "Antarctica", "AS": "Asia", "EU": "Europe", "NA": "North America",
                    "OC": "Oceania", "SA": "South America"}

@@ -9,7 +9,7 @@ from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import Pool
 from dnsbalance.ranking.answersets import Delivered, Design, delivered_shares, design
 from dnsbalance.ranking.build import build_table
-from health.view import ALL_USABLE
+from dnsbalance.health.view import ALL_USABLE
 
 SHOWN_SETS = 12  # explain lists the likeliest sets; a big pool has up to (mirrors x sizes) of them
 

@@ -36,11 +36,11 @@ from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, target_key
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
-from health.cycle import CycleReport
-from health.events import Event
-from health.state import HealthState
-from health.verdict import StampVerdict, Verdict
-from health.view import Status
+from dnsbalance.health.cycle import CycleReport
+from dnsbalance.health.events import Event
+from dnsbalance.health.state import HealthState
+from dnsbalance.health.verdict import StampVerdict, Verdict
+from dnsbalance.health.view import Status
 
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`

@@ -188,7 +188,7 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
         return None
     from dnsbalance.configuration.names import parse_hostport
     from dnsbalance.stats.counters import all_totals
-    from health.events import EventTail
+    from dnsbalance.health.events import EventTail
 
     counters = balancer.state.counters_dir
     own = balancer.stats if balancer.stats.path is not None else None

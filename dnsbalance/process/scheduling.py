@@ -14,12 +14,12 @@ from dnsbalance.cluster.member import ClusterMember, offset, shared_digest
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import Fingerprint, fingerprint
-from health import policy
-from health.cycle import CycleReport, observe
-from health.external import ExternalFile
-from health.fetch import new_client
-from health.observations import Observed
-from health.settings import policy_settings
+from dnsbalance.health import policy
+from dnsbalance.health.cycle import CycleReport, observe
+from dnsbalance.health.external import ExternalFile
+from dnsbalance.health.fetch import new_client
+from dnsbalance.health.observations import Observed
+from dnsbalance.health.settings import policy_settings
 
 log = logging.getLogger(__name__)
 JOB = "health-cycle"

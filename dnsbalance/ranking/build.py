@@ -41,9 +41,9 @@ from dnsbalance.ranking.active import (
 )
 from dnsbalance.ranking.chains import record_chains
 from dnsbalance.ranking.pool import Chain, Judgement, LeftOut, Why
-from health.requirements import arch_key, requirement_keys
-from health.served import host_for, probing_served, served_key, served_targets
-from health.view import HealthView, Status
+from dnsbalance.health.requirements import arch_key, requirement_keys
+from dnsbalance.health.served import host_for, probing_served, served_key, served_targets
+from dnsbalance.health.view import HealthView, Status
 
 ADDRESS_TYPES = (RType.A, RType.AAAA)
 SRV_WEIGHT_MAX = 65535

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from dnsbalance.configuration.model import Region
-from health.view import Status
+from dnsbalance.health.view import Status
 
 
 @dataclass(frozen=True)

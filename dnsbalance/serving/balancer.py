@@ -30,14 +30,14 @@ from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats
-from health import events as health_events
-from health import policy
-from health import state as health_state
-from health.cycle import CycleReport
-from health.cycle import report as cycle_report
-from health.observations import Observed
-from health.settings import policy_settings
-from health.state import HealthState
+from dnsbalance.health import events as health_events
+from dnsbalance.health import policy
+from dnsbalance.health import state as health_state
+from dnsbalance.health.cycle import CycleReport
+from dnsbalance.health.cycle import report as cycle_report
+from dnsbalance.health.observations import Observed
+from dnsbalance.health.settings import policy_settings
+from dnsbalance.health.state import HealthState
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dnsbalance.configuration.problems import Problem
 from dnsbalance.configuration.reading import Abandoned, ReadFiles, ReadTimeout, read_all
 from dnsbalance.geo.asn import AsnDatabase
 from dnsbalance.geo.locate import FileId, GeoIP, GeoIPError
-from health.state import HealthState
+from dnsbalance.health.state import HealthState
 
 Fingerprint = tuple[tuple[str, int, int], ...]  # (relative path, mtime ns, size) of every configuration file
 

@@ -9,7 +9,7 @@ from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
-from health.view import ALL_USABLE
+from dnsbalance.health.view import ALL_USABLE
 
 
 def _share(part: int, whole: int) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from health.checks import ftpsync_lock, master_stamp, mirror_stamp, relay_service, served
-from health.checks.base import Check
+from dnsbalance.health.checks import ftpsync_lock, master_stamp, mirror_stamp, relay_service, served
+from dnsbalance.health.checks.base import Check
 
 CHECKS: tuple[Check[Any], ...] = (
     master_stamp.CHECK,

@@ -11,11 +11,11 @@ from typing import Protocol, TypeVar
 import httpx
 
 from dnsbalance.configuration.model import Config
-from health.observations import Observation, Observed
-from health.reference import Reference
-from health.settings import PolicySettings
-from health.stamp import Stamp
-from health.verdict import Verdict
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.stamp import Stamp
+from dnsbalance.health.verdict import Verdict
 
 
 @dataclass(frozen=True)

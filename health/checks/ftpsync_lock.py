@@ -15,15 +15,15 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from dnsbalance.configuration.model import Config, Mirror, mirror_key
-from health.checks.base import Judged, Probing, Target
-from health.checks.master_stamp import stamp_url
-from health.checks.roots import carried
-from health.fetch import Fetched, fetch
-from health.observations import Observation, Observed
-from health.reference import Reference
-from health.requirements import arch_key, architectures_of, reads_traces, required
-from health.settings import PolicySettings
-from health.verdict import Verdict
+from dnsbalance.health.checks.base import Judged, Probing, Target
+from dnsbalance.health.checks.master_stamp import stamp_url
+from dnsbalance.health.checks.roots import carried
+from dnsbalance.health.fetch import Fetched, fetch
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.requirements import arch_key, architectures_of, reads_traces, required
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.verdict import Verdict
 
 NAME = "ftpsync-lock"
 LOCK_PREFIX = "Archive-Update-in-Progress-"

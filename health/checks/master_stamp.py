@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from dnsbalance.configuration.model import Config, archives_of
-from health.checks.base import NOTHING, Judged, Probing, Target
-from health.fetch import Fetched, fetch
-from health.observations import Observation, Observed
-from health.reference import Reference
-from health.settings import PolicySettings
+from dnsbalance.health.checks.base import NOTHING, Judged, Probing, Target
+from dnsbalance.health.fetch import Fetched, fetch
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.settings import PolicySettings
 
 NAME = "master-stamp"
 

@@ -10,16 +10,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import Config, mirror_key
-from health.checks.base import Judged, Probing, Target
-from health.checks.ftpsync_lock import lock_read
-from health.checks.master_stamp import master_read, stamp_url
-from health.checks.roots import carried
-from health.fetch import Fetched, fetch
-from health.observations import Observation, Observed
-from health.reference import Probe, Reference, judge_archive, master_stamp
-from health.settings import PolicySettings
-from health.stamp import Stamp
-from health.verdict import Verdict
+from dnsbalance.health.checks.base import Judged, Probing, Target
+from dnsbalance.health.checks.ftpsync_lock import lock_read
+from dnsbalance.health.checks.master_stamp import master_read, stamp_url
+from dnsbalance.health.checks.roots import carried
+from dnsbalance.health.fetch import Fetched, fetch
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Probe, Reference, judge_archive, master_stamp
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.stamp import Stamp
+from dnsbalance.health.verdict import Verdict
 
 NAME = "mirror-stamp"
 

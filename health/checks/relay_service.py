@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from dnsbalance.configuration.model import Config, health_key
 from dnsbalance.protocol.addresses import host_port
-from health.checks.base import Judged, Probing, Target
-from health.observations import Observation, Observed
-from health.reference import Reference
-from health.relay_probe import RelayCheck, check
-from health.settings import PolicySettings
-from health.verdict import RelayVerdict, Verdict
+from dnsbalance.health.checks.base import Judged, Probing, Target
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.relay_probe import RelayCheck, check
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.verdict import RelayVerdict, Verdict
 
 NAME = "relay-service"
 

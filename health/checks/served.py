@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from dnsbalance.configuration.model import Config
-from health.checks.base import Judged, Probing, Target
-from health.checks.master_stamp import stamp_url
-from health.fetch import Fetched, fetch, new_client
-from health.observations import Observation, Observed
-from health.reference import Reference
-from health.served import at_address, served_targets, url_host
-from health.settings import PolicySettings
-from health.stamp import looks_like_html, parse_stamp
-from health.verdict import Verdict
+from dnsbalance.health.checks.base import Judged, Probing, Target
+from dnsbalance.health.checks.master_stamp import stamp_url
+from dnsbalance.health.fetch import Fetched, fetch, new_client
+from dnsbalance.health.observations import Observation, Observed
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.served import at_address, served_targets, url_host
+from dnsbalance.health.settings import PolicySettings
+from dnsbalance.health.stamp import looks_like_html, parse_stamp
+from dnsbalance.health.verdict import Verdict
 
 NAME = "served"
 DAY = 86400.0

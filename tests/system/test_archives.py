@@ -14,9 +14,9 @@ from dnsbalance.configuration.load import load_config
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.build import build_table
-from health.cycle import CycleReport, run_cycle
-from health.fetch import new_client
-from health.state import HealthState, advance
+from dnsbalance.health.cycle import CycleReport, run_cycle
+from dnsbalance.health.fetch import new_client
+from dnsbalance.health.state import HealthState, advance
 from tests.harness import ROOT
 from tests.mirrors import SOFT_404, Archive, Mirror, Site, trace
 

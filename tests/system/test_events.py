@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 from types import MappingProxyType
 
-from health import events
-from health.state import HealthState, MirrorHealth
+from dnsbalance.health import events
+from dnsbalance.health.state import HealthState, MirrorHealth
 from tests.harness import ROOT, probe_everything, start_server, wait_cycles
 from tests.mirrors import Mirror
 

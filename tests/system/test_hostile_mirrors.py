@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from dnsbalance.configuration.load import load_config
-from health.cycle import run_cycle
-from health.fetch import MAX_BODY, Fetched, fetch, new_client
+from dnsbalance.health.cycle import run_cycle
+from dnsbalance.health.fetch import MAX_BODY, Fetched, fetch, new_client
 from tests.harness import Server, probe_everything, start_server, wait_cycles
 from tests.mirrors import STAMP, Archive, Mirror, gzip_bomb, refused_url
 

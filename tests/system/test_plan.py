@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dnsbalance.configuration.load import check_config
 from dnsbalance.ops.plan import plan
-from health.view import HealthView
+from dnsbalance.health.view import HealthView
 from tests.harness import ROOT, answer_set, make_config, reload_and_wait, start_server
 
 JP = {"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}

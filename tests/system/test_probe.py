@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from dnsbalance.configuration.load import load_config
-from health.cycle import CycleReport, run_cycle
-from health.fetch import USER_AGENT, new_client
-from health.verdict import StampVerdict
+from dnsbalance.health.cycle import CycleReport, run_cycle
+from dnsbalance.health.fetch import USER_AGENT, new_client
+from dnsbalance.health.verdict import StampVerdict
 from tests.harness import FIXTURES, ROOT
 from tests.mirrors import Archive, Mirror, refused_url
 

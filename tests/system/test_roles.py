@@ -24,7 +24,7 @@ from dnsbalance.ranking.pool import Pool
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
 from dnsbalance.statefiles import StateFolder
-from health import state as health_state
+from dnsbalance.health import state as health_state
 from tests.harness import ROOT, Server, processes_of, settled, start_server
 
 JP_SUBNET = "1.0.16.0/24"

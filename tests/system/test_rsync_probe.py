@@ -10,8 +10,8 @@ from typing import Iterator
 
 import pytest
 
-from health.fetch import fetch_rsync
-from health.stamp import parse_stamp
+from dnsbalance.health.fetch import fetch_rsync
+from dnsbalance.health.stamp import parse_stamp
 from tests.mirrors import Archive
 
 

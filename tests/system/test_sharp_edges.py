@@ -20,7 +20,7 @@ import pytest
 
 from dnsbalance.cli import main
 from dnsbalance.configuration.load import check_config
-from health.state import HealthState, MirrorHealth, save
+from dnsbalance.health.state import HealthState, MirrorHealth, save
 from tests.harness import ROOT, Server, make_config, start_server
 from tests.mirrors import Archive, Mirror
 

@@ -13,10 +13,10 @@ from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.build import build_table
 from dnsbalance.ranking.pool import Why
-from health.checks.ftpsync_lock import own_line
-from health.requirements import architectures_of, required, requirement_keys
-from health.served import at_address, served_targets
-from health.view import HealthView
+from dnsbalance.health.checks.ftpsync_lock import own_line
+from dnsbalance.health.requirements import architectures_of, required, requirement_keys
+from dnsbalance.health.served import at_address, served_targets
+from dnsbalance.health.view import HealthView
 
 SETTINGS = """\
 zone: cdn.example.org

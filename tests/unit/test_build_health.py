@@ -13,7 +13,7 @@ from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import Candidate
 from dnsbalance.ranking.build import avoid_syncing, build_table
-from health.view import HealthView, Status
+from dnsbalance.health.view import HealthView, Status
 
 JP = Location("JP", "AS", 20)
 WEIGHTS = {"jp1": 9000, "jp2": 6000, "jp3": 3000, "jp4": 1000}

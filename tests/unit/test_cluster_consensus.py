@@ -14,13 +14,13 @@ from dnsbalance.cluster.shared_reference import encode as encode_reference
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.cluster.vote import Vote, encode, parse
 from dnsbalance.ops import cluster_section
-from health.checks.base import Judged, Target
-from health.observations import Mode, Observation, Observed
-from health.policy import next_state
-from health.reference import Reference
-from health.settings import PolicySettings, Thresholds
-from health.state import HealthState, MirrorHealth
-from health.verdict import Verdict
+from dnsbalance.health.checks.base import Judged, Target
+from dnsbalance.health.observations import Mode, Observation, Observed
+from dnsbalance.health.policy import next_state
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.settings import PolicySettings, Thresholds
+from dnsbalance.health.state import HealthState, MirrorHealth
+from dnsbalance.health.verdict import Verdict
 
 KEYS = ("m0", "m1", "m2")
 

@@ -13,17 +13,17 @@ from types import MappingProxyType
 
 from dnsbalance.configuration.load import load_config
 from dnsbalance.configuration.model import Archive, Config
-from health.checks import CHECKS, ftpsync_lock, master_stamp, mirror_stamp, relay_service
-from health.checks.base import Judged, Probing, Target
-from health.checks.ftpsync_lock import LockRead
-from health.checks.master_stamp import MasterRead
-from health.checks.mirror_stamp import StampRead
-from health.checks.relay_service import RelayAnswer
-from health.cycle import observe
-from health.external import ExternalFile, parse
-from health.fetch import Fetched, new_client
-from health.observations import External, Mode, Observation, Observed
-from health.policy import (
+from dnsbalance.health.checks import CHECKS, ftpsync_lock, master_stamp, mirror_stamp, relay_service
+from dnsbalance.health.checks.base import Judged, Probing, Target
+from dnsbalance.health.checks.ftpsync_lock import LockRead
+from dnsbalance.health.checks.master_stamp import MasterRead
+from dnsbalance.health.checks.mirror_stamp import StampRead
+from dnsbalance.health.checks.relay_service import RelayAnswer
+from dnsbalance.health.cycle import observe
+from dnsbalance.health.external import ExternalFile, parse
+from dnsbalance.health.fetch import Fetched, new_client
+from dnsbalance.health.observations import External, Mode, Observation, Observed
+from dnsbalance.health.policy import (
     ProberSuspected,
     ReferenceMoved,
     Step,
@@ -32,11 +32,11 @@ from health.policy import (
     UnknownTarget,
     next_state,
 )
-from health.reference import Reference
-from health.relay_probe import RelayCheck
-from health.settings import PolicySettings, Thresholds
-from health.state import HealthState, MirrorHealth, load
-from health.verdict import StampVerdict, TargetKind, Verdict
+from dnsbalance.health.reference import Reference
+from dnsbalance.health.relay_probe import RelayCheck
+from dnsbalance.health.settings import PolicySettings, Thresholds
+from dnsbalance.health.state import HealthState, MirrorHealth, load
+from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
 from tests.mirrors import trace
 
 NOW = 1_800_000_000.0

@@ -8,9 +8,9 @@ from dnsbalance.configuration.load import load_config
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.build import build_table
-from health.state import HealthState, MirrorHealth, advance, load, save
-from health.verdict import Verdict
-from health.view import HealthView
+from dnsbalance.health.state import HealthState, MirrorHealth, advance, load, save
+from dnsbalance.health.verdict import Verdict
+from dnsbalance.health.view import HealthView
 
 OK = Verdict("m", True, "fine")
 BAD = Verdict("m", False, "HTTP 500")

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from dnsbalance.configuration.load import check_config
 from dnsbalance.ranking.active import pool_changes
 from dnsbalance.ranking.build import build_table
-from health.view import ALL_USABLE, HealthView
+from dnsbalance.health.view import ALL_USABLE, HealthView
 from tests.harness import make_config
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dnsbalance.configuration.model import Archive
-from health.fetch import Fetched
-from health.reference import Probe, Reference, judge_archive, quorum_serial
-from health.state import HealthState, load, save
+from dnsbalance.health.fetch import Fetched
+from dnsbalance.health.reference import Probe, Reference, judge_archive, quorum_serial
+from dnsbalance.health.state import HealthState, load, save
 from tests.mirrors import SOFT_404, trace
 
 NOW = 1_800_000_000.0

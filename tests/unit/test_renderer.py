@@ -29,7 +29,7 @@ from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table
 from dnsbalance.ranking.pool import Candidate, Pool
 from dnsbalance.ranking.variants import Variants
-from health.view import ALL_USABLE
+from dnsbalance.health.view import ALL_USABLE
 from tests.harness import make_config
 
 QNAME = name_of("deb.cdn.example.org")

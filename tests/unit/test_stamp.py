@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from health.stamp import Stamp, freshness, parse_stamp
+from dnsbalance.health.stamp import Stamp, freshness, parse_stamp
 from tests.mirrors import BASE, trace
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from health.stun import (
+from dnsbalance.health.stun import (
     BINDING_ERROR,
     BINDING_SUCCESS,
     MAGIC_COOKIE,

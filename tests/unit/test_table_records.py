@@ -22,8 +22,8 @@ from dnsbalance.ranking.build import build_table
 from dnsbalance.ranking.chains import chain_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Tried, Why
 from dnsbalance.stats.counters import Totals
-from health.state import HealthState, MirrorHealth
-from health.view import HealthView
+from dnsbalance.health.state import HealthState, MirrorHealth
+from dnsbalance.health.view import HealthView
 
 JP = Location("JP", "AS", 20)
 KR, AS = Region(Level.COUNTRY, "KR"), Region(Level.CONTINENT, "AS")

@@ -16,7 +16,7 @@ from dnsbalance.geo.locate import UNKNOWN, Location
 from dnsbalance.ops.explain import explain
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.build import build_table, srv_weight
-from health.view import HealthView
+from dnsbalance.health.view import HealthView
 
 ZONE = "cdn.example.org"
 JP = Location("JP", "AS", 20)

@@ -1,5 +1,5 @@
 """Protocol conformance, one behaviour per test; where RFCs leave room, the answer gdnsd 3.8 and Knot 3.2
-give to the same query (checked by hand against both, see README "Protocol conformance")."""
+give to the same query (checked by hand against both, see docs/protocol.md)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ reach)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -118,7 +119,8 @@ def test_a_mirror_one_vantage_point_cannot_reach_stays_one_two_cannot_reach_leav
     shutil.rmtree(tmp_path / "ns3" / "state")
     three[2] = start_server(tmp_path / "ns3", tmp_path / "ns3-again.log", ipv6=False)
     assert jp_answers(three[2], rounds=80) == {JP["jp1"], JP["jp3"], JP["jp4"]}
-    assert "cluster: started from 3 live instances' verdicts" in three[2].log()
+    # ns1's and ns2's votes at least (ns3's own lease, three 1-s intervals, may run out while it restarts)
+    assert re.search(r"cluster: started from [23] live instances' verdicts \(ns1, ns2", three[2].log())
     assert "out: jp2" in three[2].log()
 
 

@@ -1,7 +1,8 @@
 """A real etcd v3 cluster on loopback (Debian's etcd-server), for the tests of several name servers.
 
 Each member gets its own client and peer port (free ports, probed) and data folder; heartbeat and election
-timeouts are short so a test sees a new leader in about a second. Members can be stopped, killed and started
+timeouts are etcd's defaults (100 ms, 1 s): shorter ones made a loaded machine elect leaders for nothing, and a
+test still sees a new leader within a few seconds. Members can be stopped, killed and started
 again with their data, as a failing host would.
 """
 from __future__ import annotations
@@ -69,7 +70,7 @@ class EtcdCluster:
                 "--listen-peer-urls", member.peer, "--initial-advertise-peer-urls", member.peer,
                 "--initial-cluster", initial, "--initial-cluster-state", "new",
                 "--initial-cluster-token", f"dnsbalance-test-{self.folder.name}",
-                "--heartbeat-interval", "50", "--election-timeout", "500", "--log-level", "warn"]
+                "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"]
 
     def start(self, timeout: float = 20) -> "EtcdCluster":
         for member in self.members:

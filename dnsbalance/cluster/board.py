@@ -22,6 +22,7 @@ class Board:
         self.lock = threading.Lock()
         self.entries: dict[str, Entry] = {}
         self.revision = 0  # the newest revision a read or an event has shown
+        self.read_at = 0  # the revision of the newest full read: an event up to it is already in
         self.changes = 0  # moves at every change of a value: the reader's cheap "anything new?"
 
     def read(self, revision: int, found: list[tuple[str, bytes, int]]) -> bool:
@@ -35,12 +36,15 @@ class Board:
             for key in [k for k, e in self.entries.items() if k not in held and e.revision <= revision]:
                 changed |= self.entries.pop(key).value is not None
             self.revision = max(self.revision, revision)
+            self.read_at = max(self.read_at, revision)
             self.changes += changed
             return changed
 
     def event(self, key: str, value: bytes | None, revision: int) -> bool:
         """One watch event: a put (value) or a delete (None) at `revision`. True if it changed a value."""
         with self.lock:
+            if revision <= self.read_at:
+                return False
             changed = self._take(key, Entry(revision, value))
             self.revision = max(self.revision, revision)
             self.changes += changed

@@ -43,7 +43,10 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
     folder = make_config(base / f"ns{index + 1}", mmdb)
     probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
-        handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', "
+        # a probe timeout of 2 s, not 0.5: the mirrors are served by this test's own process, which a loaded machine
+        # can hold up for a second; every probe of a cycle then times out, which the vote leaves out (the prober's
+        # fault) and the consensus decides without it. Unreachable mirrors here refuse at once: no cycle waits.
+        handle.write(f"health: {{interval: 1, timeout: 2, master: '{fleet['master'].url}', "
                      f"source: {SOURCES[index]}{health}}}\n"
                      f"cluster: {{etcd: {json.dumps(endpoints)}, instance: ns{index + 1}{extra}}}\n")
     return folder

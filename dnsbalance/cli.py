@@ -82,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds spent precomputing answers before the first answer; a bigger table's rest "
                               f"is completed while serving (default {START_PRECOMPUTE:g})")
     command("check", "report every configuration problem, with file:line")
-    command("probe", "run one health cycle now and print its verdicts")
+    command("probe", "run one health cycle now and print its verdicts (with cluster:, also what each name server "
+                     "sees and their consensus)")
     stats = command("stats", "queries by country and continent, distinct clients, observed shares against weights")
     stats.add_argument("--reset", action="store_true", help="start every count afresh (observed shares too)")
     reloading = command("reload", "check the configuration, tell the running server to load it (SIGHUP) and "
@@ -321,6 +322,13 @@ def _probe(args: argparse.Namespace) -> int:
     report = asyncio.run(once())
     for line in probe_table(report, config):
         print(line)
+    if config.settings.cluster is not None:  # several name servers: each one's view and the consensus (read-only)
+        from dnsbalance.cluster.report import cluster_table, read_cluster
+
+        print()
+        for line in cluster_table(read_cluster(config.settings.cluster), config.settings.cluster, report.verdicts,
+                                  policy_settings(config).known):
+            print(line)
     return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
 
 

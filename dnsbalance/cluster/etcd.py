@@ -153,6 +153,11 @@ class EtcdLink:
         response, session = self._call("watch", open_stream)
         return response, _counted(response.iter_lines(), session)
 
+    def forget_tokens(self) -> None:
+        """After a watch etcd cancelled (an expired token cancels it): authenticate again at the next request."""
+        for client in self.clients:
+            client.session.headers.pop("Authorization", None)
+
     def revoke(self, lease: int) -> None:
         """Ends the lease now: the keys under it go at once (an instance leaving on purpose)."""
         self._call("lease revoke", lambda c: Lease(lease, c).revoke())

@@ -63,6 +63,7 @@ class Watcher:
             except (EtcdDown, requests.RequestException, ValueError, KeyError, TypeError) as exc:
                 if self.stopped.is_set():
                     break
+                self.link.forget_tokens()
                 self._lost(str(exc) if isinstance(exc, EtcdDown) else type(exc).__name__)
                 full = True
                 self.stopped.wait(pause)

@@ -168,3 +168,20 @@ def test_a_member_without_etcd_costs_a_cycle_its_deadline_at_most() -> None:
         assert asyncio.run(run()) is False and m.view.connected is False  # nothing listens on port 9
     finally:
         m.close()
+
+
+def test_probe_shows_each_vantage_point_this_probe_and_the_consensus() -> None:
+    from dnsbalance.cluster.report import cluster_table
+
+    settings = ClusterSettings(("http://127.0.0.1:9",), "a", PREFIX)
+    read = read_prefix([(PREFIX + "votes/a", encode(vote("a", {"m0"}))),
+                        (PREFIX + "votes/b", encode(vote("b", {"m0"}))), (PREFIX + "votes/c", encode(vote("c")))],
+                       PREFIX)
+    verdicts = (Verdict("m0", True, "ok"), Verdict("m1", False, "refused"), Verdict("m2", True, "ok"))
+    lines = cluster_table(read, settings, verdicts, {k: k for k in KEYS})
+    assert "live instances: a, b, c" in lines
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("m")}
+    assert rows["m0"][1:5] == ["down", "down", "up", "up"] and rows["m0"][5] == "DOWN"
+    assert rows["m1"][1:5] == ["up", "up", "up", "down"] and rows["m1"][5] == "up"
+    unreachable = cluster_table("range: http://127.0.0.1:9: ConnectionFailedError", settings, verdicts, {})
+    assert unreachable[1].startswith("etcd unreachable (range: http://127.0.0.1:9")

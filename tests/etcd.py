@@ -15,6 +15,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ def certificates(folder: Path) -> Certificates:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
         return folder / f"{name}.pem", folder / f"{name}-key.pem"
 
-    def issue(name: str, usage: x509.ObjectIdentifier, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+    def issue(name: str, usage: list[x509.ObjectIdentifier], issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
               ) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
@@ -68,7 +69,7 @@ def certificates(folder: Path) -> Certificates:
                 .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
                 .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                                             x509.DNSName("localhost")]), critical=False)
-                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
                 .sign(issuer[1], hashes.SHA256()))
         return write(name, cert, key)
 
@@ -80,8 +81,9 @@ def certificates(folder: Path) -> Certificates:
                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
                .sign(ca_key, hashes.SHA256()))
     ca, _ = write("ca", ca_cert, ca_key)
-    server = issue("etcd", ExtendedKeyUsageOID.SERVER_AUTH, (ca_cert, ca_key))
-    client = issue("dnsbalance", ExtendedKeyUsageOID.CLIENT_AUTH, (ca_cert, ca_key))
+    # etcd's JSON gateway dials etcd's own gRPC port with the server certificate: it must be a client's too
+    server = issue("etcd", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH], (ca_cert, ca_key))
+    client = issue("dnsbalance", [ExtendedKeyUsageOID.CLIENT_AUTH], (ca_cert, ca_key))
     return Certificates(ca, *server, *client)
 
 
@@ -142,7 +144,9 @@ class EtcdCluster:
         """httpx's arguments for a client of this cluster (its CA and client certificate, with TLS)."""
         if self.tls is None:
             return {}
-        return {"verify": str(self.tls.ca), "cert": (str(self.tls.client), str(self.tls.client_key))}
+        context = ssl.create_default_context(cafile=str(self.tls.ca))
+        context.load_cert_chain(str(self.tls.client), str(self.tls.client_key))
+        return {"verify": context}
 
     def etcdctl(self, *args: str, user: str | None = None) -> str:
         """etcdctl against the first member; its output. `user`: NAME:PASSWORD once authentication is on."""

@@ -327,11 +327,6 @@ def test_a_reload_rejoins_with_new_cluster_settings_and_source_without_a_gap(
     assert "Unknown writers (not in cluster.instances, ignored): ns9" in page and "id='cluster-unknown'" in page
 
 
-def with_etcd_files(folder: Path, files: dict[str, Path]) -> None:
-    for name, source in files.items():
-        shutil.copy(source, folder / name)
-
-
 def secrets_absent(server: Server, secrets: list[str]) -> None:
     """No credential in the log, status.json, the page or /metrics."""
     shown = [server.log()] + [httpx.get(server.status_url + path, timeout=5).text
@@ -356,8 +351,7 @@ def test_etcd_over_tls_with_a_client_certificate(tmp_path: Path, country_mmdb: P
     (tmp_path / "etcd").mkdir()
     etcd = EtcdCluster(tmp_path / "etcd", size=1, tls=certs).start()
     folder = cluster_config(tmp_path, country_mmdb, zone_fleet, 0, etcd.endpoints,
-                            extra=", ca: ca.pem, cert: ns1.pem, key: ns1-key.pem")
-    with_etcd_files(folder, {"ca.pem": certs.ca, "ns1.pem": certs.client, "ns1-key.pem": certs.client_key})
+                            extra=f", ca: '{certs.ca}', cert: '{certs.client}', key: '{certs.client_key}'")
     server = start_server(folder, tmp_path / "ns1.log", ipv6=False)
     secure = ClusterSettings(tuple(etcd.endpoints), "test", PREFIX, ca=certs.ca, cert=certs.client,
                              key=certs.client_key)

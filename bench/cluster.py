@@ -198,7 +198,8 @@ def leave(etcd: EtcdCluster, interval: float, base: Path, rounds: int) -> None:
             shared[watch] = []
             link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "bench", prefix), 2.0)
             for _ in range(rounds):
-                assert all(answers(s, "192.0.2.1") for s in three)
+                missing = [s for s in three if not answers(s, "192.0.2.1")]
+                assert not missing, "jp1 not back: " + missing[0].log()[-6000:]
                 shared[watch].append(time_to_leave_shared(three, fleet["jp1"], {SOURCES[0], SOURCES[1]}, link,
                                                           prefix))
                 fleet["jp1"].refused = set()

@@ -118,7 +118,7 @@ def answers(server: Server, address: str) -> bool:
 def configure(folder: Path, fleet: dict[str, Mirror], interval: float, source: str, cluster: str) -> Path:
     probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
-        handle.write(f"health: {{interval: {interval}, timeout: 0.5, master: '{fleet['master'].url}', "
+        handle.write(f"health: {{interval: {interval}, timeout: 2, master: '{fleet['master'].url}', "
                      f"source: {source}}}\n{cluster}")
     return folder
 

@@ -118,8 +118,8 @@ class Watcher:
 
     def _back(self) -> None:
         if self.streaming is not True:
-            log.info("cluster: %s etcd for the other instances' votes", "watching" if self.streaming is None
-                     else "watching again")
+            log.info("cluster: watching etcd%s for the other instances' votes", "" if self.streaming is None
+                     else " again")
             self.streaming, self.since = True, time.time()
 
     def _lost(self, problem: str) -> None:

@@ -193,7 +193,7 @@ class AptPath:
 
     def start_mirror(self, name: str) -> None:
         spec = self.mirrors[name]
-        out = (self.base / f"{name}.out").open("ab")
+        out = (self.base / f"{name}.out").open("wb")  # a restart waits for its own line
         self.servers[name] = self.namespace.popen(
             [sys.executable, "-m", "tests.debrepo", "--address", spec.address, "--port", "80",
              "--root", str(self.repository), "--log", str(self.log_path(name))], log=out, cwd=ROOT)

@@ -179,3 +179,43 @@ def test_the_first_priority_follows_the_weights(tmp_path: Path) -> None:
     for name, weight in weights.items():
         expected = rounds * weight / total
         assert abs(firsts[name] - expected) < 4 * (expected * (1 - weight / total)) ** 0.5, (name, firsts)
+
+
+def test_an_apt_set_fits_apts_512_byte_buffer_and_its_first_choice_keeps_every_weight(tmp_path: Path) -> None:
+    """apt reads the SRV answer into 512 bytes (srvrec.cc); a longer one loses apt's sort by priority, and with it
+    the weights (tests/system/test_apt_real.py). Twenty mirrors: the answer keeps the prefix of its weighted order
+    that a resolver's reply (targets uncompressed, an OPT record) holds in 512 bytes; every mirror can be first."""
+    import dns.message
+    import dns.rrset
+
+    target = tmp_path / "config"
+    target.mkdir()
+    (target / "dnsbalance.yaml").write_text(SETTINGS)
+    (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  mirror{i:02d}: {{addresses: [192.0.2.{i + 1}]}}\n" for i in range(20)))
+    # mirror19 weighs 9000, the 19 others 100 each
+    (target / "default.yaml").write_text("deb:\n" + "".join(
+        f"  mirror{i:02d}: {1000 if i == 19 else 9900}\n" for i in range(20)))
+    config, problems = check_config(target)
+    assert config is not None, [str(p) for p in problems]
+    table = up(config)
+    owner = f"_http._tcp.deb.{ZONE}"
+    rng = Random(5)
+    firsts: dict[str, int] = {}
+    rounds = 2000
+    for _ in range(rounds):
+        reply = ask(table, owner, rng=rng)
+        records = [rr.rdata for rr in reply.rr]
+        # 512 - header 12 - OPT 11 - question 36 leaves 453 bytes; a record is 2 + 10 + 6 + 37 (the target) = 55
+        assert sorted(r.priority for r in records) == list(range(8))
+        assert {str(rr.rname) for rr in reply.ar} == {str(r.target) for r in records}  # glue for those only
+        first = str(min(records, key=lambda r: r.priority).target).split(".")[0]
+        firsts[first] = firsts.get(first, 0) + 1
+    # as a resolver writes the answer to glibc (dnspython: owner compressed, SRV target not, as RFC 2782 says)
+    resolver = dns.message.make_response(dns.message.make_query(owner + ".", "SRV", use_edns=0))
+    resolver.answer.append(dns.rrset.from_text_list(owner + ".", 60, "IN", "SRV", [
+        f"{r.priority} {r.weight} {r.port} {r.target}" for r in records]))
+    assert len(resolver.to_wire()) <= 512
+    assert len(firsts) > 15  # mirrors listed last in the configuration are first too
+    expected = rounds * 9000 / 10900
+    assert abs(firsts["mirror19"] - expected) < 4 * (expected * (1 - 9000 / 10900)) ** 0.5, firsts

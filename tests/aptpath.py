@@ -241,8 +241,8 @@ class AptPath:
         config = apt_config(folder)
         before = {name: len(requests) for name, requests in self.requests().items()}
         started = time.monotonic()
-        done = self.namespace.run(["apt-get", "update"], timeout=60,
-                                  env={"APT_CONFIG": str(config), "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        env = {"APT_CONFIG": str(config), "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        done = self.namespace.run(["apt-get", "update"], timeout=60, env=env)
         seconds = time.monotonic() - started
         output = done.stdout + done.stderr
         offered = [(m[1].rstrip("."), int(m[2]), int(m[3]))

@@ -159,6 +159,7 @@ def test_explain_shows_the_set(tmp_path: Path) -> None:
     assert "SRV: answered from the country JP table, usable entries" in lines
     assert any(line.split()[:3] == ["tokyo", str(srv_weight(10000)), "80"] and "tokyo.mirror.deb: 192.0.2.10" in line
                for line in lines), lines
+    assert not any("each answer carries" in line for line in lines)  # two fit
 
 
 def test_the_first_priority_follows_the_weights(tmp_path: Path) -> None:
@@ -217,5 +218,8 @@ def test_an_apt_set_fits_apts_512_byte_buffer_and_its_first_choice_keeps_every_w
         f"{r.priority} {r.weight} {r.port} {r.target}" for r in records]))
     assert len(resolver.to_wire()) <= 512
     assert len(firsts) > 15  # mirrors listed last in the configuration are first too
+    said = explain(config, table, UNKNOWN, owner[: -len(ZONE) - 1])
+    assert "  each answer carries 8 of these 20: the first of its weighted order, as many as fit the 512 bytes " \
+           "apt reads (the first is drawn from all of them)" in said, said
     expected = rounds * 9000 / 10900
     assert abs(firsts["mirror19"] - expected) < 4 * (expected * (1 - 9000 / 10900)) ** 0.5, firsts

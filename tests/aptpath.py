@@ -218,10 +218,6 @@ class AptPath:
     def resolver_log(self) -> str:
         return self.unbound_log.read_text(errors="replace")
 
-    def lookup(self, name: str, rdtype: str) -> str:
-        """dig through the namespace's resolver (its resolv.conf), short output."""
-        return self.namespace.run(["dig", "+short", "+time=2", "+tries=1", name, rdtype]).stdout
-
     def served_queries(self, rdtype: str) -> int:
         """Queries of this type dnsbalance counted (its /metrics, read inside the namespace; counts reach the
         supervisor about once a second)."""

@@ -126,6 +126,8 @@ Dir::Etc::trustedparts "{folder}/etc/trusted.gpg.d";
 Dir::State "{folder}/state";
 Dir::State::status "{folder}/state/status";
 Dir::Cache "{folder}/cache";
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
 Dir::Log "{folder}/log";
 APT::Architecture "amd64";
 APT::Architectures {{ "amd64"; }};

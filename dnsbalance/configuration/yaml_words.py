@@ -52,8 +52,8 @@ def plain_words(text: str, exc: yaml.MarkedYAMLError) -> tuple[int, str] | None:
     if "mapping values are not allowed" in problem:
         before = row[:mark.column]
         if re.search(r"\S:\s", before) or re.match(r"\s*[^\s:]+:\s*\S", before):
-            return line + 1, (f"a value holds ': ' (line {line + 1}, column {mark.column + 1}): put the value in quotes "
-                              "or remove the second ':'")
+            return line + 1, (f"a value holds ': ' (line {line + 1}, column {mark.column + 1}): put the value in "
+                              "quotes or remove the second ':'")
         above = _previous(rows, line)
         if above is not None:
             parent = _key_and_value(rows[above])

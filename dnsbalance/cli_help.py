@@ -54,7 +54,7 @@ COMMANDS: dict[str, CommandHelp] = {
     "check": CommandHelp(
         about="Reads every file of the configuration folder and reports every problem at once, each with its "
               "file and line; warnings do not fail the check. The systemd unit runs it before each start.",
-        examples=(("dnsbalance check", "./config"),
+        examples=(("dnsbalance check", "the configuration in ./config"),
                   ("dnsbalance check --config /etc/dnsbalance", "the deployed configuration")),
         exits=((0, "no errors (there may be warnings)"),
                (1, "at least one error; the last line counts errors and warnings"))),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dnsbalance import __version__
+from dnsbalance.cli_help import command_help, program_help
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
@@ -57,7 +58,7 @@ DEFAULT_CONFIG = Path("config")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
+    parser = argparse.ArgumentParser(prog="dnsbalance", **program_help())  # long help: cli_help.py
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
     # --config before the subcommand or after it (`dnsbalance --config DIR check`); SUPPRESS keeps the
     # subcommand's parser from overwriting the one given first with its default
@@ -66,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
+        sub = commands.add_parser(name, help=help, **command_help(name, help))
         sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
         return sub
 
@@ -88,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     reloading = command("reload", "check the configuration, tell the running server to load it (SIGHUP) and "
                                   "wait for the outcome")
     reloading.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
-    imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
+    imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder",
+                                  **command_help("import-dnsbalance", "convert a DNS Balance addr file into a "
+                                                                      "config folder"))
     imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
     imports.add_argument("--zone", required=True, help="the zone the names live in, e.g. cdn.debian.or.jp")
     imports.add_argument("--out", type=Path, default=DEFAULT_OUT,

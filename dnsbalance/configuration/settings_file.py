@@ -6,6 +6,7 @@ that default too, so the rest of the folder is still checked.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -151,6 +152,19 @@ def _soa(check: Checker, top: PosDict, path: Path, zone: str) -> SOASettings:
     )
 
 
+def missing_database(key: str, setting: str, directory: Path) -> str:
+    """A GeoIP file not found, named in full: relative paths are read from the configuration folder, not from
+    where the command runs, which is the usual surprise (a file next to the operator's shell is not found)."""
+    looked = Path(os.path.abspath(directory / setting))  # '..' folded; symbolic links left as written
+    text = f"geoip: {key} {brief(setting)} does not exist: no file {looked}"
+    if not Path(setting).is_absolute():
+        text += f" (a relative path is read from the configuration folder, {os.path.abspath(directory)})"
+        here = Path(os.path.abspath(setting))
+        if here != looked and here.is_file():
+            text += f"; there is one at {here}: write that full path, or move the file into the folder"
+    return text
+
+
 def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSettings:
     geoip = GeoIPSettings()
     geo_map = check.section(top, "geoip", path)
@@ -159,10 +173,10 @@ def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSe
     check.known_keys(geo_map, ("database", "ecs", "asn_database"), path, "geoip")
     database = check.string(geo_map, "database", path, "geoip", geoip.database)
     if database != "builtin" and not (directory / database).is_file():
-        check.error(path, geo_map.line_of("database"), f"geoip: database {brief(database)} does not exist")
+        check.error(path, geo_map.line_of("database"), missing_database("database", database, directory))
     asn_database = check.string(geo_map, "asn_database", path, "geoip", geoip.asn_database)
     if asn_database is not None and not (directory / asn_database).is_file():
-        check.error(path, geo_map.line_of("asn_database"), f"geoip: asn_database {brief(asn_database)} does not exist")
+        check.error(path, geo_map.line_of("asn_database"), missing_database("asn_database", asn_database, directory))
     return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs),
                          asn_database=asn_database)
 

@@ -78,8 +78,14 @@ def test_unit_passes_systemd_analyze_verify(root: Path) -> None:
     copy = root / "dnsbalance.service"
     copy.write_text(text.replace(BINARY, str(binary)))
 
+    # verify runs `man` on Documentation=: the kit's page, installed where MANPATH finds it
+    (root / "man" / "man8").mkdir(parents=True)
+    with (root / "man" / "man8" / "dnsbalance.8").open("w") as page:
+        subprocess.run([sys.executable, "-m", "dnsbalance.manpage"], stdout=page, cwd=ROOT, check=True, timeout=60)
+
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+        return subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "MANPATH": str(root / "man")})
 
     verified = verify(copy)
     assert verified.returncode == 0 and verified.stdout + verified.stderr == "", verified.stderr
@@ -248,3 +254,42 @@ def test_a_failing_counters_save_is_logged_once_until_it_changes_or_works(tmp_pa
         stats.save()
     assert len(caplog.records) == 3 and "cannot save" in caplog.records[2].getMessage()
     assert stat.S_ISREG(blocker.stat().st_mode)
+
+
+MAN_DIR = "/usr/local/share/man"
+
+
+def test_the_kit_installs_the_man_page_and_it_lists_every_command(root: Path) -> None:
+    """The unit's install comment writes dnsbalance(8) from the installed package (`python -m
+    dnsbalance.manpage`); `man -l` renders it without a warning and it has a section, examples and exit codes
+    for every command the parser has. The unit points at it (Documentation=, `systemctl help dnsbalance`)."""
+    from dnsbalance.cli import _parser
+    from dnsbalance.manpage import _commands
+
+    text = UNIT.read_text(encoding="utf-8")
+    assert unit_settings(text)["Documentation"] == ["man:dnsbalance(8)"]
+    lines = [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#") and "man8" in line]
+    assert len(lines) == 2 and lines[1].startswith("/opt/dnsbalance/bin/python -m dnsbalance.manpage >"), lines
+    for line in lines:
+        line = line.replace("/opt/dnsbalance/bin/python", sys.executable).replace(MAN_DIR, str(root / "man"))
+        subprocess.run(["bash", "-c", line], cwd=ROOT, check=True, timeout=60)
+    page = root / "man" / "man8" / "dnsbalance.8"
+    man = shutil.which("man")
+    assert man, "man missing: tools/install-test-packages installs man-db"
+    shown = subprocess.run([man, "-l", str(page)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": "", "MANPAGER": "cat",
+                                "PAGER": "cat", "LC_ALL": "C.UTF-8"})
+    assert shown.returncode == 0 and not shown.stderr, shown.stderr
+    rendered = re.sub(r".\x08", "", shown.stdout)  # overstrike bold and underline, if any
+    warned = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True,
+                            timeout=60)
+    assert warned.returncode == 0 and not warned.stderr, warned.stderr
+    assert rendered.startswith("DNSBALANCE(8)")
+    headings = re.findall(r"^ {3}(\S+)$", rendered, re.MULTILINE)  # the .SS lines: one per command
+    commands = list(_commands(_parser()))
+    assert len(commands) >= 11 and headings == commands, (headings, commands)
+    sections = re.split(r"^ {3}\S+$", rendered.split("\nCOMMANDS\n")[1].split("\nEXAMPLES\n")[0], flags=re.MULTILINE)
+    for name, section in zip(commands, sections[1:]):
+        assert f"dnsbalance {name}" in section and "Exit status:" in section and "Examples:" in section, name
+    for heading in ("SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "EXIT STATUS", "FILES", "SEE ALSO"):
+        assert re.search(rf"^{heading}$", rendered, re.MULTILINE), heading

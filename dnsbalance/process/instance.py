@@ -21,6 +21,9 @@ from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.statefiles import StateFolder, write_atomically
 
 
+MDNS_PORT = 5353
+
+
 class InstanceError(Exception):
     """Another server holds this state folder or port."""
 
@@ -103,7 +106,9 @@ def check_ports_free(listen: list[str]) -> None:
 def why_not_bound(exc: OSError, host: str, port: int) -> str:
     """A bind error as an operator can act on it."""
     if exc.errno == errno.EADDRINUSE:
-        return "is already in use: another dnsbalance or DNS server is listening there"
+        who = ("mDNS (avahi-daemon) has port 5353 on most desktops" if port == MDNS_PORT
+               else "another dnsbalance or DNS server is listening there")
+        return f"is already in use: {who}; serve elsewhere with --listen HOST:PORT (or `listen:` in dnsbalance.yaml)"
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot be bound: no interface of this host has the address {host}"
     if exc.errno == errno.EACCES and port < 1024:

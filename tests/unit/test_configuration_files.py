@@ -71,7 +71,7 @@ def test_minimal_folder_settings_and_defaults(tmp_path: Path) -> None:
         ("ns1.cdn.example.org", ("192.0.2.53", "2001:db8::53"))]
     assert settings.ttl == 60
     assert settings.answers == 4
-    assert settings.listen == ("127.0.0.1:5353",)
+    assert settings.listen == ("127.0.0.1:20053",)
     assert settings.soa.rname == "hostmaster.example.org"
     assert (settings.soa.refresh, settings.soa.retry, settings.soa.expire, settings.soa.minimum,
             settings.soa.ttl) == (3600, 600, 604800, 60, 3600)

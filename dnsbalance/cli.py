@@ -16,6 +16,7 @@ from pathlib import Path
 from dnsbalance import __version__
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
+from dnsbalance.configuration.locations import CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, default_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
@@ -31,11 +32,13 @@ from dnsbalance.ops.shares import bent_shares, single_address
 from dnsbalance.process.instance import (
     InstanceError,
     acquire,
+    bind_status,
     check_ports_free,
     is_dnsbalance,
     read_reload,
     running_pid,
 )
+from dnsbalance.process.answerer import Closable
 from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.serving.balancer import Balancer, log_problems
 from dnsbalance.serving.inputs import Loaded, load, read_files
@@ -53,15 +56,14 @@ from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind
 
-DEFAULT_CONFIG = Path("config")
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
     # --config before the subcommand or after it (`dnsbalance --config DIR check`); SUPPRESS keeps the
     # subcommand's parser from overwriting the one given first with its default
-    config_help = "configuration folder (default ./config)"
+    config_help = (f"configuration folder (default: ${CONFIG_VARIABLE}, else ./{LOCAL_CONFIG} when it exists, "
+                   f"else {SYSTEM_CONFIG})")
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -127,7 +129,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not hasattr(args, "config"):
-        args.config = DEFAULT_CONFIG
+        args.config = default_config()
+        if args.command != "import-dnsbalance" and not args.config.is_dir():
+            where = (f"{CONFIG_VARIABLE}={os.environ[CONFIG_VARIABLE]} is not a folder"
+                     if os.environ.get(CONFIG_VARIABLE, "").strip()
+                     else f"neither ./{LOCAL_CONFIG} nor {SYSTEM_CONFIG} exists")
+            print(f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}", file=sys.stderr)
+            return 1
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
                 "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
                 "dnssec": _dnssec}
@@ -269,24 +277,27 @@ def _serve(args: argparse.Namespace) -> int:
         instance = None
     try:
         check_ports_free(listen)
+        status_socket = bind_status(status_listen) if status_listen is not None else None
     except InstanceError as exc:
         log.error("not starting: %s", exc)
         if instance is not None:
             instance.release()
         return 1
-    balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
-    balancer.complete(deadline=time.monotonic() + max(0.0, args.start_precompute))  # a big table's rest: in service
-    log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
+    held: list[Closable] = [instance.lock] if instance is not None and instance.lock is not None else []
     try:
-        return serve(balancer, listen, args.config, args.workers, status_listen,
-                     [instance.lock] if instance is not None and instance.lock is not None else [])
+        balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
+        balancer.complete(deadline=time.monotonic() + max(0.0, args.start_precompute))  # a big table's rest later
+        log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone,
+                 loaded.geoip.describe())
+        return serve(balancer, listen, args.config, args.workers, status_socket, held)
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1
     finally:
+        if status_socket is not None:
+            status_socket.close()
         if instance is not None:
             instance.release()
-    return 0
 
 
 def _warm_start(loaded: Loaded) -> HealthState | None:

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -38,6 +39,7 @@ class Instance:
         try:
             if self.state.pid.read_text().strip() == str(os.getpid()):
                 self.state.pid.unlink()
+                self.state.instance.unlink(missing_ok=True)
         except OSError:
             pass
         if self.lock is not None:
@@ -101,6 +103,50 @@ def check_ports_free(listen: list[str]) -> None:
                     probe.bind((host, port))
                 except OSError as exc:
                     raise InstanceError(f"{item} ({name}) {why_not_bound(exc, host, port)}") from None
+
+
+def bind_status(listen: str) -> socket.socket:
+    """The status page's listening socket, bound before anything answers, or InstanceError: a status port in
+    use stops the start as a DNS port does, since a server without its page (or an operator reading another
+    instance's page at this address) is worse than a refusal. SO_REUSEADDR as asyncio sets it: a port left
+    in TIME_WAIT by the previous server does not stop a restart, a socket listening there does."""
+    host, port = parse_hostport(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = "is already in use: another dnsbalance's status page or another program listens there"
+        else:
+            why = why_not_bound(exc, host, port)
+        raise InstanceError(f"status page {listen} {why}; give this server its own with --status HOST:PORT "
+                            f"(or `status:` in dnsbalance.yaml), or none with --status off") from None
+    return sock
+
+
+def write_identity(state: StateFolder, identity: Mapping[str, object]) -> None:
+    """The running server's identity file (StateFolder.instance); a read-only folder is no reason to stop."""
+    try:
+        write_atomically(state.instance, json.dumps(dict(identity), indent=1) + "\n")
+    except OSError:
+        pass
+
+
+def read_identity(state: StateFolder) -> dict[str, object] | None:
+    """The identity the server holding the state folder wrote: None when no server holds it, or the file is
+    missing, unreadable or another process's (a leftover of a server that died)."""
+    pid = running_pid(state)
+    data = read_reload(state.instance)
+    if pid is None or data is None or data.get("pid") != pid:
+        return None
+    return data
 
 
 def why_not_bound(exc: OSError, host: str, port: int) -> str:

@@ -78,7 +78,7 @@ def test_minimal_folder_settings_and_defaults(tmp_path: Path) -> None:
     assert settings.geoip.database == "builtin" and settings.geoip.ecs is True
     assert settings.health.enabled is True and settings.health.interval == 120.0
     assert settings.rrl.enabled is False
-    assert settings.state_dir == folder / "state"
+    assert settings.state_dir == folder.parent / "config-state"  # beside the folder, not in it
     assert settings.nsid is None
     assert settings.cookies is True
     assert settings.status_listen == "127.0.0.1:8053"

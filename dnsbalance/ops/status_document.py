@@ -207,3 +207,4 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)

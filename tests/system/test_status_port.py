@@ -4,6 +4,7 @@ never reads another instance's page believing it is this one's."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -124,3 +125,37 @@ def test_a_restart_takes_the_same_status_port_at_once(tmp_path: Path) -> None:
     finally:
         second.stop()
         log.close()
+
+
+def test_a_dns_port_in_use_names_listen(tmp_path: Path) -> None:
+    """As for the status port: the line names the address and the option that moves it."""
+    config = write_config(tmp_path / "c")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{busy.getsockname()[1]}"
+        result = serve(config, "--listen", address, "--status", "off")
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"not starting: {address} (UDP) is already in use: another dnsbalance or DNS server is listening there; "
+        "serve elsewhere with --listen HOST:PORT (or `listen:` in dnsbalance.yaml)"), result.stderr
+
+
+def test_commands_read_local_config_when_there_is_one(tmp_path: Path) -> None:
+    """No --config and no DNSBALANCE_CONFIG: ./config where it exists; without it, /etc/dnsbalance (named
+    when it is missing too, with both ways to say another folder)."""
+    write_config(tmp_path / "config")
+    env = {k: v for k, v in os.environ.items() if k != "DNSBALANCE_CONFIG"}
+    env["PYTHONPATH"] = str(ROOT)
+    here = subprocess.run([sys.executable, "-m", "dnsbalance", "check"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=env)
+    assert here.returncode == 0 and here.stdout.startswith("ok: zone cdn.example.org"), here.stdout + here.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    if Path("/etc/dnsbalance").exists():
+        pytest.skip("this host has /etc/dnsbalance: the fallback would read it")
+    nowhere = subprocess.run([sys.executable, "-m", "dnsbalance", "check"], cwd=empty, capture_output=True,
+                             text=True, timeout=60, env=env)
+    assert nowhere.returncode == 1 and nowhere.stderr.strip() == (
+        "no configuration folder: neither ./config nor /etc/dnsbalance exists; give --config DIR or set "
+        "DNSBALANCE_CONFIG"), nowhere.stderr

@@ -28,6 +28,7 @@ from dnsbalance.configuration.model import (
     TCPSettings,
     field_defaults,
 )
+from dnsbalance.configuration.locations import default_state_dir
 from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_hostport
 from dnsbalance.configuration.yamlpos import PosDict, PosList
 
@@ -69,7 +70,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
     status_listen = _status(check, top, path)
     nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
     cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
-    state_dir = check.string(top, "state_dir", path, FILE, None) or DEFAULTS["state_dir"]
+    state_dir = check.string(top, "state_dir", path, FILE, None)
     answers = check.integer(top, "answers", path, FILE, 1, 32, DEFAULTS["answers"])
     return Settings(
         zone=zone,
@@ -81,7 +82,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
         listen=listen or DEFAULTS["listen"],
         geoip=geoip,
         health=health,
-        state_dir=base / state_dir,
+        state_dir=base / state_dir if state_dir else default_state_dir(base),
         nsid=nsid,
         cookies=check.boolean(top, "cookies", path, FILE, DEFAULTS["cookies"]),
         cookie_secret=cookie_secret,

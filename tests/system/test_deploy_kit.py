@@ -74,7 +74,7 @@ def test_unit_passes_systemd_analyze_verify(root: Path) -> None:
     binary.write_text(f"#!/bin/sh\nexec {sys.executable} -m dnsbalance \"$@\"\n")
     binary.chmod(0o755)
     text = UNIT.read_text(encoding="utf-8")
-    assert text.count(BINARY) == 3
+    assert sum(line.count(BINARY) for line in text.splitlines() if not line.startswith("#")) == 3
     copy = root / "dnsbalance.service"
     copy.write_text(text.replace(BINARY, str(binary)))
 
@@ -112,6 +112,14 @@ def test_the_kit_state_folder_is_the_units_state_directory() -> None:
     assert settings["ExecStart"][0].startswith(f"{BINARY} serve --config {ETC}")
     assert install_lines(UNIT.read_text(encoding="utf-8")) == [
         f"cp -r config {ETC} && cp deploy/dnsbalance.yaml {ETC}/dnsbalance.yaml"]
+
+
+def test_the_kit_puts_the_command_on_path() -> None:
+    """After the install comment's steps `dnsbalance` is a command, not /opt/dnsbalance/bin/dnsbalance."""
+    text = UNIT.read_text(encoding="utf-8")
+    steps = [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#   ")]
+    link = steps.index(f"ln -sf {BINARY} /usr/local/bin/dnsbalance")  # on Debian's default PATH, root's too
+    assert steps.index(f"python3 -m venv /opt/dnsbalance && {BINARY.removesuffix('dnsbalance')}pip install .") < link
 
 
 def _as_unit_user() -> list[str]:
@@ -187,6 +195,16 @@ def test_the_units_command_lines_serve_and_reload(root: Path) -> None:
         reloaded = _run(_command(settings["ExecReload"][0], root))
         assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
         assert f"sent SIGHUP to dnsbalance (pid {server.pid}): applied" in reloaded.stdout
+
+        # An operator's commands, typed without --config from a folder with no ./config: the configuration
+        # folder's default is /etc/dnsbalance (here moved under `root`, so named by the variable that
+        # overrides the default), and the server is found through its state folder.
+        operator = {**os.environ, "DNSBALANCE_CONFIG": str(etc)}
+        for command in (["reload"], ["status"]):
+            done = subprocess.run([sys.executable, "-m", "dnsbalance", *command], cwd=root, capture_output=True,
+                                  text=True, timeout=60, env={**operator, "PYTHONPATH": str(ROOT)})
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith("DNSBALANCE OK - ") and f"pid {server.pid}, configuration {etc}" in done.stdout
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from dnsbalance import udpio
+from dnsbalance.answer import native
 from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.serving.snapshot import Serving
 from dnsbalance.stats.counters import LATENCY_SAMPLE, QueryStats
@@ -45,7 +46,9 @@ class UdpThread:
         seconds = int(RECEIVE_TIMEOUT)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                              struct.pack("ll", seconds, int((RECEIVE_TIMEOUT - seconds) * 1e6)))
-        self.datagrams = udpio.Datagrams(sock)
+        self.native = native.active()  # the native fast path (answer/native.py), when built and not switched off
+        self.feeding: native.NativePath | None = None  # whose native counts join the pipeline's counters
+        self.datagrams = udpio.Datagrams(sock, native=self.native)
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
         self.thread.start()
@@ -59,7 +62,29 @@ class UdpThread:
         fast: Callable[..., bytes | None] | None = None
         tried = False
         locate: Callable[..., Any] | None = None
+        serve_native = self.datagrams.serve
+        shapes: Any = None  # the native shapes of the snapshot in service; None: the Python path
+        known: Callable[[bytes, str, Callable[[], float]], bytes | None] | None = None
+        fallback: Callable[[bytes, str], bytes | None] | None = None
         while self.running:
+            if shapes is not None:
+                try:
+                    served = serve_native(shapes, rng.random, fallback)
+                except OSError as exc:
+                    if not self.running:
+                        return
+                    log.debug("UDP receive error: %s", exc)
+                    continue
+                if served is not None:  # a batch received, answered and sent by the native path
+                    count, _, seconds = served
+                    stats.udp += count
+                    sample += count
+                    while sample >= LATENCY_SAMPLE:  # the batch's answering time, an upper bound of each's
+                        sample -= LATENCY_SAMPLE
+                        stats.observe(seconds)
+                    if source() is not current:
+                        shapes = None  # bound again below, at the next batch
+                    continue
             try:
                 batch = receive()
             except BlockingIOError:
@@ -77,24 +102,59 @@ class UdpThread:
                 fast = None if serving.limiter is not None else serving.fast.answer
                 tried = fast is not None
                 locate = serving.locator.locate
+                shapes = known = fallback = None
+                if self.native and fast is not None:
+                    shapes, fallback = self._bind_native(serving)
+                    known = shapes.answer
             replies: list[bytes | None] = []
             for data, host in batch:
                 sample += 1
                 if sample == LATENCY_SAMPLE:  # one query in LATENCY_SAMPLE is timed: two clock reads cost ~100 ns
                     started = clock()
                 reply = None
-                if fast is not None:  # the common case straight to the fast path; handle() does the rest
+                if fallback is not None:  # the native path, then the Python one (a shape it has not seen)
+                    reply = known(data, host, rng.random)  # type: ignore[misc]
+                    if reply is None:
+                        reply = fallback(data, host)
+                elif fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
                         reply = fast(data, host, locate, rng, False, stats)
                     except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
                         reply = handle(data, host, False, serving)
-                if reply is None:
+                if reply is None and fallback is None:
                     reply = handle(data, host, False, serving, tried)
                 if sample == LATENCY_SAMPLE:
                     sample = 0
                     stats.observe(clock() - started)
                 replies.append(reply)
             send(replies)
+
+    def _bind_native(self, serving: Serving) -> tuple[Any, Callable[[bytes, str], bytes | None]]:
+        """The native shapes of a snapshot, and what answers the datagrams they do not know: the Python fast
+        path (whose prepared reply the shapes then learn), else the pipeline's stages."""
+        pipeline = self.pipeline
+        handle, rng, stats = pipeline.handle, pipeline.rng, pipeline.stats
+        path = serving.fast.native
+        shapes = path.process_shapes()
+        if self.feeding is not None and self.feeding is not path:  # the previous snapshot's counts, then let it go
+            self.feeding.drain_into(stats)
+            stats.feeders.pop(id(self.feeding), None)
+        self.feeding = path
+        stats.feeders[id(path)] = path.drain_into  # its counts join the others at each fold
+        lookup, locate, learn = serving.fast.lookup, serving.locator.locate, path.learn
+
+        def fallback(data: bytes, host: str) -> bytes | None:
+            try:
+                prepared = lookup(data, host, locate, False, stats)
+            except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
+                return handle(data, host, False, serving)
+            if prepared is None:
+                return handle(data, host, False, serving, True)
+            reply = prepared.reply(data[:2], rng, stats)
+            learn(data, host, prepared)
+            return reply
+
+        return shapes, fallback
 
     def retire(self) -> None:
         """End the loop within RECEIVE_TIMEOUT (after answering a datagram it already has), without

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from random import Random
 from typing import Protocol
 
+from dnsbalance.answer.native import NativePath
 from dnsbalance.answer.tally import Tally
 from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.table import CompiledTable
@@ -60,7 +61,7 @@ UNCOUNTED: Counts = Uncounted()
 class FastPath(Sealed):
     """Built once per compiled table, part of its serving snapshot."""
 
-    __slots__ = ("compiled", "ecs", "heads", "prepared_cache", "prepared_tcp_cache", "table", "zone")
+    __slots__ = ("compiled", "ecs", "heads", "native", "prepared_cache", "prepared_tcp_cache", "table", "zone")
 
     def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
         self.compiled = compiled
@@ -77,6 +78,9 @@ class FastPath(Sealed):
                                                                 True), 1, count, 0 if count else 1, opt)[2:]
                       for rd in (False, True) for exists in (False, True) for opt in (0, 1)
                       for count in range((compiled.table.zone.answers if exists else 0) + 1)}
+        # the native path's structures (answer/native.py): its answer table, made before answerers fork, and
+        # the answering process's shapes, a cache like prepared_cache
+        self.native = NativePath(self)
 
     def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
                stats: Counts = UNCOUNTED) -> bytes | None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # read, never made here
     from dnsbalance.compiler.signatures import ZoneSignatures
+from dnsbalance.answer import native
 from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
 from dnsbalance.ops.status_document import (
     ArchiveRow,
@@ -364,6 +365,7 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
     document = Summary(**inputs.inputs,  # type: ignore[typeddict-item]  # the served inputs' keys come first
                        zone=config.settings.zone,
                        generation=table.generation,
+                       udp_fast_path=native.describe(),  # which UDP fast path the answerers run, and why
                        table_age_seconds=max(0.0, now - inputs.built_at),
                        now=now,
                        fail_open=fail_open_names(table),  # default-table names served with health ignored

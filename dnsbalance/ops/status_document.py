@@ -194,6 +194,7 @@ class Summary(ServedInputs):
 
     zone: str
     generation: int
+    udp_fast_path: dict[str, str]  # {"path": "native" or "python", "why": ...} (answer/native.py)
     table_age_seconds: float
     now: float
     fail_open: list[str]

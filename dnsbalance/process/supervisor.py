@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from dnsbalance.answer import native
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.reading import stop_reading
@@ -127,6 +128,8 @@ class Supervisor:
         serving = self.balancer.serving
         ours, theirs = self.context.Pipe()
         inherited: list[Closable] = [a.conn for a in self.everyone()] + [ours, *self.held]
+        if native.active():
+            serving.fast.native.ready()  # the native answer table, here so that every answerer shares it
         gc.freeze()  # the child's collector leaves everything allocated before the fork alone
         try:
             pipeline = self.balancer.pipeline.pinned(serving)  # the child answers from this generation alone
@@ -351,6 +354,8 @@ class Supervisor:
         workers = f" with {len(self.slots)} workers" if len(self.slots) > 1 else ""
         for shown in self.shown:
             log.info("serving %s on %s (udp, tcp)%s", self.balancer.config.settings.zone, shown, workers)
+        path = native.describe()
+        log.info("UDP fast path: %s (%s)", path["path"], path["why"])
         health = None
         if self.balancer.config.settings.health.enabled:
             health = self.health = HealthScheduler(self.balancer, self.config_dir, on_change=self.put_in_service,

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from dnslib import QTYPE
 
@@ -231,6 +231,9 @@ class QueryStats:
         self.events: dict[str, int] = {}
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
+        # Counts kept elsewhere until a fold (the native fast path's, answer/native.py), by who keeps them:
+        # each adds its counts to these counters when called.
+        self.feeders: dict[int, Callable[[QueryStats], None]] = {}
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
               variant: Chosen | None = None) -> None:
@@ -320,6 +323,8 @@ class QueryStats:
 
     def _drain(self, now: float) -> Totals:
         """Empty the hot counters into a Totals of their own."""
+        for feed in list(self.feeders.values()):
+            feed(self)
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
         # An answering thread may be between reading a dict and storing into it: give up the GIL for a

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnsbalance.answer import native
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
 from tests.harness import make_config
@@ -66,6 +67,12 @@ def test_fast_and_full_path_agree(balancer: Balancer, q: dict) -> None:
     balancer.rng = random.Random(q["seed"])
     full = balancer.full(serving, packet, q["client"], tcp=False)
     assert full is not None
+    if native.active():  # the native path (issue 27): once the shape is learnt, the same bytes for the same draw
+        shapes = serving.fast.native.process_shapes()
+        prepared = serving.fast.lookup(packet, q["client"], serving.locator.locate)
+        if prepared is not None:
+            serving.fast.native.learn(packet, q["client"], prepared)
+        assert shapes.answer(packet, q["client"], random.Random(q["seed"]).random) == fast
     if fast is None:
         return  # the full path's business (outside the zone, glue, oversized): nothing to compare
     parsed_fast, parsed_full = dns.message.from_wire(fast), dns.message.from_wire(bytes(full))

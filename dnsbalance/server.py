@@ -76,8 +76,10 @@ class UdpThread:
                     log.debug("UDP receive error: %s", exc)
                     continue
                 if served is not None:  # a batch received, answered and sent by the native path
-                    count, _, seconds = served
+                    count, answered, seconds = served
                     stats.udp += count
+                    if answered:
+                        stats.events["native"] = stats.events.get("native", 0) + answered
                     sample += count
                     while sample >= LATENCY_SAMPLE:  # the batch's answering time, an upper bound of each's
                         sample -= LATENCY_SAMPLE
@@ -107,6 +109,7 @@ class UdpThread:
                     shapes, fallback = self._bind_native(serving)
                     known = shapes.answer
             replies: list[bytes | None] = []
+            natively = 0
             for data, host in batch:
                 sample += 1
                 if sample == LATENCY_SAMPLE:  # one query in LATENCY_SAMPLE is timed: two clock reads cost ~100 ns
@@ -116,6 +119,8 @@ class UdpThread:
                     reply = known(data, host, rng.random)  # type: ignore[misc]
                     if reply is None:
                         reply = fallback(data, host)
+                    else:
+                        natively += 1
                 elif fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
                         reply = fast(data, host, locate, rng, False, stats)
@@ -128,6 +133,8 @@ class UdpThread:
                     stats.observe(clock() - started)
                 replies.append(reply)
             send(replies)
+            if natively:
+                stats.events["native"] = stats.events.get("native", 0) + natively
 
     def _bind_native(self, serving: Serving) -> tuple[Any, Callable[[bytes, str], bytes | None]]:
         """The native shapes of a snapshot, and what answers the datagrams they do not know: the Python fast

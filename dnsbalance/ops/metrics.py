@@ -51,6 +51,9 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     for transport in ("udp", "tcp"):
         received.add_metric([transport], events.get(transport, 0))
     yield received
+    yield CounterMetricFamily("dnsbalance_native_answers", "UDP queries answered by the native fast path "
+                              "(dnsbalance/_native.c); the rest of the UDP queries by the Python path",
+                              value=events.get("native", 0))
     yield CounterMetricFamily("dnsbalance_truncated_replies", "Replies cut to fit the client's size (TC set)",
                               value=events.get("truncated", 0))
     limited = CounterMetricFamily("dnsbalance_rate_limited_replies",

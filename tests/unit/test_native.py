@@ -209,6 +209,7 @@ def test_the_answer_table_is_made_before_a_fork_and_shared(balancer: Balancer) -
 
 
 def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENVIRONMENT, raising=False)
     assert native.describe()["path"] == "native" and native.active()
     monkeypatch.setenv(native.ENVIRONMENT, "0")
     assert not native.active() and native.describe() == {"path": "python", "why": f"{native.ENVIRONMENT}=0"}

@@ -36,6 +36,9 @@
 #define MAX_COUNT 31     /* records per answer at most a shape can hold heads for */
 #define HEAD 10          /* a reply header less its ID */
 #define SLOT 65536       /* bytes per datagram buffer */
+#define SEEN 4096        /* shapes missed once remembered (a flood of one-off shapes is never learnt) */
+#define MISSED 0         /* reply_known: a shape not known, the first time */
+#define REPEATED (-2)    /* reply_known: a shape not known, missed before: learn it */
 
 /* ------------------------------------------------------------------------------------------------ */
 /* AnswerTable                                                                                      */
@@ -190,6 +193,7 @@ typedef struct {
     Slot *slots;
     Py_ssize_t nslots, slots_cap;
     uint64_t hits;
+    uint64_t seen[SEEN]; /* hashes of shapes missed once, direct-mapped: a second miss is worth learning */
 } Shapes;
 
 static uint64_t hash_bytes(const unsigned char *data, size_t size) {
@@ -306,8 +310,17 @@ static int grow(Shapes *self) {
     return 0;
 }
 
-/* A reply for a known shape into `out` (room for SLOT bytes): its length, 0 when the shape is unknown (or
- * a fixed reply learnt with another letter case), -1 on error (the random source raised). */
+/* A miss: REPEATED when the same shape missed before (recently), else MISSED, and remembered. */
+static Py_ssize_t missed(Shapes *self, uint64_t hash) {
+    uint64_t *place = &self->seen[hash & (SEEN - 1)];
+    if (*place == (hash | 1))
+        return REPEATED;
+    *place = hash | 1;
+    return MISSED;
+}
+
+/* A reply for a known shape into `out` (room for SLOT bytes): its length; MISSED or REPEATED when the shape
+ * is unknown (or a fixed reply learnt with another letter case); -1 on error (the random source raised). */
 static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_t size, const unsigned char *client,
                               Py_ssize_t clientlen, PyObject *random, unsigned char *out) {
     unsigned char key[KEY_MAX];
@@ -315,16 +328,17 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
     memcpy(key, client, (size_t)clientlen);
     Py_ssize_t keylen = shape_key(data, size, key, clientlen, &question_end);
     if (keylen < 0)
-        return 0;
-    Entry *entry = find(self, key, keylen, hash_bytes(key, (size_t)keylen));
+        return MISSED;
+    uint64_t hash = hash_bytes(key, (size_t)keylen);
+    Entry *entry = find(self, key, keylen, hash);
     if (entry->blob == NULL)
-        return 0;
+        return missed(self, hash);
     const unsigned char *payload = entry->blob + entry->keylen;
     Py_ssize_t question = question_end - 12;
     if (entry->set < 0) {
         const unsigned char *fixed = payload;
         if (memcmp(fixed + HEAD, data + 12, (size_t)question) != 0)
-            return 0; /* its SOA's owner follows the letter case the shape was learnt with */
+            return REPEATED; /* its SOA's owner follows the letter case the shape was learnt with */
         out[0] = data[0];
         out[1] = data[1];
         memcpy(out + 2, fixed, entry->fixedlen);
@@ -343,7 +357,7 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
     unsigned char opt_copy[KEY_MAX];
     memcpy(head_copy, heads, sizeof(head_copy));
     if (optlen > sizeof(opt_copy))
-        return 0;
+        return MISSED; /* never: learn() refuses such an OPT */
     memcpy(opt_copy, opt, optlen);
     PyObject *drawn = PyObject_CallNoArgs(random);
     if (drawn == NULL)
@@ -400,10 +414,12 @@ static PyObject *shapes_answer(Shapes *self, PyObject *args) {
     /* a reply is the question plus at most MAX_COUNT records of a set, a head and an OPT: bounded by what
      * learn() accepted, which checks it against this buffer */
     Py_ssize_t length = reply_known(self, data, size, client, clientlen, random, out);
-    if (length < 0)
+    if (length == -1)
         return NULL;
-    if (length == 0)
+    if (length == MISSED)
         Py_RETURN_NONE;
+    if (length == REPEATED)
+        Py_RETURN_FALSE;
     return PyBytes_FromStringAndSize((const char *)out, length);
 }
 
@@ -590,7 +606,7 @@ static PyObject *shapes_retable(Shapes *self, PyObject *args) {
 static PyMethodDef shapes_methods[] = {
     {"retable", (PyCFunction)shapes_retable, METH_VARARGS, "retable(table): the same answer sets and more"},
     {"answer", (PyCFunction)shapes_answer, METH_VARARGS,
-     "answer(query, host, random) -> reply or None (a shape not learnt)"},
+     "answer(query, host, random) -> reply; None: a shape not learnt; False: not learnt, and missed before"},
     {"slot", (PyCFunction)shapes_slot, METH_VARARGS, "slot(set index or -1) -> a new counter slot"},
     {"learn", (PyCFunction)shapes_learn, METH_VARARGS,
      "learn(query, host, set, slot, heads, opt, fixed) -> whether the shape is kept"},
@@ -720,7 +736,8 @@ static double seconds_now(void) {
 }
 
 static PyObject *batch_serve(Batch *self, PyObject *args) {
-    /* serve(shapes, random, fallback) -> (datagrams received, answered natively, seconds answering):
+    /* serve(shapes, random, fallback) -> (datagrams received, answered natively, seconds answering);
+     * fallback(query, host, repeated) answers the others, `repeated` when the shape missed before:
      * blocks for at least one datagram (the socket's receive timeout ends the wait: (0, 0, 0.0)) */
     Shapes *shapes;
     PyObject *random, *fallback;
@@ -771,7 +788,7 @@ static PyObject *batch_serve(Batch *self, PyObject *args) {
         }
         unsigned char *out = self->outbox + (size_t)replies * SLOT;
         Py_ssize_t length = reply_known(shapes, data, size, client, clientlen, random, out);
-        if (length < 0)
+        if (length == -1)
             return NULL;
         if (length > 0) {
             native++;
@@ -779,7 +796,8 @@ static PyObject *batch_serve(Batch *self, PyObject *args) {
             PyObject *host = host_text(self, (unsigned int)i);
             if (host == NULL)
                 return NULL;
-            PyObject *reply = PyObject_CallFunction(fallback, "y#N", (const char *)data, size, host);
+            PyObject *reply = PyObject_CallFunction(fallback, "y#NO", (const char *)data, size, host,
+                                                    length == REPEATED ? Py_True : Py_False);
             if (reply == NULL)
                 return NULL;
             if (reply != Py_None) {

@@ -64,8 +64,8 @@ class UdpThread:
         locate: Callable[..., Any] | None = None
         serve_native = self.datagrams.serve
         shapes: Any = None  # the native shapes of the snapshot in service; None: the Python path
-        known: Callable[[bytes, str, Callable[[], float]], bytes | None] | None = None
-        fallback: Callable[[bytes, str], bytes | None] | None = None
+        known: Callable[[bytes, str, Callable[[], float]], bytes | bool | None] | None = None
+        fallback: Callable[[bytes, str, bool], bytes | None] | None = None
         while self.running:
             if shapes is not None:
                 try:
@@ -74,6 +74,9 @@ class UdpThread:
                     if not self.running:
                         return
                     log.debug("UDP receive error: %s", exc)
+                    continue
+                except Exception:  # noqa: BLE001  # never expected: the batch is lost, the thread answers on
+                    log.exception("the native fast path failed on a batch")
                     continue
                 if served is not None:  # a batch received, answered and sent by the native path
                     count, answered, seconds = served
@@ -116,9 +119,13 @@ class UdpThread:
                     started = clock()
                 reply = None
                 if fallback is not None:  # the native path, then the Python one (a shape it has not seen)
-                    reply = known(data, host, rng.random)  # type: ignore[misc]
-                    if reply is None:
-                        reply = fallback(data, host)
+                    try:
+                        reply = known(data, host, rng.random)  # type: ignore[misc]
+                    except Exception:  # noqa: BLE001  # never expected; the Python path answers it
+                        log.exception("the native fast path failed on a query from %s", host)
+                        reply = None
+                    if not reply:  # None: a shape not known; False: one not known that missed before
+                        reply = fallback(data, host, reply is False)
                     else:
                         natively += 1
                 elif fast is not None:  # the common case straight to the fast path; handle() does the rest
@@ -136,7 +143,7 @@ class UdpThread:
             if natively:
                 stats.events["native"] = stats.events.get("native", 0) + natively
 
-    def _bind_native(self, serving: Serving) -> tuple[Any, Callable[[bytes, str], bytes | None]]:
+    def _bind_native(self, serving: Serving) -> tuple[Any, Callable[[bytes, str, bool], bytes | None]]:
         """The native shapes of a snapshot, and what answers the datagrams they do not know: the Python fast
         path (whose prepared reply the shapes then learn), else the pipeline's stages."""
         pipeline = self.pipeline
@@ -150,7 +157,8 @@ class UdpThread:
         stats.feeders[id(path)] = path.drain_into  # its counts join the others at each fold
         lookup, locate, learn = serving.fast.lookup, serving.locator.locate, path.learn
 
-        def fallback(data: bytes, host: str) -> bytes | None:
+        def fallback(data: bytes, host: str, repeated: bool) -> bytes | None:
+            """`repeated`: the native shapes missed this shape before (in any letter case)."""
             try:
                 prepared = lookup(data, host, locate, False, stats)
             except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
@@ -158,7 +166,11 @@ class UdpThread:
             if prepared is None:
                 return handle(data, host, False, serving, True)
             reply = prepared.reply(data[:2], rng, stats)
-            learn(data, host, prepared)
+            if repeated:  # learnt at its second sight: a flood of shapes seen once costs no learning
+                try:
+                    learn(data, host, prepared)
+                except Exception:  # noqa: BLE001  # the Python path keeps answering this shape
+                    log.exception("the native fast path could not learn a query's reply from %s", host)
             return reply
 
         return shapes, fallback

@@ -339,9 +339,9 @@ class Datagrams:
         return got
 
     def serve(self, shapes: Any, random: Callable[[], float],
-              fallback: Callable[[bytes, str], bytes | None]) -> tuple[int, int, float] | None:
+              fallback: Callable[[bytes, str, bool], bytes | None]) -> tuple[int, int, float] | None:
         """When batching with the native extension: receive a batch, answer it (the shapes known to
-        `shapes` in C, every other datagram in order by `fallback(data, host)`) and send the replies, in one
+        `shapes` in C, every other datagram in order by `fallback(data, host, repeated)`) and send the replies, in one
         call; (datagrams received, answered natively, seconds answering). None: not batching now, so
         receive() and send() (a receive timeout returns (0, 0, 0.0), and batching goes on)."""
         if not self.batching or self.native is None:

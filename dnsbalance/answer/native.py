@@ -16,6 +16,7 @@ the Python fast path runs; the start log and the status JSON say which.
 from __future__ import annotations
 
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class NativePath:
     """The native structures of one FastPath: its answer table (shared by the answerers, made before they
     fork) and the shapes of the process answering (made in it, on first use)."""
 
-    __slots__ = ("built_from", "built_in", "fast", "index", "meta", "pid", "shapes", "slots", "table")
+    __slots__ = ("building", "built_from", "built_in", "fast", "index", "meta", "pid", "shapes", "slots", "table")
 
     def __init__(self, fast: FastPath) -> None:
         self.fast = fast
@@ -61,6 +62,7 @@ class NativePath:
         self.index: dict[int, int] = {}  # id(AnswerSets) -> its index in the table (the table keeps them alive)
         self.built_from = -1  # answer sets compiled when the table was built
         self.built_in = 0  # the process that built it
+        self.building = threading.Lock()
         self.shapes: Any = None  # _native.Shapes, this process's
         self.pid = 0
         self.slots: dict[tuple[object, ...], int] = {}  # what a query counts as -> its counter slot
@@ -70,15 +72,16 @@ class NativePath:
         """Build the answer table from every answer set compiled so far (again if more have been since): in
         the supervisor, before each fork, so that the answerers share it."""
         assert _native is not None
-        cache = self.fast.compiled.answer_cache
-        if self.table is not None and self.built_from == len(cache):
-            return
-        sets = list(cache.values())  # in the order compiled: a table built again keeps every index
-        self.table = _native.AnswerTable(sets)
-        self.index = {id(answers): i for i, answers in enumerate(sets)}
-        self.built_from, self.built_in = len(sets), os.getpid()
-        if self.shapes is not None and self.pid == self.built_in:
-            self.shapes.retable(self.table)
+        with self.building:  # the build's thread and the fork may both ask
+            cache = self.fast.compiled.answer_cache
+            if self.table is not None and self.built_from == len(cache):
+                return
+            sets = list(cache.values())  # in the order compiled: a table built again keeps every index
+            table = _native.AnswerTable(sets)
+            self.index = {id(answers): i for i, answers in enumerate(sets)}  # more entries, or the same
+            self.table, self.built_from, self.built_in = table, len(sets), os.getpid()
+            if self.shapes is not None and self.pid == self.built_in:
+                self.shapes.retable(table)
 
     def process_shapes(self) -> Any:
         """This process's shapes (a forked child starts its own: its parent's counts are not its own)."""
@@ -103,7 +106,7 @@ class NativePath:
             if found is None and self.built_in == os.getpid():
                 self.ready()  # compiled since, in the process that built the table (not a forked answerer)
                 found = self.index.get(id(answers))
-            if found is None:
+            if found is None or found >= len(self.table):
                 return False  # compiled lazily after the fork: a table of its own would copy it per answerer
             index = found
         key = (prepared.query_key, prepared.ecs, prepared.answer_key, index)

@@ -14,6 +14,7 @@ import random
 import time
 from pathlib import Path
 
+from dnsbalance.answer import native
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
@@ -114,6 +115,8 @@ class Balancer:
         if self.precompute:
             fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
             log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
+        if native.active():  # the native path's answer table, here on the build's thread (the fork only checks it)
+            serving.fast.native.ready()
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name, regions in fail_open_report(serving.table):
@@ -165,6 +168,8 @@ class Balancer:
         from now on every new table comes complete. Returns how many pools were computed."""
         started = time.monotonic()
         fresh = self.serving.compiled.precompute(deadline=deadline)
+        if native.active():
+            self.serving.fast.native.ready()  # with the answer sets just computed
         if deadline is None:
             self.precompute = True
             log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,

@@ -72,7 +72,7 @@ def test_fast_and_full_path_agree(balancer: Balancer, q: dict) -> None:
         prepared = serving.fast.lookup(packet, q["client"], serving.locator.locate)
         if prepared is not None:
             serving.fast.native.learn(packet, q["client"], prepared)
-        assert shapes.answer(packet, q["client"], random.Random(q["seed"]).random) == fast
+        assert (shapes.answer(packet, q["client"], random.Random(q["seed"]).random) or None) == fast
     if fast is None:
         return  # the full path's business (outside the zone, glue, oversized): nothing to compare
     parsed_fast, parsed_full = dns.message.from_wire(fast), dns.message.from_wire(bytes(full))

@@ -77,7 +77,7 @@ def test_same_bytes_as_the_python_path_in_any_letter_case(balancer: Balancer, q:
     asked = recase(first, q["flips"])
     asked = q["ident"].to_bytes(2, "big") + asked[2:]
     shapes = serving.fast.native.process_shapes()
-    ours = shapes.answer(asked, q["client"], random.Random(q["seed"]).random)
+    ours = shapes.answer(asked, q["client"], random.Random(q["seed"]).random) or None  # False: missed before
     python = serving.fast.answer(asked, q["client"], serving.locator.locate, random.Random(q["seed"]))
     if ours is not None:
         assert ours == python  # the same bytes, the same draw
@@ -126,7 +126,8 @@ def test_malformed_datagrams_never_crash_nor_get_what_python_refuses(balancer: B
     data = bytes(packet[: len(packet) + cut] if cut else packet) + tail
     shapes = serving.fast.native.process_shapes()
     ours = shapes.answer(data, "127.0.0.1", random.Random(seed).random)
-    if ours is not None:
+    assert ours is None or ours is False or isinstance(ours, bytes) and ours
+    if ours:
         python = serving.fast.answer(data, "127.0.0.1", serving.locator.locate, random.Random(seed))
         assert python is not None and ours == python
 
@@ -135,15 +136,24 @@ def test_malformed_datagrams_never_crash_nor_get_what_python_refuses(balancer: B
 @given(data=st.binary(max_size=600))
 def test_random_datagrams_are_never_answered_natively(balancer: Balancer, data: bytes) -> None:
     shapes = balancer.serving.fast.native.process_shapes()
-    assert shapes.answer(data, "127.0.0.1", random.random) is None or \
+    assert not shapes.answer(data, "127.0.0.1", random.random) or \
         balancer.serving.fast.answer(data, "127.0.0.1", balancer.serving.locator.locate, random.Random()) is not None
+
+
+def test_a_shape_missed_twice_is_said_to_be_worth_learning(balancer: Balancer) -> None:
+    shapes = balancer.serving.fast.native.process_shapes()
+    packet = query("deb.cdn.example.org", subnet=("2.0.1.0", 24))
+    assert shapes.answer(packet, "127.0.0.77", random.random) is None  # first sight: the Python path, no learning
+    assert shapes.answer(recase(packet, 0xFFFF), "127.0.0.77", random.random) is False  # again, in any case
+    assert taught(balancer, packet, "127.0.0.77")
+    assert shapes.answer(packet, "127.0.0.77", random.random)
 
 
 def test_odd_clients_and_arguments(balancer: Balancer) -> None:
     shapes = balancer.serving.fast.native.process_shapes()
     packet = query("deb.cdn.example.org")
     assert shapes.answer(packet, "not an address", random.random) is None
-    assert shapes.answer(b"", "127.0.0.1", random.random) is None
+    assert not shapes.answer(b"", "127.0.0.1", random.random)
     assert taught(balancer, packet, "127.0.0.9")
     with pytest.raises(ZeroDivisionError):  # the random source's error reaches the caller
         shapes.answer(packet, "127.0.0.9", lambda: 1 / 0)
@@ -165,7 +175,7 @@ def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None
     draw_ours, draw_theirs = random.Random(3), random.Random(3)
     for i in range(300):
         packet = packets[i % 3]
-        assert shapes.answer(packet, "127.0.0.3", draw_ours.random) is not None
+        assert shapes.answer(packet, "127.0.0.3", draw_ours.random)
         serving.fast.answer(packet, "127.0.0.3", serving.locator.locate, draw_theirs, False, theirs)
     mine, python = ours.take(), theirs.take()
     assert mine.queries == python.queries and sum(mine.queries.values()) == 300
@@ -191,7 +201,7 @@ def test_the_answer_table_is_made_before_a_fork_and_shared(balancer: Balancer) -
             ok = path.table is table and shapes is not parent_shapes and len(path.table) == sets
             packet = query("deb.cdn.example.org", subnet=("1.0.16.0", 24))
             ok = ok and taught(balancer, packet, "127.0.0.4")
-            ok = ok and shapes.answer(packet, "127.0.0.4", random.random) is not None
+            ok = ok and bool(shapes.answer(packet, "127.0.0.4", random.random))
             # an answer set compiled after the fork is not added to a table of the child's own
             serving.compiled.answer_cache.clear()
             fresh = serving.fast.lookup(query("deb.cdn.example.org", "AAAA", ("5.0.0.0", 16)), "127.0.0.5",

@@ -340,11 +340,13 @@ class Datagrams:
 
     def serve(self, shapes: Any, random: Callable[[], float],
               fallback: Callable[[bytes, str, bool], bytes | None]) -> tuple[int, int, float] | None:
-        """When batching with the native extension: receive a batch, answer it (the shapes known to
-        `shapes` in C, every other datagram in order by `fallback(data, host, repeated)`) and send the replies, in one
-        call; (datagrams received, answered natively, seconds answering). None: not batching now, so
-        receive() and send() (a receive timeout returns (0, 0, 0.0), and batching goes on)."""
-        if not self.batching or self.native is None:
+        """With the native extension: receive a batch, answer it (the shapes known to `shapes` in C, every
+        other datagram in order by `fallback(data, host, repeated)`) and send the replies, in one call;
+        (datagrams received, answered natively, seconds answering); a receive timeout returns (0, 0, 0.0).
+        Every receive, a lone datagram too: in C, recvmmsg and sendmmsg cost no more than recvfrom and sendto
+        (the plain calls are for the Python path, where ctypes and buffer decoding cost more). None: no native
+        batch here, so receive() and send()."""
+        if self.native is None:
             return None
         if self.pause and self.last < self.width:
             time.sleep(self.pause)

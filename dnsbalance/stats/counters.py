@@ -71,7 +71,8 @@ MAX_COUNTERS_BYTES = 32 << 20  # a counters file larger than this is not ours: i
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_SAMPLE = 16  # one UDP query in this many is timed (server.py): the clock calls cost more than a count
 # Rare events of the answer path (QueryStats.tally), by name, for /metrics:
-# udp, tcp (queries received), native (UDP queries the native fast path answered), truncated (a reply cut to fit, TC set), rrl_drop, rrl_slip, cookie_received,
+# udp, tcp (queries received), native (UDP queries the native fast path answered), truncated (a reply cut to fit,
+# TC set), rrl_drop, rrl_slip, cookie_received,
 # cookie_valid, cookie_invalid (a server cookie we did not issue, or expired), formerr (unparsable queries,
 # answered FORMERR without being counted among the queries).
 

@@ -346,7 +346,8 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
         self->hits++;
         return 2 + (Py_ssize_t)entry->fixedlen;
     }
-    const Sets *sets = &self->table->sets[entry->set];
+    const Sets held = self->table->sets[entry->set]; /* a copy: retable() may let the table go during the call */
+    const Sets *sets = &held;
     int32_t set_slot = entry->slot;
     const unsigned char *heads = payload;
     const unsigned char *opt = payload + (MAX_COUNT + 1) * HEAD;

@@ -183,6 +183,24 @@ def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None
     assert mine.first == python.first and mine.answers == python.answers and mine.first
 
 
+def test_the_table_build_makes_the_answer_table(tmp_path: Path, country_mmdb: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The balancer makes it with each table (serving/balancer.py), on the build's thread: the fork finds it made."""
+    monkeypatch.delenv(native.ENVIRONMENT, raising=False)
+    loaded, problems = load(make_config(tmp_path / "config", country_mmdb))
+    assert loaded is not None, problems
+    balancer = Balancer(loaded)
+    path = balancer.serving.fast.native
+    assert path.table is not None and path.built_in == os.getpid()
+    balancer.complete()  # every pool's answers, as the supervisor computes them before forking the next answerers
+    path = balancer.serving.fast.native
+    assert len(path.table) == len(balancer.serving.compiled.answer_cache) > 0
+    assert path.shapes is None  # the supervisor answers nothing: no shapes of its own
+    monkeypatch.setenv(native.ENVIRONMENT, "0")
+    balancer.regenerate()
+    assert balancer.serving.fast.native.table is None  # switched off: not made
+
+
 def test_the_answer_table_is_made_before_a_fork_and_shared(balancer: Balancer) -> None:
     """The supervisor makes the table before forking (process/supervisor.py); a child uses that one, starts
     shapes of its own, and never makes a table of its own for answer sets compiled after the fork."""

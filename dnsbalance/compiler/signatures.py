@@ -1,19 +1,22 @@
 """A table's DNSSEC signatures, made once in the supervisor's build (CompiledTable.sign), read by the answer
-path: RRSIGs for every authoritative RRset (weighted A/AAAA sets per distinct set, SOA, NS, DNSKEY, SRV,
-in-zone addresses) and the NSEC chain with its RRSIGs. A query looks signatures up; it never signs.
+path: RRSIGs for every authoritative RRset (weighted A/AAAA sets per distinct set, SOA, NS, DNSKEY, relay SRV
+sets, apt's SRV orders, in-zone addresses: glue and SRV targets) and the NSEC chain with its RRSIGs. A query
+looks signatures up; it never signs.
 """
 from __future__ import annotations
 
 import struct
 
 from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.web_orders import WebOrders
 from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.dnssec.nsec import Chain
 from dnsbalance.dnssec.signer import Signer
 from dnsbalance.protocol.codes import RType
 from dnsbalance.protocol.renderer import address_rdata, wire_name
 from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.pool import Pool
+from dnsbalance.ranking.pool import Candidate, Pool
 from dnsbalance.ranking.variants import Variants
 
 Content = tuple[str, int, int, tuple[bytes, ...]]  # (owner, type, TTL, sorted RDATA): what a signature covers
@@ -35,6 +38,15 @@ def srv_rdatas(pool: Pool, zone: str) -> tuple[bytes, ...]:
                  for c in pool.candidates)
 
 
+def web_rdatas(order: tuple[Candidate, ...], owner: str, zone: str) -> tuple[bytes, ...]:
+    """An apt SRV order's RDATA in canonical form: priority the rank, targets `<mirror>.mirror.NAME.<zone>`."""
+    service = web_service(owner)
+    assert service is not None
+    return tuple(struct.pack("!HHH", rank, c.weight, c.port) + wire_name(absolute(mirror_target(c.name, service[1]),
+                                                                                   zone).lower())
+                 for rank, c in enumerate(order))
+
+
 def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
     """The A or AAAA RDATA of one variant (each record: pointer, type, class, TTL, length, RDATA)."""
     wire, size = answers.wire_at(index), answers.record
@@ -42,9 +54,11 @@ def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
 
 
 class ZoneSignatures:
-    """What the answer path reads: signatures by RRset content, per weighted set, and the NSEC chain."""
+    """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
+    per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets", "tag", "window")
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets",
+                 "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
@@ -57,8 +71,15 @@ class ZoneSignatures:
         self.by_content: dict[Content, bytes] = {}
         # (owner relative, the AnswerSets' variants) -> one RRSIG RDATA per distinct set (variants.sets)
         self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {}
+        # (owner absolute lower case, type) -> RRSIG of the glue's and SRV targets' A/AAAA (answers and additional)
+        self.addresses: dict[tuple[str, int], bytes] = {}
+        # id() of an apt SRV pool (`_http._tcp.NAME`, alive as long as the table) -> its signed orders
+        self.web: dict[int, WebOrders] = {}
+        # (owner absolute, type) -> the NSEC (and its RRSIG) of a NODATA for a type the name has in some region
+        self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
         types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
+        pooled: set[tuple[str, int]] = set()  # (owner, type) that regions answer from pools: may be NODATA somewhere
 
         def sign(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:
             key: Content = (owner.lower(), rtype, ttl, tuple(sorted(set(rdatas))))
@@ -70,13 +91,15 @@ class ZoneSignatures:
         sign(apex, RType.DNSKEY, zone.soa_ttl, (self.dnskey,))
         for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
                                    *((n, e, zone.ttl) for n, e in zone.targets.items())]:
-            owner = absolute(name, apex)
+            owner = absolute(name, apex).lower()
             for rtype in {t for t, _ in entries}:
-                sign(owner, rtype, ttl, tuple(address_rdata(a) for t, a in entries if t == rtype))
+                self.addresses[(owner, rtype)] = sign(owner, rtype, ttl,
+                                                      tuple(address_rdata(a) for t, a in entries if t == rtype))
                 types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
         for (name, rtype), sets_list in answers.items():
             owner = absolute(name, apex)
             types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
+            pooled.add((owner, rtype))
             for sets in sets_list:
                 key = (name, sets.variants)
                 if key in self.sets:
@@ -87,16 +110,35 @@ class ZoneSignatures:
                     if number not in by_set:
                         by_set[number] = sign(owner, rtype, zone.ttl, set_rdatas(sets, index))
                 self.sets[key] = tuple(by_set[n] for n in range(len(by_set)))
+        web_shared: dict[tuple[str, tuple[Candidate, ...]], WebOrders] = {}  # pools of the same content share
         for _, tier in table.labelled_tiers():
             for pools in (tier.usable, tier.fail_open):
                 for (name, rtype), pool in pools.items():
                     if rtype == RType.SRV and name in SRV_SERVICES:
                         owner = absolute(name, apex)
                         types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                        pooled.add((owner, RType.SRV))
                         sign(owner, RType.SRV, zone.ttl, srv_rdatas(pool, apex))
+            for pools in (tier.web.usable, tier.web.fail_open) if tier.web is not None else ():
+                for (name, _), pool in pools.items():
+                    owner = absolute(name, apex)
+                    types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                    pooled.add((owner, RType.SRV))
+                    content = (name, pool.candidates)
+                    orders = web_shared.get(content)
+                    if orders is None:
+                        orders = web_shared[content] = WebOrders(pool)
+                        orders.signatures = tuple(sign(owner, RType.SRV, zone.ttl, web_rdatas(order, name, apex))
+                                                  for order in orders.orders)
+                    self.web[id(pool)] = orders
         self.chain = Chain(types)
         for owner, rdata in self.chain.rdata.items():
             sign(owner, RType.NSEC, self.nsec_ttl, (rdata,))
+        # A region without a type another region has at the name proves its NODATA with an NSEC listing the
+        # name's types but that one (docs/dnssec.md says why not the region's exact types)
+        for owner, rtype in pooled:
+            rdata = self.chain.with_types(owner, self.chain.types[owner] - {rtype})
+            self.without[(owner, rtype)] = (rdata, sign(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
         self.made, self.seconds = signer.made, signer.seconds
 
     def lookup(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes | None:
@@ -106,8 +148,13 @@ class ZoneSignatures:
         found = self.sets.get((name, answers.variants))
         return found[answers.variants.sets[index]] if found is not None else None
 
-    def nsec(self, owner: str) -> tuple[bytes, bytes]:
-        """An NSEC RDATA and its RRSIG RDATA."""
+    def nsec(self, owner: str, qtype: int | None = None) -> tuple[bytes, bytes]:
+        """An NSEC RDATA and its RRSIG RDATA: the chain's, or with `qtype`, the NODATA proof for that type
+        (the name's NSEC without it, where some region has it)."""
+        if qtype is not None:
+            found = self.without.get((owner, qtype))
+            if found is not None:
+                return found
         rdata = self.chain.rdata[owner]
         found = self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
         return rdata, found

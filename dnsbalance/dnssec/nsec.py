@@ -28,13 +28,19 @@ def type_bitmap(types: Iterable[int]) -> bytes:
 class Chain:
     """Every owner name (absolute, no trailing dot) with its NSEC RDATA, in canonical order."""
 
-    __slots__ = ("keys", "names", "rdata")
+    __slots__ = ("following", "keys", "names", "rdata", "types")
 
     def __init__(self, types: Mapping[str, Iterable[int]]) -> None:
         self.names = sorted(types, key=canonical_key)
         self.keys = [canonical_key(n) for n in self.names]
-        self.rdata = {name: wire_name(self.names[(i + 1) % len(self.names)]) + type_bitmap(types[name])
-                      for i, name in enumerate(self.names)}
+        self.types = {name: frozenset(types[name]) for name in self.names}
+        self.following = {name: wire_name(self.names[(i + 1) % len(self.names)]) for i, name in enumerate(self.names)}
+        # the NSEC of each name with every type it has in some region (what NXDOMAIN proofs and most NODATA carry)
+        self.rdata = {name: self.with_types(name, self.types[name]) for name in self.names}
+
+    def with_types(self, name: str, types: Iterable[int]) -> bytes:
+        """The NSEC RDATA at `name` listing these types (a region's NODATA may need fewer than the union)."""
+        return self.following[name] + type_bitmap(types)
 
     def covering(self, name: str) -> str:
         """The owner of the NSEC whose span holds `name` (a name that does not exist; the last one wraps)."""

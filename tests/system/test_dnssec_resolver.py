@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import httpx
@@ -48,7 +49,9 @@ def signed_zone(target: Path) -> Path:
     with (target / "mirrors.yaml").open("a") as handle:
         handle.write("relays:\n  r1: {addresses: [127.0.0.1], stun: 3478}\n  r2: {addresses: [127.0.0.1], stun: 3479}\n")
     with (target / "default.yaml").open("a") as handle:
-        handle.write("_stun._udp: {r1: 0, r2: 100}\n")
+        handle.write("_stun._udp: {r1: 0, r2: 100}\nv4: {def2: 0}\n")  # v4: no AAAA here, JP's has one
+    with (target / "country" / "JP.yaml").open("a") as handle:
+        handle.write("v4: {jp2: 0}\n")  # jp2: the first test takes jp1 down
     with (target / "dnsbalance.yaml").open("a") as handle:
         handle.write("health: {enabled: false}\ndnssec: {sign: true}\n")
     return target
@@ -119,6 +122,40 @@ def test_every_kind_of_answer_validates_behind_unbound(setup: tuple[Server, Unbo
     for _ in range(5):
         after = records(secure(resolver, f"deb.{ZONE}", "A", JP_AFTER), "A")
         assert after and "192.0.2.1" not in after
+    assert "bogus" not in resolver.log().lower()
+
+
+def test_apt_srv_sets_and_their_targets_validate(setup: tuple[Server, Unbound, Path]) -> None:
+    """apt's `_http._tcp.deb` SRV (a presigned ranked order) and the targets' A/AAAA come back secure, for
+    clients of two regions; the additional section reaches unbound with its RRSIGs."""
+    _, resolver, _ = setup
+    for client, mirrors in (("127.1.0.7", {"jp1", "jp2", "jp3", "jp4"}), ("127.3.0.7", {"def1", "def2"})):
+        reply = secure(resolver, f"_http._tcp.deb.{ZONE}", "SRV", client)
+        targets = [rr.target for rrset in reply.answer if rrset.rdtype == dns.rdatatype.SRV
+                   for rr in sorted(rrset, key=lambda r: r.priority)]
+        assert {t.labels[0].decode() for t in targets} <= mirrors and len(targets) >= 2, reply
+        assert all(str(t).endswith(f".mirror.deb.{ZONE}.") for t in targets)
+        first = str(targets[0])
+        assert records(secure(resolver, first, "A", client), "A")
+    assert records(secure(resolver, f"jp1.mirror.deb.{ZONE}", "AAAA"), "AAAA") == ["2001:db8::1"]
+    nodata = secure(resolver, f"jp3.mirror.deb.{ZONE}", "AAAA")  # jp3 has no IPv6 address: NODATA
+    assert not nodata.answer
+    direct = dns.query.udp(dns.message.make_query(f"_http._tcp.deb.{ZONE}", "SRV", want_dnssec=True),
+                           "127.0.0.1", port=setup[0].port, timeout=5)
+    signed = {(rrset.name, rrset.covers) for rrset in direct.additional if rrset.rdtype == dns.rdatatype.RRSIG}
+    addressed = {(rrset.name, rrset.rdtype) for rrset in direct.additional if rrset.rdtype != dns.rdatatype.RRSIG
+                 and rrset.rdtype != dns.rdatatype.OPT}
+    assert addressed and addressed <= signed  # every additional RRset with its RRSIG
+
+
+def test_nodata_where_a_region_lacks_a_type_another_has_validates(setup: tuple[Server, Unbound, Path]) -> None:
+    """v4 has AAAA in JP's table, none in the default's: BR's NODATA for AAAA is secure, not SERVFAIL, and
+    JP still gets its AAAA, secure (asked first, from its own /24)."""
+    _, resolver, _ = setup
+    assert records(secure(resolver, f"v4.{ZONE}", "AAAA", "127.1.0.7"), "AAAA") == ["2001:db8::2"]
+    nodata = secure(resolver, f"v4.{ZONE}", "AAAA", "127.3.0.7")
+    assert not nodata.answer and any(rrset.rdtype == dns.rdatatype.SOA for rrset in nodata.authority)
+    assert records(secure(resolver, f"v4.{ZONE}", "A", "127.3.0.7"), "A") == ["203.0.113.2"]
     assert "bogus" not in resolver.log().lower()
 
 

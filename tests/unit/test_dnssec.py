@@ -72,10 +72,11 @@ def dnskey_rrset(table: ActiveTable) -> dns.rrset.RRset:
     return keys
 
 
-def validate_sections(reply: dns.message.Message, keys: dns.rrset.RRset) -> int:
-    """Every RRset of the answer and authority sections validated by its RRSIG; how many were."""
+def validate_sections(reply: dns.message.Message, keys: dns.rrset.RRset, additional: bool = False) -> int:
+    """Every RRset of the answer and authority sections (and the additional one) validated by its RRSIG; how
+    many were."""
     checked = 0
-    for section in (reply.answer, reply.authority):
+    for section in (reply.answer, reply.authority, *((reply.additional,) if additional else ())):
         for rrset in section:
             if rrset.rdtype == dns.rdatatype.RRSIG:
                 continue
@@ -238,3 +239,66 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     assert kept is not None and kept.tag == key.tag
     assert not balancer.signatures_due(time.time())
     assert balancer.signatures_due(time.time() + 8 * 86400)
+
+
+def test_apt_srv_orders_and_their_targets_validate(key: SigningKey, table: ActiveTable) -> None:
+    """`_http._tcp.deb` SRV with DO: one of the presigned ranked orders, its RRSIG, and the targets' A/AAAA in
+    the additional section each with its RRSIG (RFC 4035 3.1.1); the first target follows the weights."""
+    from dnsbalance.compiler.web_orders import WebOrders
+    signed = fresh(table)
+    signatures = compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    firsts: dict[str, int] = {}
+    orders: set[tuple[str, ...]] = set()
+    rng = Random(5)
+    for _ in range(400):
+        reply = ask(signed, f"_http._tcp.deb.{ZONE}", "SRV", JP, rng=rng)
+        srv = reply.find_rrset(reply.answer, dns.name.from_text(f"_http._tcp.deb.{ZONE}"), dns.rdataclass.IN,
+                               dns.rdatatype.SRV)
+        ranked = tuple(str(r.target) for r in sorted(srv, key=lambda r: r.priority))
+        if ranked not in orders:
+            orders.add(ranked)
+            assert validate_sections(reply, keys, additional=True) > len(srv)  # the SRV set and its targets'
+            assert {r.rdtype for r in reply.additional} >= {dns.rdatatype.A, dns.rdatatype.RRSIG}
+        firsts[ranked[0].split(".")[0]] = firsts.get(ranked[0].split(".")[0], 0) + 1
+    # JP's deb: jp1..jp4 weighted 9000/6000/3000/1000: one presigned order per mirror, first by weight
+    assert len(orders) == 4 and firsts["jp1"] > firsts["jp2"] > firsts["jp3"] > firsts["jp4"]
+    web = next(iter(signatures.web.values()))
+    assert isinstance(web, WebOrders) and len(web.signatures) == len(web.orders)
+    assert len(ask(signed, f"_http._tcp.deb.{ZONE}", "SRV", JP, do=False, rng=Random(1)).answer) == 1  # no RRSIG
+
+
+def test_ns_glue_in_the_additional_section_is_signed(key: SigningKey, table: ActiveTable) -> None:
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    reply = ask(signed, ZONE, "NS")
+    assert validate_sections(reply, dnskey_rrset(signed), additional=True) == 3  # NS, ns1's A and AAAA
+
+
+def test_nodata_in_a_region_lacking_a_type_another_region_has_is_provable(key: SigningKey, tmp_path: Path,
+                                                                          country_mmdb: Path) -> None:
+    """JP's `v4` has AAAA (jp1), the default table's has none: a client outside JP gets NODATA whose NSEC
+    leaves AAAA out (and keeps A), JP clients get the AAAA answer, both validate."""
+    from dnsbalance.configuration.load import check_config
+    from dnsbalance.health.view import ALL_USABLE
+    from dnsbalance.ranking.build import build_table
+    folder = make_config(tmp_path / "config", country_mmdb)
+    with (folder / "country" / "JP.yaml").open("a") as handle:
+        handle.write("v4:\n  jp1: 0\n")
+    with (folder / "default.yaml").open("a") as handle:
+        handle.write("v4:\n  def2: 0\n")
+    config, problems = check_config(folder)
+    assert config is not None, [str(p) for p in problems]
+    signed = build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    assert ask(signed, f"v4.{ZONE}", "AAAA", JP).answer
+    nodata = ask(signed, f"v4.{ZONE}", "AAAA", UNKNOWN)
+    assert not nodata.answer and validate_sections(nodata, keys) == 2
+    nsec = next(r for r in nodata.authority if r.rdtype == dns.rdatatype.NSEC)
+    listed = [t for w in nsec[0].windows for t in _types(w)]
+    assert dns.rdatatype.AAAA not in listed and dns.rdatatype.A in listed
+    other = ask(signed, f"v4.{ZONE}", "TXT", UNKNOWN)  # a type no region has: the name's whole NSEC
+    listed = [t for w in next(r for r in other.authority if r.rdtype == dns.rdatatype.NSEC)[0].windows
+              for t in _types(w)]
+    assert dns.rdatatype.AAAA in listed and validate_sections(other, keys) == 2

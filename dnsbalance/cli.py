@@ -19,6 +19,7 @@ from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
+from dnsbalance.configuration.dnssec_check import dnssec_problems
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, ds_line, keygen
 from dnsbalance.dnssec.keys import load as load_key
@@ -170,6 +171,7 @@ def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
     if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
         problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
+        problems += dnssec_problems(args.config, loaded.config.settings, time.time())
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)

@@ -57,8 +57,8 @@ class ZoneSignatures:
     """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
     per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets",
-                 "tag", "web", "window", "without")
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "keys", "made", "nsec_ttl", "seconds",
+                 "sets", "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
@@ -66,6 +66,8 @@ class ZoneSignatures:
         self.dnskey = signer.key.dnskey
         self.tag = signer.key.tag
         self.algorithm = signer.key.algorithm
+        # every DNSKEY published: (tag, algorithm, role), the signing key first
+        self.keys: tuple[tuple[int, int, str], ...] = ((self.tag, int(self.algorithm), "signing"),)
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
         self.by_content: dict[Content, bytes] = {}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # read, never made here
     from dnsbalance.compiler.signatures import ZoneSignatures
 from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
+from dnsbalance.ops.dnssec_section import dnssec_state
 from dnsbalance.ops.status_document import (
     ArchiveRow,
     EntryRow,
@@ -385,5 +386,6 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        region_pages=(len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
-                       reloads=dict(inputs.reloads))
+                       reloads=dict(inputs.reloads),
+                       dnssec=dnssec_state(inputs.signing, config.settings.dnssec.refresh))
     return document

@@ -3,6 +3,7 @@ server, ECS on. Every kind of answer comes back secure (AD) for clients in sever
 change of the signed sets; `serve` refuses to sign without a key."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -133,13 +134,25 @@ def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tupl
     tag = int(dnsbalance("dnssec", "ds", "--config", str(config)).stdout.split()[3])
     metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
     assert f"dnsbalance_dnssec_key_tag {float(tag)}" in metrics
-    expiry = float(re.search(r"^dnsbalance_dnssec_signature_expiry_timestamp_seconds (\S+)", metrics, re.MULTILINE).group(1))
+    expiry = float(re.search(r"^dnsbalance_dnssec_signature_expiry_timestamp_seconds (\S+)", metrics,
+                             re.MULTILINE).group(1))
     assert time.time() + 7 * 86400 < expiry < time.time() + 15 * 86400
     assert float(re.search(r"^dnsbalance_dnssec_rrsets_signed (\S+)", metrics, re.MULTILINE).group(1)) > 10
     status = dnsbalance("dnssec", "status", "--config", str(config))
     assert status.returncode == 0 and f"key tag {tag}" in status.stdout and "earliest signature expiry" in status.stdout
+    document = httpx.get(f"{server.status_url}/status.json", timeout=5).json()["dnssec"]
+    assert document["key_tag"] == tag and document["algorithm"] == 13
+    assert document["algorithm_name"] == "ECDSAP256SHA256"
+    assert document["keys"] == [{"tag": tag, "algorithm": 13, "role": "signing"}]
+    assert document["earliest_expiry"] == int(expiry) and document["rrsets_signed"] > 10
+    assert document["signatures_made"] >= 0 and document["refresh_at"] == expiry - 7 * 86400
+    page = httpx.get(f"{server.status_url}/", timeout=5).text
+    assert "<h2>DNSSEC</h2>" in page and f"Signed with key tag {tag}" in page and "dnssec-expired" not in page
+    checked = dnsbalance("check", "--config", str(config))
+    assert checked.returncode == 0 and "dnssec" not in checked.stdout, checked
     secret = (config / "state" / "keys" / "zone.key").read_text().splitlines()[1]
-    for shown in (metrics, status.stdout, server.log(), httpx.get(f"{server.status_url}/status.json", timeout=5).text):
+    for shown in (metrics, status.stdout, server.log(), page,
+                  httpx.get(f"{server.status_url}/status.json", timeout=5).text):
         assert secret not in shown and "PRIVATE KEY" not in shown
 
 
@@ -153,3 +166,26 @@ def test_serve_without_a_key_refuses_and_names_the_command(tmp_path: Path) -> No
     damaged = dnsbalance("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--status", "off")
     assert damaged.returncode == 1 and "damaged" in damaged.stderr
     assert "garbage" not in damaged.stderr
+
+
+def test_check_warns_when_signatures_would_expire_before_the_next_refresh(tmp_path: Path) -> None:
+    """A refresh shorter than the TTLs a resolver keeps, and a state folder whose signatures (written by a
+    server that has stopped) are past due or expired: warnings, exit 0 (the zone still serves)."""
+    config = signed_zone(tmp_path / "config")
+    settings = config / "dnsbalance.yaml"
+    settings.write_text(settings.read_text().replace("dnssec: {sign: true}", "dnssec: {sign: true, refresh: 1200}"))
+    (config / "state").mkdir()
+    signing = config / "state" / "dnssec.json"
+    signing.write_text(json.dumps({"generation": 3, "key_tag": 1, "earliest_expiry": int(time.time()) - 60}))
+    checked = dnsbalance("check", "--config", str(config))
+    assert checked.returncode == 0, checked
+    lines = [line for line in checked.stdout.splitlines() if "dnssec" in line]
+    assert len(lines) == 2 and all(line.startswith(f"{settings}:") and ": warning: " in line for line in lines)
+    assert "refresh (1200 s) is shorter than the longest TTL (3600 s)" in lines[0]
+    assert "expired at" in lines[1]
+    settings.write_text(settings.read_text().replace("refresh: 1200", "refresh: 86400"))
+    signing.write_text(json.dumps({"earliest_expiry": int(time.time()) + 3600}))  # due an hour ago, not made
+    overdue = dnsbalance("check", "--config", str(config))
+    assert overdue.returncode == 0 and "is the server running?" in overdue.stdout, overdue
+    signing.write_text(json.dumps({"earliest_expiry": int(time.time()) + 10 * 86400}))
+    assert "dnssec" not in dnsbalance("check", "--config", str(config)).stdout

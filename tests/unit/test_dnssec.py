@@ -302,3 +302,17 @@ def test_nodata_in_a_region_lacking_a_type_another_region_has_is_provable(key: S
     listed = [t for w in next(r for r in other.authority if r.rdtype == dns.rdatatype.NSEC)[0].windows
               for t in _types(w)]
     assert dns.rdatatype.AAAA in listed and validate_sections(other, keys) == 2
+
+
+def test_status_banners_say_when_signatures_are_overdue_or_expired(key: SigningKey, table: ActiveTable) -> None:
+    from dnsbalance.ops import dnssec_section
+    signed = fresh(table)
+    signatures = compiled(signed).sign(signer_for(key, now=1_800_000_000))
+    state = dnssec_section.dnssec_state(signatures, 7 * 86400)
+    assert state is not None and state["key_tag"] == key.tag and state["keys"][0]["role"] == "signing"
+    assert state["refresh_at"] == state["earliest_expiry"] - 7 * 86400
+    assert dnssec_section.banners({"dnssec": state, "now": 1_800_000_000}) == []
+    assert "dnssec-overdue" in dnssec_section.banners({"dnssec": state, "now": state["refresh_at"] + 3600})[0]
+    assert "dnssec-expired" in dnssec_section.banners({"dnssec": state, "now": state["earliest_expiry"]})[0]
+    assert f"key tag {key.tag}" in dnssec_section.section({"dnssec": state})
+    assert dnssec_section.dnssec_state(None, 1) is None and dnssec_section.section({"dnssec": None}) == ""

@@ -194,12 +194,13 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             sig = signatures.lookup(owner, RType.NS, zone.soa_ttl,
                                     tuple(wire_name(ns.lower()) for ns in table.zone.nameservers))
             additional = _signed_additional(signatures, additional)
-    elif name == APEX and qtype == RType.DNSKEY and signed:
-        dnskey = compiled(table).signatures
-        assert dnskey is not None
-        answer = (Record(question.name, RType.DNSKEY, DClass.IN, zone.soa_ttl, (dnskey.dnskey,)),)
-        if signatures is not None:
-            sig = signatures.lookup(owner, RType.DNSKEY, zone.soa_ttl, (dnskey.dnskey,))
+    elif name == APEX and qtype in (RType.DNSKEY, RType.CDS, RType.CDNSKEY) and signed:
+        published = compiled(table).signatures
+        assert published is not None
+        rdatas, sigs = published.key_sets[qtype]
+        answer = tuple(Record(question.name, qtype, DClass.IN, zone.soa_ttl, (rdata,)) for rdata in rdatas)
+        if signatures is not None:  # one RRSIG per published key: either key of a rollover validates the set
+            answer += tuple(Record(question.name, RType.RRSIG, DClass.IN, zone.soa_ttl, (s,)) for s in sigs)
     elif qtype in (RType.A, RType.AAAA) and (name in table.zone.glue or name in table.zone.targets):
         answer = zone.addresses(name, RType(qtype), question.name)
         if signatures is not None and answer:

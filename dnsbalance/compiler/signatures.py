@@ -11,6 +11,7 @@ from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.web_orders import WebOrders
 from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.configuration.web_services import mirror_target, web_service
+from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
 from dnsbalance.dnssec.signer import Signer
 from dnsbalance.protocol.codes import RType
@@ -57,8 +58,8 @@ class ZoneSignatures:
     """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
     per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "keys", "made", "nsec_ttl", "seconds",
-                 "sets", "tag", "web", "window", "without")
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made", "nsec_ttl",
+                 "seconds", "sets", "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
@@ -67,7 +68,8 @@ class ZoneSignatures:
         self.tag = signer.key.tag
         self.algorithm = signer.key.algorithm
         # every DNSKEY published: (tag, algorithm, role), the signing key first
-        self.keys: tuple[tuple[int, int, str], ...] = ((self.tag, int(self.algorithm), "signing"),)
+        self.keys: tuple[tuple[int, int, str], ...] = ((self.tag, int(self.algorithm), "signing"),
+                                                       *((k.tag, int(k.algorithm), role) for k, role in signer.others))
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
         self.by_content: dict[Content, bytes] = {}
@@ -90,7 +92,19 @@ class ZoneSignatures:
 
         sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
         sign(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
-        sign(apex, RType.DNSKEY, zone.soa_ttl, (self.dnskey,))
+        # The apex RRsets that name keys: DNSKEY (every key published) and, for parents that scan for them
+        # (RFC 7344, 8078), CDS and CDNSKEY (the keys the parent's DS should point to); each signed by every
+        # published key, so that a resolver trusting either key of a rollover validates them.
+        # type -> (RDATA in order, RRSIG RDATAs)
+        self.key_sets: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+        parent = signer.for_parent or (signer.key,)
+        for rtype, rdatas in ((RType.DNSKEY, (self.dnskey, *(k.dnskey for k, _ in signer.others))),
+                              (RType.CDS, tuple(ds_rdata(apex, k) for k in parent)),
+                              (RType.CDNSKEY, tuple(k.dnskey for k in parent))):
+            sigs = signer.sign_by_all(apex, rtype, zone.soa_ttl, rdatas)
+            self.key_sets[rtype] = (rdatas, sigs)
+            self.by_content[(apex.lower(), rtype, zone.soa_ttl, tuple(sorted(set(rdatas))))] = sigs[0]
+        types[apex].update((RType.CDS, RType.CDNSKEY))
         for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
                                    *((n, e, zone.ttl) for n, e in zone.targets.items())]:
             owner = absolute(name, apex).lower()

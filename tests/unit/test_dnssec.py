@@ -316,3 +316,70 @@ def test_status_banners_say_when_signatures_are_overdue_or_expired(key: SigningK
     assert "dnssec-expired" in dnssec_section.banners({"dnssec": state, "now": state["earliest_expiry"]})[0]
     assert f"key tag {key.tag}" in dnssec_section.section({"dnssec": state})
     assert dnssec_section.dnssec_state(None, 1) is None and dnssec_section.section({"dnssec": None}) == ""
+
+
+def test_rollover_steps_refuse_out_of_order_and_too_early(tmp_path: Path) -> None:
+    from dnsbalance.configuration.model import Settings, SOASettings
+    from dnsbalance.dnssec import rollover
+    from dnsbalance.dnssec.keys import load_keys
+    settings = Settings(zone=ZONE, nameservers=(), soa=SOASettings(rname="h.example.org"))
+    folder = tmp_path / "keys"
+    with pytest.raises(KeyProblem, match="keygen"):
+        rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0)
+    old = keygen(folder, Algorithm.ECDSAP256SHA256)
+    with pytest.raises(KeyProblem, match="rollover start"):
+        rollover.switch(folder, settings, 1000.0)
+    with pytest.raises(KeyProblem, match="nothing to finish"):
+        rollover.finish(folder, settings, 1000.0)
+    new = rollover.start(folder, Algorithm.ED25519, 1000.0).key
+    assert os.stat(folder / "next.key").st_mode & 0o777 == 0o600
+    with pytest.raises(KeyProblem, match="under way"):
+        rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0)
+    keys = load_keys(folder)
+    assert keys.signing.tag == old.tag and keys.next is not None and keys.next.tag == new.tag
+    assert [k.tag for k in keys.for_parent] == [old.tag, new.tag] and len(keys.published) == 2
+    wait = rollover.publish_wait(settings)
+    assert wait >= settings.soa.ttl
+    with pytest.raises(KeyProblem, match="too early to switch"):
+        rollover.switch(folder, settings, 1000.0 + wait - 1)
+    rollover.switch(folder, settings, 1000.0 + wait)
+    keys = load_keys(folder)
+    assert keys.signing.tag == new.tag and keys.retiring is not None and keys.retiring.tag == old.tag
+    assert [k.tag for k in keys.for_parent] == [new.tag]  # the parent drops the old DS from now on
+    with pytest.raises(KeyProblem, match="too early to finish"):
+        rollover.finish(folder, settings, 1000.0 + wait + 1)
+    rollover.finish(folder, settings, 1000.0 + wait + rollover.retire_wait(settings))
+    keys = load_keys(folder)
+    assert keys.published == (keys.signing,) and keys.signing.tag == new.tag
+    assert sorted(p.name for p in folder.iterdir()) == ["zone.key"]
+
+
+def test_a_rollover_signs_the_key_sets_with_both_keys_and_answers_cds(key: SigningKey, table: ActiveTable,
+                                                                      tmp_path: Path) -> None:
+    """The DNSKEY, CDS and CDNSKEY RRsets carry one RRSIG per published key, each valid; the rest of the zone
+    is signed by the signing key only."""
+    nxt = keygen(tmp_path, Algorithm.ECDSAP256SHA256, "next.key")
+    signed = fresh(table)
+    signer = Signer(key, ZONE, window_at(time.time(), DNSSECSettings(sign=True)), others=((nxt, "next"),),
+                    for_parent=(key, nxt))
+    signatures = compiled(signed).sign(signer)
+    assert [role for _, _, role in signatures.keys] == ["signing", "next"]
+    keys = dnskey_rrset(signed)
+    assert len(keys) == 2
+    for rdtype in ("DNSKEY", "CDS", "CDNSKEY"):
+        reply = ask(signed, ZONE, rdtype)
+        rrset = reply.find_rrset(reply.answer, dns.name.from_text(ZONE), dns.rdataclass.IN,
+                                 dns.rdatatype.from_text(rdtype))
+        sigs = reply.find_rrset(reply.answer, dns.name.from_text(ZONE), dns.rdataclass.IN, dns.rdatatype.RRSIG,
+                                dns.rdatatype.from_text(rdtype))
+        assert len(rrset) == 2 and {s.key_tag for s in sigs} == {key.tag, nxt.tag}
+        for sig in sigs:  # each on its own
+            dns.dnssec.validate(rrset, dns.rrset.from_rdata(sigs.name, sigs.ttl, sig),
+                                {dns.name.from_text(ZONE): keys})
+    cds = ask(signed, ZONE, "CDS").answer[0]
+    assert {dns.dnssec.make_ds(ZONE + ".", k, "SHA256").to_text() for k in keys} == {r.to_text() for r in cds}
+    answer = ask(signed, f"deb.{ZONE}", "A", JP)
+    assert {s.key_tag for r in answer.answer if r.rdtype == dns.rdatatype.RRSIG for s in r} == {key.tag}
+    apex_nsec = ask(signed, ZONE, "TXT").authority
+    listed = [t for r in apex_nsec if r.rdtype == dns.rdatatype.NSEC for w in r[0].windows for t in _types(w)]
+    assert dns.rdatatype.CDS in listed and dns.rdatatype.CDNSKEY in listed

@@ -13,9 +13,9 @@ from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
-from dnsbalance.dnssec.signer import Signer
-from dnsbalance.protocol.codes import RType
-from dnsbalance.protocol.renderer import address_rdata, wire_name
+from dnsbalance.dnssec.signer import Signer, canonical_name
+from dnsbalance.protocol.codes import DClass, RType
+from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, wire_name
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.pool import Candidate, Pool
 from dnsbalance.ranking.variants import Variants
@@ -43,9 +43,18 @@ def web_rdatas(order: tuple[Candidate, ...], owner: str, zone: str) -> tuple[byt
     """An apt SRV order's RDATA in canonical form: priority the rank, targets `<mirror>.mirror.NAME.<zone>`."""
     service = web_service(owner)
     assert service is not None
-    return tuple(struct.pack("!HHH", rank, c.weight, c.port) + wire_name(absolute(mirror_target(c.name, service[1]),
-                                                                                   zone).lower())
+    return tuple(struct.pack("!HHH", rank, c.weight, c.port) + canonical_name(absolute(mirror_target(c.name,
+                                                                                                    service[1]), zone))
                  for rank, c in enumerate(order))
+
+
+RRSIG_HEAD = struct.Struct("!HHHIH")  # owner pointer, type, class, TTL, RDLENGTH
+QUESTION_POINTER = 0xC000 | 12  # the question's name, right after the header
+
+
+def rrsig_record(rdata: bytes, ttl: int) -> bytes:
+    """An RRSIG record whose owner is the question's name, as the renderer writes it after an answer."""
+    return RRSIG_HEAD.pack(QUESTION_POINTER, RType.RRSIG, DClass.IN, ttl, len(rdata)) + rdata
 
 
 def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
@@ -58,8 +67,8 @@ class ZoneSignatures:
     """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
     per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made", "nsec_ttl",
-                 "seconds", "sets", "tag", "web", "window", "without")
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made",
+                 "negative_soa_rrsig", "nsec_ttl", "seconds", "sets", "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
@@ -73,7 +82,8 @@ class ZoneSignatures:
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
         self.by_content: dict[Content, bytes] = {}
-        # (owner relative, the AnswerSets' variants) -> one RRSIG RDATA per distinct set (variants.sets)
+        # (owner relative, the AnswerSets' variants) -> one RRSIG record per distinct set (variants.sets), in wire
+        # form after an answer to the question (owner a pointer to it): both paths write these bytes
         self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {}
         # (owner absolute lower case, type) -> RRSIG of the glue's and SRV targets' A/AAAA (answers and additional)
         self.addresses: dict[tuple[str, int], bytes] = {}
@@ -90,7 +100,10 @@ class ZoneSignatures:
             found = self.by_content[key] = signer.sign(owner, rtype, ttl, rdatas)
             return found
 
-        sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+        soa_sig = sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+        # the SOA's RRSIG after a negative answer's SOA, as the fast path appends it (the apex written whole)
+        self.negative_soa_rrsig = (canonical_name(apex) + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, zone.negative_ttl,
+                                                                           len(soa_sig)) + soa_sig)
         sign(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
         # The apex RRsets that name keys: DNSKEY (every key published) and, for parents that scan for them
         # (RFC 7344, 8078), CDS and CDNSKEY (the keys the parent's DS should point to); each signed by every
@@ -125,7 +138,7 @@ class ZoneSignatures:
                     number = sets.variants.sets[index]
                     if number not in by_set:
                         by_set[number] = sign(owner, rtype, zone.ttl, set_rdatas(sets, index))
-                self.sets[key] = tuple(by_set[n] for n in range(len(by_set)))
+                self.sets[key] = tuple(rrsig_record(by_set[n], zone.ttl) for n in range(len(by_set)))
         web_shared: dict[tuple[str, tuple[Candidate, ...]], WebOrders] = {}  # pools of the same content share
         for _, tier in table.labelled_tiers():
             for pools in (tier.usable, tier.fail_open):
@@ -161,8 +174,13 @@ class ZoneSignatures:
         return self.by_content.get((owner.lower(), rtype, ttl, tuple(sorted(set(rdatas)))))
 
     def set_signature(self, name: str, answers: AnswerSets, index: int) -> bytes | None:
-        found = self.sets.get((name, answers.variants))
-        return found[answers.variants.sets[index]] if found is not None else None
+        """The RRSIG RDATA of one variant's set."""
+        found = self.set_records(name, answers)
+        return found[answers.variants.sets[index]][RRSIG_HEAD.size :] if found is not None else None
+
+    def set_records(self, name: str, answers: AnswerSets) -> tuple[bytes, ...] | None:
+        """The RRSIG records of a pool's sets (by set number), as the fast path appends them."""
+        return self.sets.get((name, answers.variants))
 
     def nsec(self, owner: str, qtype: int | None = None) -> tuple[bytes, bytes]:
         """An NSEC RDATA and its RRSIG RDATA: the chain's, or with `qtype`, the NODATA proof for that type
@@ -174,6 +192,14 @@ class ZoneSignatures:
         rdata = self.chain.rdata[owner]
         found = self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
         return rdata, found
+
+    def nsec_records(self, owner: str, qtype: int | None = None) -> bytes:
+        """The NSEC at `owner` (as nsec() picks it) and its RRSIG in wire form, each owner written whole: what
+        the fast path appends to a negative answer."""
+        rdata, sig = self.nsec(owner, qtype)
+        name, ttl = canonical_name(owner), self.nsec_ttl
+        return (name + RECORD_HEAD.pack(RType.NSEC, DClass.IN, ttl, len(rdata)) + rdata
+                + name + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, ttl, len(sig)) + sig)
 
     @property
     def earliest_expiry(self) -> int:

@@ -28,11 +28,12 @@ def type_bitmap(types: Iterable[int]) -> bytes:
 class Chain:
     """Every owner name (absolute, no trailing dot) with its NSEC RDATA, in canonical order."""
 
-    __slots__ = ("following", "keys", "names", "rdata", "types")
+    __slots__ = ("by_key", "following", "keys", "names", "rdata", "types")
 
     def __init__(self, types: Mapping[str, Iterable[int]]) -> None:
         self.names = sorted(types, key=canonical_key)
         self.keys = [canonical_key(n) for n in self.names]
+        self.by_key = frozenset(self.keys)
         self.types = {name: frozenset(types[name]) for name in self.names}
         self.following = {name: wire_name(self.names[(i + 1) % len(self.names)]) for i, name in enumerate(self.names)}
         # the NSEC of each name with every type it has in some region (what NXDOMAIN proofs and most NODATA carry)
@@ -41,6 +42,19 @@ class Chain:
     def with_types(self, name: str, types: Iterable[int]) -> bytes:
         """The NSEC RDATA at `name` listing these types (a region's NODATA may need fewer than the union)."""
         return self.following[name] + type_bitmap(types)
+
+    def proof_owners(self, key: tuple[bytes, ...], zone_depth: int) -> tuple[str, str]:
+        """For a name that does not exist, given as its canonical key (lower-case labels, apex first): the owners
+        of the NSEC covering it and of the one covering the wildcard at its closest encloser (RFC 4035 3.1.3.2).
+        What covering() and closest_encloser() find, without text."""
+        keys, names = self.keys, self.names
+        covering = names[bisect_right(keys, key) - 1]
+        encloser: tuple[bytes, ...] = key[:zone_depth]
+        for end in range(len(key) - 1, zone_depth, -1):
+            if key[:end] in self.by_key:
+                encloser = key[:end]
+                break
+        return covering, names[bisect_right(keys, (*encloser, b"*")) - 1]
 
     def covering(self, name: str) -> str:
         """The owner of the NSEC whose span holds `name` (a name that does not exist; the last one wraps)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -45,14 +46,19 @@ def canonical_rrset(owner: bytes, rtype: int, ttl: int, rdatas: tuple[bytes, ...
     return b"".join(head + struct.pack("!H", len(r)) + r for r in sorted(set(rdatas)))
 
 
+@lru_cache(maxsize=1 << 16)
+def canonical_name(name: str) -> bytes:
+    """A name in canonical wire form (lower case, uncompressed), kept: a build signs many RRsets per owner."""
+    return wire_name(name.lower())
+
+
 def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...],
           window: Window) -> bytes:
     """The RRSIG RDATA over the RRset `owner` (absolute, no trailing dot) `rtype` with these RDATAs."""
-    owner = owner.lower()
     labels = owner.count(".") + 1 if owner else 0
     head = struct.pack("!HBBIIIH", rtype, key.algorithm, labels, ttl, window.expiration, window.inception,
-                       key.tag) + wire_name(zone.lower())
-    data = head + canonical_rrset(wire_name(owner), rtype, ttl, rdatas)
+                       key.tag) + canonical_name(zone)
+    data = head + canonical_rrset(canonical_name(owner), rtype, ttl, rdatas)
     private = key.private
     if isinstance(private, ed25519.Ed25519PrivateKey):
         signature = private.sign(data)

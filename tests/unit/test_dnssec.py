@@ -383,3 +383,19 @@ def test_a_rollover_signs_the_key_sets_with_both_keys_and_answers_cds(key: Signi
     apex_nsec = ask(signed, ZONE, "TXT").authority
     listed = [t for r in apex_nsec if r.rdtype == dns.rdatatype.NSEC for w in r[0].windows for t in _types(w)]
     assert dns.rdatatype.CDS in listed and dns.rdatatype.CDNSKEY in listed
+
+
+def test_proof_owners_from_wire_labels_agree_with_the_text_search(key: SigningKey, table: ActiveTable) -> None:
+    """The fast path finds NXDOMAIN's NSECs from the query's labels; the full path from its text: the same."""
+    from dnsbalance.dnssec.nsec import canonical_key
+    signed = fresh(table)
+    chain = compiled(signed).sign(signer_for(key)).chain
+    rng = Random(11)
+    words = ["a", "deb", "deep", "_sub", "zz", "ns1", "mirror", "relay", "0", "-x", "_tcp", "m"]
+    for _ in range(500):
+        name = ".".join(rng.choice(words) for _ in range(rng.randint(1, 4))) + "." + ZONE
+        if name in chain.rdata:
+            continue
+        covering = chain.covering(name)
+        wildcard = chain.covering("*." + chain.closest_encloser(name, ZONE))
+        assert chain.proof_owners(canonical_key(name), ZONE.count(".") + 1) == (covering, wildcard), name

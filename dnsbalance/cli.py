@@ -18,11 +18,11 @@ from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.configuration.dnssec_check import dnssec_problems
 from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.dnssec import rollover
+from dnsbalance.dnssec.check import dnssec_problems
 from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, ds_line, keygen, load_keys
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild

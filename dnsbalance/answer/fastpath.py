@@ -64,8 +64,8 @@ UNCOUNTED: Counts = Uncounted()
 class FastPath(Sealed):
     """Built once per compiled table, part of its serving snapshot."""
 
-    __slots__ = ("compiled", "denial_cache", "denial_heads", "ecs", "heads", "prepared_cache", "prepared_tcp_cache",
-                 "table", "zone")
+    __slots__ = ("compiled", "denial_cache", "denial_heads", "ecs", "heads", "parents_cache", "prepared_cache",
+                 "prepared_tcp_cache", "table", "zone")
 
     def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
         self.compiled = compiled
@@ -79,6 +79,7 @@ class FastPath(Sealed):
         # Signed zones: the NXDOMAIN proofs by (covering NSEC, wildcard's NSEC) made so far (a random-name flood
         # meets the chain's few spans again and again)
         self.denial_cache: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.parents_cache: dict[bytes, tuple[tuple[bytes, ...], str]] = {}
         # The same for signed NODATA and NXDOMAIN, by (RD, name exists, authority records, OPT)
         self.denial_heads = {(rd, exists, count, opt): header(0, flags(0, rd, Rcode.NOERROR if exists else
                                                                        Rcode.NXDOMAIN, True), 1, 0, count, opt)[2:]
@@ -227,13 +228,25 @@ class FastPath(Sealed):
         zone = self.table.zone.zone
         if name:
             return 4, signatures.negative_soa_rrsig + signatures.nsec_records(absolute(name, zone), rtype)
-        labels = []
-        offset = 0
-        while key[offset]:
-            labels.append(key[offset + 1 : offset + 1 + key[offset]])
-            offset += 1 + key[offset]
-        labels.reverse()  # the chain's canonical order: labels compared from the apex down (RFC 4034 6.1)
-        covering, wildcard = signatures.chain.proof_owners(tuple(labels), self.zone.depth)
+        # A flood asks random labels under a few parents: the parent's canonical key and the wildcard's NSEC
+        # are kept by the parent's wire form, the covering NSEC found by one binary search
+        first = key[1 : 1 + key[0]]
+        parent = key[1 + key[0] :]
+        chain = signatures.chain
+        known = self.parents_cache.get(parent)
+        if known is None:
+            labels = []
+            offset = 0
+            while parent[offset]:
+                labels.append(parent[offset + 1 : offset + 1 + parent[offset]])
+                offset += 1 + parent[offset]
+            labels.reverse()  # the chain's canonical order: labels compared from the apex down (RFC 4034 6.1)
+            parent_key = tuple(labels)
+            known = (parent_key, chain.wildcard_owner(parent_key, self.zone.depth))
+            if len(self.parents_cache) >= CACHE_LIMIT:
+                self.parents_cache.clear()
+            self.parents_cache[parent] = known
+        covering, wildcard = chain.covering_key((*known[0], first)), known[1]
         found = self.denial_cache.get((covering, wildcard))
         if found is None:
             records = signatures.negative_soa_rrsig + signatures.nsec_records(covering)

@@ -47,14 +47,21 @@ class Chain:
         """For a name that does not exist, given as its canonical key (lower-case labels, apex first): the owners
         of the NSEC covering it and of the one covering the wildcard at its closest encloser (RFC 4035 3.1.3.2).
         What covering() and closest_encloser() find, without text."""
-        keys, names = self.keys, self.names
-        covering = names[bisect_right(keys, key) - 1]
-        encloser: tuple[bytes, ...] = key[:zone_depth]
-        for end in range(len(key) - 1, zone_depth, -1):
-            if key[:end] in self.by_key:
-                encloser = key[:end]
+        return self.covering_key(key), self.wildcard_owner(key[:-1], zone_depth)
+
+    def covering_key(self, key: tuple[bytes, ...]) -> str:
+        """The owner of the NSEC whose span holds the name of this canonical key (one that does not exist)."""
+        return self.names[bisect_right(self.keys, key) - 1]
+
+    def wildcard_owner(self, parent: tuple[bytes, ...], zone_depth: int) -> str:
+        """The owner of the NSEC covering the wildcard at the closest encloser of a missing name whose parent
+        has this canonical key: the parent's longest existing part (its whole, or the apex at worst)."""
+        encloser = parent[:zone_depth]
+        for end in range(len(parent), zone_depth, -1):
+            if parent[:end] in self.by_key:
+                encloser = parent[:end]
                 break
-        return covering, names[bisect_right(keys, (*encloser, b"*")) - 1]
+        return self.covering_key((*encloser, b"*"))
 
     def covering(self, name: str) -> str:
         """The owner of the NSEC whose span holds `name` (a name that does not exist; the last one wraps)."""

@@ -112,6 +112,9 @@ def test_rollover_steps_validate_at_every_step(zone: tuple[Server, Path, Path]) 
         new_tag = int(new_ds.split()[3])
         assert cds_as_ds(server) == sorted(both)
         assert len(published(server, "DNSKEY")) == 2 and len(published(server, "CDNSKEY")) == 2
+        status = dnsbalance("dnssec", "status", "--config", str(config)).stdout
+        assert f"tag {old_tag}, algorithm 13 (ECDSAP256SHA256), signs" in status
+        assert f"tag {new_tag}, algorithm 13 (ECDSAP256SHA256), next, published" in status
         assert signers(server, f"deb.{ZONE}", "A") == {old_tag}  # the old key still signs
         assert signers(server, ZONE, "DNSKEY") == {old_tag, new_tag}
         settle()

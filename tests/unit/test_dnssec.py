@@ -239,6 +239,14 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     assert kept is not None and kept.tag == key.tag
     assert not balancer.signatures_due(time.time())
     assert balancer.signatures_due(time.time() + 8 * 86400)
+    (loaded.config.settings.key_dir / "zone.key").unlink()  # a rollover's keys: one next key, damaged
+    keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    (loaded.config.settings.key_dir / "next.key").write_text("damaged\n")
+    assert not balancer.reload(folder)
+    kept = balancer.serving.compiled.signatures
+    assert kept is not None and kept.tag == key.tag and len(kept.keys) == 1  # the keys in service go on
+    with pytest.raises(KeyProblem, match="next.key"):
+        Balancer(loaded, signing=True)  # at start: refused
 
 
 def test_apt_srv_orders_and_their_targets_validate(key: SigningKey, table: ActiveTable) -> None:

@@ -9,13 +9,13 @@ import struct
 
 from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.web_orders import WebOrders
-from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.configuration.model import APEX, MIRROR_LABEL, RELAY_LABEL, SRV_SERVICES
 from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
 from dnsbalance.dnssec.signer import Signer, canonical_name
 from dnsbalance.protocol.codes import DClass, RType
-from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, wire_name
+from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, name_of, wire_name
 from dnsbalance.ranking.active import ActiveTable
 from dnsbalance.ranking.pool import Candidate, Pool
 from dnsbalance.ranking.variants import Variants
@@ -156,7 +156,10 @@ class ZoneSignatures:
                     content = (name, pool.candidates)
                     orders = web_shared.get(content)
                     if orders is None:
-                        orders = web_shared[content] = WebOrders(pool)
+                        base = web_service(name)
+                        assert base is not None
+                        orders = web_shared[content] = WebOrders(pool, name_of(owner), (
+                            MIRROR_LABEL.encode(), *name_of(absolute(base[1], apex))))
                         orders.signatures = tuple(sign(owner, RType.SRV, zone.ttl, web_rdatas(order, name, apex))
                                                   for order in orders.orders)
                     self.web[id(pool)] = orders

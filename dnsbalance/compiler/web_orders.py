@@ -6,7 +6,8 @@ Unsigned, each answer writes a weighted random order drawn per query as the prio
 instead picks among one order per mirror of the lowest tier: the order that starts with that mirror, with
 probability its weight share (apt's first choice follows the weights exactly, as unsigned), the rest in one
 weighted random order drawn from the pool's content (the same in every process and every build that has the
-same pool, so a rebuild reuses the signatures). A pool of n mirrors costs n signatures at most.
+same pool, so a rebuild reuses the signatures), cut where the answer would outgrow apt's 512 bytes as unsigned
+answers are. A pool of n mirrors costs n signatures at most.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from array import array
 from bisect import bisect_right
 from random import Random
 
+from dnsbalance.configuration.web_services import apt_records
+from dnsbalance.protocol.renderer import Name
 from dnsbalance.ranking.draw import draw
 from dnsbalance.ranking.pool import Candidate, Pool
 
@@ -29,7 +32,9 @@ class WebOrders:
 
     __slots__ = ("cumulative", "orders", "signatures", "total")
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, qname: Name = (), parent: Name | None = None) -> None:
+        """`qname`, `parent`: the SRV owner's labels and the targets' parent's (`mirror.NAME.<zone>`): each order
+        is cut, as unsigned answers are, to the records that fit apt's 512 bytes (web_services.apt_records)."""
         candidates = [c for c in pool.candidates if c.weight > 0]
         lowest = min((c.tier for c in candidates), default=0)
         orders: list[tuple[Candidate, ...]] = []
@@ -39,6 +44,8 @@ class WebOrders:
             rest = [c for c in candidates if c is not first]
             order = [first, *draw(rest, [c.weight for c in rest], len(rest), Random(_seed(pool, first)))]
             order.sort(key=lambda c: c.tier)  # stable: the first stays first, the weighted order holds per tier
+            if parent is not None:
+                del order[apt_records(qname, [(c.name.encode(), *parent) for c in order]) :]
             orders.append(tuple(order))
             total += first.weight
             cumulative.append(total)

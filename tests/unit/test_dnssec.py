@@ -407,3 +407,33 @@ def test_proof_owners_from_wire_labels_agree_with_the_text_search(key: SigningKe
         covering = chain.covering(name)
         wildcard = chain.covering("*." + chain.closest_encloser(name, ZONE))
         assert chain.proof_owners(canonical_key(name), ZONE.count(".") + 1) == (covering, wildcard), name
+
+
+def test_signed_apt_orders_are_cut_to_apts_512_bytes_like_unsigned_ones(key: SigningKey, tmp_path: Path) -> None:
+    """Twenty mirrors under deb: each presigned order is the prefix that fits apt's 512 bytes (8 records), as an
+    unsigned answer is, and its RRSIG covers exactly that prefix; one order per mirror, so every mirror can be
+    apt's first choice."""
+    from dnsbalance.configuration.load import check_config
+    from dnsbalance.health.view import HealthView
+    from dnsbalance.ranking.build import build_table
+    target = tmp_path / "config"
+    target.mkdir()
+    (target / "dnsbalance.yaml").write_text(f"zone: {ZONE}\nnameservers: {{ns1.{ZONE}: [192.0.2.53]}}\n"
+                                            "soa: {rname: hostmaster.example.org}\n")
+    (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  mirror{i:02d}: {{addresses: [192.0.2.{i + 1}]}}\n" for i in range(20)))
+    (target / "default.yaml").write_text("deb:\n" + "".join(f"  mirror{i:02d}: {i * 100}\n" for i in range(20)))
+    config, problems = check_config(target)
+    assert config is not None, [str(p) for p in problems]
+    table = build_table(config, HealthView({m: True for m in config.mirrors}), 1, 1)
+    signatures = compiled(table).sign(signer_for(key))
+    orders = next(iter(signatures.web.values())).orders
+    assert len(orders) == 20 and {o[0].name for o in orders} == {f"mirror{i:02d}" for i in range(20)}
+    assert {len(o) for o in orders} == {8}
+    keys = dnskey_rrset(table)
+    rng = Random(9)
+    for _ in range(30):
+        reply = ask(table, f"_http._tcp.deb.{ZONE}", "SRV", rng=rng)
+        srv = next(r for r in reply.answer if r.rdtype == dns.rdatatype.SRV)
+        assert sorted(r.priority for r in srv) == list(range(8))
+        assert validate_sections(reply, keys, additional=True) == 1 + 8  # the SRV set, each target's A

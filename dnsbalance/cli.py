@@ -22,10 +22,12 @@ from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.locations import CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, default_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
+from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
-from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, ds_line, keygen
-from dnsbalance.dnssec.keys import load as load_key
+from dnsbalance.dnssec import rollover
+from dnsbalance.dnssec.check import dnssec_problems
+from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, ds_line, keygen, load_keys
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
@@ -134,7 +136,11 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
                           "Debian package tor-geoipdb)")
     dnssec = command("dnssec", "the zone's DNSSEC key: make it, print the DS for the parent, show signing state")
-    dnssec.add_argument("action", choices=("keygen", "ds", "status"))
+    dnssec.add_argument("action", choices=("keygen", "ds", "status", "rollover"))
+    dnssec.add_argument("step", nargs="?", choices=("start", "switch", "finish"),
+                        help="rollover: start (publish a next key), switch (it signs), finish (the old key goes); "
+                             "each reloads the running server")
+    dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is over")
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -193,6 +199,7 @@ def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
     if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
         problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
+        problems += dnssec_problems(args.config, loaded.config.settings, time.time())
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)
@@ -276,7 +283,7 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     if loaded.config.settings.dnssec.sign:
         try:  # now, with a clear message, rather than in the first table's build
-            load_key(loaded.config.settings.key_dir)
+            load_keys(loaded.config.settings.key_dir)  # and a rollover's other key, if any
         except KeyProblem as exc:
             log.error("not starting: dnssec: sign is true but %s", exc)
             return 1
@@ -575,28 +582,39 @@ def _served_digest(state: StateFolder) -> str | None:
 
 def _dnssec(args: argparse.Namespace) -> int:
     """keygen: a new combined signing key (never over one); ds: the parent's DS lines; status: keys and the
-    signing state the server last wrote. Only public parts are printed."""
+    signing state the server last wrote; rollover STEP: a key rollover's step. Only public parts are printed."""
     settings = read_settings(Checker(), args.config)
     if settings is None:
         print(f"{args.config}/dnsbalance.yaml cannot be read", file=sys.stderr)
         return 1
     directory = settings.key_dir
+    if (args.step is not None) != (args.action == "rollover"):
+        print("dnssec rollover takes a step: start, switch or finish (and only rollover does)", file=sys.stderr)
+        return 2
     try:
         if args.action == "keygen":
             key = keygen(directory, settings.dnssec.algorithm)
             print(f"wrote {directory / KEY_FILE} (mode 0600): key tag {key.tag}, algorithm {key.algorithm.value} "
                   f"({key.algorithm.name}); give the parent its DS: dnsbalance dnssec ds --config {args.config}")
             return 0
-        key = load_key(directory)
+        if args.action == "rollover":
+            return _rollover(args, settings)
+        keys = load_keys(directory)
     except KeyProblem as exc:
         print(exc, file=sys.stderr)
         return 1
     if args.action == "ds":
-        print(ds_line(settings.zone, key))
+        for key in keys.for_parent:  # during a rollover, the next key's too: the parent adds it ahead of the switch
+            print(ds_line(settings.zone, key))
         return 0
     print(f"zone {settings.zone}: signing {'on' if settings.dnssec.sign else 'off (dnssec: sign: false)'}")
-    print(f"key {directory / KEY_FILE}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name})")
-    print(f"DS {ds_line(settings.zone, key)}")
+    for key, role, name in ((keys.signing, "signs", KEY_FILE), (keys.next, "next, published", NEXT_FILE),
+                            (keys.retiring, "retiring, published", RETIRING_FILE)):
+        if key is not None:
+            print(f"key {directory / name}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), "
+                  f"{role}")
+    for key in keys.for_parent:
+        print(f"DS {ds_line(settings.zone, key)}")
     try:
         state = json.loads(StateFolder(settings.state_dir).signing.read_text(encoding="utf-8"))
         expiry = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(int(state["earliest_expiry"])))
@@ -605,6 +623,24 @@ def _dnssec(args: argparse.Namespace) -> int:
               f"{state['seconds']}s")
     except (OSError, ValueError, KeyError, TypeError):
         print("in service: no signing state written (the server is not running signed)")
+    return 0
+
+
+def _rollover(args: argparse.Namespace, settings: Settings) -> int:
+    """One step of a key rollover (dnssec/rollover.py), then a reload of the running server so that it serves
+    the step at once (none running: it will at its start)."""
+    now = time.time()
+    directory = settings.key_dir
+    if args.step == "start":
+        step = rollover.start(directory, settings.dnssec.algorithm, now)
+    elif args.step == "switch":
+        step = rollover.switch(directory, settings, now, args.force)
+    else:
+        step = rollover.finish(directory, settings, now, args.force)
+    print(step.message)
+    if settings.dnssec.sign:
+        args.timeout = 30.0
+        _reload(args)
     return 0
 
 

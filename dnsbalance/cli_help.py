@@ -116,11 +116,16 @@ COMMANDS: dict[str, CommandHelp] = {
         exits=((0, "shown, or rebuilt"), (1, "configuration errors, or not rebuilt (the database in use stays)"))),
     "dnssec": CommandHelp(
         about="keygen: a new signing key in the key folder (never over one). ds: the DS lines to give the "
-              "parent zone. status: the key and the signing state the server last wrote.",
+              "parent zone. status: the keys and the signing state the server last wrote. rollover start|switch|"
+              "finish: a key rollover's steps (a next key published, then signing, then the old key removed), "
+              "each reloading the running server; a step before its RFC 7583 wait is refused unless --force.",
         examples=(("dnsbalance dnssec keygen", "make the zone's key"),
-                  ("dnsbalance dnssec ds", "the DS record for the parent zone"),
-                  ("dnsbalance dnssec status", "key tag, earliest signature expiry")),
-        exits=((0, "done"), (1, "no key, a key already there (keygen), or dnsbalance.yaml unreadable"))),
+                  ("dnsbalance dnssec ds", "the DS records for the parent zone"),
+                  ("dnsbalance dnssec status", "key tags, earliest signature expiry"),
+                  ("dnsbalance dnssec rollover start", "publish a next key beside the signing one")),
+        exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, or "
+                                "dnsbalance.yaml unreadable"),
+               (2, "rollover without a step, or a step without rollover"))),
     "drain": CommandHelp(
         about="Takes a mirror or relay out of every answer now, without editing the configuration, kept in the "
               "state folder (and etcd with cluster:); with no MIRROR, lists the drains in force.",

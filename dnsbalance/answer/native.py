@@ -97,6 +97,8 @@ class NativePath:
     def learn(self, data: bytes, host: str, prepared: Prepared) -> bool:
         """Copy the Python path's prepared reply to a query into the native shapes. False when it cannot
         be (answer sets compiled after the fork: the Python path keeps answering that shape)."""
+        if prepared.signed is not None:
+            return False  # DO on a signed zone: each variant carries its own RRSIG, which the C table lacks
         shapes = self.process_shapes()
         answers = prepared.answers
         if answers is None:

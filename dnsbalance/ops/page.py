@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from urllib.parse import quote_plus
 
 from dnsbalance import __version__
-from dnsbalance.ops import cluster_section
+from dnsbalance.ops import cluster_section, dnssec_section
 from dnsbalance.ops.status_document import ArchiveRow, MirrorRow, RegionDetail, RelayRow, Span, Summary
 
 STRIP_WIDTH = 180  # px of the up/down history strip
@@ -177,6 +177,7 @@ def banners(status: Summary) -> str:
         out.append(f"<div class='banner orange'>{pending} not judged yet (pending) <span>&mdash; the first health "
                    f"cycle has not finished for them</span></div>")
     out += cluster_section.banners(status)
+    out += dnssec_section.banners(status)
     if not out:
         count = len(status["mirrors"]) + len(status["relays"])
         out.append(f"<div class='banner green' id='all-good'>All good: {count} mirrors and relay services usable, "
@@ -334,7 +335,7 @@ def render_page(status: Summary, details: list[RegionDetail]) -> str:
     more = (f"<p class='dim'>{hidden} more regions: follow <em>details</em> in the table above "
             f"(or ask <code>/status.json?region=LABEL</code>).</p>" if hidden > 0 else "")
     return (_head(status, f"dnsbalance: {status['zone']}") + banners(status) + _targets(status)
-            + cluster_section.section(status)
+            + cluster_section.section(status) + dnssec_section.section(status)
             + f"<h2>Regions ({len(status['regions'])})</h2>" + region_table(status, shown)
             + (f"<h2>Pools</h2>{blocks}" if blocks else "") + more + "</main></body></html>\n")
 

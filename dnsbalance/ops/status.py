@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # read, never made here
     from dnsbalance.compiler.signatures import ZoneSignatures
 from dnsbalance.answer import native
 from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
+from dnsbalance.ops.dnssec_section import dnssec_state
 from dnsbalance.ops.status_document import (
     ArchiveRow,
     EntryRow,
@@ -389,6 +390,7 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
                        reloads=dict(inputs.reloads),
+                       dnssec=dnssec_state(inputs.signing, config.settings.dnssec.refresh),
                        assessment=assessment(inputs).as_json())  # what `dnsbalance status` reports
     return document
 

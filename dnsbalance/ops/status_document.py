@@ -189,6 +189,27 @@ class ServedInputs(TypedDict, total=False):
     cluster: dict[str, Any] | None  # several name servers: ClusterView.as_json() (dnsbalance/cluster/view.py)
 
 
+class DnssecKey(TypedDict):
+    tag: int
+    algorithm: int
+    role: str  # "signing", "next" (published ahead of a rollover) or "retiring" (published after one)
+
+
+class DnssecState(TypedDict):
+    """The zone's signing state (public facts only: never a key)."""
+
+    key_tag: int  # the key that signs
+    algorithm: int
+    algorithm_name: str
+    keys: list[DnssecKey]  # every DNSKEY published
+    inception: int
+    earliest_expiry: int
+    refresh_at: float  # when the signatures are made anew (the supervisor looks every few minutes from then)
+    signatures_made: int  # for the table in service (the rest were reused from the generation before)
+    rrsets_signed: int
+    signing_seconds: float
+
+
 class Summary(ServedInputs):
     """The whole balancer in one small document."""
 
@@ -208,4 +229,5 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    dnssec: DnssecState | None  # None: the zone is not signed
     assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)

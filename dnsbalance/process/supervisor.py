@@ -31,6 +31,7 @@ from dnsbalance.answer import native
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.reading import stop_reading
+from dnsbalance.dnssec.timing import RESIGN_CHECK
 from dnsbalance.ops.web import start_status
 from dnsbalance.process.answerer import (
     DRAIN,
@@ -58,7 +59,7 @@ from dnsbalance.serving.snapshot import Serving
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
-SIGNATURE_CHECK = 600.0  # seconds between checks that the signatures in service are not due for refresh
+SIGNATURE_CHECK = RESIGN_CHECK  # seconds between checks that the signatures in service are not due for refresh
 WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before it is replaced
 START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
 STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)

@@ -18,8 +18,7 @@ from dnsbalance.answer import native
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.dnssec.keys import KeyProblem
-from dnsbalance.dnssec.keys import load as load_key
+from dnsbalance.dnssec.keys import KeyProblem, KeySet, load_keys
 from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import GeoIP
 from dnsbalance.pipeline.pipeline import Pipeline
@@ -141,21 +140,23 @@ class Balancer:
 
     def _signer(self, loaded: Loaded) -> Signer | None:
         """The next generation's signer, when the zone is signed. A key that cannot be read raises
-        KeyProblem at start; on a reload or rebuild the key in service goes on signing (logged)."""
+        KeyProblem at start; on a reload or rebuild the keys in service go on (logged)."""
         settings = loaded.config.settings
         if not (self.signing and settings.dnssec.sign):
             return None
         try:
-            key = load_key(settings.key_dir)
+            keys = load_keys(settings.key_dir)  # the signing key, and a rollover's next or retiring one
         except KeyProblem as exc:
             if self.signer is None:
                 raise
-            log.error("DNSSEC key: %s; signing on with the key in service (tag %d)", exc, self.signer.key.tag)
-            key = self.signer.key
+            log.error("DNSSEC key: %s; signing on with the keys in service (tag %d)", exc, self.signer.key.tag)
+            others = dict((role, key) for key, role in self.signer.others)
+            keys = KeySet(self.signer.key, others.get("next"), others.get("retiring"))
         now = time.time()
         if self.signer is None or self.signer.zone != settings.zone:
-            return Signer(key, settings.zone, window_at(now, settings.dnssec))
-        return self.signer.next(now, settings.dnssec, key)
+            return Signer(keys.signing, settings.zone, window_at(now, settings.dnssec), others=keys.others,
+                          for_parent=keys.for_parent)
+        return self.signer.next(now, settings.dnssec, keys.signing, keys.others, keys.for_parent)
 
     def signatures_due(self, now: float) -> bool:
         """Whether the signatures in service have less than `refresh` left (the next build makes new ones)."""

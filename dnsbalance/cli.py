@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from dnsbalance import __version__
+from dnsbalance import drains as operator_drains
+from dnsbalance.ops.drain_command import add_drain_commands, drain_commands
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.names import parse_hostport
@@ -34,6 +36,7 @@ from dnsbalance.process.instance import (
     check_ports_free,
     is_dnsbalance,
     read_reload,
+    request_reload,
     running_pid,
 )
 from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
@@ -103,7 +106,8 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--asn-database", metavar="FILE.mmdb",
                          help="ASN database for the AS namespaces (path relative to --out, or absolute); "
                               "without it they are left out")
-    events = command("events", "the health event log: every mirror's and relay service's up/down changes")
+    events = command("events", "the event log: every mirror's and relay service's up/down changes, and operators' "
+                               "drains, undrains, reloads and configurations")
     events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
     events.add_argument("--since", metavar="DURATION", type=_duration,
                         help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
@@ -118,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
                           "Debian package tor-geoipdb)")
     dnssec = command("dnssec", "the zone's DNSSEC key: make it, print the DS for the parent, show signing state")
     dnssec.add_argument("action", choices=("keygen", "ds", "status"))
+    add_drain_commands(command, _duration)
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -130,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         args.config = DEFAULT_CONFIG
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
                 "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
-                "dnssec": _dnssec}
+                "dnssec": _dnssec, **drain_commands()}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -200,7 +205,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health):
+    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health,
+                        balancer.drains):
         print(line)
     return 0
 
@@ -344,15 +350,21 @@ def _events(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.config)
     if loaded is None:
         return 1
-    path = StateFolder(loaded.config.settings.state_dir).events
+    state = StateFolder(loaded.config.settings.state_dir)
+    path = state.events
     since = time.time() - args.since if args.since is not None else 0.0
-    found = [e for e in health_events.read(path, since) if args.mirror is None or health_events.matches(e, args.mirror)]
+    found = [e for e in health_events.read_all(path, state.operations, since)
+             if args.mirror is None or health_events.matches(e, args.mirror)]
     for event in found:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time))
-        print(f"{stamp} UTC  {event.key:<24} {'UP  ' if event.up else 'DOWN'}  {event.reason}")
+        what = ("UP  " if event.up else "DOWN") if not event.operator else \
+            (event.kind.upper() if event.kind != health_events.Kind.RELOAD or event.up else "RELOAD REFUSED")
+        who = f"by {event.by}: " if event.by and event.kind in (health_events.Kind.RELOAD,
+                                                              health_events.Kind.CONFIGURATION) else ""
+        print(f"{stamp} UTC  {event.key:<24} {what:<8}  {who}{event.reason}")
     if not found:
-        print(f"no health events{f' for {args.mirror}' if args.mirror else ''}"
-              f"{' in that time' if args.since is not None else ''} ({path})", file=sys.stderr)
+        print(f"no events{f' for {args.mirror}' if args.mirror else ''}"
+              f"{' in that time' if args.since is not None else ''} ({path}, {state.operations})", file=sys.stderr)
     return 0
 
 
@@ -374,6 +386,7 @@ def _reload(args: argparse.Namespace) -> int:
                   "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
+    request_reload(state, operator_drains.who())  # names the operator in the server's event log
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:

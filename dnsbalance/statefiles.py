@@ -62,6 +62,19 @@ class StateFolder:
         return self.root / "events.jsonl"
 
     @property
+    def drains(self) -> Path:
+        """Operators' drains (dnsbalance/drains.py): mirrors and relays out of every answer, written by
+        `dnsbalance drain`/`undrain` (or the cluster), read by the running server within a second."""
+        return self.root / "drains.json"
+
+    @property
+    def operations(self) -> Path:
+        """The operators' event log (health/events.py): drains, undrains, reloads, configurations put in
+        service; bounded as the health event log is, and kept apart from it so that a burst of reloads never
+        pushes a week of health history out."""
+        return self.root / "operations.jsonl"
+
+    @property
     def pid(self) -> Path:
         return self.root / "dnsbalance.pid"
 
@@ -69,6 +82,12 @@ class StateFolder:
     def lock(self) -> Path:
         """Held (flock) by the running server for its whole life: one instance per state folder."""
         return self.root / "dnsbalance.lock"
+
+    @property
+    def reload_request(self) -> Path:
+        """Who asked for the reload being sent (`dnsbalance reload` writes it before its SIGHUP), so that the
+        operators' event log names them; a bare SIGHUP leaves none."""
+        return self.root / "reload-request.json"
 
     @property
     def reload_result(self) -> Path:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, final
 
-Span = list[Any]  # [from, to, "up" | "down" | "unknown"]: a stretch of one health key's history
+Span = list[Any]  # [from, to, "up" | "down" | "drained" | "unknown"]: a stretch of one health key's history
+
+
+class DrainRow(TypedDict):
+    """An operator's drain (`dnsbalance drain`): out of every answer, whatever the health checks say."""
+
+    by: str
+    reason: str
+    since: float
+    until: float | None
 
 
 class HealthFields(TypedDict):
@@ -52,6 +61,7 @@ class MirrorRow(TypedDict):
     stamp: str | None
     history: list[Span]
     archives: list[ArchiveRow]
+    drain: DrainRow | None
 
 
 @final
@@ -66,6 +76,7 @@ class RelayRow(HealthFields):
     last_latency: float | None
     last_error: str | None
     history: list[Span]
+    drain: DrainRow | None
 
 
 class RegionLine(TypedDict):

@@ -46,7 +46,8 @@ from dnsbalance.process.answerer import (
     Stopped,
     answerer_main,
 )
-from dnsbalance.process.instance import record_reload
+from dnsbalance.process.draining import DrainFollower
+from dnsbalance.process.instance import record_reload, reload_requester
 from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
@@ -112,6 +113,8 @@ class Supervisor:
         # The answerers' pipes are read and written by the event loop (watch) and by the status page's
         # thread (flush): one at a time.
         self.pipes = threading.Lock()
+        self.drains = DrainFollower(self.balancer)  # operators' drains: state_dir/drains.json, watched
+        self.draining = False  # a drain's new generation is on its way
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
@@ -305,12 +308,23 @@ class Supervisor:
         if work == "replace":
             await self.put_in_service()
             return
+        if work == "drains":
+            try:
+                async with self.building:
+                    if not await asyncio.to_thread(self.drains.apply):
+                        return
+            finally:
+                self.draining = False
+            await self.put_in_service()
+            log.info("drains in service (table generation %d)", self.balancer.generation)
+            return
         if work == "reload":
             self.reload_waiting = True
         async with self.building:
             if work == "reload":
                 self.reload_waiting = False
-                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir,
+                                                   reload_requester(self.balancer.state))
                 if any(p.severity is Severity.ERROR for p in problems):
                     record_reload(self.balancer.state, problems, self.balancer.generation)
                     return  # refused: the answerers keep theirs
@@ -366,6 +380,9 @@ class Supervisor:
                 if self.replacing and not self.swapping.locked():
                     self.replacing = False
                     later("replace")
+                if not self.draining and self.drains.due(time.time()):
+                    self.draining = True
+                    later("drains")
                 try:
                     await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
                 except TimeoutError:

@@ -1,0 +1,136 @@
+"""Operators' drains (issue 26 items 3, 4): `dnsbalance drain MIRROR` / `undrain` against the real server with two
+workers, expiry, a restart, the status JSON, metrics, explain and the operators' event log."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.harness import ROOT, Server, settled, start_server
+
+JP1 = "192.0.2.1"
+
+
+def cli(config_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "dnsbalance", *args, "--config", str(config_dir)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def answers(server: Server, rounds: int = 120) -> set[str]:
+    """Addresses of Japan's A answers over many queries (each from a new source port, so the kernel spreads
+    them over every worker)."""
+    found: set[str] = set()
+    for _ in range(rounds):
+        reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
+        found |= {rr.address for rrset in reply.answer for rr in rrset}
+    return found
+
+
+def until(check: object, timeout: float, what: str) -> float:
+    """Seconds until `check()` is true."""
+    started = time.monotonic()
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() - started < timeout, what
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_drain_and_undrain_with_two_workers(tmp_path: Path, config_dir: Path) -> None:
+    server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "2"))
+    try:
+        settled(server)
+        assert JP1 in answers(server)
+        started = time.monotonic()
+        done = cli(config_dir, "drain", "jp1", "--reason", "disk swap", env={"USER": "alice"})
+        assert done.returncode == 0, done.stderr
+        assert "drained by alice: disk swap" in done.stdout and "in service: table generation" in done.stdout
+        took = time.monotonic() - started
+        assert took < 3, f"drain took {took:.1f}s to be in service"
+        assert JP1 not in answers(server, 200)  # no worker answers with it
+        assert JP1 not in {rr.address for rrset in server.query("deb.cdn.example.org", tcp=True).answer
+                           for rr in rrset}
+        # apt's SRV set leaves it out as well
+        srv = server.query("_http._tcp.deb.cdn.example.org", "SRV", subnet="1.0.16.0/24")
+        assert srv.answer and not any(str(rr.target).startswith("jp1.") for rrset in srv.answer for rr in rrset)
+
+        status = httpx.get(f"{server.status_url}/status.json", timeout=5).json()
+        jp1 = next(m for m in status["mirrors"] if m["name"] == "jp1")
+        assert jp1["state"] == "drained" and not jp1["usable"]
+        assert jp1["drain"]["by"] == "alice" and jp1["drain"]["reason"] == "disk swap"
+        assert "drained by alice: disk swap" in jp1["reason"]
+        assert jp1["since"] is not None and abs(jp1["since"] - time.time()) < 30
+        page = httpx.get(f"{server.status_url}/", timeout=5).text
+        assert "s-drained" in page and "disk swap" in page
+        metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
+        assert 'dnsbalance_drained{by="alice",target="jp1"} 1.0' in metrics
+        assert 'dnsbalance_target_up{kind="mirror",target="jp1"} 0.0' in metrics
+        explained = cli(config_dir, "explain", "1.0.16.1", "deb")
+        assert "drained by alice: disk swap" in explained.stdout, explained.stdout
+        listed = cli(config_dir, "drain")
+        assert listed.stdout.startswith("jp1  drained by alice"), listed.stdout
+
+        assert cli(config_dir, "reload").returncode == 0
+        back = cli(config_dir, "undrain", "jp1", env={"USER": "bob"})
+        assert back.returncode == 0 and "undrained" in back.stdout, back.stderr
+        until(lambda: JP1 in answers(server, 40), 5, "jp1 never came back")
+        status = httpx.get(f"{server.status_url}/status.json", timeout=5).json()
+        assert next(m for m in status["mirrors"] if m["name"] == "jp1")["state"] != "drained"
+    finally:
+        server.stop()
+    events = cli(config_dir, "events")
+    lines = events.stdout.splitlines()
+    drain = next(i for i, line in enumerate(lines) if "DRAIN " in line and "jp1" in line)
+    reload = next(i for i, line in enumerate(lines) if "RELOAD" in line)
+    undrain = next(i for i, line in enumerate(lines) if "UNDRAIN" in line and "jp1" in line)
+    assert drain < reload < undrain, lines
+    assert "alice" in lines[drain] and "disk swap" in lines[drain]
+    assert "bob" in lines[undrain]
+    assert "applied" in lines[reload] and "dnsbalance reload" in lines[reload] and "generation" in lines[reload]
+    only = cli(config_dir, "events", "--mirror", "jp1").stdout
+    assert "DRAIN" in only and "RELOAD" not in only
+
+
+def test_drain_for_three_seconds_ends_by_itself(tmp_path: Path, config_dir: Path) -> None:
+    server = start_server(config_dir, tmp_path / "log", ipv6=False, extra=("--workers", "2"))
+    try:
+        settled(server)
+        done = cli(config_dir, "drain", "jp1", "--for", "3s")
+        assert done.returncode == 0, done.stderr
+        assert "(until " in done.stdout
+        assert JP1 not in answers(server)
+        until(lambda: JP1 in answers(server, 40), 8, "the 3 s drain never ran out")
+        assert json.loads((config_dir / "state" / "drains.json").read_text())["drains"] == {}
+        server.wait_for_log(r"jp1 is no longer drained \(its drain ran out\)")
+    finally:
+        server.stop()
+    assert "drain ran out" in cli(config_dir, "events", "--mirror", "jp1").stdout
+
+
+def test_drain_survives_a_restart(tmp_path: Path, config_dir: Path) -> None:
+    # drained while no server runs: in force from its start, and after a restart
+    done = cli(config_dir, "drain", "jp1", "--reason", "retired")
+    assert done.returncode == 0 and "next start" in done.stdout, done.stdout + done.stderr
+    for turn in range(2):
+        server = start_server(config_dir, tmp_path / f"log{turn}", ipv6=False)
+        try:
+            assert JP1 not in answers(server)
+            status = httpx.get(f"{server.status_url}/status.json", timeout=5).json()
+            assert next(m for m in status["mirrors"] if m["name"] == "jp1")["state"] == "drained"
+        finally:
+            server.stop()
+
+
+def test_unknown_name_is_refused_with_a_suggestion(config_dir: Path) -> None:
+    wrong = cli(config_dir, "drain", "jp11")
+    assert wrong.returncode == 2
+    assert "did you mean jp1" in wrong.stderr, wrong.stderr
+    assert not (config_dir / "state" / "drains.json").exists()
+    assert cli(config_dir, "undrain", "jp2").returncode == 0  # not drained: nothing to do
+    assert cli(config_dir, "drain", "jp1", "--for", "0s").returncode == 2

@@ -8,6 +8,7 @@ kept is drawn as unknown.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from dnsbalance.drains import Drain
@@ -103,9 +104,9 @@ def geometry(spans: list[Span], start: float, length: float, width: float) -> li
         begin, end, state = span
         x = (begin - start) / length * width
         w = (end - begin) / length * width
-        if state in MARKED:
-            w = max(w, MIN_MARK)
-            x = min(max(0.0, x), width - w)
+        if state in MARKED:  # on whole pixels: crisp, never blended away at its edges
+            w = max(math.ceil(x + w) - math.floor(x), MIN_MARK)
+            x = min(max(0.0, math.floor(x)), width - w)
             marks.append((x, w, span))
         else:
             placed.append((x, max(w, 0.0), span))

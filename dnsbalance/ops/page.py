@@ -68,7 +68,8 @@ def ago(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
-        return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+        hours, minutes = divmod(round(seconds / 60), 60)  # 1 h 59.6 min reads 2 h 0 min, never 1 h 60 min
+        return f"{hours} h {minutes} min"
     return f"{seconds / 86400:.0f} d"
 
 
@@ -99,7 +100,8 @@ def strip(spans: list[Span], start: float, length: float) -> str:
         rects.append(f"<rect x='{x:.2f}' y='0' width='{width:.2f}' height='14' fill='{COLOURS[state]}' "
                      f"data-state='{state}'><title>{state} {_moment(begin, length)} to {_moment(end, length)} "
                      f"({ago(end - begin)})</title></rect>")
-    return (f"<svg class='strip' width='{STRIP_WIDTH}' height='14' role='img' aria-label='up/down history'>"
+    return (f"<svg class='strip' width='{STRIP_WIDTH}' height='14' role='img' aria-label='up/down history' "
+            "shape-rendering='crispEdges'>"
             f"{''.join(rects)}</svg>")
 
 

@@ -325,7 +325,7 @@ def _probe(args: argparse.Namespace) -> int:
             await client.aclose()
 
     report = asyncio.run(once())
-    for line in probe_table(report, config):
+    for line in probe_table(report, config, _drains_in_force(StateFolder(config.settings.state_dir))):
         print(line)
     return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
 
@@ -469,7 +469,10 @@ def _plan(args: argparse.Namespace) -> int:
     print(f"plan: {args.config} against {what}; health from {judged}")
     for line in file_changes(running_files, loaded.files):
         print(line)
-    result = plan(running, loaded.config, health.view())
+    drains = _drains_in_force(state)
+    for name, drain in sorted(drains.items()):  # in force before and after: a reload keeps them
+        print(f"drained now: {name} {drain.describe()} (stays drained after the reload; `dnsbalance undrain`)")
+    result = plan(running, loaded.config, health.view(), frozenset(drains))
     for line in result.lines:
         print(line)
     for line in single_address(loaded.config):  # as `check` notes them: on stderr, the plan's stdout unchanged
@@ -482,6 +485,14 @@ def _plan(args: argparse.Namespace) -> int:
     print("no changes for clients" + (" (the files differ in comments or layout only)"
                                       if dict(running_files) != dict(loaded.files) else ""))
     return 0
+
+
+def _drains_in_force(state: StateFolder) -> operator_drains.Drains:
+    try:
+        return operator_drains.active(operator_drains.read(state.drains), time.time())
+    except (OSError, operator_drains.BadDrains) as exc:
+        print(f"note: cannot read {state.drains}: {exc}", file=sys.stderr)
+        return operator_drains.NONE
 
 
 def _served_digest(state: StateFolder) -> str | None:

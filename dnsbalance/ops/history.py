@@ -65,6 +65,9 @@ def drained_intervals(events: Iterable[Event], target: str, current: Drain | Non
         elif event.kind == Kind.UNDRAIN and opened is not None:
             found.append((opened, event.time))
             opened = None
+    if opened is not None and ends is not None and (current is None or ends <= current.since):
+        found.append((opened, ends))  # ran out before the drain in force now began
+        opened = None
     if current is not None:
         opened = current.since if opened is None else min(opened, current.since)
         ends = current.until

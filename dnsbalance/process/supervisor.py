@@ -370,6 +370,13 @@ class Supervisor:
             health.start()
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
+        shared_drains = None
+        cluster = self.balancer.config.settings.cluster
+        if cluster is not None:  # every name server follows etcd's drains into its own drains file
+            from dnsbalance.cluster.drains import DrainFollower as ClusterDrains
+
+            shared_drains = ClusterDrains(cluster, self.balancer.state.drains, self.balancer.state.operations)
+            shared_drains.start()
         later("complete")
         web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
         saver = asyncio.create_task(save_counters(self.balancer.stats))
@@ -396,6 +403,8 @@ class Supervisor:
                 await web.stop()
             if health is not None:
                 await health.stop()
+            if shared_drains is not None:
+                shared_drains.stop()
             self.stop_all()
             with self.pipes:
                 for answerer in self.everyone():

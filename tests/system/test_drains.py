@@ -134,3 +134,44 @@ def test_unknown_name_is_refused_with_a_suggestion(config_dir: Path) -> None:
     assert not (config_dir / "state" / "drains.json").exists()
     assert cli(config_dir, "undrain", "jp2").returncode == 0  # not drained: nothing to do
     assert cli(config_dir, "drain", "jp1", "--for", "0s").returncode == 2
+
+
+def test_drain_through_the_cluster_reaches_every_name_server(tmp_path: Path, country_mmdb: Path) -> None:
+    import pytest
+
+    from tests.etcd import EtcdCluster, have_etcd
+    from tests.harness import make_config
+
+    if not have_etcd():
+        pytest.skip("etcd-server is not installed (tools/install-test-packages)")
+    (tmp_path / "etcd").mkdir()
+    etcd = EtcdCluster(tmp_path / "etcd", size=1).start()
+    servers: list[Server] = []
+    try:
+        folders = []
+        for index in range(2):  # each its own folder, and so its own state folder
+            folder = make_config(tmp_path / f"ns{index + 1}", country_mmdb)
+            with (folder / "dnsbalance.yaml").open("a") as handle:
+                handle.write(f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns{index + 1}}}\n")
+            folders.append(folder)
+            servers.append(start_server(folder, tmp_path / f"ns{index + 1}.log", ipv6=False))
+        done = cli(folders[0], "drain", "jp1", "--reason", "network work", env={"USER": "carol"})
+        assert done.returncode == 0 and "written to etcd" in done.stdout, done.stdout + done.stderr
+        for server in servers:
+            until(lambda s=server: JP1 not in answers(s, 40), 8, "a name server still answers with jp1")
+        other = (folders[1] / "state" / "operations.jsonl").read_text()
+        assert "carol" in other and "through the cluster" in other
+        status = httpx.get(f"{servers[1].status_url}/status.json", timeout=5).json()
+        assert next(m for m in status["mirrors"] if m["name"] == "jp1")["drain"]["by"] == "carol"
+        back = cli(folders[1], "undrain", "jp1")  # from the other name server
+        assert back.returncode == 0, back.stderr
+        for server in servers:
+            until(lambda s=server: JP1 in answers(s, 40), 8, "a name server never took jp1 back")
+        etcd.stop()  # etcd gone: a drain is refused, nothing changes
+        refused = cli(folders[0], "drain", "jp2")
+        assert refused.returncode == 1 and "etcd cannot be reached" in refused.stderr
+        assert "jp2" not in json.loads((folders[0] / "state" / "drains.json").read_text())["drains"]
+    finally:
+        for server in servers:
+            server.stop()
+        etcd.stop()

@@ -26,6 +26,8 @@ class DrainFollower:
         self.balancer = balancer
         self.watch = DrainWatch(balancer.state.drains)
         self.reported: str | None = None
+        # drains that ran out and were logged: once each, even when the file cannot be rewritten without them
+        self.ended: set[tuple[str, float]] = set()
 
     def due(self, now: float) -> bool:
         """Whether the drains in force differ from the table's (a changed file, a drain that ran out)."""
@@ -38,15 +40,20 @@ class DrainFollower:
                 log.warning("cannot read the drains file %s: %s; the drains in force stay", self.watch.path,
                             self.watch.problem)
         wanted = operator_drains.active(self.watch.drains, now)
-        return dict(wanted) != dict(self.balancer.drains) or len(wanted) != len(self.watch.drains)
+        return dict(wanted) != dict(self.balancer.drains) or bool(self._ran_out(now))
+
+    def _ran_out(self, now: float) -> dict[str, operator_drains.Drain]:
+        return {name: d for name, d in self.watch.drains.items()
+                if not d.active(now) and (name, d.since) not in self.ended}
 
     def apply(self) -> bool:
         """On a build thread, under the supervisor's build lock: put the drains in force; drains that ran out
         are taken out of the file and logged as undrains. True when a new generation was built."""
         now = time.time()
         every = dict(self.watch.drains)
-        expired = {name: d for name, d in every.items() if not d.active(now)}
+        expired = self._ran_out(now)
         if expired:
+            self.ended |= {(name, d.since) for name, d in expired.items()}
             self._expire(expired, self.watch.path)
         wanted = operator_drains.active(every, now)
         before = set(self.balancer.drains)

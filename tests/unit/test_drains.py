@@ -117,3 +117,16 @@ def test_a_30_second_outage_is_at_least_two_whole_pixels_in_6_hours() -> None:
     (x, width, _), = [p for p in geometry([[start, now - 1, "up"], [now - 1, now, "down"]], start, length, 240)
                       if p[2][2] == "down"]
     assert x + width <= 240
+
+
+def test_drained_relay_leaves_every_srv_set(tmp_path: Path, country_mmdb: Path) -> None:
+    from tests.harness import FIXTURES, make_config
+
+    config = load_config(make_config(tmp_path / "zone", country_mmdb, FIXTURES / "wire" / "zone"))
+    table = build_table(config, ALL_USABLE, 1, 1, drained=frozenset({"tokyo1"}))
+    pools = [pool for _, tier in table.labelled_tiers() for key, pool in tier.usable.items() if key[1] is RType.SRV]
+    assert pools and all("tokyo1" not in {c.name for c in pool.candidates} for pool in pools)
+    assert table.judged["tokyo1/stun"] is Judgement.DRAINED
+    every = build_table(config, ALL_USABLE, 1, 1)
+    assert any("tokyo1" in {c.name for c in pool.candidates}
+               for _, tier in every.labelled_tiers() for key, pool in tier.usable.items() if key[1] is RType.SRV)

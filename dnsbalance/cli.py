@@ -374,6 +374,7 @@ def _reload(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr if problem.severity is Severity.ERROR else sys.stdout)
     if loaded is None:
         print("reload refused: the configuration has errors; the running server keeps its own", file=sys.stderr)
+        _note_refused(args.config, problems)
         return 1
     state = StateFolder(loaded.config.settings.state_dir)
     pid = running_pid(state)
@@ -407,6 +408,22 @@ def _reload(args: argparse.Namespace) -> int:
         time.sleep(0.05)
     print(f"sent SIGHUP to dnsbalance (pid {pid}) but saw no outcome within {args.timeout:g}s", file=sys.stderr)
     return 4
+
+
+def _note_refused(config: Path, problems: list) -> None:  # type: ignore[type-arg]
+    """A reload `check` refused before any signal, in the operators' event log when a server runs there."""
+    settings = read_settings(Checker(), config)
+    if settings is None:
+        return  # no state folder to tell
+    state = StateFolder(settings.state_dir)
+    pid = running_pid(state)
+    if pid is None or not is_dnsbalance(pid):
+        return
+    errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+    health_events.note(state.operations, health_events.Event(
+        time.time(), health_events.Kind.RELOAD, False, f"refused by `dnsbalance reload` before any signal "
+        f"({len(errors)} error(s)): {errors[0] if errors else 'no configuration'}; the server keeps its own",
+        health_events.Kind.RELOAD, operator_drains.who()))
 
 
 def _import(args: argparse.Namespace) -> int:

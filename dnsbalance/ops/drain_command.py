@@ -190,12 +190,14 @@ def _await(state: StateFolder, target: str, drained: bool, timeout: float) -> in
     if pid is None or not is_dnsbalance(pid):
         print(f"no running dnsbalance holds {state.lock}: in force from its next start")
         return 0
-    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    deadline = started + timeout
     while True:
         served_pid, generation, names = _served_drains(state)
         if served_pid == pid and (target in names) == drained:
-            print(f"in service: table generation {generation} of dnsbalance (pid {pid}) "
-                  f"{'leaves it out of every answer' if drained else 'answers with it again (as health allows)'}")
+            done = "leaves it out of every answer" if drained else "answers with it again (as health allows)"
+            print(f"in service after {time.monotonic() - started:.1f}s: table generation {generation} of dnsbalance "
+                  f"(pid {pid}) {done}")
             return 0
         if time.monotonic() > deadline:
             print(f"dnsbalance (pid {pid}) did not put it in service within {timeout:g}s (its log may say why); "

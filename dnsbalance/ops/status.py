@@ -48,8 +48,8 @@ from dnsbalance.health.view import Status
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror, unless a view asks for more (ops/history.py)
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
 # How bad a state is, worst first: the page sorts mirrors by it.
-SEVERITY = ("down", "stale", "operator down", "drained", "pending", "syncing", "health off", "not probed", "operator up",
-            "up")
+SEVERITY = ("down", "stale", "operator down", "drained", "pending", "syncing", "health off", "not probed",
+            "operator up", "up")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ class StatusInputs:
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
     inputs: ServedInputs = field(default_factory=lambda: ServedInputs())  # GeoIP in use; files on disk served?
     signing: ZoneSignatures | None = None  # DNSSEC: the table's signatures (tag, window, made); None: unsigned
-    drains: Drains = field(default_factory=lambda: NONE)  # operators' drains in force (dnsbalance/drains.py), by mirror or relay name
+    # operators' drains in force (dnsbalance/drains.py), by mirror or relay name
+    drains: Drains = field(default_factory=lambda: NONE)
     history_seconds: float = HISTORY  # how far back the strips go (the page's 6 h / 24 h / 7 d views)
 
     @cached_property

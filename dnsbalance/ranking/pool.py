@@ -62,7 +62,7 @@ class Why(Enum):
 
     DRAINED = "drained"  # priority 10000
     OPERATOR_DOWN = "operator down"  # state: down in mirrors.yaml
-    OPERATOR_DRAIN = "drained by operator"  # `dnsbalance drain` (state_dir/drains.json): never served, as priority 10000
+    OPERATOR_DRAIN = "drained by operator"  # `dnsbalance drain` (drains.json): never served, as priority 10000
     DOWN = "down"  # the health checks' verdict (their reason is in the health state, under `key`)
     PENDING = "pending"  # not judged yet, while judged entries serve the name somewhere
     SYNCING = "syncing"  # mid-sync, avoided while the region can do without it

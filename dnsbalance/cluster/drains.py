@@ -106,7 +106,9 @@ class DrainFollower:
             found, ignored = parse(self.link.get_prefix(prefix + layout.DRAINS), prefix)
         except EtcdDown as exc:
             if self.down is None:
-                log.warning("cluster: etcd unreachable for drains (%s); the drains last seen stay in force", exc)
+                # worded apart from member.py's "etcd unreachable", which is said once per outage
+                log.warning("cluster: drains not followed, no answer from etcd (%s); the drains last seen stay in "
+                            "force", exc)
             self.down = str(exc)
             return
         if self.down is not None:

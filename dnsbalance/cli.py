@@ -424,6 +424,7 @@ def _note_refused(config: Path, problems: list) -> None:  # type: ignore[type-ar
         time.time(), health_events.Kind.RELOAD, False, f"refused by `dnsbalance reload` before any signal "
         f"({len(errors)} error(s)): {errors[0] if errors else 'no configuration'}; the server keeps its own",
         health_events.Kind.RELOAD, operator_drains.who()))
+    operator_drains.hand_over([state.operations])
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -98,13 +98,31 @@ def change(path: Path, work: Callable[[dict[str, Drain]], dict[str, Drain]]) -> 
     """Read, change and replace the file under its lock; returns what was written. A file that cannot be
     read is not replaced (BadDrains): a drain someone wrote by hand is never lost to a command."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "a", encoding="utf-8") as lock:
+    # read-only is enough to lock: a lock file root made (`sudo dnsbalance drain`) still serves the server's user
+    lock = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         before = read(path)
         after = work(dict(before))
         if after != before:
             write_atomically(path, render(after))
         return after
+    finally:
+        os.close(lock)
+
+
+def hand_over(paths: list[Path]) -> None:
+    """Run as root (`sudo dnsbalance drain`), give the files written to the state folder's owner, so that the
+    server's own user can still replace and append to them. Best effort."""
+    if os.geteuid() != 0:
+        return
+    for path in paths:
+        try:
+            owner = path.parent.stat()
+            if path.exists():
+                os.chown(path, owner.st_uid, owner.st_gid)
+        except OSError:
+            pass
 
 
 def who() -> str:

@@ -121,6 +121,7 @@ def _drain(args: argparse.Namespace) -> int:
         return 1
     health_events.note(state.operations, health_events.Event(
         now, drain.target, False, drain.describe(), health_events.Kind.DRAIN, drain.by, drain.until))
+    _hand_over(state)
     print(f"{drain.target} {drain.describe()}")
     return _await(state, drain.target, True, args.timeout)
 
@@ -156,8 +157,15 @@ def _undrain(args: argparse.Namespace) -> int:
     health_events.note(state.operations, health_events.Event(
         time.time(), args.target, True, f"undrained by {who} (was {gone[0].describe()})",
         health_events.Kind.UNDRAIN, who))
+    _hand_over(state)
     print(f"{args.target} undrained (was {gone[0].describe()})")
     return _await(state, args.target, False, args.timeout)
+
+
+def _hand_over(state: StateFolder) -> None:
+    ops = state.operations
+    operator_drains.hand_over([state.drains, state.drains.with_name(state.drains.name + ".lock"), ops,
+                               ops.with_name(ops.name + ".1")])
 
 
 def _list(state: StateFolder) -> int:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import ROOT, Server, settled, start_server
+from tests.harness import ROOT, Server, probe_everything, settled, start_server
+from tests.mirrors import Mirror
 
 JP1 = "192.0.2.1"
 
@@ -188,3 +189,26 @@ def test_drain_through_the_cluster_reaches_every_name_server(tmp_path: Path, cou
         for server in servers:
             server.stop()
         etcd.stop()
+
+
+def test_plan_and_probe_say_what_is_drained(tmp_path: Path, config_dir: Path, zone_fleet: dict[str, Mirror]) -> None:
+    import shutil
+
+    before = tmp_path / "before"
+    shutil.copytree(config_dir, before)
+    table = config_dir / "country" / "JP.yaml"
+    table.write_text(table.read_text().replace("jp3: 7000", "jp3: 5000"))
+    assert cli(config_dir, "drain", "jp1", "--reason", "disk swap").returncode == 0
+    planned = cli(config_dir, "plan", "--against", str(before))
+    assert planned.returncode == 2, planned.stderr
+    assert "drained now: jp1 drained by" in planned.stdout
+    jp = [line for line in planned.stdout.splitlines() if line.startswith("country JP deb A")]
+    assert jp and "jp1" not in jp[0].split(":", 1)[0]
+    # jp1 out before and after: its share is 0 on both sides, and only jp2..jp4 share the region
+    assert not any(line.strip().startswith("jp1 ") and "->" in line for line in planned.stdout.splitlines())
+    probe_everything(config_dir, zone_fleet)
+    probed = cli(config_dir, "probe").stdout.splitlines()
+    jp1 = next(line for line in probed if line.startswith("jp1 "))
+    assert " drained " in jp1 and "not served: drained by" in jp1 and "disk swap" in jp1, jp1
+    assert " ok " in next(line for line in probed if line.startswith("jp2 "))
+    assert probed[-1].startswith("14 of 15 mirrors usable"), probed[-1]  # jp1 not counted

@@ -47,6 +47,8 @@ tr.bad td { background: #fff5f4; }
 .s-up { background: #2e9d4a; } .s-down, .s-stale, .s-operator-down { background: #d2352b; }
 .s-syncing { background: #3b7dd8; } .s-pending { background: #e69b00; } .s-drained { background: #7b4fb8; }
 .s-health-off, .s-not-probed, .s-operator-up { background: #8a8f98; }
+.s-drain { background: #7b4fb8; } .s-undrain, .s-reload, .s-configuration { background: #3b7dd8; }
+.s-reload-refused { background: #d2352b; }
 .reason { color: #444; max-width: 44em; font-size: .92em; }
 .dim { color: #778; }
 .bar { height: 7px; border-radius: 2px; margin: 1px 0; }
@@ -356,6 +358,24 @@ def _targets(status: Summary) -> str:
     return out
 
 
+def operations(status: Summary) -> str:
+    """The operators' latest actions (drains, undrains, reloads, configurations), newest first."""
+    rows = status.get("operations") or []
+    if not rows:
+        return ""
+    e = html.escape
+    out = []
+    for row in rows:
+        what = row["kind"] if row["kind"] != "reload" or row["ok"] else "reload refused"
+        who = e(row["by"]) if row["by"] else "<span class='dim'>-</span>"
+        out.append(f"<tr><td class='dim'>{e(clock(row['time']))}</td><td>{badge(what)}</td>"
+                   f"<td><strong>{e(row['key'])}</strong></td><td>{who}</td>"
+                   f"<td class='reason'>{e(row['reason'])}</td></tr>")
+    return (f"<h2>Operators' actions <span class='views'>last {_window(status['health']['history_seconds'])}, "
+            f"newest first (`dnsbalance events` has them all)</span></h2><table id='operations'><tr><th>when</th>"
+            f"<th>what</th><th>on</th><th>by</th><th>detail</th></tr>{''.join(out)}</table>")
+
+
 def render_page(status: Summary, details: list[RegionDetail]) -> str:
     """The main page: banners, mirrors, relays, regions; the pools of the regions in `details`."""
     shown = {d["region"] for d in details}
@@ -366,7 +386,7 @@ def render_page(status: Summary, details: list[RegionDetail]) -> str:
     more = (f"<p class='dim'>{hidden} more regions: follow <em>details</em> in the table above "
             f"(or ask <code>/status.json?region=LABEL</code>).</p>" if hidden > 0 else "")
     return (_head(status, f"dnsbalance: {status['zone']}") + banners(status) + _targets(status)
-            + cluster_section.section(status)
+            + cluster_section.section(status) + operations(status)
             + f"<h2>Regions ({len(status['regions'])})</h2>" + region_table(status, shown)
             + (f"<h2>Pools</h2>{blocks}" if blocks else "") + more + "</main></body></html>\n")
 

@@ -22,6 +22,7 @@ from dnsbalance.ops.history import drained_intervals, history, overlay
 from dnsbalance.ops.status_document import (
     ArchiveRow,
     DrainRow,
+    OperationRow,
     EntryRow,
     HealthFields,
     LostRow,
@@ -40,11 +41,12 @@ from dnsbalance.ranking.build import fail_open_names, target_key
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from dnsbalance.health.cycle import CycleReport
-from dnsbalance.health.events import Event, Kind
+from dnsbalance.health.events import OPERATOR_KINDS, Event, Kind
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import StampVerdict, Verdict
 from dnsbalance.health.view import Status
 
+OPERATIONS_SHOWN = 12  # the operators' latest actions in the summary
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror, unless a view asks for more (ops/history.py)
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
 # How bad a state is, worst first: the page sorts mirrors by it.
@@ -247,6 +249,15 @@ def _relays(inputs: StatusInputs) -> list[RelayRow]:
     return rows
 
 
+def _operations(inputs: StatusInputs) -> list[OperationRow]:
+    """The operators' latest actions within the history window, newest first."""
+    start = inputs.now - inputs.history_seconds
+    found = [e for e in inputs.events if e.kind in OPERATOR_KINDS and e.time >= start]
+    found.sort(key=lambda e: e.time, reverse=True)
+    return [OperationRow(time=e.time, kind=e.kind, key=e.key, ok=e.up, by=e.by, reason=e.reason)
+            for e in found[:OPERATIONS_SHOWN]]
+
+
 def _drain_row(drain: Drain | None) -> DrainRow | None:
     if drain is None:
         return None
@@ -405,5 +416,6 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        region_pages=(len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
-                       reloads=dict(inputs.reloads))
+                       reloads=dict(inputs.reloads),
+                       operations=_operations(inputs))
     return document

@@ -184,6 +184,17 @@ class ServedInputs(TypedDict, total=False):
     cluster: dict[str, Any] | None  # several name servers: ClusterView.as_json() (dnsbalance/cluster/view.py)
 
 
+class OperationRow(TypedDict):
+    """One operator's action from `state_dir/operations.jsonl`: drain, undrain, reload, configuration."""
+
+    time: float
+    kind: str
+    key: str
+    ok: bool  # a reload applied (False: refused); an undrain (False: a drain)
+    by: str
+    reason: str
+
+
 class Summary(ServedInputs):
     """The whole balancer in one small document."""
 
@@ -202,3 +213,4 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    operations: list[OperationRow]  # the operators' latest actions in the history window, newest first

@@ -70,6 +70,9 @@ def test_drain_and_undrain_with_two_workers(tmp_path: Path, config_dir: Path) ->
         assert jp1["since"] is not None and abs(jp1["since"] - time.time()) < 30
         page = httpx.get(f"{server.status_url}/", timeout=5).text
         assert "s-drained" in page and "disk swap" in page
+        actions = page.split("id='operations'")[1].split("</table>")[0]
+        assert "s-drain'" in actions and "alice" in actions and "s-configuration" in actions
+        assert status["operations"][0]["kind"] == "drain" and status["operations"][0]["by"] == "alice"
         metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
         assert 'dnsbalance_drained{by="alice",target="jp1"} 1.0' in metrics
         assert 'dnsbalance_target_up{kind="mirror",target="jp1"} 0.0' in metrics

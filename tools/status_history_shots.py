@@ -69,7 +69,7 @@ def main() -> int:
                                   cwd=ROOT, timeout=60)
             print(done.stdout.strip(), done.stderr.strip())
             time.sleep(2)  # a little drained time in the strip
-            shoot(f"{server.status_url}/", args.shots / "status-drain.png", height=900)
+            shoot(f"{server.status_url}/", args.shots / "status-drain.png", height=1350)
             shoot(f"{server.status_url}/?history=7d", args.shots / "status-7d.png", height=900)
             server.stop()
     finally:

@@ -123,6 +123,8 @@ def _drain(args: argparse.Namespace) -> int:
         now, drain.target, False, drain.describe(), health_events.Kind.DRAIN, drain.by, drain.until))
     _hand_over(state)
     print(f"{drain.target} {drain.describe()}")
+    for line in consequences(args.config, drain.target):
+        print(f"warning: {line}", file=sys.stderr)
     return _await(state, drain.target, True, args.timeout)
 
 
@@ -160,6 +162,35 @@ def _undrain(args: argparse.Namespace) -> int:
     _hand_over(state)
     print(f"{args.target} undrained (was {gone[0].describe()})")
     return _await(state, args.target, False, args.timeout)
+
+
+def consequences(config: Path, target: str) -> list[str]:
+    """What the drain costs clients where it is serious: names the default table (every client's last stop)
+    served and no longer can, so its clients get no address (NODATA) or a failing-open answer. Built as the server
+    builds its table (saved health, the drains in force); nothing when the configuration cannot be read."""
+    from dnsbalance.ranking.build import build_table
+    from dnsbalance.health import state as health_state
+
+    loaded, _ = load(config)
+    if loaded is None:
+        return []
+    state = StateFolder(loaded.config.settings.state_dir)
+    try:
+        drained = frozenset(operator_drains.active(operator_drains.read(state.drains), time.time()))
+    except (OSError, operator_drains.BadDrains):
+        return []
+    view = health_state.load(state.health).view()
+    before = build_table(loaded.config, view, 0, 0, drained=drained - {target}).default
+    after = build_table(loaded.config, view, 0, 0, drained=drained).default
+    lines = []
+    for name, rtype in sorted(set(before.usable) - set(after.usable), key=lambda k: (k[0], k[1].name)):
+        if (name, rtype) in after.fail_open:
+            what = "it fails open there (its configured entries that are not drained, health ignored)"
+        else:
+            what = "they get no address (NODATA)"
+        lines.append(f"{name} {rtype.name}: the default table has nothing usable left, for the clients no other "
+                     f"table serves: {what} until `dnsbalance undrain {target}`")
+    return lines
 
 
 def _hand_over(state: StateFolder) -> None:

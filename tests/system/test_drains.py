@@ -215,3 +215,12 @@ def test_plan_and_probe_say_what_is_drained(tmp_path: Path, config_dir: Path, zo
     assert " drained " in jp1 and "not served: drained by" in jp1 and "disk swap" in jp1, jp1
     assert " ok " in next(line for line in probed if line.startswith("jp2 "))
     assert probed[-1].startswith("14 of 15 mirrors usable"), probed[-1]  # jp1 not counted
+
+
+def test_a_drain_that_empties_the_default_table_is_warned_about(config_dir: Path) -> None:
+    first = cli(config_dir, "drain", "def1")  # def2 still serves deb A: no warning for it
+    assert first.returncode == 0 and "deb A:" not in first.stderr, first.stderr
+    last = cli(config_dir, "drain", "def2")
+    assert last.returncode == 0  # done all the same: the operator decides
+    assert "warning: deb A: the default table has nothing usable left" in last.stderr, last.stderr
+    assert "NODATA" in last.stderr and "dnsbalance undrain def2" in last.stderr

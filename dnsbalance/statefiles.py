@@ -32,6 +32,12 @@ class StateFolder:
         return self.root / "serving.json"
 
     @property
+    def in_service(self) -> Path:
+        """The generation every answering process answers from, and the drains it applies: written once the
+        answerers of a new generation are all in service (what `dnsbalance drain` waits for)."""
+        return self.root / "in-service.json"
+
+    @property
     def signing(self) -> Path:
         """The signing state of the table in service (key tag, earliest expiry, signatures made; never a key),
         for `dnsbalance dnssec status`."""

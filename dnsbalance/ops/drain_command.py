@@ -215,9 +215,9 @@ def _list(state: StateFolder) -> int:
 
 
 def _served_drains(state: StateFolder) -> tuple[int | None, int | None, set[str]]:
-    """(pid, generation, drained) of the table the running server last put together."""
+    """(pid, generation, drained) of the table every answering process of the running server answers from."""
     try:
-        data = json.loads(state.serving.read_text(encoding="utf-8"))
+        data = json.loads(state.in_service.read_text(encoding="utf-8"))
         return int(data.get("pid", 0)) or None, int(data["generation"]), set(data.get("drained", []))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, None, set()

@@ -192,6 +192,8 @@ class Supervisor:
                 self.pending = [a for a in self.pending if a not in fresh]
             if self.balancer.serving is not serving:
                 log.debug("a newer table was built while this one went into service")
+            elif self.in_service():  # what `dnsbalance drain` waits for: every answerer on this generation
+                await asyncio.to_thread(self.balancer.mark_in_service, serving)
 
     async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
         """Wait for the answerer to say `flag` (ready, started, stopped); False past `timeout`, or when it

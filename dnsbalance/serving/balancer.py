@@ -133,9 +133,8 @@ class Balancer:
                 log.error("FAIL OPEN: no usable mirror for %s in any table; serving its configured entries", name)
         if self.persist:
             self._write(self.state.table, render(serving.table, serving.built_at))
-            self._write(self.state.serving, json.dumps({"generation": self.generation, "digest": loaded.digest,
-                                                        "drained": sorted(self.drains), "pid": os.getpid()})
-                        + "\n")
+            self._write(self.state.serving, json.dumps({"generation": self.generation,
+                                                        "digest": loaded.digest}) + "\n")
             served_copy.save(self.state.served_config, loaded.config.directory, loaded.digest, loaded.files)
             signed = serving.compiled.signatures
             if signed is not None:
@@ -248,6 +247,13 @@ class Balancer:
                             f"{before[:12]}), table generation {self.generation}", Kind.CONFIGURATION, by,
                             generation=self.generation, digest=loaded.digest))
         return problems
+
+    def mark_in_service(self, serving: Serving) -> None:
+        """Say in the state folder that every answering process answers from `serving` now, with its drains."""
+        if self.persist:
+            self._write(self.state.in_service, json.dumps({
+                "pid": os.getpid(), "generation": serving.inputs.generation,
+                "drained": sorted(serving.inputs.drained), "at": time.time()}) + "\n")
 
     def note(self, event: health_events.Event) -> None:
         """An operator's action into the operators' event log (the server's own balancer only)."""

@@ -34,7 +34,7 @@ class AsnDatabase:
     @classmethod
     def open(cls, setting: str | None, directory: Path) -> AsnDatabase | None:
         """The database `geoip.asn_database` names (relative to the configuration folder), if any."""
-        return cls(directory / setting) if setting else None
+        return cls(Path(os.path.abspath(directory / setting))) if setting else None
 
     def lookup(self, address: IPAddress) -> AsnHit:
         address = unmap(address)

@@ -133,8 +133,8 @@ class GeoIP:
     def open(cls, setting: str, directory: Path, state_dir: Path | None = None) -> GeoIP:
         """`builtin`, or a path relative to the configuration folder. `builtin` is the state folder's
         rebuilt copy when there is one (a damaged one is logged and the package's used instead)."""
-        if setting != "builtin":
-            return cls(directory / setting)
+        if setting != "builtin":  # named in full in the log, the page and every error
+            return cls(Path(os.path.abspath(directory / setting)))
         rebuilt = rebuilt_database(state_dir) if state_dir is not None else None
         if rebuilt is not None and rebuilt.exists():
             try:

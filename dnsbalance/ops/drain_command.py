@@ -9,7 +9,6 @@ that is no mirror or relay (with a "did you mean"), 4 the running server did not
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 import time
@@ -20,6 +19,7 @@ from dnsbalance import drains as operator_drains
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.settings_file import read_settings
+from dnsbalance.configuration.suggest import did_you_mean
 from dnsbalance.drains import Drain
 from dnsbalance.process.instance import is_dnsbalance, running_pid
 from dnsbalance.serving.inputs import load
@@ -87,10 +87,7 @@ def _known(config: Path, state: StateFolder, target: str) -> int | None:
         return 1
     if target in names:
         return None
-    close = difflib.get_close_matches(target, sorted(names), n=3, cutoff=0.6) or \
-        sorted(n for n in names if n.lower() == target.lower())
-    hint = f"; did you mean {' or '.join(close)}?" if close else f" (there are {len(names)}: `dnsbalance drain` " \
-        "lists the drained, the status page every one)"
+    hint = did_you_mean(target, names) or f" (there are {len(names)}: the status page lists them)"
     print(f"'{target}' is no mirror or relay of the configuration{hint}", file=sys.stderr)
     return 2
 

@@ -176,8 +176,24 @@ class ConfigurationOnDisk(TypedDict):
     auto_apply: bool
 
 
+class InstanceInfo(TypedDict):
+    """Which running server a page belongs to (several on one host all default to the same status port)."""
+
+    zone: str
+    config: str  # the configuration folder, absolute
+    state_dir: str
+    listen: list[str]  # DNS addresses as bound
+    status: str | None  # the status page's address as bound
+    pid: int
+    name: str | None  # with `cluster:`, this instance's name among the others
+    started: float
+
+
 class ServedInputs(TypedDict, total=False):
-    """What the serving snapshot adds about itself: the GeoIP database in use, the files on disk."""
+    """What the serving snapshot adds about itself: the GeoIP database in use, the files on disk, which
+    instance serves it."""
+
+    instance: InstanceInfo
 
     geoip: GeoipInUse
     configuration: ConfigurationOnDisk
@@ -213,4 +229,5 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)
     operations: list[OperationRow]  # the operators' latest actions in the history window, newest first

@@ -75,7 +75,8 @@ def test_drain_and_undrain_with_two_workers(tmp_path: Path, config_dir: Path) ->
         assert status["operations"][0]["kind"] == "drain" and status["operations"][0]["by"] == "alice"
         metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
         assert 'dnsbalance_drained{by="alice",target="jp1"} 1.0' in metrics
-        assert 'dnsbalance_target_up{kind="mirror",target="jp1"} 0.0' in metrics
+        assert 'dnsbalance_target_usable{kind="mirror",target="jp1"} 0.0' in metrics
+        assert 'dnsbalance_target_state{kind="mirror",state="drained",target="jp1"} 1.0' in metrics
         explained = cli(config_dir, "explain", "1.0.16.1", "deb")
         assert "drained by alice: disk swap" in explained.stdout, explained.stdout
         listed = cli(config_dir, "drain")
@@ -147,7 +148,7 @@ def test_drain_survives_a_restart(tmp_path: Path, config_dir: Path) -> None:
 def test_unknown_name_is_refused_with_a_suggestion(config_dir: Path) -> None:
     wrong = cli(config_dir, "drain", "jp11")
     assert wrong.returncode == 2
-    assert "did you mean jp1" in wrong.stderr, wrong.stderr
+    assert "(did you mean 'jp1'" in wrong.stderr, wrong.stderr
     assert not (config_dir / "state" / "drains.json").exists()
     assert cli(config_dir, "undrain", "jp2").returncode == 0  # not drained: nothing to do
     assert cli(config_dir, "drain", "jp1", "--for", "0s").returncode == 2

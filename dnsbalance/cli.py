@@ -16,13 +16,14 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dnsbalance import __version__
+from dnsbalance import drains as operator_drains
 from dnsbalance.cli_help import command_help, program_help
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.locations import CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, default_config
+from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.dnssec import rollover
@@ -30,29 +31,6 @@ from dnsbalance.dnssec.check import dnssec_problems
 from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, ds_line, keygen, load_keys
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
-from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
-from dnsbalance.ops.explain import explain
-from dnsbalance.ops.monitoring import Code, assess, unknown
-from dnsbalance.ops.plan import file_changes, plan
-from dnsbalance.ops.shares import bent_shares, single_address
-from dnsbalance.process.instance import (
-    InstanceError,
-    acquire,
-    bind_status,
-    check_ports_free,
-    is_dnsbalance,
-    read_identity,
-    read_reload,
-    running_pid,
-)
-from dnsbalance.process.answerer import Closable
-from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
-from dnsbalance.serving.balancer import Balancer, log_problems
-from dnsbalance.serving.inputs import Loaded, load, read_files
-from dnsbalance.serving.served_copy import load_copy
-from dnsbalance.statefiles import StateFolder
-from dnsbalance.stats.counters import all_totals, request_reset
-from dnsbalance.stats.report import report
 from dnsbalance.health import events as health_events
 from dnsbalance.health import state as health_state
 from dnsbalance.health.cycle import CycleReport, run_cycle
@@ -63,7 +41,32 @@ from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind
 from dnsbalance.health.view import HealthView
+from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
+from dnsbalance.ops.drain_command import add_drain_commands, drain_commands
+from dnsbalance.ops.explain import explain
+from dnsbalance.ops.monitoring import Code, assess, unknown
+from dnsbalance.ops.plan import file_changes, plan
+from dnsbalance.ops.shares import bent_shares, single_address
+from dnsbalance.process.answerer import Closable
+from dnsbalance.process.instance import (
+    InstanceError,
+    acquire,
+    bind_status,
+    check_ports_free,
+    is_dnsbalance,
+    read_identity,
+    read_reload,
+    request_reload,
+    running_pid,
+)
+from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.ranking.build import build_table
+from dnsbalance.serving.balancer import Balancer, log_problems
+from dnsbalance.serving.inputs import Loaded, load, read_files
+from dnsbalance.serving.served_copy import load_copy
+from dnsbalance.statefiles import StateFolder
+from dnsbalance.stats.counters import all_totals, request_reset
+from dnsbalance.stats.report import report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--asn-database", metavar="FILE.mmdb",
                          help="ASN database for the AS namespaces (path relative to --out, or absolute); "
                               "without it they are left out")
-    events = command("events", "the health event log: every mirror's and relay service's up/down changes")
+    events = command("events", "the event log: every mirror's and relay service's up/down changes, and operators' "
+                               "drains, undrains, reloads and configurations")
     events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
     events.add_argument("--since", metavar="DURATION", type=_duration,
                         help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
@@ -141,6 +145,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="rollover: start (publish a next key), switch (it signs), finish (the old key goes); "
                              "each reloads the running server")
     dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is over")
+    add_drain_commands(command, _duration)
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -158,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}", file=sys.stderr)
             return 1
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
-                "dnssec": _dnssec}
+                "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan,
+                "geoip": _geoip, "dnssec": _dnssec, **drain_commands()}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -230,7 +235,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health):
+    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health,
+                        balancer.drains):
         print(line)
     return 0
 
@@ -365,14 +371,16 @@ def _probe(args: argparse.Namespace) -> int:
                       frozenset(v.name for v in report.verdicts if v.ok and v.syncing))
     prober = [f"every {kind.value} failed: {report.likely_cause(kind)}" for kind in TargetKind
               if report.all_failed(kind)]
-    verdict = assess(config, build_table(config, view, 1, 0), {v.name: v.reason for v in report.verdicts}, prober)
+    drains = _drains_in_force(StateFolder(config.settings.state_dir))  # the operators': out, whatever the verdict
+    verdict = assess(config, build_table(config, view, 1, 0, drained=frozenset(drains)),
+                     {v.name: v.reason for v in report.verdicts}, prober)
     if args.json:
-        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config),
+        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config, drains),
                           "cycle": {"started": report.started, "duration": report.duration,
                                     "master": report.master_note}}, indent=1))
         return int(verdict.code)
     print(verdict.line)
-    for line in probe_table(report, config):
+    for line in probe_table(report, config, drains):
         print(line)
     for line in verdict.details():
         print(line)
@@ -446,15 +454,21 @@ def _events(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.config)
     if loaded is None:
         return 1
-    path = StateFolder(loaded.config.settings.state_dir).events
+    state = StateFolder(loaded.config.settings.state_dir)
+    path = state.events
     since = time.time() - args.since if args.since is not None else 0.0
-    found = [e for e in health_events.read(path, since) if args.mirror is None or health_events.matches(e, args.mirror)]
+    found = [e for e in health_events.read_all(path, state.operations, since)
+             if args.mirror is None or health_events.matches(e, args.mirror)]
     for event in found:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time))
-        print(f"{stamp} UTC  {event.key:<24} {'UP  ' if event.up else 'DOWN'}  {event.reason}")
+        what = ("UP  " if event.up else "DOWN") if not event.operator else \
+            (event.kind.upper() if event.kind != health_events.Kind.RELOAD or event.up else "RELOAD REFUSED")
+        who = f"by {event.by}: " if event.by and event.kind in (health_events.Kind.RELOAD,
+                                                              health_events.Kind.CONFIGURATION) else ""
+        print(f"{stamp} UTC  {event.key:<24} {what:<8}  {who}{event.reason}")
     if not found:
-        print(f"no health events{f' for {args.mirror}' if args.mirror else ''}"
-              f"{' in that time' if args.since is not None else ''} ({path})", file=sys.stderr)
+        print(f"no events{f' for {args.mirror}' if args.mirror else ''}"
+              f"{' in that time' if args.since is not None else ''} ({path}, {state.operations})", file=sys.stderr)
     return 0
 
 
@@ -464,6 +478,7 @@ def _reload(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr if problem.severity is Severity.ERROR else sys.stdout)
     if loaded is None:
         print("reload refused: the configuration has errors; the running server keeps its own", file=sys.stderr)
+        _note_refused(args.config, problems)
         return 1
     state = StateFolder(loaded.config.settings.state_dir)
     pid = running_pid(state)
@@ -476,6 +491,7 @@ def _reload(args: argparse.Namespace) -> int:
                   "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
+    request_reload(state, operator_drains.who())  # names the operator in the server's event log
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
@@ -496,6 +512,23 @@ def _reload(args: argparse.Namespace) -> int:
         time.sleep(0.05)
     print(f"sent SIGHUP to dnsbalance (pid {pid}) but saw no outcome within {args.timeout:g}s", file=sys.stderr)
     return 4
+
+
+def _note_refused(config: Path, problems: list) -> None:  # type: ignore[type-arg]
+    """A reload `check` refused before any signal, in the operators' event log when a server runs there."""
+    settings = read_settings(Checker(), config)
+    if settings is None:
+        return  # no state folder to tell
+    state = StateFolder(settings.state_dir)
+    pid = running_pid(state)
+    if pid is None or not is_dnsbalance(pid):
+        return
+    errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+    health_events.note(state.operations, health_events.Event(
+        time.time(), health_events.Kind.RELOAD, False, f"refused by `dnsbalance reload` before any signal "
+        f"({len(errors)} error(s)): {errors[0] if errors else 'no configuration'}; the server keeps its own",
+        health_events.Kind.RELOAD, operator_drains.who()))
+    operator_drains.hand_over([state.operations])
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -558,7 +591,10 @@ def _plan(args: argparse.Namespace) -> int:
     print(f"plan: {args.config} against {what}; health from {judged}")
     for line in file_changes(running_files, loaded.files):
         print(line)
-    result = plan(running, loaded.config, health.view())
+    drains = _drains_in_force(state)
+    for name, drain in sorted(drains.items()):  # in force before and after: a reload keeps them
+        print(f"drained now: {name} {drain.describe()} (stays drained after the reload; `dnsbalance undrain`)")
+    result = plan(running, loaded.config, health.view(), frozenset(drains))
     for line in result.lines:
         print(line)
     for line in single_address(loaded.config):  # as `check` notes them: on stderr, the plan's stdout unchanged
@@ -571,6 +607,14 @@ def _plan(args: argparse.Namespace) -> int:
     print("no changes for clients" + (" (the files differ in comments or layout only)"
                                       if dict(running_files) != dict(loaded.files) else ""))
     return 0
+
+
+def _drains_in_force(state: StateFolder) -> operator_drains.Drains:
+    try:
+        return operator_drains.active(operator_drains.read(state.drains), time.time())
+    except (OSError, operator_drains.BadDrains) as exc:
+        print(f"note: cannot read {state.drains}: {exc}", file=sys.stderr)
+        return operator_drains.NONE
 
 
 def _served_digest(state: StateFolder) -> str | None:

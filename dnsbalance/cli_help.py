@@ -96,11 +96,29 @@ COMMANDS: dict[str, CommandHelp] = {
         exits=((0, "written, and the written configuration checks"),
                (1, "the addr file cannot be read, --out is not empty, or the result has errors"))),
     "events": CommandHelp(
-        about="The event log of the state folder, oldest first: every up/down change of a mirror (per archive) "
-              "or relay service, with its reason.",
+        about="The event logs of the state folder, oldest first: every up/down change of a mirror (per archive) "
+              "or relay service, with its reason; and the operators' actions: drains and undrains (who, why, "
+              "until when), reloads (applied or refused, by whom, configuration digest and table generation), "
+              "configurations put in service.",
         examples=(("dnsbalance events --since 6h", "the last six hours"),
-                  ("dnsbalance events --mirror jaist", "one mirror, every archive")),
+                  ("dnsbalance events --mirror jaist", "one mirror, every archive, and its drains")),
         exits=((0, "printed (also when there is no event)"), (1, "configuration errors"))),
+    "drain": CommandHelp(
+        about="Takes a mirror or relay out of every answer now (A/AAAA, apt's SRV sets, STUN/TURN SRV), in every "
+              "table, without an edit or a reload: kept in the state folder (drains.json), applied by the running "
+              "server within about a second (every worker), through etcd to every name server when cluster: is "
+              "set. It lasts until `dnsbalance undrain`, or --for. Without MIRROR: the drains in force.",
+        examples=(("dnsbalance drain jp3 --for 2h --reason 'kernel upgrade'", "out for two hours, with why"),
+                  ("dnsbalance drain", "the drains in force, by whom, why, until when")),
+        exits=((0, "drained (and in service, when a server runs)"),
+               (1, "not drained: the state folder or etcd could not be written, or no configuration to read"),
+               (2, "no such mirror or relay (with a \"did you mean\"), or a bad --for"),
+               (4, "the running server did not apply it within --timeout; the drain stays"))),
+    "undrain": CommandHelp(
+        about="Puts a mirror or relay drained by `dnsbalance drain` back in the answers (as its health allows).",
+        examples=(("dnsbalance undrain jp3", "jp3 answered again"),),
+        exits=((0, "undrained, or it was not drained"), (1, "the state folder or etcd could not be written"),
+               (2, "no such mirror or relay"), (4, "the running server did not apply it within --timeout"))),
     "plan": CommandHelp(
         about="What applying the configuration on disk would change for clients (names, regions, shares), "
               "against the configuration the server has in service, with the server's health.",

@@ -123,6 +123,16 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     yield shown
     yield latency
     yield lag
+    drained = GaugeMetricFamily("dnsbalance_drained", "1 for each mirror or relay an operator drained "
+                                "(dnsbalance drain): out of every answer, whatever its health", labels=["target", "by"])
+    ends = GaugeMetricFamily("dnsbalance_drain_end_timestamp_seconds", "When a drain given --for ends (unix time)",
+                             labels=["target"])
+    for name, drain in sorted(inputs.drains.items()):
+        drained.add_metric([name, drain.by], 1)
+        if drain.until is not None:
+            ends.add_metric([name], drain.until)
+    yield drained
+    yield ends
     states = GaugeMetricFamily("dnsbalance_targets", "Mirrors and relay services by state", labels=["state"])
     for state in SEVERITY:
         states.add_metric([state], status["states"].get(state, 0))

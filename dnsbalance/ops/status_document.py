@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, final
 
-Span = list[Any]  # [from, to, "up" | "down" | "unknown"]: a stretch of one health key's history
+Span = list[Any]  # [from, to, "up" | "down" | "drained" | "unknown"]: a stretch of one health key's history
+
+
+class DrainRow(TypedDict):
+    """An operator's drain (`dnsbalance drain`): out of every answer, whatever the health checks say."""
+
+    by: str
+    reason: str
+    since: float
+    until: float | None
 
 
 class HealthFields(TypedDict):
@@ -52,6 +61,7 @@ class MirrorRow(TypedDict):
     stamp: str | None
     history: list[Span]
     archives: list[ArchiveRow]
+    drain: DrainRow | None
 
 
 @final
@@ -66,6 +76,7 @@ class RelayRow(HealthFields):
     last_latency: float | None
     last_error: str | None
     history: list[Span]
+    drain: DrainRow | None
 
 
 class RegionLine(TypedDict):
@@ -210,6 +221,17 @@ class DnssecState(TypedDict):
     signing_seconds: float
 
 
+class OperationRow(TypedDict):
+    """One operator's action from `state_dir/operations.jsonl`: drain, undrain, reload, configuration."""
+
+    time: float
+    kind: str
+    key: str
+    ok: bool  # a reload applied (False: refused); an undrain (False: a drain)
+    by: str
+    reason: str
+
+
 class Summary(ServedInputs):
     """The whole balancer in one small document."""
 
@@ -231,3 +253,4 @@ class Summary(ServedInputs):
     reloads: dict[str, int]
     dnssec: DnssecState | None  # None: the zone is not signed
     assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)
+    operations: list[OperationRow]  # the operators' latest actions in the history window, newest first

@@ -162,6 +162,10 @@ class EtcdLink:
         """Ends the lease now: the keys under it go at once (an instance leaving on purpose)."""
         self._call("lease revoke", lambda c: Lease(lease, c).revoke())
 
+    def delete(self, key: str) -> bool:
+        """True when the key was there."""
+        return bool(self._call("delete", lambda c: c.delete(key)))
+
     def create(self, key: str, value: bytes) -> bool:
         return bool(self._call("create", lambda c: c.create(key, value)))
 

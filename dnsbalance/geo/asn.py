@@ -3,6 +3,7 @@ GeoLite2-ASN, DB-IP's ASN lite, or one built from open data): `autonomous_system
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import NamedTuple
 

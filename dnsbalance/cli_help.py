@@ -152,20 +152,6 @@ COMMANDS: dict[str, CommandHelp] = {
         exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, or "
                                 "dnsbalance.yaml unreadable"),
                (2, "rollover without a step, or a step without rollover"))),
-    "drain": CommandHelp(
-        about="Takes a mirror or relay out of every answer now, without editing the configuration, kept in the "
-              "state folder (and etcd with cluster:); with no MIRROR, lists the drains in force.",
-        examples=(("dnsbalance drain jaist --for 2h --reason 'disk swap'", "out for two hours"),
-                  ("dnsbalance drain", "the drains in force")),
-        exits=((0, "done, or nothing to do"), (1, "not done: the configuration, the state folder or etcd failed"),
-               (2, "no mirror or relay of that name (with a \"did you mean\")"),
-               (4, "the running server did not apply it within --timeout"))),
-    "undrain": CommandHelp(
-        about="Puts a drained mirror or relay back in the answers.",
-        examples=(("dnsbalance undrain jaist", "back in service"),),
-        exits=((0, "done, or nothing to do"), (1, "not done: the configuration, the state folder or etcd failed"),
-               (2, "no mirror or relay of that name"),
-               (4, "the running server did not apply it within --timeout"))),
     "explain": CommandHelp(
         about="The table a client gets for a name (network, AS, country, continent or default), its entries with "
               "weights, shares and health, and why the others were passed over.",

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.harness import Server, start_server
+from tests.harness import start_server
 from tests.mirrors import Site, trace
 from tests.push import MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
 

@@ -11,7 +11,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dnsbalance.cluster.board import Board
-from dnsbalance.cluster.consensus import decide
 from dnsbalance.cluster.member import ClusterMember, observed, read_prefix
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.cluster.vote import Vote, encode

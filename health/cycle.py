@@ -37,6 +37,12 @@ class CycleReport:
     verdicts: tuple[Verdict, ...]
     references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
     external: tuple[External, ...] = ()  # what came in through the door this cycle
+    notes: tuple[str, ...] = ()  # master_note's parts, one per check's note
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes that ask an operator to act (no route to an address, a lock name never confirmed)."""
+        return tuple(note for note in self.notes if "WARNING" in note)
 
     def all_failed(self, kind: TargetKind) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
@@ -49,7 +55,7 @@ class CycleReport:
 
 def report(observed: Observed, judged: Judged) -> CycleReport:
     return CycleReport(observed.started, observed.duration, judged.master, "; ".join(judged.notes), judged.verdicts,
-                       judged.references, observed.external)
+                       judged.references, observed.external, judged.notes)
 
 
 async def observe(config: Config, client: httpx.AsyncClient, concurrency: int = 200,

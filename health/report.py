@@ -46,7 +46,10 @@ def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
     summary = f"{sum(usable[v.name] for v in mirrors)} of {len(mirrors)} mirrors usable"
     if relays:
         summary += f", {sum(usable[v.name] for v in relays)} of {len(relays)} relay services usable"
-    lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
+    said = "; ".join(note for note in report.notes if note not in report.warnings) if report.notes else \
+        report.master_note
+    lines.append("; ".join(part for part in (summary, said, f"cycle took {report.duration:.2f}s") if part))
+    lines += report.warnings  # each on a line of its own: they ask the operator to act
     for seen in report.external:
         lines.append(f"from outside the prober: {seen.target} {seen.describe()}")
     for kind in TargetKind:

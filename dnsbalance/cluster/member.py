@@ -111,7 +111,7 @@ def warm_start(settings: ClusterSettings, health: HealthState, known: Mapping[st
     out = sorted(k for k in known if k in decisions and not decisions[k].up)
     log.info("cluster: started from %d live instances' verdicts (%s); out: %s", len(read.votes),
              ", ".join(v.instance for v in read.votes), ", ".join(out) or "nothing")
-    return HealthState(MappingProxyType(mirrors), health.cycles, MappingProxyType(dict(archives)))
+    return HealthState(MappingProxyType(mirrors), health.cycles, MappingProxyType(dict(archives)), health.names)
 
 
 def adopt(archives: Mapping[str, Reference], shared: Mapping[str, tuple[bytes, Reference]]

@@ -279,6 +279,8 @@ def _head(status: Summary, title: str) -> str:
         checks = (f"last health cycle {ago(status['now'] - cycle['started'])} ago, took {cycle['duration']:.2f} s "
                   f"({e(cycle['master'])}); every {health['interval']:g} s")
     q = status["queries"]
+    warned = "".join(f"<li>{e(w)}</li>" for w in cycle["warnings"]) if cycle is not None else ""
+    warnings = f"<ul class='warnings' id='warnings'>{warned}</ul>" if warned else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -288,7 +290,7 @@ def _head(status: Summary, title: str) -> str:
 <p class="meta" id="summary">Table generation {status['generation']}, built {ago(status['table_age_seconds'])} ago;
 {checks}.<br>{q['total']} queries, {_pct(q['no_country_share'])} with no country, {q['ecs']} located by client
 subnet, about {q['unique_clients']} distinct clients. As of {clock(status['now'])}.</p>
-"""
+{warnings}"""
 
 
 def _targets(status: Summary) -> str:

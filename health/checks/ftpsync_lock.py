@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from dnsbalance.configuration.model import Config, Mirror, mirror_key
@@ -104,7 +105,7 @@ class FtpsyncLock:
         file, named = target.file, target.named
         mirror_name: str | None = None
         architectures: tuple[str, ...] | None = None
-        note = ""
+        note = "" if target.learn else not_learned(target.url)
         if target.learn:
             hierarchy = await fetch(probing.client, stamp_url(target.url, HIERARCHY), left())
             own = own_line(hierarchy.body) if hierarchy.ok else None
@@ -125,9 +126,12 @@ class FtpsyncLock:
               now: float) -> Judged:
         verdicts: list[Verdict] = []
         notes: list[str] = []
+        learned: dict[str, str] = {}
         for read in observed.of(NAME).values():
             if not isinstance(read, LockRead):
                 continue
+            if read.mirror_name:
+                learned[read.target] = read.mirror_name
             if read.named is Named.GUESSED and read.trace_note:
                 notes.append(f"{read.target}: WARNING: lock name {read.file or '-'} guessed from the URL's host, "
                              f"never confirmed ({read.trace_note}); set lock: in mirrors.yaml")
@@ -136,7 +140,12 @@ class FtpsyncLock:
                 notes.append(f"{read.target}: WARNING: lock: {read.file}, but the mirror's {HIERARCHY} names it "
                              f"{read.mirror_name}")
             verdicts += carries(read)
-        return Judged(tuple(verdicts), notes=tuple(notes))
+        return Judged(tuple(verdicts), notes=tuple(notes), learned=MappingProxyType(learned))
+
+
+def not_learned(url: str) -> str:
+    """Why a mirror's name is not read from what it publishes."""
+    return "not read over rsync" if url.startswith("rsync://") else "health.traces is off"
 
 
 def carries(read: LockRead) -> list[Verdict]:

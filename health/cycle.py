@@ -5,6 +5,7 @@ relays together, so a cycle takes about one timeout), filed by check and target 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind, Verdict
 
 
+WARNING = re.compile(r"^(\S+: )?WARNING: ")
+
+
 @dataclass(frozen=True)
 class CycleReport:
     """One cycle as the log, `probe` and the status page tell it."""
@@ -41,8 +45,9 @@ class CycleReport:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        """The notes that ask an operator to act (no route to an address, a lock name never confirmed)."""
-        return tuple(note for note in self.notes if "WARNING" in note)
+        """The notes that are warnings asking an operator to act (no route to an address, a lock name never
+        confirmed), `[TARGET: ]WARNING: ...`; a master note with a warning inside stays a master note."""
+        return tuple(note for note in self.notes if WARNING.match(note))
 
     def all_failed(self, kind: TargetKind) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""

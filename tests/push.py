@@ -1,4 +1,4 @@
-"""A fleet for push tests: three regions of mirrors on 127.0.0.1 behind the real server, and the per-region
+"""A fleet for push tests: three regions of mirrors on loopback (each on its own 127.0.2.x) behind the real server, and the per-region
 shares sampled from the server's active table (status JSON) and from real DNS answers."""
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ REGIONS = {  # region -> (ECS subnet, its mirrors); each has its own table, so a
 }
 WIDER = {"as1": "continent AS", "eu1": "continent EU", "def1": "default"}
 MIRRORS = [m for _, names in REGIONS.values() for m in names] + list(WIDER)
-ADDRESS = {name: f"192.0.2.{i + 1}" for i, name in enumerate(MIRRORS)}
+# each mirror's site listens at its address, which its A record and its probes name
+ADDRESS = {name: f"127.0.2.{i + 1}" for i, name in enumerate(MIRRORS)}
 NAME_OF = {address: name for name, address in ADDRESS.items()}
 
 

@@ -34,6 +34,7 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .banner.orange { background: #fff3dc; border-color: #e69b00; color: #6d4800; }
 .banner.green { background: #e5f5e9; border-color: #2e9d4a; color: #1c5f2e; }
 .banner span { font-weight: normal; }
+.warnings { color: #6d4800; margin: .3em 0; }
 table { border-collapse: collapse; background: #fff; margin-bottom: .8em; box-shadow: 0 1px 2px #0001; }
 td, th { border-bottom: 1px solid #e4e6ea; padding: 4px 10px; text-align: left; vertical-align: middle; }
 #regions td:first-child, #mirrors td:nth-child(3), #relays td:nth-child(3) { white-space: nowrap; }

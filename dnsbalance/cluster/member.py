@@ -167,8 +167,10 @@ class ClusterMember:
         """Publish this cycle's raw verdicts, read the others'; the consensus as observations for the health door
         (none when no other instance is live, or etcd cannot be reached: this instance's own verdicts then)."""
         self.cycle += 1
+        # an address this instance has no route to is not voted on: it saw nothing (health/route.py)
+        seen = [v for v in verdicts if not v.unchecked]
         mine = votes.Vote(self.settings.instance, digest, self.cycle,
-                          frozenset(v.name for v in verdicts if v.ok), frozenset(v.name for v in verdicts if not v.ok),
+                          frozenset(v.name for v in seen if v.ok), frozenset(v.name for v in seen if not v.ok),
                           frozenset(k for k, h in health.mirrors.items() if not h.up), self.source)
         try:
             entries = await self._run(self._exchange, votes.encode(mine))

@@ -42,10 +42,10 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
     folder = make_config(base / f"ns{index + 1}", mmdb)
     probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
-        # addresses: false: the fixture's mirrors keep their documentation addresses; each URL (a test server
-        # on 127.0.0.1) is what the instances probe and vote on
+        # the fixture's mirrors keep their documentation addresses: each URL (a test server on 127.0.0.1) is
+        # what the instances probe and vote on, as tests/harness.py probe_everything has it
         handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', "
-                     f"source: {SOURCES[index]}, addresses: false{health}}}\n"
+                     f"source: {SOURCES[index]}, addresses: false, vhost: false, traces: false{health}}}\n"
                      f"cluster: {{etcd: {json.dumps(endpoints)}, instance: ns{index + 1}{extra}}}\n")
     return folder
 

@@ -133,8 +133,9 @@ def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) 
     dead = next(line for line in lines if line.startswith("dead "))
     assert "cannot connect" in dead
     summary = next(line for line in lines if " mirrors usable" in line)
-    # the served probes count as mirrors' verdicts: fresh's and stale's (the latter serves its stale stamp) pass
-    assert "3 of 6 mirrors usable; master serial 2026112101" in summary
+    # each mirror's address under the balanced name counts apart: fresh's and stale's (a stale stamp is still
+    # a trace: freshness is the stamp check's) serve it
+    assert "1 of 3 mirrors usable, 2 of 3 served addresses; master serial 2026112101" in summary
     # none of these test mirrors publishes ftpsync's _hierarchy: their lock names are guesses, said on lines of
     # their own after the summary
     assert lines[lines.index(summary) + 1].startswith("fresh: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 "

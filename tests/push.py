@@ -1,5 +1,5 @@
-"""A fleet for push tests: three regions of mirrors on loopback (each on its own 127.0.2.x) behind the real server, and the per-region
-shares sampled from the server's active table (status JSON) and from real DNS answers."""
+"""A fleet for push tests: three regions of mirrors on loopback (each on its own 127.0.2.x) behind the real
+server, and the per-region shares sampled from the server's active table (status JSON) and from real DNS answers."""
 from __future__ import annotations
 
 import json

@@ -22,7 +22,16 @@ from tests.ftpsync import (
 )
 from tests.harness import start_server
 from tests.mirrors import Site
-from tests.push import ADDRESS, MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
+from tests.push import (
+    ADDRESS,
+    MIRRORS,
+    answered_shares,
+    check_no_stampede,
+    show,
+    status,
+    table_shares,
+    write_push_config,
+)
 
 pytestmark = pytest.mark.skipif(not have_ftpsync(), reason="needs the ftpsync and rsync Debian packages")
 

@@ -12,7 +12,16 @@ import pytest
 
 from tests.harness import Server, start_server
 from tests.mirrors import Site, trace
-from tests.push import ADDRESS, MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
+from tests.push import (
+    ADDRESS,
+    MIRRORS,
+    answered_shares,
+    check_no_stampede,
+    show,
+    status,
+    table_shares,
+    write_push_config,
+)
 
 STAMP = "/debian/project/trace/ftp-master.debian.org"
 LOCK = "/debian/Archive-Update-in-Progress-{}"  # ftpsync's lock, named after the URL's host (the site's address)
@@ -71,7 +80,8 @@ def test_push_spreads_over_every_region(tmp_path: Path, country_mmdb: Path, flee
             if step == 1:  # the status page tells the lock apart from an outage
                 rows = {m["name"]: m["archives"][0] for m in status(server)["mirrors"]}
                 assert rows["jp1"]["status"] == "syncing" and rows["jp2"]["status"] == "up"
-                assert rows["jp1"]["reason"].endswith(f"; syncing (Archive-Update-in-Progress-{ADDRESS['jp1']} present)")
+                lock = f"Archive-Update-in-Progress-{ADDRESS['jp1']}"
+                assert rows["jp1"]["reason"].endswith(f"; syncing ({lock} present)")
         assert avoided_locked, "a JP mirror showing its lock was never avoided"
         log = server.log()
         assert f"archive default: reference serial {NEW} (was {OLD}; mirrors on it have 3600s of grace)" in log

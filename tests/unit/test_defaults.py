@@ -18,7 +18,7 @@ from dnsbalance.health.served import served_targets
 from dnsbalance.health.settings import PolicySettings, policy_settings
 from dnsbalance.health.state import HealthState, load, save
 from dnsbalance.health.verdict import TargetKind
-from tests.mirrors import trace, BASE
+from tests.mirrors import BASE, trace
 
 NOW = 1_800_000_000.0
 HOST = "deb.cdn.example.org"
@@ -36,14 +36,14 @@ def read(owner: str, address: str, fetched: Fetched | None) -> ServedRead:
                       "" if fetched else "Network is unreachable")
 
 
-def judged(*reads: ServedRead) -> dict[str, ServedVerdict]:
+def judged(*reads: ServedRead) -> tuple[dict[str, ServedVerdict], tuple[str, ...]]:
     observed = Observed(NOW, 0.0, MappingProxyType({NAME: MappingProxyType({r.target: r for r in reads})}))
     result = ServedCheck().judge(observed, PolicySettings(), {}, NOW)
-    return {v.name: v for v in result.verdicts if isinstance(v, ServedVerdict)} | {"notes": result.notes}  # type: ignore[dict-item]
+    return {v.name: v for v in result.verdicts if isinstance(v, ServedVerdict)}, result.notes
 
 
 def test_an_unroutable_address_follows_the_mirrors_other_addresses() -> None:
-    found = judged(read("a", "192.0.2.1", GOOD), read("a", "2001:db8::1", None),
+    found, notes = judged(read("a", "192.0.2.1", GOOD), read("a", "2001:db8::1", None),
                    read("b", "192.0.2.2", NOT_FOUND), read("b", "2001:db8::2", None),
                    read("c", "2001:db8::3", None))
     a6, b6, c6 = found[f"a@2001:db8::1#{HOST}"], found[f"b@2001:db8::2#{HOST}"], found[f"c@2001:db8::3#{HOST}"]
@@ -51,14 +51,15 @@ def test_an_unroutable_address_follows_the_mirrors_other_addresses() -> None:
     assert not b6.ok and b6.unchecked and "out as the mirror's other addresses are (HTTP 404" in b6.reason
     assert c6.ok and c6.reason.endswith("served on the mirror's own verdict")
     assert not found[f"b@192.0.2.2#{HOST}"].unchecked
-    (warning,) = found["notes"]  # type: ignore[misc]
+    (warning,) = notes
     assert warning.startswith("WARNING: no route from the prober to 3 served addresses (IPv6: 2001:db8::1, "
                               "2001:db8::2, 2001:db8::3)")
 
 
 def test_unchecked_verdicts_do_not_hide_a_prober_that_reaches_nothing() -> None:
-    found = judged(read("a", "192.0.2.1", NOT_FOUND), read("a", "2001:db8::1", None), read("c", "2001:db8::3", None))
-    verdicts = [v for k, v in found.items() if k != "notes"]
+    found, _ = judged(read("a", "192.0.2.1", NOT_FOUND), read("a", "2001:db8::1", None),
+                      read("c", "2001:db8::3", None))
+    verdicts = list(found.values())
     assert any(v.ok for v in verdicts)  # c's, unchecked
     assert all_failed(verdicts, TargetKind.MIRROR)  # every checked one failed
 

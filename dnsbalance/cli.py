@@ -10,12 +10,16 @@ import os
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 from dnsbalance import __version__
+from dnsbalance.cli_help import command_help, program_help
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
+from dnsbalance.configuration.locations import CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, default_config
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
@@ -26,16 +30,20 @@ from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
 from dnsbalance.ops.explain import explain
+from dnsbalance.ops.monitoring import Code, assess, unknown
 from dnsbalance.ops.plan import file_changes, plan
 from dnsbalance.ops.shares import bent_shares, single_address
 from dnsbalance.process.instance import (
     InstanceError,
     acquire,
+    bind_status,
     check_ports_free,
     is_dnsbalance,
+    read_identity,
     read_reload,
     running_pid,
 )
+from dnsbalance.process.answerer import Closable
 from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.serving.balancer import Balancer, log_problems
 from dnsbalance.serving.inputs import Loaded, load, read_files
@@ -50,25 +58,26 @@ from dnsbalance.health.external import ExternalFile
 from dnsbalance.health.fetch import new_client
 from dnsbalance.health.lock_names import unconfirmed_locks
 from dnsbalance.health.loopback_only import install_from_environment
-from dnsbalance.health.report import probe_table
+from dnsbalance.health.report import probe_rows, probe_table
 from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind
-
-DEFAULT_CONFIG = Path("config")
+from dnsbalance.health.view import HealthView
+from dnsbalance.ranking.build import build_table
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dnsbalance", description="GeoIP-aware authoritative DNS load balancer")
+    parser = argparse.ArgumentParser(prog="dnsbalance", **program_help())  # long help: cli_help.py
     parser.add_argument("--version", action="version", version=f"dnsbalance {__version__}")
     # --config before the subcommand or after it (`dnsbalance --config DIR check`); SUPPRESS keeps the
     # subcommand's parser from overwriting the one given first with its default
-    config_help = "configuration folder (default ./config)"
+    config_help = (f"configuration folder (default: ${CONFIG_VARIABLE}, else ./{LOCAL_CONFIG} when it exists, "
+                   f"else {SYSTEM_CONFIG})")
     parser.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help)
+        sub = commands.add_parser(name, help=help, **command_help(name, help))
         sub.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=config_help)
         return sub
 
@@ -84,13 +93,21 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds spent precomputing answers before the first answer; a bigger table's rest "
                               f"is completed while serving (default {START_PRECOMPUTE:g})")
     command("check", "report every configuration problem, with file:line")
-    command("probe", "run one health cycle now and print its verdicts")
+    probing = command("probe", "run one health cycle now and print its verdicts (exit 0 ok, 1 warning, "
+                               "2 critical, 3 unknown)")
+    probing.add_argument("--json", action="store_true", help="the verdict and every target's as JSON")
+    status = command("status", "the running server's verdict from its status page, found through the state "
+                               "folder (exit 0 ok, 1 warning, 2 critical, 3 unknown)")
+    status.add_argument("--json", action="store_true", help="the verdict and the instance as JSON")
+    status.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the status page")
     stats = command("stats", "queries by country and continent, distinct clients, observed shares against weights")
     stats.add_argument("--reset", action="store_true", help="start every count afresh (observed shares too)")
     reloading = command("reload", "check the configuration, tell the running server to load it (SIGHUP) and "
                                   "wait for the outcome")
     reloading.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the outcome")
-    imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder")
+    imports = commands.add_parser("import-dnsbalance", help="convert a DNS Balance addr file into a config folder",
+                                  **command_help("import-dnsbalance", "convert a DNS Balance addr file into a "
+                                                                      "config folder"))
     imports.add_argument("addr_file", type=Path, help="DNS Balance $addr_db file")
     imports.add_argument("--zone", required=True, help="the zone the names live in, e.g. cdn.debian.or.jp")
     imports.add_argument("--out", type=Path, default=DEFAULT_OUT,
@@ -130,9 +147,15 @@ def main(argv: list[str] | None = None) -> int:
     install_from_environment()  # test mode: nothing but loopback (a no-op unless the test harness asks)
     args = _parser().parse_args(argv)
     if not hasattr(args, "config"):
-        args.config = DEFAULT_CONFIG
+        args.config = default_config()
+        if args.command != "import-dnsbalance" and not args.config.is_dir():
+            where = (f"{CONFIG_VARIABLE}={os.environ[CONFIG_VARIABLE]} is not a folder"
+                     if os.environ.get(CONFIG_VARIABLE, "").strip()
+                     else f"neither ./{LOCAL_CONFIG} nor {SYSTEM_CONFIG} exists")
+            print(f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}", file=sys.stderr)
+            return 1
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
+                "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
                 "dnssec": _dnssec}
     try:
         code = commands[args.command](args)
@@ -275,24 +298,27 @@ def _serve(args: argparse.Namespace) -> int:
         instance = None
     try:
         check_ports_free(listen)
+        status_socket = bind_status(status_listen) if status_listen is not None else None
     except InstanceError as exc:
         log.error("not starting: %s", exc)
         if instance is not None:
             instance.release()
         return 1
-    balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
-    balancer.complete(deadline=time.monotonic() + max(0.0, args.start_precompute))  # a big table's rest: in service
-    log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone, loaded.geoip.describe())
+    held: list[Closable] = [instance.lock] if instance is not None and instance.lock is not None else []
     try:
-        return serve(balancer, listen, args.config, args.workers, status_listen,
-                     [instance.lock] if instance is not None and instance.lock is not None else [])
+        balancer = Balancer(loaded, persist=True, counters="main", health=_warm_start(loaded), signing=True)
+        balancer.complete(deadline=time.monotonic() + max(0.0, args.start_precompute))  # a big table's rest later
+        log.info("dnsbalance %s: zone %s, GeoIP %s", __version__, loaded.config.settings.zone,
+                 loaded.geoip.describe())
+        return serve(balancer, listen, args.config, args.workers, status_socket, held)
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         return 1
     finally:
+        if status_socket is not None:
+            status_socket.close()
         if instance is not None:
             instance.release()
-    return 0
 
 
 def _warm_start(loaded: Loaded) -> HealthState | None:
@@ -307,9 +333,14 @@ def _warm_start(loaded: Loaded) -> HealthState | None:
 
 
 def _probe(args: argparse.Namespace) -> int:
-    loaded = _load_or_report(args.config)
+    """One health cycle now; exit with the monitoring-plugin code of its verdict (ops/monitoring.py)."""
+    loaded, problems = load(args.config)
     if loaded is None:
-        return 1
+        errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+        for line in errors:  # every one on stderr; the first on the plugin's line
+            print(line, file=sys.stderr)
+        return _report_unknown(args, f"{args.config}: {len(errors)} configuration error(s), the first: "
+                                     f"{errors[0] if errors else 'unreadable'}")
     config = loaded.config
 
     async def once() -> CycleReport:
@@ -324,10 +355,74 @@ def _probe(args: argparse.Namespace) -> int:
         finally:
             await client.aclose()
 
-    report = asyncio.run(once())
+    try:
+        report = asyncio.run(once())
+    except Exception as exc:  # noqa: BLE001 - a monitoring check must end with UNKNOWN, not a traceback
+        return _report_unknown(args, f"the health cycle could not run: {type(exc).__name__}: {exc}")
+    # the table these verdicts make, each taken as final (no fall/rise): which names would lose every entry
+    view = HealthView(MappingProxyType({v.name: v.ok for v in report.verdicts}),
+                      frozenset(v.name for v in report.verdicts if v.ok and v.syncing))
+    prober = [f"every {kind.value} failed: {report.likely_cause(kind)}" for kind in TargetKind
+              if report.all_failed(kind)]
+    verdict = assess(config, build_table(config, view, 1, 0), {v.name: v.reason for v in report.verdicts}, prober)
+    if args.json:
+        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config),
+                          "cycle": {"started": report.started, "duration": report.duration,
+                                    "master": report.master_note}}, indent=1))
+        return int(verdict.code)
+    print(verdict.line)
     for line in probe_table(report, config):
         print(line)
-    return 1 if any(report.all_failed(kind) for kind in TargetKind) else 0
+    for line in verdict.details():
+        print(line)
+    return int(verdict.code)
+
+
+def _report_unknown(args: argparse.Namespace, why: str) -> int:
+    """UNKNOWN (3), the monitoring-plugin way: the one line on stdout (where a monitoring system reads it)."""
+    verdict = unknown(why)
+    print(json.dumps(verdict.as_json(), indent=1) if args.json else verdict.line)
+    return int(verdict.code)
+
+
+def _status(args: argparse.Namespace) -> int:
+    """The running server's own verdict, from its status page (found through the state folder)."""
+    settings = read_settings(Checker(), args.config)
+    if settings is None:
+        return _report_unknown(args, f"cannot read {args.config / 'dnsbalance.yaml'}")
+    state = StateFolder(settings.state_dir)
+    identity = read_identity(state)
+    if identity is None:
+        pid = running_pid(state)
+        return _report_unknown(args, f"no running dnsbalance holds {state.lock}" if pid is None else
+                               f"dnsbalance (pid {pid}) wrote no {state.instance.name}: it is starting, or older "
+                               "than the status command (restart it)")
+    if not identity.get("status"):
+        return _report_unknown(args, f"dnsbalance (pid {identity['pid']}) runs without a status page "
+                                     "(--status off or status: off)")
+    url = f"http://{identity['status']}/status.json"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - the server's own URL
+            document = json.loads(response.read())
+        found = document["assessment"]
+        code = Code(found["code"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return _report_unknown(args, f"cannot read {url}: {exc}")
+    where = (f"zone {document.get('zone')}, pid {identity['pid']}, configuration {identity.get('config')}, DNS on "
+             f"{', '.join(identity.get('listen') or [])}, status page http://{identity['status']}/"
+             + (f", instance {identity['name']}" if identity.get("name") else ""))
+    if args.json:
+        print(json.dumps({**found, "instance": identity, "url": url}, indent=1))
+        return int(code)
+    print(found["line"])
+    print(where)
+    for note in found.get("prober") or []:
+        print(note)
+    for failing in found.get("failing") or []:
+        print(f"failing {failing['kind']} {failing['target']}: {failing['reason']}")
+    for name in found.get("stranded") or []:
+        print(f"no usable entry: {name}")
+    return int(code)
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -71,6 +71,12 @@ class StateFolder:
         return self.root / "dnsbalance.lock"
 
     @property
+    def instance(self) -> Path:
+        """Who the running server is and where it answers (pid, zone, configuration folder, DNS and status
+        addresses as bound), written once it serves: `dnsbalance status` finds the status page through it."""
+        return self.root / "instance.json"
+
+    @property
     def reload_result(self) -> Path:
         """The outcome of the last reload (applied, or refused with the problems), for `dnsbalance reload`."""
         return self.root / "reload.json"

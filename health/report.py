@@ -16,6 +16,19 @@ def operator_state(config: Config | None, verdict: Verdict) -> AdminState:
     return target.state if target is not None else AdminState.AUTO
 
 
+def probe_rows(report: CycleReport, config: Config | None = None) -> list[dict[str, object]]:
+    """Every verdict of the cycle as `probe --json` gives it."""
+    rows: list[dict[str, object]] = []
+    for v in report.verdicts:
+        state = operator_state(config, v)
+        stamped = v if isinstance(v, StampVerdict) else None
+        rows.append({"name": v.name, "kind": v.kind.value, "ok": v.ok, "syncing": v.syncing, "reason": v.reason,
+                     "operator": state.value, "latency": v.latency, "lag": v.lag,
+                     "http": v.status if isinstance(v, StampVerdict | ServedVerdict) else None,
+                     "stamp": stamped.stamp.describe() if stamped is not None and stamped.stamp else None})
+    return rows
+
+
 def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
     """`config`: for the operators' `state: up|down`, which win over the verdicts as they do in the table."""
     rows = [("name", "http", "latency", "stamp", "lag", "verdict", "reason")]

@@ -17,7 +17,7 @@ from dnsbalance.compiler.table import compiled
 from dnsbalance.compiler.zone import CompiledZone
 from dnsbalance.configuration.model import APEX, MIRROR_LABEL, SRV_SERVICES
 from dnsbalance.configuration.names import relative_to
-from dnsbalance.configuration.web_services import web_service
+from dnsbalance.configuration.web_services import apt_records, web_service
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import TCP_SIZE, UNSUPPORTED_TYPES, DClass, Opcode, OptionCode, Rcode, RType
 from dnsbalance.protocol.edns import Edns, MalformedOption, read_edns
@@ -270,9 +270,12 @@ def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name, rng: Random,
     first), the targets' addresses in the additional section. `ranked`: that order is also written as the
     priorities 0, 1, 2, ...: apt ignores SRV weights and picks at random among the lowest priority
     (apt-pkg/contrib/srvrec.cc, PopFromSrvRecs), so its first choice follows the weights only this way, and its
-    fallbacks the weighted order after it."""
+    fallbacks the weighted order after it; it also cuts the order where the answer outgrows apt's 512-byte
+    buffer (configuration/web_services.py, apt_records)."""
     order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
     order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
+    if ranked and parent is not None:
+        del order[apt_records(qname, [(c.name.encode(), *parent[0]) for c in order]):]
     answer: list[Entry] = []
     additional: list[Entry] = []
     for rank, candidate in enumerate(order):

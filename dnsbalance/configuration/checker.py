@@ -12,6 +12,7 @@ from typing import Any, Callable, NamedTuple, Protocol, TypeVar
 from dnsbalance.configuration.names import parse_address
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.configuration.reading import Refused, read_file
+from dnsbalance.configuration.suggest import did_you_mean
 from dnsbalance.configuration.yamlpos import PosDict, PosList, YamlSyntaxError, parse_yaml
 
 D = TypeVar("D")  # a reader's fallback: the model's default, or None where the caller decides
@@ -120,8 +121,8 @@ class Checker:
     def known_keys(self, mapping: PosDict, allowed: tuple[str, ...], path: Path, what: str) -> None:
         for key in mapping:
             if key not in allowed:
-                self.error(path, mapping.line_of(key),
-                           f"{what}: unknown key {brief(key)} (expected one of: {', '.join(allowed)})")
+                self.error(path, mapping.line_of(key), f"{what}: unknown key {brief(key)}"
+                           f"{did_you_mean(str(key), allowed)} (expected one of: {', '.join(allowed)})")
 
     def integer(self, mapping: PosDict, key: str, path: Path, what: str, low: int, high: int,
                 default: D) -> int | D:

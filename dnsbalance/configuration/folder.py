@@ -23,6 +23,7 @@ from dnsbalance.configuration.reading import not_a_file
 from dnsbalance.configuration.requirement_check import required_names
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.table_file import read_table, reserved_names
+from dnsbalance.configuration.suggest import continent_code_for, country_code_for
 from dnsbalance.geo.countries import CONTINENTS, country
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,10 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
         if level is Level.CONTINENT:
             code = stem if stem in CONTINENTS else None
             if code is None:
-                check.error(path, 1, f"unknown continent code {path.stem!a} (expected one of {' '.join(CONTINENTS)})")
+                meant = continent_code_for(path.stem)
+                hint = f"; did you mean {meant[0]}.yaml ({meant[1]})?" if meant else ""
+                check.error(path, 1, f"unknown continent code {path.stem!a} (expected one of {' '.join(CONTINENTS)}"
+                                     f"{hint})")
                 continue
         elif level is Level.NETWORK:
             code = path.stem  # any name: the table is chosen by its `networks:`, not by its file name
@@ -103,7 +107,10 @@ def region_files(check: Checker, folder: Path, level: Level) -> dict[str, Path]:
             known = country(stem)
             code = known.alpha2 if known and len(stem) in (2, 3) else None  # alpha-3 (JPN.yaml) names JP too
             if code is None:
-                check.error(path, 1, f"unknown country code {path.stem!a} (expected ISO 3166 alpha-2 or alpha-3)")
+                meant = country_code_for(path.stem)
+                hint = f"; did you mean {meant[0]}.yaml ({meant[1]})?" if meant else ""
+                check.error(path, 1, f"unknown country code {path.stem!a} (expected ISO 3166 alpha-2 or alpha-3"
+                                     f"{hint})")
                 continue
         if code in found:
             check.error(path, 1, f"{level.value} {code} is defined twice: {shown_path(found[code].name)} and "

@@ -177,7 +177,7 @@ class Settings:
     ttl: int = 60
     answers: int = 4
     min_answers: int = 1  # addresses in every answer, even where that bends the shares (failover first)
-    listen: tuple[str, ...] = ("127.0.0.1:5353",)
+    listen: tuple[str, ...] = ("127.0.0.1:20053",)
     geoip: GeoIPSettings = GeoIPSettings()
     health: HealthSettings = HealthSettings()
     state_dir: Path = Path("state")

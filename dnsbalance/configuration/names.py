@@ -40,7 +40,7 @@ def parse_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
-    """'127.0.0.1:5353', '[::1]:53' or '0.0.0.0:53' -> (host, port); ValueError when malformed."""
+    """'127.0.0.1:20053', '[::1]:53' or '0.0.0.0:53' -> (host, port); ValueError when malformed."""
     match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([0-9.]+):(\d+)", text.strip())
     if not match:
         raise ValueError(f"'{text}' is not HOST:PORT (IPv6 as [ADDR]:PORT)")

@@ -6,6 +6,7 @@ that default too, so the rest of the folder is still checked.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from types import MappingProxyType
@@ -27,6 +28,7 @@ from dnsbalance.configuration.model import (
     TCPSettings,
     field_defaults,
 )
+from dnsbalance.configuration.locations import default_state_dir
 from dnsbalance.configuration.names import is_dns_name, normalise_name, parse_hostport
 from dnsbalance.configuration.yamlpos import PosDict, PosList
 
@@ -68,7 +70,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
     status_listen = _status(check, top, path)
     nsid = _hex_or_text(check, top, "nsid", path, 1, 128)
     cookie_secret = _hex_or_text(check, top, "cookie_secret", path, 16, 64)
-    state_dir = check.string(top, "state_dir", path, FILE, None) or DEFAULTS["state_dir"]
+    state_dir = check.string(top, "state_dir", path, FILE, None)
     answers = check.integer(top, "answers", path, FILE, 1, 32, DEFAULTS["answers"])
     return Settings(
         zone=zone,
@@ -80,7 +82,7 @@ def read_settings(check: Checker, directory: Path, paths_from: Path | None = Non
         listen=listen or DEFAULTS["listen"],
         geoip=geoip,
         health=health,
-        state_dir=base / state_dir,
+        state_dir=base / state_dir if state_dir else default_state_dir(base),
         nsid=nsid,
         cookies=check.boolean(top, "cookies", path, FILE, DEFAULTS["cookies"]),
         cookie_secret=cookie_secret,
@@ -151,6 +153,19 @@ def _soa(check: Checker, top: PosDict, path: Path, zone: str) -> SOASettings:
     )
 
 
+def missing_database(key: str, setting: str, directory: Path) -> str:
+    """A GeoIP file not found, named in full: relative paths are read from the configuration folder, not from
+    where the command runs, which is the usual surprise (a file next to the operator's shell is not found)."""
+    looked = Path(os.path.abspath(directory / setting))  # '..' folded; symbolic links left as written
+    text = f"geoip: {key} {brief(setting)} does not exist: no file {looked}"
+    if not Path(setting).is_absolute():
+        text += f" (a relative path is read from the configuration folder, {os.path.abspath(directory)})"
+        here = Path(os.path.abspath(setting))
+        if here != looked and here.is_file():
+            text += f"; there is one at {here}: write that full path, or move the file into the folder"
+    return text
+
+
 def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSettings:
     geoip = GeoIPSettings()
     geo_map = check.section(top, "geoip", path)
@@ -159,10 +174,10 @@ def _geoip(check: Checker, top: PosDict, path: Path, directory: Path) -> GeoIPSe
     check.known_keys(geo_map, ("database", "ecs", "asn_database"), path, "geoip")
     database = check.string(geo_map, "database", path, "geoip", geoip.database)
     if database != "builtin" and not (directory / database).is_file():
-        check.error(path, geo_map.line_of("database"), f"geoip: database {brief(database)} does not exist")
+        check.error(path, geo_map.line_of("database"), missing_database("database", database, directory))
     asn_database = check.string(geo_map, "asn_database", path, "geoip", geoip.asn_database)
     if asn_database is not None and not (directory / asn_database).is_file():
-        check.error(path, geo_map.line_of("asn_database"), f"geoip: asn_database {brief(asn_database)} does not exist")
+        check.error(path, geo_map.line_of("asn_database"), missing_database("asn_database", asn_database, directory))
     return GeoIPSettings(database=database, ecs=check.boolean(geo_map, "ecs", path, "geoip", geoip.ecs),
                          asn_database=asn_database)
 

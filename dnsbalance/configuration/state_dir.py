@@ -12,20 +12,30 @@ import pwd
 import tempfile
 from pathlib import Path
 
-from dnsbalance.configuration.problems import Problem
+from dnsbalance.configuration.locations import OLD_DEFAULT_STATE
+from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.configuration.settings_file import FILE
 from dnsbalance.configuration.yamlpos import PosDict, YamlSyntaxError, load_yaml
 from dnsbalance.statefiles import StateFolder
 
 
 def state_dir_problems(directory: Path, state_dir: Path) -> list[Problem]:
-    """An error at the `state_dir:` line when the folder cannot be created or written by this user."""
-    reason = unwritable(state_dir)
-    if reason is None:
-        return []
+    """An error at the `state_dir:` line when the folder cannot be created or written by this user; a
+    warning when `state_dir:` is left out and the folder's old default (`state/` inside it) holds a server's
+    state, which the new default no longer reads."""
     path = directory / FILE
-    return [Problem(path, _line(path), f"state_dir {state_dir} {reason} (checked as user {_user()}; the server "
-                                       "keeps its pid file, lock, health state and counters there)")]
+    problems = []
+    old = directory / OLD_DEFAULT_STATE
+    if _line(path) == 0 and old != state_dir and any((old / n).exists() for n in ("health.json", "dnsbalance.lock")):
+        problems.append(Problem(path, 1, f"{old} holds the state of a server run before the default state folder "
+                                         f"moved out of the configuration folder; it is no longer read (now: "
+                                         f"{state_dir}): move it there, or keep it with `state_dir: state`",
+                                Severity.WARNING))
+    reason = unwritable(state_dir)
+    if reason is not None:
+        problems.append(Problem(path, _line(path) or 1, f"state_dir {state_dir} {reason} (checked as user "
+                                f"{_user()}; the server keeps its pid file, lock, health state and counters there)"))
+    return problems
 
 
 def unwritable(root: Path) -> str | None:
@@ -57,12 +67,12 @@ def unwritable(root: Path) -> str | None:
 
 
 def _line(path: Path) -> int:
-    """The line of `state_dir:` in dnsbalance.yaml; 1 when it is left out (the default applies)."""
+    """The line of `state_dir:` in dnsbalance.yaml; 0 when it is left out (the default applies)."""
     try:
         top = load_yaml(path)
     except (YamlSyntaxError, OSError):
         return 1
-    return top.line_of("state_dir") if isinstance(top, PosDict) and "state_dir" in top else 1
+    return top.line_of("state_dir") if isinstance(top, PosDict) and "state_dir" in top else 0
 
 
 def _user() -> str:

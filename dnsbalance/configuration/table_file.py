@@ -23,6 +23,7 @@ from dnsbalance.configuration.model import (
     field_defaults,
 )
 from dnsbalance.configuration.names import is_dns_name, normalise_name
+from dnsbalance.configuration.suggest import did_you_mean
 from dnsbalance.configuration.network_file import read_networks
 from dnsbalance.configuration.web_services import web_reserved
 from dnsbalance.configuration.yamlpos import PosDict
@@ -99,7 +100,9 @@ def _entries(check: Checker, path: Path, owner: str, key: str, node: PosDict, fl
             check.error(path, tline, f"{owner}: '{target}' is a relay; relays serve only {', '.join(SRV_NAMES)}")
             continue
         if target not in fleet.mirrors and target not in fleet.relays:
-            check.error(path, tline, f"{owner}: unknown {'relay' if srv else 'mirror'} {brief(target)}")
+            known = fleet.relays if srv else fleet.mirrors
+            check.error(path, tline, f"{owner}: unknown {'relay' if srv else 'mirror'} {brief(target)}"
+                                     f"{did_you_mean(str(target), known)}")
             continue
         tier: int = ENTRY_DEFAULTS["tier"]
         value: Any = priority

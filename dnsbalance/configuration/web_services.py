@@ -57,3 +57,36 @@ def web_reserved(name: str) -> bool:
     """Table names the zone answers itself: the SRV owners and anything named like a mirror target."""
     labels = name.split(".")
     return web_service(name) is not None or (len(labels) >= 2 and labels[1] == MIRROR_LABEL)
+
+
+# apt reads its SRV answer into a 512-byte buffer whatever the resolver sends (apt-pkg/contrib/srvrec.cc,
+# GetSrvRecords: `unsigned char answer[PACKETSZ]`, through glibc's res_query). When the answer section ends past
+# it, apt's parse stops partway and returns before its sort by priority, so it takes the first record in the
+# resolver's order, which unbound rotates: the weights are lost (a real apt behind unbound, nine mirrors, a
+# 543-byte answer: the mirror weighted 9000 of 9800 first in 2 runs of 20). What follows the answers (the
+# additional section, an OPT record) may be cut without harm: nine records ending at byte 507 of a 518-byte EDNS
+# reply were all read. An apt set therefore carries the longest prefix of its weighted order whose answer section
+# ends within 512 bytes as a resolver writes it: the first choice still follows every mirror's weight; only the
+# fallbacks past the cut are left out.
+APT_ANSWER_SIZE = 512
+_HEADER = 12
+_SRV_FIXED = 2 + 10 + 6  # owner as a compression pointer; type, class, TTL, RDLENGTH; priority, weight, port
+
+
+def wire_length(labels: tuple[bytes, ...]) -> int:
+    """A name's uncompressed wire length: each label with its length byte, and the root."""
+    return sum(1 + len(label) for label in labels) + 1
+
+
+def apt_records(qname: tuple[bytes, ...], targets: list[tuple[bytes, ...]]) -> int:
+    """How many of the SRV records, in order, end within APT_ANSWER_SIZE bytes of a resolver's reply to apt: the
+    header and question, then per record the fixed fields and the target uncompressed (RFC 2782 forbids
+    compressing it; unbound and BIND write it whole). At least one, whatever its size."""
+    room = APT_ANSWER_SIZE - _HEADER - (wire_length(qname) + 4)
+    count = 0
+    for target in targets:
+        room -= _SRV_FIXED + wire_length(target)
+        if room < 0:
+            break
+        count += 1
+    return max(count, 1)

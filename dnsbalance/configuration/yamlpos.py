@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from dnsbalance.configuration.reading import MAX_FILE_BYTES, Refused, read_file
+from dnsbalance.configuration.yaml_words import plain_words
 
 __all__ = ["MAX_FILE_BYTES", "PosDict", "PosList", "YamlSyntaxError", "load_yaml", "parse_yaml"]
 
@@ -155,6 +156,9 @@ def parse_yaml(data: bytes) -> Any:
         if mark is not None and _tab_at(text, mark.line, mark.column):  # libyaml does not name the character
             raise YamlSyntaxError(line, "YAML syntax error: a tab character in the indentation (column "
                                         f"{mark.column + 1}); YAML indents with spaces only") from None
+        worded = plain_words(text, exc)
+        if worded is not None:
+            raise YamlSyntaxError(worded[0], f"YAML syntax error: {worded[1]}") from None
         detail = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         raise YamlSyntaxError(line, f"YAML syntax error: {detail}") from None
     except yaml.YAMLError as exc:  # the reader's errors quote the offending character: name its position only

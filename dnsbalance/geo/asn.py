@@ -3,13 +3,12 @@ GeoLite2-ASN, DB-IP's ASN lite, or one built from open data): `autonomous_system
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import maxminddb
 
-from dnsbalance.geo.locate import GeoIPError, IPAddress, file_id, unmap
+from dnsbalance.geo.locate import GeoIPError, IPAddress, private_copy, unmap
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +21,7 @@ class AsnHit(NamedTuple):
 class AsnDatabase:
     def __init__(self, path: Path) -> None:
         try:
-            self.identity = file_id(path, os.stat(path))
-            self._reader = maxminddb.open_database(str(path))
+            self._reader, self.identity = private_copy(path)  # as the GeoIP database: regular files only
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise GeoIPError(f"{path}: cannot open ASN database: {exc}") from None
         kind = self._reader.metadata().database_type
@@ -34,9 +32,9 @@ class AsnDatabase:
         self.database_type = kind
 
     @classmethod
-    def open(cls, setting: str | None, directory: Path) -> "AsnDatabase | None":
+    def open(cls, setting: str | None, directory: Path) -> AsnDatabase | None:
         """The database `geoip.asn_database` names (relative to the configuration folder), if any."""
-        return cls(directory / setting) if setting else None
+        return cls(Path(os.path.abspath(directory / setting))) if setting else None
 
     def lookup(self, address: IPAddress) -> AsnHit:
         address = unmap(address)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -13,6 +12,7 @@ from typing import Any
 
 import maxminddb
 
+from dnsbalance.files import CHUNK, Refused, open_regular
 from dnsbalance.geo.countries import continent_of
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # so a busy resolver costs one database walk, not one per query.
 CACHE_BITS = {4: 24, 6: 48}
 CACHE_LIMIT = 1 << 18
+MAX_DATABASE_BYTES = 4 << 30  # a full City database is a few hundred MB; anything bigger is not one
 
 
 @dataclass(frozen=True)
@@ -83,16 +84,23 @@ def unmap(address: IPAddress) -> IPAddress:
 PROBES = ("1.1.1.1", "8.8.8.8", "81.0.0.1", "200.0.0.1", "2001:200::1", "2a00:1450::1")
 
 
-def _private_copy(path: Path) -> tuple[maxminddb.Reader, FileId]:
+def private_copy(path: Path) -> tuple[maxminddb.Reader, FileId]:
     """The database memory-mapped from a copy that only this process knows of (unlinked once open): the
     file can then be replaced, rewritten or truncated in place by anyone without the mapping changing under
     a lookup, which would be a SIGBUS. A copy caught half-written fails to open, like any damaged file.
     With it, the identity of the file copied (read from the open file: the one copied, not its successor)."""
-    with path.open("rb") as source, tempfile.NamedTemporaryFile(prefix="dnsbalance-geoip-", suffix=".mmdb",
-                                                                delete=False) as copy:
+    # only a regular file is opened (a FIFO would block the start, /dev/zero fill the disk), and no more than
+    # MAX_DATABASE_BYTES of it is copied
+    with os.fdopen(open_regular(path), "rb") as source, tempfile.NamedTemporaryFile(
+            prefix="dnsbalance-geoip-", suffix=".mmdb", delete=False) as copy:
         try:
             identity = file_id(path, os.fstat(source.fileno()))
-            shutil.copyfileobj(source, copy, 1 << 20)
+            copied = 0
+            while chunk := source.read(min(CHUNK, MAX_DATABASE_BYTES + 1 - copied)):
+                copy.write(chunk)
+                copied += len(chunk)
+                if copied > MAX_DATABASE_BYTES:  # a file that grows while it is copied, too
+                    raise Refused(f"larger than {MAX_DATABASE_BYTES >> 30} GiB; not read")
             copy.flush()
             return maxminddb.open_database(copy.name), identity
         finally:
@@ -105,7 +113,7 @@ class GeoIP:
     def __init__(self, path: Path, origin: str = "configured") -> None:
         """`origin`: where the file comes from, as the log and the status page say it."""
         try:
-            self._reader, self.identity = _private_copy(path)
+            self._reader, self.identity = private_copy(path)
             for probe in PROBES:
                 self._reader.get_with_prefix_len(probe)
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
@@ -122,11 +130,11 @@ class GeoIP:
         self._interned: dict[Location, Location] = {}
 
     @classmethod
-    def open(cls, setting: str, directory: Path, state_dir: Path | None = None) -> "GeoIP":
+    def open(cls, setting: str, directory: Path, state_dir: Path | None = None) -> GeoIP:
         """`builtin`, or a path relative to the configuration folder. `builtin` is the state folder's
         rebuilt copy when there is one (a damaged one is logged and the package's used instead)."""
-        if setting != "builtin":
-            return cls(directory / setting)
+        if setting != "builtin":  # named in full in the log, the page and every error
+            return cls(Path(os.path.abspath(directory / setting)))
         rebuilt = rebuilt_database(state_dir) if state_dir is not None else None
         if rebuilt is not None and rebuilt.exists():
             try:

@@ -24,6 +24,7 @@ from typing import Any
 
 from dnsbalance.configuration.model import DRAINED
 from dnsbalance.configuration.names import is_dns_name, normalise_name, relative_to
+from dnsbalance.files import Refused, read_file
 from dnsbalance.geo.countries import CONTINENTS, country
 
 TOKEN = re.compile(r"""\s+|\#[^\n]*|(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<int>-?\d+)"""
@@ -305,8 +306,10 @@ def import_addr_file(path: Path, zone: str, out: Path, replace: bool = False, na
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not replace:
         raise OutputNotEmpty(f"{out} is not empty; choose another --out, or add --replace to replace the whole "
                              "folder")
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+    try:  # a regular file of at most MAX_FILE_BYTES (a FIFO or /dev/zero named by mistake is refused unopened)
+        text = read_file(path).decode("utf-8", errors="replace")
+    except Refused as exc:
+        raise ImportProblem(1, exc.message) from None
     except OSError as exc:
         raise ImportProblem(1, f"cannot read: {exc.strerror}") from None
     imported = convert(parse_addr_db(text), zone, nameservers, asn_database)

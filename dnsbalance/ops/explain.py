@@ -7,7 +7,7 @@ import time
 
 from dnsbalance.configuration.model import APEX, SRV_SERVICES, Config, Entry, Table, archive_for
 from dnsbalance.configuration.names import normalise_name, relative_to
-from dnsbalance.configuration.web_services import mirror_target, web_service
+from dnsbalance.configuration.web_services import apt_records, mirror_target, web_service
 from dnsbalance.geo.locate import IPAddress, Location, unmap
 from dnsbalance.ops.shares import design_lines
 from dnsbalance.protocol.codes import RType
@@ -123,7 +123,23 @@ def _web_lines(table: ActiveTable, location: Location, owner: str, service: str,
         target = mirror_target(candidate.name, name)
         lines.append(f"  {candidate.name:<16} {candidate.weight:>6}  {candidate.port:<5}  {target}: "
                      f"{' '.join(candidate.addresses)}")
-    return lines
+    return lines + _apt_cut(table.zone.zone, owner, [mirror_target(c.name, name) for c in pool.candidates])
+
+
+def _apt_cut(zone: str, owner: str, targets: list[str]) -> list[str]:
+    """A line when answers carry only part of the set: what fits apt's 512-byte buffer, the first records of
+    each answer's weighted order (how many depends on which targets lead, when their names differ in length)."""
+    def labels(name: str) -> tuple[bytes, ...]:
+        return tuple(label.encode() for label in f"{name}.{zone}".split("."))
+
+    shortest_first = sorted((labels(t) for t in targets), key=lambda t: sum(map(len, t)))
+    most = apt_records(labels(owner), shortest_first)
+    least = apt_records(labels(owner), shortest_first[::-1])
+    if most >= len(targets):
+        return []
+    carried = str(most) if least == most else f"{least} to {most}"
+    return [f"  each answer carries {carried} of these {len(targets)}: the first of its weighted order, as many as "
+            "fit the 512 bytes apt reads (the first is drawn from all of them)"]
 
 
 def _not_usable(config: Config, table: ActiveTable, tier: Tier, owner: str) -> dict[str, LeftOut]:

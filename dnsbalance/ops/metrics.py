@@ -13,6 +13,9 @@ from dnsbalance.ops import cluster_section
 from dnsbalance.ops.status import SEVERITY, StatusInputs, summary
 from dnsbalance.stats.counters import LATENCY_BUCKETS, LATENCY_SAMPLE
 
+# The shown states that are a health check's verdict: only these have a `dnsbalance_target_up` series.
+JUDGED = ("up", "down", "stale", "syncing")
+
 
 class StatusCollector:
     """One registry collector; `source` reads the inputs (off the event loop: the web layer calls it in a
@@ -89,19 +92,32 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     yield GaugeMetricFamily("dnsbalance_unique_clients", "Distinct client subnets or resolvers (estimate)",
                             value=status["queries"]["unique_clients"])
 
-    up = GaugeMetricFamily("dnsbalance_target_up", "1 when a mirror (or relay service) is usable",
-                           labels=["target", "kind"])
+    # `_up` only for what the health checks judged, so that `dnsbalance_target_up == 0` means "found down" and
+    # never "not probed yet"; `_usable` (the table's word) and `_state` (the page's word) cover every target.
+    up = GaugeMetricFamily("dnsbalance_target_up", "1 when the health checks found a mirror (or relay service) "
+                           "usable, 0 down or stale; no series until they judge it (pending, not probed, health "
+                           "off, the operator's state)", labels=["target", "kind"])
+    usable = GaugeMetricFamily("dnsbalance_target_usable", "1 when the table may draw a mirror (or relay service), "
+                               "judged or not", labels=["target", "kind"])
+    shown = GaugeMetricFamily("dnsbalance_target_state", "1 for the state a mirror (or relay service) is in, as the "
+                              "status page shows it", labels=["target", "kind", "state"])
     latency = GaugeMetricFamily("dnsbalance_probe_latency_seconds", "Latency of the last probe", labels=["target"])
     lag = GaugeMetricFamily("dnsbalance_mirror_lag_seconds", "Stamp lag behind the master", labels=["target"])
+    targets = [(m["name"], "mirror", m) for m in status["mirrors"]]
+    targets += [(f"{r['name']}/{r['service']}", "relay", r) for r in status["relays"]]
+    for name, kind, row in targets:
+        if row["state"] in JUDGED:
+            up.add_metric([name, kind], 1 if row["usable"] else 0)
+        usable.add_metric([name, kind], 1 if row["usable"] else 0)
+        shown.add_metric([name, kind, row["state"]], 1)
     for mirror in status["mirrors"]:
-        up.add_metric([mirror["name"], "mirror"], 1 if mirror["usable"] else 0)
         if mirror["last_latency"] is not None:
             latency.add_metric([mirror["name"]], mirror["last_latency"])
         if mirror["lag"] is not None:
             lag.add_metric([mirror["name"]], mirror["lag"])
-    for relay in status["relays"]:
-        up.add_metric([f"{relay['name']}/{relay['service']}", "relay"], 1 if relay["usable"] else 0)
     yield up
+    yield usable
+    yield shown
     yield latency
     yield lag
     states = GaugeMetricFamily("dnsbalance_targets", "Mirrors and relay services by state", labels=["state"])
@@ -115,6 +131,13 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
                                 "When the last health cycle started (unix time)", value=cycle["started"])
         yield GaugeMetricFamily("dnsbalance_health_cycle_duration_seconds", "How long the last health cycle took",
                                 value=cycle["duration"])
+    master = GaugeMetricFamily("dnsbalance_master_serial_seen_timestamp_seconds",
+                               "When this prober first saw the master publish its current serial (unix time): "
+                               "a master that stops pushing leaves it behind", labels=["archive"])
+    for archive, reference in sorted(inputs.health.archives.items()):
+        if reference.master and reference.master_since:
+            master.add_metric([archive], reference.master_since)
+    yield master
     reloads = CounterMetricFamily("dnsbalance_reloads", "Configuration reloads since start, applied or refused",
                                   labels=["result"])
     for result in ("applied", "refused"):

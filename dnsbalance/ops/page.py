@@ -288,10 +288,21 @@ def _head(status: Summary, title: str) -> str:
 <title>{e(title)}</title><style>{CSS}</style></head>
 <body><main>
 <h1>dnsbalance: {e(status['zone'])} <small>{__version__}</small></h1>
-<p class="meta" id="summary">Table generation {status['generation']}, built {ago(status['table_age_seconds'])} ago;
+{_instance(status)}<p class="meta" id="summary">Table generation {status['generation']}, built {ago(status['table_age_seconds'])} ago;
 {checks}.<br>{q['total']} queries, {_pct(q['no_country_share'])} with no country, {q['ecs']} located by client
 subnet, about {q['unique_clients']} distinct clients. As of {clock(status['now'])}.</p>
 {warnings}"""
+
+
+def _instance(status: Summary) -> str:
+    """Which server this page belongs to: several instances on one host share a default status port."""
+    found = status.get("instance")
+    if found is None:
+        return ""
+    e = html.escape
+    name = f"instance <b>{e(found['name'])}</b>, " if found["name"] else ""
+    return (f"<p class=\"meta\" id=\"instance\">{name}pid {found['pid']}, configuration <code>{e(found['config'])}"
+            f"</code>, DNS on {e(', '.join(found['listen']))}, state in <code>{e(found['state_dir'])}</code>.</p>\n")
 
 
 def _targets(status: Summary) -> str:

@@ -31,6 +31,7 @@ from dnsbalance.ops.status_document import (
     Span,
     Summary,
 )
+from dnsbalance.ops.monitoring import Assessment, assess
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, target_key
@@ -39,7 +40,7 @@ from dnsbalance.stats.counters import RECENT_WINDOW, Totals
 from dnsbalance.health.cycle import CycleReport
 from dnsbalance.health.events import Event
 from dnsbalance.health.state import HealthState
-from dnsbalance.health.verdict import StampVerdict, Verdict
+from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
 from dnsbalance.health.view import Status
 
 HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
@@ -386,5 +387,16 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        region_pages=(len(region_rows) + PAGE_SIZE - 1) // PAGE_SIZE,
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
-                       reloads=dict(inputs.reloads))
+                       reloads=dict(inputs.reloads),
+                       assessment=assessment(inputs).as_json())  # what `dnsbalance status` reports
     return document
+
+
+def assessment(inputs: StatusInputs) -> Assessment:
+    """The monitoring verdict (ops/monitoring.py) on the table in service, by the rules `probe` uses."""
+    cycle = inputs.cycle
+    prober = [] if cycle is None else [f"every {kind.value} failed in the last cycle: {cycle.likely_cause(kind)}; "
+                                       "the previous health is kept" for kind in TargetKind if cycle.all_failed(kind)]
+    reasons = {key: health.reason for key, health in inputs.health.mirrors.items()}
+    return assess(inputs.config, inputs.table, reasons, prober,
+                  judged_yet=cycle is not None or inputs.health.cycles > 0 or bool(inputs.health.mirrors))

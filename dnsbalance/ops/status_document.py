@@ -166,8 +166,24 @@ class ConfigurationOnDisk(TypedDict):
     auto_apply: bool
 
 
+class InstanceInfo(TypedDict):
+    """Which running server a page belongs to (several on one host all default to the same status port)."""
+
+    zone: str
+    config: str  # the configuration folder, absolute
+    state_dir: str
+    listen: list[str]  # DNS addresses as bound
+    status: str | None  # the status page's address as bound
+    pid: int
+    name: str | None  # with `cluster:`, this instance's name among the others
+    started: float
+
+
 class ServedInputs(TypedDict, total=False):
-    """What the serving snapshot adds about itself: the GeoIP database in use, the files on disk."""
+    """What the serving snapshot adds about itself: the GeoIP database in use, the files on disk, which
+    instance serves it."""
+
+    instance: InstanceInfo
 
     geoip: GeoipInUse
     configuration: ConfigurationOnDisk
@@ -192,3 +208,4 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)

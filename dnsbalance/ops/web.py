@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, generate_late
 from dnsbalance.ops.metrics import StatusCollector
 from dnsbalance.ops.page import render_page, render_region
 from dnsbalance.ops.status import PAGE_SIZE, StatusInputs, find_region, region_details, summary
-from dnsbalance.ops.status_document import ConfigurationOnDisk, GeoipInUse, ServedInputs, Summary
+from dnsbalance.ops.status_document import ConfigurationOnDisk, GeoipInUse, InstanceInfo, ServedInputs, Summary
 from dnsbalance.protocol.addresses import host_port
 
 if TYPE_CHECKING:
@@ -83,8 +84,9 @@ class StatusServer:
         ProcessCollector(registry=self.registry)  # this process's CPU, memory, open files (process_*)
         self.server: asyncio.AbstractServer | None = None
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self.server = await asyncio.start_server(self._client, host, port, limit=REQUEST_LIMIT)
+    async def start(self, sock: socket.socket) -> tuple[str, int]:
+        """Serve on a listening socket bound by the caller (process/instance.py bind_status)."""
+        self.server = await asyncio.start_server(self._client, sock=sock, limit=REQUEST_LIMIT)
         return self.server.sockets[0].getsockname()[:2]
 
     async def stop(self) -> None:
@@ -179,14 +181,15 @@ def shown_regions(status: Summary) -> list[str]:
     return []
 
 
-async def start_status(balancer: Balancer, listen: str | None, refresh: Callable[[], None] | None = None,
+async def start_status(balancer: Balancer, sock: socket.socket | None, identity: InstanceInfo,
+                       refresh: Callable[[], None] | None = None,
                        setup: Callable[[], None] | None = None) -> StatusServer | None:
-    """The status listener of the supervisor; a busy port is logged, not fatal. `refresh`: brings the
-    answering processes' counts in before a page or scrape reads them (called on the page's thread);
-    `setup`: run first in each page's thread."""
-    if not listen:
+    """The status listener of the supervisor, on `sock` (bound at the start: a port in use stopped it then);
+    `identity`: which instance the page says it is. `refresh`: brings the answering processes' counts in
+    before a page or scrape reads them (called on the page's thread); `setup`: run first in each page's
+    thread."""
+    if sock is None:
         return None
-    from dnsbalance.configuration.names import parse_hostport
     from dnsbalance.stats.counters import all_totals
     from dnsbalance.health.events import EventTail
 
@@ -207,6 +210,7 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
     def served_inputs(serving: Any) -> ServedInputs:
         geoip = serving.geoip
         return ServedInputs(
+            instance=identity,
             geoip=GeoipInUse(path=str(geoip.path), type=geoip.database_type, origin=geoip.origin,
                              description=geoip.description),
             configuration=ConfigurationOnDisk(directory=str(serving.config.directory),  # edited files not yet served
@@ -215,13 +219,8 @@ async def start_status(balancer: Balancer, listen: str | None, refresh: Callable
             # several name servers (dnsbalance/cluster/): None without `cluster:`
             cluster=balancer.cluster.as_json() if balancer.cluster is not None else None)
 
-    host, port = parse_hostport(listen)
     server = StatusServer(source, setup)
-    try:
-        bound = await server.start(host, port)
-    except OSError as exc:
-        log.error("status page not started on %s: %s", listen, exc)
-        return None
+    bound = await server.start(sock)
     shown = host_port(bound[0], bound[1])
     log.info("status page, /status.json and /metrics on http://%s/", shown)
     return server

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -19,6 +20,9 @@ from typing import IO
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.statefiles import StateFolder, write_atomically
+
+
+MDNS_PORT = 5353
 
 
 class InstanceError(Exception):
@@ -35,6 +39,7 @@ class Instance:
         try:
             if self.state.pid.read_text().strip() == str(os.getpid()):
                 self.state.pid.unlink()
+                self.state.instance.unlink(missing_ok=True)
         except OSError:
             pass
         if self.lock is not None:
@@ -100,10 +105,56 @@ def check_ports_free(listen: list[str]) -> None:
                     raise InstanceError(f"{item} ({name}) {why_not_bound(exc, host, port)}") from None
 
 
+def bind_status(listen: str) -> socket.socket:
+    """The status page's listening socket, bound before anything answers, or InstanceError: a status port in
+    use stops the start as a DNS port does, since a server without its page (or an operator reading another
+    instance's page at this address) is worse than a refusal. SO_REUSEADDR as asyncio sets it: a port left
+    in TIME_WAIT by the previous server does not stop a restart, a socket listening there does."""
+    host, port = parse_hostport(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            why = "is already in use: another dnsbalance's status page or another program listens there"
+        else:
+            why = why_not_bound(exc, host, port)
+        raise InstanceError(f"status page {listen} {why}; give this server its own with --status HOST:PORT "
+                            f"(or `status:` in dnsbalance.yaml), or none with --status off") from None
+    return sock
+
+
+def write_identity(state: StateFolder, identity: Mapping[str, object]) -> None:
+    """The running server's identity file (StateFolder.instance); a read-only folder is no reason to stop."""
+    try:
+        write_atomically(state.instance, json.dumps(dict(identity), indent=1) + "\n")
+    except OSError:
+        pass
+
+
+def read_identity(state: StateFolder) -> dict[str, object] | None:
+    """The identity the server holding the state folder wrote: None when no server holds it, or the file is
+    missing, unreadable or another process's (a leftover of a server that died)."""
+    pid = running_pid(state)
+    data = read_reload(state.instance)
+    if pid is None or data is None or data.get("pid") != pid:
+        return None
+    return data
+
+
 def why_not_bound(exc: OSError, host: str, port: int) -> str:
     """A bind error as an operator can act on it."""
     if exc.errno == errno.EADDRINUSE:
-        return "is already in use: another dnsbalance or DNS server is listening there"
+        who = ("mDNS (avahi-daemon) has port 5353 on most desktops" if port == MDNS_PORT
+               else "another dnsbalance or DNS server is listening there")
+        return f"is already in use: {who}; serve elsewhere with --listen HOST:PORT (or `listen:` in dnsbalance.yaml)"
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"cannot be bound: no interface of this host has the address {host}"
     if exc.errno == errno.EACCES and port < 1024:

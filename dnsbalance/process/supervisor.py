@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 import weakref
@@ -46,7 +47,8 @@ from dnsbalance.process.answerer import (
     Stopped,
     answerer_main,
 )
-from dnsbalance.process.instance import record_reload
+from dnsbalance.ops.status_document import InstanceInfo
+from dnsbalance.process.instance import record_reload, write_identity
 from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
@@ -94,7 +96,7 @@ class Supervisor:
     config_dir: Path
     slots: list[Sockets]
     shown: list[str]  # the bound addresses, for the log
-    status_listen: str | None = None
+    status_socket: socket.socket | None = None  # bound before the start, so that a port in use stops it
     held: list[Closable] = field(default_factory=list)  # what answerers must not keep open (the instance lock)
     current: list[Answerer | None] = field(default_factory=list)
     pending: list[Answerer] = field(default_factory=list)  # forked, not yet in service
@@ -357,7 +359,10 @@ class Supervisor:
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
         later("complete")
-        web = await start_status(self.balancer, self.status_listen, refresh=self.flush, setup=lower_priority)
+        identity = self.identity()
+        web = await start_status(self.balancer, self.status_socket, identity, refresh=self.flush,
+                                 setup=lower_priority)
+        write_identity(self.balancer.state, identity)
         saver = asyncio.create_task(save_counters(self.balancer.stats))
         resigner = asyncio.create_task(self.refresh_signatures())
         try:
@@ -385,6 +390,20 @@ class Supervisor:
                     self._read(answerer)  # their last counts
             self.balancer.stats.save()
         return 0
+
+    def identity(self) -> InstanceInfo:
+        """Which instance this is, for its status page and JSON and for `dnsbalance status` (instance.json):
+        several instances on one host each default to the same status port, so the page says whose it is."""
+        settings = self.balancer.config.settings
+        status = None
+        if self.status_socket is not None:
+            host, port = self.status_socket.getsockname()[:2]
+            status = host_port(host, port)
+        return InstanceInfo(zone=settings.zone, config=str(self.config_dir.absolute()),
+                            state_dir=str(self.balancer.state.root.absolute()), listen=list(self.shown),
+                            status=status, pid=os.getpid(),
+                            name=settings.cluster.instance if settings.cluster is not None else None,
+                            started=time.time())
 
     def stop_all(self, timeout: float = 5.0) -> None:
         """SIGTERM to every answerer, reading their pipes while they end: an answerer's last counts can be
@@ -427,12 +446,14 @@ def bind_slots(listen: list[str], count: int) -> tuple[list[Sockets], list[str]]
     return [Sockets(tuple(udps), tuple(tcps)) for udps, tcps in slots], shown
 
 
-def serve(balancer: Balancer, listen: list[str], config_dir: Path, count: int, status_listen: str | None,
+def serve(balancer: Balancer, listen: list[str], config_dir: Path, count: int, status_socket: socket.socket | None,
           held: list[Closable]) -> int:
     from dnsbalance.server import run
 
     slots, shown = bind_slots(listen, count)
-    supervisor = Supervisor(balancer, config_dir, slots, shown, status_listen, held)
+    if status_socket is not None:
+        held = [*held, status_socket]  # the answerers close their copy: only the supervisor serves the page
+    supervisor = Supervisor(balancer, config_dir, slots, shown, status_socket, held)
     result = [1]
 
     async def main() -> None:

@@ -29,7 +29,8 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/asn/as02500.yaml:1: asn AS2500 is defined twice: AS2500.yaml and as02500.yaml",
     ]),
     "asn_database_missing": (1, [
-        "{dir}/dnsbalance.yaml:6: geoip: asn_database 'nosuch.mmdb' does not exist",
+        "{dir}/dnsbalance.yaml:6: geoip: asn_database 'nosuch.mmdb' does not exist: no file {dir}/nosuch.mmdb (a "
+        "relative path is read from the configuration folder, {dir})",
     ]),
     "asn_without_database": (1, [
         "{dir}/asn/AS2500.yaml:1: AS2500 is an AS table but dnsbalance.yaml sets no geoip.asn_database to find a client's AS",
@@ -84,6 +85,26 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
     "uncovered_name": (0, [
         '{dir}/country/JP.yaml:3: warning: security: not in default.yaml, so clients of other regions get no answer for it',
     ]),
+    "misspelt_mirror": (1, [
+        "{dir}/default.yaml:3: deb: unknown mirror 'osak' (did you mean 'osaka'?)",
+        "{dir}/default.yaml:4: deb: unknown mirror 'Beta' (did you mean 'beta'?)",
+    ]),
+    "country_not_iso": (1, [
+        "{dir}/country/UK.yaml:1: unknown country code 'UK' (expected ISO 3166 alpha-2 or alpha-3; did you mean "
+        "GB.yaml (United Kingdom)?)",
+        "{dir}/country/japan.yaml:1: unknown country code 'japan' (expected ISO 3166 alpha-2 or alpha-3; did you "
+        "mean JP.yaml (Japan)?)",
+    ]),
+    "continent_by_name": (1, [
+        "{dir}/continent/EUR.yaml:1: unknown continent code 'EUR' (expected one of AF AN AS EU NA OC SA; did you "
+        "mean EU.yaml (Europe)?)",
+        "{dir}/continent/Europe.yaml:1: unknown continent code 'Europe' (expected one of AF AN AS EU NA OC SA; did "
+        "you mean EU.yaml (Europe)?)",
+    ]),
+    "geoip_relative": (1, [
+        "{dir}/dnsbalance.yaml:6: geoip: database 'GeoLite2-Country.mmdb' does not exist: no file "
+        "{dir}/GeoLite2-Country.mmdb (a relative path is read from the configuration folder, {dir})",
+    ]),
     "unknown_continent": (1, [
         "{dir}/continent/XX.yaml:1: unknown continent code 'XX' (expected one of AF AN AS EU NA OC SA)",
     ]),
@@ -96,13 +117,22 @@ EXPECTED: dict[str, tuple[int, list[str]]] = {
         "{dir}/networks:1: warning: unknown folder 'networks' in the configuration folder is not read (expected dnsbalance.yaml, mirrors.yaml, default.yaml, and the folders continent/, country/, network/, asn/)",
     ]),
     "unknown_key": (1, [
-        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (expected one of: zone, ttl, answers, min_answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status, archives, reload, cluster, dnssec)",
+        "{dir}/dnsbalance.yaml:2: dnsbalance.yaml: unknown key 'tll' (did you mean 'ttl'?) (expected one of: zone, ttl, answers, min_answers, listen, nameservers, soa, geoip, health, state_dir, nsid, cookies, cookie_secret, rrl, tcp, status, archives, reload, cluster, dnssec)",
     ]),
     "unknown_mirror": (1, [
         "{dir}/default.yaml:3: deb: unknown mirror 'gamma'",
     ]),
+    "yaml_indentation": (1, [
+        "{dir}/default.yaml:3: YAML syntax error: line 3 'beta: 20' is indented more than line 2 'alpha: 10', "
+        "which already has a value: indent it like line 2 (2 spaces) to make it a sibling",
+    ]),
+    "yaml_list_in_mapping": (1, [
+        "{dir}/default.yaml:4: YAML syntax error: line 4 '- beta' is a list item inside a mapping (keys from line 3): "
+        "a list goes under a key, 'key:' then its items indented",
+    ]),
     "yaml_syntax": (1, [
-        "{dir}/country/JP.yaml:4: YAML syntax error: while parsing a flow sequence did not find expected ',' or ']'",
+        "{dir}/country/JP.yaml:3: YAML syntax error: the '[' on line 3 is never closed (line 4 is reached without "
+        "its ']'), or a ',' is missing between two of its items",
     ]),
 }
 

@@ -74,12 +74,18 @@ def test_unit_passes_systemd_analyze_verify(root: Path) -> None:
     binary.write_text(f"#!/bin/sh\nexec {sys.executable} -m dnsbalance \"$@\"\n")
     binary.chmod(0o755)
     text = UNIT.read_text(encoding="utf-8")
-    assert text.count(BINARY) == 3
+    assert sum(line.count(BINARY) for line in text.splitlines() if not line.startswith("#")) == 3
     copy = root / "dnsbalance.service"
     copy.write_text(text.replace(BINARY, str(binary)))
 
+    # verify runs `man` on Documentation=: the kit's page, installed where MANPATH finds it
+    (root / "man" / "man8").mkdir(parents=True)
+    with (root / "man" / "man8" / "dnsbalance.8").open("w") as page:
+        subprocess.run([sys.executable, "-m", "dnsbalance.manpage"], stdout=page, cwd=ROOT, check=True, timeout=60)
+
     def verify(path: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60)
+        return subprocess.run([analyze, "verify", str(path)], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "MANPATH": str(root / "man")})
 
     verified = verify(copy)
     assert verified.returncode == 0 and verified.stdout + verified.stderr == "", verified.stderr
@@ -106,6 +112,14 @@ def test_the_kit_state_folder_is_the_units_state_directory() -> None:
     assert settings["ExecStart"][0].startswith(f"{BINARY} serve --config {ETC}")
     assert install_lines(UNIT.read_text(encoding="utf-8")) == [
         f"cp -r config {ETC} && cp deploy/dnsbalance.yaml {ETC}/dnsbalance.yaml"]
+
+
+def test_the_kit_puts_the_command_on_path() -> None:
+    """After the install comment's steps `dnsbalance` is a command, not /opt/dnsbalance/bin/dnsbalance."""
+    text = UNIT.read_text(encoding="utf-8")
+    steps = [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#   ")]
+    link = steps.index(f"ln -sf {BINARY} /usr/local/bin/dnsbalance")  # on Debian's default PATH, root's too
+    assert steps.index(f"python3 -m venv /opt/dnsbalance && {BINARY.removesuffix('dnsbalance')}pip install .") < link
 
 
 def _as_unit_user() -> list[str]:
@@ -181,6 +195,16 @@ def test_the_units_command_lines_serve_and_reload(root: Path) -> None:
         reloaded = _run(_command(settings["ExecReload"][0], root))
         assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
         assert f"sent SIGHUP to dnsbalance (pid {server.pid}): applied" in reloaded.stdout
+
+        # An operator's commands, typed without --config from a folder with no ./config: the configuration
+        # folder's default is /etc/dnsbalance (here moved under `root`, so named by the variable that
+        # overrides the default), and the server is found through its state folder.
+        operator = {**os.environ, "DNSBALANCE_CONFIG": str(etc)}
+        for command in (["reload"], ["status"]):
+            done = subprocess.run([sys.executable, "-m", "dnsbalance", *command], cwd=root, capture_output=True,
+                                  text=True, timeout=60, env={**operator, "PYTHONPATH": str(ROOT)})
+            assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.startswith("DNSBALANCE OK - ") and f"pid {server.pid}, configuration {etc}" in done.stdout
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
@@ -248,3 +272,42 @@ def test_a_failing_counters_save_is_logged_once_until_it_changes_or_works(tmp_pa
         stats.save()
     assert len(caplog.records) == 3 and "cannot save" in caplog.records[2].getMessage()
     assert stat.S_ISREG(blocker.stat().st_mode)
+
+
+MAN_DIR = "/usr/local/share/man"
+
+
+def test_the_kit_installs_the_man_page_and_it_lists_every_command(root: Path) -> None:
+    """The unit's install comment writes dnsbalance(8) from the installed package (`python -m
+    dnsbalance.manpage`); `man -l` renders it without a warning and it has a section, examples and exit codes
+    for every command the parser has. The unit points at it (Documentation=, `systemctl help dnsbalance`)."""
+    from dnsbalance.cli import _parser
+    from dnsbalance.manpage import _commands
+
+    text = UNIT.read_text(encoding="utf-8")
+    assert unit_settings(text)["Documentation"] == ["man:dnsbalance(8)"]
+    lines = [line.lstrip("#").strip() for line in text.splitlines() if line.startswith("#") and "man8" in line]
+    assert len(lines) == 2 and lines[1].startswith("/opt/dnsbalance/bin/python -m dnsbalance.manpage >"), lines
+    for line in lines:
+        line = line.replace("/opt/dnsbalance/bin/python", sys.executable).replace(MAN_DIR, str(root / "man"))
+        subprocess.run(["bash", "-c", line], cwd=ROOT, check=True, timeout=60)
+    page = root / "man" / "man8" / "dnsbalance.8"
+    man = shutil.which("man")
+    assert man, "man missing: tools/install-test-packages installs man-db"
+    shown = subprocess.run([man, "-l", str(page)], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": "", "MANPAGER": "cat",
+                                "PAGER": "cat", "LC_ALL": "C.UTF-8"})
+    assert shown.returncode == 0 and not shown.stderr, shown.stderr
+    rendered = re.sub(r".\x08", "", shown.stdout)  # overstrike bold and underline, if any
+    warned = subprocess.run(["groff", "-man", "-Tutf8", "-ww", "-z", str(page)], capture_output=True, text=True,
+                            timeout=60)
+    assert warned.returncode == 0 and not warned.stderr, warned.stderr
+    assert rendered.startswith("DNSBALANCE(8)")
+    headings = re.findall(r"^ {3}(\S+)$", rendered, re.MULTILINE)  # the .SS lines: one per command
+    commands = list(_commands(_parser()))
+    assert len(commands) >= 11 and headings == commands, (headings, commands)
+    sections = re.split(r"^ {3}\S+$", rendered.split("\nCOMMANDS\n")[1].split("\nEXAMPLES\n")[0], flags=re.MULTILINE)
+    for name, section in zip(commands, sections[1:]):
+        assert f"dnsbalance {name}" in section and "Exit status:" in section and "Examples:" in section, name
+    for heading in ("SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "EXIT STATUS", "FILES", "SEE ALSO"):
+        assert re.search(rf"^{heading}$", rendered, re.MULTILINE), heading

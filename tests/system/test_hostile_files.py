@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dnsbalance.configuration.yamlpos import MAX_FILE_BYTES
+from dnsbalance.geo.locate import BUILTIN_NAME
 from tests.harness import ROOT, start_server
 
 DEEP = "deb:\n  jp1: " + "[" * 30_000 + "]" * 30_000 + "\n"  # 60 KB, a list 30,000 deep
@@ -257,3 +258,41 @@ def test_server_refuses_reloads_of_what_is_not_a_regular_file(config_dir: Path, 
         server.stop()
     assert server.process.returncode == 0
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_a_geoip_database_that_is_not_a_regular_file_is_refused_unopened(config_dir: Path, kind: str) -> None:
+    """`check` and `serve` refuse a configured GeoIP database that is not a regular file at once, naming it."""
+    database = config_dir / "test.mmdb"
+    make_hostile(database, kind)
+    code, output, seconds, _ = run_check(config_dir)
+    assert code == 1 and "test.mmdb" in output, output
+    assert "Traceback" not in output and seconds < 15, (seconds, output)
+    started = time.monotonic()
+    served = subprocess.run([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config_dir),
+                             "--listen", "127.0.0.1:0", "--status", "off"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert served.returncode == 1 and "test.mmdb" in served.stdout + served.stderr, served
+    assert time.monotonic() - started < 15
+    assert_unopened(database, kind)
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo"])
+def test_a_rebuilt_geoip_database_that_is_not_a_regular_file_is_passed_over(config_dir: Path, tmp_path: Path,
+                                                                             kind: str) -> None:
+    """The state folder's rebuilt database is not checked by the configuration (it is runtime state): it is
+    copied before it is mapped, and a FIFO there would have blocked the start, /dev/zero filled the disk. The
+    server says why it is not used and answers from the package's built-in database."""
+    settings = config_dir / "dnsbalance.yaml"
+    settings.write_text(settings.read_text().replace("database: test.mmdb", "database: builtin"))
+    state = config_dir / "state"
+    (state / "geoip").mkdir(parents=True, exist_ok=True)
+    rebuilt = state / "geoip" / BUILTIN_NAME
+    make_hostile(rebuilt, kind)
+    server = start_server(config_dir, tmp_path / "server.log", ipv6=False)
+    try:
+        assert server.query("deb.cdn.example.org").answer
+        server.wait_for_log(rf"not using the state folder's rebuilt database .*not read: {KINDS[kind]}")
+    finally:
+        server.stop()
+    assert_unopened(rebuilt, kind)

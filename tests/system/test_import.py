@@ -173,3 +173,19 @@ def test_import_namespace_errors_name_the_line(text: str, line: int, message: st
     with pytest.raises(ImportProblem) as raised:
         convert(parse_addr_db(text), "debian.or.jp")
     assert raised.value.line == line and message in raised.value.detail
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_import_refuses_what_is_not_a_regular_file_unopened(tmp_path: Path, kind: str) -> None:
+    """An addr file named by mistake as a FIFO would have blocked the import, /dev/zero grown it without
+    bound: both are refused at once with the file and the reason, and nothing is written."""
+    source = tmp_path / "addr"
+    if kind == "fifo":
+        os.mkfifo(source)
+    else:
+        source.symlink_to("/dev/zero")
+    result = run_import(str(source), "--zone", "debian.or.jp", "--out", str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert f"{source}:1: not read: " in result.stderr, result.stderr
+    assert ("a FIFO" if kind == "fifo" else "a character device") in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -75,8 +75,10 @@ def test_metrics(busy: Server) -> None:
     assert found and float(found.group(1)) >= 3000
     assert re.search(r'dnsbalance_first_answers_total\{name="deb",region="country JP",target="jp1",type="A"\} '
                      r'[1-9]', text)
-    assert 'dnsbalance_target_up{kind="mirror",target="jp4"} 0.0' in text
-    assert 'dnsbalance_target_up{kind="mirror",target="jp1"} 1.0' in text
+    assert "dnsbalance_target_up{" not in text  # nothing probed: jp4 is down by the operator, the rest have no url
+    assert 'dnsbalance_target_usable{kind="mirror",target="jp4"} 0.0' in text
+    assert 'dnsbalance_target_usable{kind="mirror",target="jp1"} 1.0' in text
+    assert 'dnsbalance_target_state{kind="mirror",state="operator down",target="jp4"} 1.0' in text
     assert re.search(r"^dnsbalance_table_generation \d", text, re.MULTILINE)
     assert re.search(r"^dnsbalance_ecs_queries_total [1-9]", text, re.MULTILINE)
     assert "dnsbalance_fail_open_names 0.0" in text

@@ -123,9 +123,10 @@ def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) 
     config = write_config(tmp_path / "c", urls, fleet["master"].url)
     result = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--config", str(config)], check=False,
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # two mirrors failing, the default table still served: warning
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["name", "http", "latency", "stamp", "lag", "verdict", "reason"]
+    assert lines[0].startswith("DNSBALANCE WARNING - 2 of 3 mirrors failing: dead, stale | ")
+    assert lines[1].split() == ["name", "http", "latency", "stamp", "lag", "verdict", "reason"]
     fresh = next(line for line in lines if line.startswith("fresh "))
     assert fresh.split()[1] == "200" and "serial 2026112101" in fresh and " ok " in fresh
     stale = next(line for line in lines if line.startswith("stale "))
@@ -137,9 +138,13 @@ def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) 
     # a trace: freshness is the stamp check's) serve it
     assert "1 of 3 mirrors usable, 2 of 3 served addresses; master serial 2026112101" in summary
     # none of these test mirrors publishes ftpsync's _hierarchy: their lock names are guesses, said on lines of
-    # their own after the summary
-    assert lines[lines.index(summary) + 1].startswith("fresh: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 "
-                                                       "guessed from the URL's host, never confirmed")
+    # their own after the summary, before the failing mirrors
+    after = lines[lines.index(summary) + 1:]
+    assert [line.split(":")[0] for line in after[:3]] == ["fresh", "stale", "dead"]
+    assert after[0].startswith("fresh: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 guessed from the "
+                               "URL's host, never confirmed")
+    assert after[3:] == [f"failing mirror dead: {dead.split('FAIL', 1)[1].strip()}",
+                         "failing mirror stale: stale: serial 2026112100, master has 2026112101"]
 
 
 def test_shipped_configs_probe_nothing_outside_loopback() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import socket
 import subprocess
+from pathlib import Path
 
 from tests.harness import ROOT
 
@@ -75,3 +77,26 @@ def test_every_package_the_commands_install_is_known_to_apt() -> None:
     shown = subprocess.run(["apt-cache", "show", "--no-all-versions", *sorted(packages)], capture_output=True,
                            text=True)
     assert set(re.findall(r"^Package: (\S+)$", shown.stdout, re.M)) == packages, shown.stderr
+
+
+def test_the_quickstart_port_is_one_nothing_standard_uses() -> None:
+    """The README's dig asks the port the example configuration listens on, and that port is free of standard
+    services: 5353 was multicast DNS, which avahi-daemon holds on every Debian desktop, so `serve` failed
+    there. Not in the host's services list, no privilege needed, below the kernel's ephemeral range (no
+    outgoing connection may hold it when the server starts)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    dig = re.search(r"`dig @127\.0\.0\.1 -p (\d+) deb\.cdn\.example\.org A", readme)
+    listen = re.search(r'^listen: \["127\.0\.0\.1:(\d+)"\]', (ROOT / "config/dnsbalance.yaml").read_text(), re.M)
+    assert dig and listen and dig.group(1) == listen.group(1)
+    port = int(listen.group(1))
+    for protocol in ("udp", "tcp"):
+        try:
+            taken = socket.getservbyport(port, protocol)
+        except OSError:
+            taken = None
+        assert taken is None, f"{port}/{protocol} is {taken} in /etc/services"
+    assert socket.getservbyport(5353, "udp") == "mdns"  # the check itself can fail: the old port is listed
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert 1024 <= port < low
+    doc = (ROOT / "docs/configuration.md").read_text(encoding="utf-8")
+    assert f'`["127.0.0.1:{port}"]`' in doc

@@ -17,7 +17,7 @@ def test_sighup_applies_good_and_refuses_bad_config(server: Server, config_dir: 
     (config_dir / "mirrors.yaml").write_text("mirrors: [broken\n")
     reload_and_wait(server, "reload refused", 2)
     log = server.log()
-    assert f"reload refused: {config_dir}/mirrors.yaml:2: YAML syntax error" in log
+    assert f"reload refused: {config_dir}/mirrors.yaml:1: YAML syntax error: the '[' on line 1 is never closed" in log
     assert f"reload refused: {config_dir}/country/JP.yaml:3: deb: unknown mirror 'nosuch'" in log
     assert answer_set(server) == {"192.0.2.1"}  # the running table stays
     assert server.process.poll() is None

@@ -18,7 +18,7 @@ BALANCED = "deb.cdn.example.org"
 def write_config(folder: Path, mirrors: dict[str, str], ca: Path) -> Path:
     folder.mkdir()
     (folder / "dnsbalance.yaml").write_text(
-        "zone: cdn.example.org\nttl: 30\nanswers: 4\nlisten: ['127.0.0.1:5353']\n"
+        "zone: cdn.example.org\nttl: 30\nanswers: 4\nlisten: ['127.0.0.1:20053']\n"
         "nameservers: {ns1.cdn.example.org: [192.0.2.53]}\nsoa: {rname: hostmaster.example.org}\n"
         "geoip: {database: builtin}\nstate_dir: state\n"
         f"health: {{interval: 1, timeout: 1, addresses: true, vhost: true, ca: '{ca}', certificate_days: 10}}\n")

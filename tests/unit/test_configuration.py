@@ -20,7 +20,7 @@ def test_left_out_keys_take_the_model_defaults(tmp_path: Path) -> None:
     assert config is not None and problems == []
     settings = config.settings
     expected = Settings(zone=settings.zone, nameservers=settings.nameservers,
-                        soa=SOASettings(rname="hostmaster.example.org"), state_dir=tmp_path / "c" / "state")
+                        soa=SOASettings(rname="hostmaster.example.org"), state_dir=tmp_path / "c-state")
     assert settings == expected
     assert settings.ttl == field_defaults(Settings)["ttl"]
 

@@ -71,14 +71,14 @@ def test_minimal_folder_settings_and_defaults(tmp_path: Path) -> None:
         ("ns1.cdn.example.org", ("192.0.2.53", "2001:db8::53"))]
     assert settings.ttl == 60
     assert settings.answers == 4
-    assert settings.listen == ("127.0.0.1:5353",)
+    assert settings.listen == ("127.0.0.1:20053",)
     assert settings.soa.rname == "hostmaster.example.org"
     assert (settings.soa.refresh, settings.soa.retry, settings.soa.expire, settings.soa.minimum,
             settings.soa.ttl) == (3600, 600, 604800, 60, 3600)
     assert settings.geoip.database == "builtin" and settings.geoip.ecs is True
     assert settings.health.enabled is True and settings.health.interval == 120.0
     assert settings.rrl.enabled is False
-    assert settings.state_dir == folder / "state"
+    assert settings.state_dir == folder.parent / "config-state"  # beside the folder, not in it
     assert settings.nsid is None
     assert settings.cookies is True
     assert settings.status_listen == "127.0.0.1:8053"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from dnsbalance import files
 from dnsbalance.configuration import reading
 from dnsbalance.configuration.reading import Abandoned, ReadTimeout, Refused, read_all, read_file
 
@@ -55,7 +56,7 @@ def test_a_fifo_swapped_in_after_the_stat_is_not_waited_on(tmp_path: Path, monke
     (O_NONBLOCK) and the opened descriptor is refused."""
     fifo = tmp_path / "JP.yaml"
     os.mkfifo(fifo)
-    monkeypatch.setattr(reading, "not_a_file", lambda path: None)  # the stat saw the regular file
+    monkeypatch.setattr(files, "not_a_file", lambda path: None)  # the stat saw the regular file
     outcome: list[BaseException] = []
 
     def attempt() -> None:

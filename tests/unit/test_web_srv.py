@@ -11,7 +11,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 from dnsbalance.answer.respond import respond
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.model import Config
-from dnsbalance.configuration.web_services import web_port
+from dnsbalance.configuration.web_services import apt_records, web_port
 from dnsbalance.geo.locate import UNKNOWN, Location
 from dnsbalance.ops.explain import explain
 from dnsbalance.ranking.active import ActiveTable
@@ -158,6 +158,7 @@ def test_explain_shows_the_set(tmp_path: Path) -> None:
     assert "SRV: answered from the country JP table, usable entries" in lines
     assert any(line.split()[:3] == ["tokyo", str(srv_weight(10000)), "80"] and "tokyo.mirror.deb: 192.0.2.10" in line
                for line in lines), lines
+    assert not any("each answer carries" in line for line in lines)  # two fit
 
 
 def test_the_first_priority_follows_the_weights(tmp_path: Path) -> None:
@@ -178,3 +179,62 @@ def test_the_first_priority_follows_the_weights(tmp_path: Path) -> None:
     for name, weight in weights.items():
         expected = rounds * weight / total
         assert abs(firsts[name] - expected) < 4 * (expected * (1 - weight / total)) ** 0.5, (name, firsts)
+
+
+def test_an_apt_set_fits_apts_512_byte_buffer_and_its_first_choice_keeps_every_weight(tmp_path: Path) -> None:
+    """apt reads the SRV answer into 512 bytes (srvrec.cc); a longer one loses apt's sort by priority, and with it
+    the weights (tests/system/test_apt_real.py). Twenty mirrors: the answer keeps the prefix of its weighted order
+    whose answer section a resolver's reply (targets uncompressed) ends within 512 bytes; every mirror can be
+    first."""
+    import dns.message
+    import dns.rrset
+
+    target = tmp_path / "config"
+    target.mkdir()
+    (target / "dnsbalance.yaml").write_text(SETTINGS)
+    (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  mirror{i:02d}: {{addresses: [192.0.2.{i + 1}]}}\n" for i in range(20)))
+    # mirror19 weighs 9000, the 19 others 100 each
+    (target / "default.yaml").write_text("deb:\n" + "".join(
+        f"  mirror{i:02d}: {1000 if i == 19 else 9900}\n" for i in range(20)))
+    config, problems = check_config(target)
+    assert config is not None, [str(p) for p in problems]
+    table = up(config)
+    owner = f"_http._tcp.deb.{ZONE}"
+    rng = Random(5)
+    firsts: dict[str, int] = {}
+    rounds = 2000
+    for _ in range(rounds):
+        reply = ask(table, owner, rng=rng)
+        records = [rr.rdata for rr in reply.rr]
+        # 512 - header 12 - question 36 leaves 464 bytes; a record is 2 + 10 + 6 + 37 (the target) = 55
+        assert sorted(r.priority for r in records) == list(range(8))
+        assert {str(rr.rname) for rr in reply.ar} == {str(r.target) for r in records}  # glue for those only
+        first = str(min(records, key=lambda r: r.priority).target).split(".")[0]
+        firsts[first] = firsts.get(first, 0) + 1
+    # as a resolver writes the answer to glibc (dnspython: owner compressed, SRV target not, as RFC 2782 says)
+    resolver = dns.message.make_response(dns.message.make_query(owner + ".", "SRV", use_edns=0))
+    resolver.answer.append(dns.rrset.from_text_list(owner + ".", 60, "IN", "SRV", [
+        f"{r.priority} {r.weight} {r.port} {r.target}" for r in records]))
+    assert len(resolver.to_wire()) <= 512
+    assert len(firsts) > 15  # mirrors listed last in the configuration are first too
+    said = explain(config, table, UNKNOWN, owner[: -len(ZONE) - 1])
+    assert "  each answer carries 8 of these 20: the first of its weighted order, as many as fit the 512 bytes " \
+           "apt reads (the first is drawn from all of them)" in said, said
+    expected = rounds * 9000 / 10900
+    assert abs(firsts["mirror19"] - expected) < 4 * (expected * (1 - 9000 / 10900)) ** 0.5, firsts
+
+
+def test_apt_records_end_the_answer_section_within_512_bytes() -> None:
+    """Header 12, question 32 + 4, records 18 + the target: nine 33-byte targets end at byte 507 (a real apt read
+    all nine behind unbound, with and without EDNS), nine 34-byte ones at 516."""
+    def labels(name: str) -> tuple[bytes, ...]:
+        return tuple(label.encode() for label in name.split("."))
+
+    owner = labels(f"_http._tcp.deb.{ZONE}")
+    assert apt_records(owner, [labels(f"m{i:03d}.mirror.deb.{ZONE}") for i in range(12)]) == 9
+    assert apt_records(owner, [labels(f"m{i:04d}.mirror.deb.{ZONE}") for i in range(12)]) == 8
+    assert apt_records(owner, [labels(f"m{i:03d}.mirror.deb.{ZONE}") for i in range(3)]) == 3
+    longest = labels("x" * 63 + "." + "y" * 63 + "." + "z" * 63 + "." + "w" * 60)  # 254 bytes in wire form
+    assert apt_records(owner, [longest] * 2) == 1
+    assert apt_records(longest, [longest] * 2) == 1  # none fits: one all the same (the reply goes out over TCP)

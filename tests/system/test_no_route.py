@@ -46,7 +46,9 @@ def test_unroutable_ipv6_is_served_on_the_mirrors_other_probes(tmp_path: Path) -
     warning = ("WARNING: no route from the prober to 4 served addresses (IPv6: 2001:db8::2, 2001:db8::3, 2001:db8::4, "
                "2001:db8::5): unchecked, each served on its mirror's other probes")
     assert sum(line.startswith(warning) for line in probe) == 1
-    assert seen["probe_code"] == 0
+    # the monitoring verdict: the mirrors failing for what they serve, never for what the prober cannot reach
+    assert seen["probe_code"] == 1 and probe[0].startswith("DNSBALANCE WARNING - 2 of 4 mirrors failing: dead, "
+                                                           "wronghost"), probe[0]
 
     # the server: the warning logged once over three or more cycles, and on the status page
     assert seen["log"].count(f"health: {warning}") == 1, seen["log"]

@@ -29,7 +29,9 @@ Then, unless `--no-workers`, dnsbalance again with `--workers 1` and `--workers 
 cores, which dnsperf, still on core 0, shares), for how the worker processes scale.
 
     python bench/cpu_per_query.py [--seconds 10] [--rates 10000,40000,80000] [--rounds 1] [--skip gdnsd,pdns]
-                                  [--mix world|jp] [--no-workers] [--baseline DIR]
+                                  [--mix world|jp] [--no-workers] [--baseline DIR] [--python-path]
+
+`--python-path` adds dnsbalance with DNSBALANCE_NATIVE=0 (the pure-Python fast path) beside the native one.
 
 Needs the Debian packages dnsperf, gdnsd, pdns-server and pdns-backend-geoip (a missing server is skipped and
 said so). dnsbalance runs under the interpreter that runs this script.
@@ -258,6 +260,7 @@ class Server:
     make: Callable[[Path, int], list[str]]  # (folder, port) -> command
     cwd: Path
     cores: str = SERVER_CORE
+    env: dict[str, str] | None = None  # added to the environment (DNSBALANCE_NATIVE=0: the Python fast path)
 
 
 @dataclass
@@ -275,8 +278,10 @@ def dnsbalance(workers: int | None = None) -> Callable[[Path, int], list[str]]:
     return make
 
 
-def servers(folder: Path, skip: set[str], baseline: Path | None = None) -> list[Server]:
+def servers(folder: Path, skip: set[str], baseline: Path | None = None, python_path: bool = False) -> list[Server]:
     found = [Server("dnsbalance", sys.executable, dnsbalance(), ROOT)]
+    if python_path:  # the same checkout with its native fast path switched off (issue 27)
+        found.append(Server("dnsbalance python", sys.executable, dnsbalance(), ROOT, env={"DNSBALANCE_NATIVE": "0"}))
     if baseline is not None:  # `python -m dnsbalance` from that checkout: its package comes first on the path
         found.append(Server("dnsbalance@base", sys.executable, dnsbalance(), baseline.resolve()))
     if "gdnsd" not in skip:
@@ -300,6 +305,7 @@ def measure(server: Server, folder: Path, data: Path, options: list[str], rates:
     log = home / "stderr.log"  # a file, not a pipe: a chatty server must never block on a full pipe
     with log.open("wb") as stderr:
         process = subprocess.Popen(["taskset", "-c", server.cores, *command], cwd=server.cwd,
+                                   env={**os.environ, **(server.env or {})},
                                    stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
         wait_answering(port, process)
@@ -401,6 +407,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16,
                         help="dnsperf client sockets: source ports, which SO_REUSEPORT hashes over workers")
     parser.add_argument("--no-workers", action="store_true", help="skip the --workers 1 / 2 part")
+    parser.add_argument("--python-path", action="store_true",
+                        help="also run dnsbalance with DNSBALANCE_NATIVE=0 (its pure-Python fast path): native/Python")
     parser.add_argument("--baseline", type=Path,
                         help="also run dnsbalance from this checkout (e.g. `git worktree add DIR REV`): before/after")
     args = parser.parse_args()
@@ -420,12 +428,15 @@ def main() -> int:
             return measure(server, folder, data, options, rates, args.seconds, args.clients, latency=first)
 
         print(f"\n== servers pinned to core {SERVER_CORE}")
-        results = run(servers(folder, set(filter(None, args.skip.split(","))), args.baseline), args.rounds, one)
+        results = run(servers(folder, set(filter(None, args.skip.split(","))), args.baseline, args.python_path),
+                      args.rounds, one)
         print("\n".join(table(results)))
         ours = results["dnsbalance"]
         for name, measured in results.items():
             if name != "dnsbalance":
                 print(ratios(ours, measured, f"dnsbalance / {name}"))
+        if "dnsbalance python" in results and "gdnsd" in results:
+            print(ratios(results["dnsbalance python"], results["gdnsd"], "dnsbalance python / gdnsd"))
         if not args.no_workers:
             print(f"\n== dnsbalance --workers, not pinned (cores {ALL_CORES}, shared with dnsperf on core "
                   f"{CLIENT_CORE})")

@@ -16,41 +16,21 @@ from pathlib import Path
 from types import MappingProxyType
 
 from dnsbalance import __version__
+from dnsbalance import drains as operator_drains
 from dnsbalance.cli_help import command_help, program_help
 from dnsbalance.configuration.checker import Checker
 from dnsbalance.configuration.load import check_config
 from dnsbalance.configuration.locations import CONFIG_VARIABLE, LOCAL_CONFIG, SYSTEM_CONFIG, default_config
+from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
-from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, ds_line, keygen
-from dnsbalance.dnssec.keys import load as load_key
+from dnsbalance.dnssec import rollover
+from dnsbalance.dnssec.check import dnssec_problems
+from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, ds_line, keygen, load_keys
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
-from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
-from dnsbalance.ops.explain import explain
-from dnsbalance.ops.monitoring import Code, assess, unknown
-from dnsbalance.ops.plan import file_changes, plan
-from dnsbalance.ops.shares import bent_shares, single_address
-from dnsbalance.process.instance import (
-    InstanceError,
-    acquire,
-    bind_status,
-    check_ports_free,
-    is_dnsbalance,
-    read_identity,
-    read_reload,
-    running_pid,
-)
-from dnsbalance.process.answerer import Closable
-from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
-from dnsbalance.serving.balancer import Balancer, log_problems
-from dnsbalance.serving.inputs import Loaded, load, read_files
-from dnsbalance.serving.served_copy import load_copy
-from dnsbalance.statefiles import StateFolder
-from dnsbalance.stats.counters import all_totals, request_reset
-from dnsbalance.stats.report import report
 from dnsbalance.health import events as health_events
 from dnsbalance.health import state as health_state
 from dnsbalance.health.cycle import CycleReport, run_cycle
@@ -63,7 +43,32 @@ from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind
 from dnsbalance.health.view import HealthView
+from dnsbalance.ops.addrfile import DEFAULT_OUT, ImportProblem, OutputNotEmpty, import_addr_file
+from dnsbalance.ops.drain_command import add_drain_commands, drain_commands
+from dnsbalance.ops.explain import explain
+from dnsbalance.ops.monitoring import Code, assess, unknown
+from dnsbalance.ops.plan import file_changes, plan
+from dnsbalance.ops.shares import bent_shares, single_address
+from dnsbalance.process.answerer import Closable
+from dnsbalance.process.instance import (
+    InstanceError,
+    acquire,
+    bind_status,
+    check_ports_free,
+    is_dnsbalance,
+    read_identity,
+    read_reload,
+    request_reload,
+    running_pid,
+)
+from dnsbalance.process.supervisor import START_PRECOMPUTE, serve
 from dnsbalance.ranking.build import build_table
+from dnsbalance.serving.balancer import Balancer, log_problems
+from dnsbalance.serving.inputs import Loaded, load, read_files
+from dnsbalance.serving.served_copy import load_copy
+from dnsbalance.statefiles import StateFolder
+from dnsbalance.stats.counters import all_totals, request_reset
+from dnsbalance.stats.report import report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -122,7 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     imports.add_argument("--asn-database", metavar="FILE.mmdb",
                          help="ASN database for the AS namespaces (path relative to --out, or absolute); "
                               "without it they are left out")
-    events = command("events", "the health event log: every mirror's and relay service's up/down changes")
+    events = command("events", "the event log: every mirror's and relay service's up/down changes, and operators' "
+                               "drains, undrains, reloads and configurations")
     events.add_argument("--mirror", metavar="NAME", help="only this mirror (every archive) or health key")
     events.add_argument("--since", metavar="DURATION", type=_duration,
                         help="only the last DURATION (90s, 30m, 6h, 2d, 1w; a plain number is seconds)")
@@ -136,7 +142,12 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
                           "Debian package tor-geoipdb)")
     dnssec = command("dnssec", "the zone's DNSSEC key: make it, print the DS for the parent, show signing state")
-    dnssec.add_argument("action", choices=("keygen", "ds", "status"))
+    dnssec.add_argument("action", choices=("keygen", "ds", "status", "rollover"))
+    dnssec.add_argument("step", nargs="?", choices=("start", "switch", "finish"),
+                        help="rollover: start (publish a next key), switch (it signs), finish (the old key goes); "
+                             "each reloads the running server")
+    dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is over")
+    add_drain_commands(command, _duration)
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
     why.add_argument("name", help="owner name, absolute or relative to the zone")
@@ -155,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}", file=sys.stderr)
             return 1
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
-                "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan, "geoip": _geoip,
-                "dnssec": _dnssec}
+                "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan,
+                "geoip": _geoip, "dnssec": _dnssec, **drain_commands()}
     try:
         code = commands[args.command](args)
         sys.stdout.flush()  # here, not at exit: a reader gone by now is handled below
@@ -196,6 +207,7 @@ def _check(args: argparse.Namespace) -> int:
     loaded, problems = load(args.config)
     if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
         problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
+        problems += dnssec_problems(args.config, loaded.config.settings, time.time())
         if loaded.config.settings.health.enabled:  # lock names the server never learned: a guess
             saved = health_state.load(StateFolder(loaded.config.settings.state_dir).health)
             problems += unconfirmed_locks(loaded.config, saved)
@@ -229,7 +241,8 @@ def _explain(args: argparse.Namespace) -> int:
         return 2
     balancer = Balancer(loaded, generation=_served_generation(loaded) - 1)
     location = balancer.serving.locator.place(address)  # GeoIP, network tables and AS, as queries are
-    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health):
+    for line in explain(loaded.config, balancer.table, location, args.name, address, balancer.health,
+                        balancer.drains):
         print(line)
     return 0
 
@@ -282,7 +295,7 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     if loaded.config.settings.dnssec.sign:
         try:  # now, with a clear message, rather than in the first table's build
-            load_key(loaded.config.settings.key_dir)
+            load_keys(loaded.config.settings.key_dir)  # and a rollover's other key, if any
         except KeyProblem as exc:
             log.error("not starting: dnssec: sign is true but %s", exc)
             return 1
@@ -364,14 +377,16 @@ def _probe(args: argparse.Namespace) -> int:
                       frozenset(v.name for v in report.verdicts if v.ok and v.syncing))
     prober = [f"every {kind.value} failed: {report.likely_cause(kind)}" for kind in TargetKind
               if report.all_failed(kind)]
-    verdict = assess(config, build_table(config, view, 1, 0), {v.name: v.reason for v in report.verdicts}, prober)
+    drains = _drains_in_force(StateFolder(config.settings.state_dir))  # the operators': out, whatever the verdict
+    verdict = assess(config, build_table(config, view, 1, 0, drained=frozenset(drains)),
+                     {v.name: v.reason for v in report.verdicts}, prober)
     if args.json:
-        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config),
+        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config, drains),
                           "cycle": {"started": report.started, "duration": report.duration,
                                     "master": report.master_note}}, indent=1))
         return int(verdict.code)
     print(verdict.line)
-    for line in probe_table(report, config):
+    for line in probe_table(report, config, drains):
         print(line)
     for line in verdict.details():
         print(line)
@@ -445,15 +460,21 @@ def _events(args: argparse.Namespace) -> int:
     loaded = _load_or_report(args.config)
     if loaded is None:
         return 1
-    path = StateFolder(loaded.config.settings.state_dir).events
+    state = StateFolder(loaded.config.settings.state_dir)
+    path = state.events
     since = time.time() - args.since if args.since is not None else 0.0
-    found = [e for e in health_events.read(path, since) if args.mirror is None or health_events.matches(e, args.mirror)]
+    found = [e for e in health_events.read_all(path, state.operations, since)
+             if args.mirror is None or health_events.matches(e, args.mirror)]
     for event in found:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(event.time))
-        print(f"{stamp} UTC  {event.key:<24} {'UP  ' if event.up else 'DOWN'}  {event.reason}")
+        what = ("UP  " if event.up else "DOWN") if not event.operator else \
+            (event.kind.upper() if event.kind != health_events.Kind.RELOAD or event.up else "RELOAD REFUSED")
+        who = f"by {event.by}: " if event.by and event.kind in (health_events.Kind.RELOAD,
+                                                              health_events.Kind.CONFIGURATION) else ""
+        print(f"{stamp} UTC  {event.key:<24} {what:<8}  {who}{event.reason}")
     if not found:
-        print(f"no health events{f' for {args.mirror}' if args.mirror else ''}"
-              f"{' in that time' if args.since is not None else ''} ({path})", file=sys.stderr)
+        print(f"no events{f' for {args.mirror}' if args.mirror else ''}"
+              f"{' in that time' if args.since is not None else ''} ({path}, {state.operations})", file=sys.stderr)
     return 0
 
 
@@ -463,6 +484,7 @@ def _reload(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr if problem.severity is Severity.ERROR else sys.stdout)
     if loaded is None:
         print("reload refused: the configuration has errors; the running server keeps its own", file=sys.stderr)
+        _note_refused(args.config, problems)
         return 1
     state = StateFolder(loaded.config.settings.state_dir)
     pid = running_pid(state)
@@ -475,6 +497,7 @@ def _reload(args: argparse.Namespace) -> int:
                   "`dnsbalance check`", file=sys.stderr)
         return 3
     before = read_reload(state.reload_result)
+    request_reload(state, operator_drains.who())  # names the operator in the server's event log
     try:
         os.kill(pid, signal.SIGHUP)
     except OSError as exc:
@@ -495,6 +518,23 @@ def _reload(args: argparse.Namespace) -> int:
         time.sleep(0.05)
     print(f"sent SIGHUP to dnsbalance (pid {pid}) but saw no outcome within {args.timeout:g}s", file=sys.stderr)
     return 4
+
+
+def _note_refused(config: Path, problems: list) -> None:  # type: ignore[type-arg]
+    """A reload `check` refused before any signal, in the operators' event log when a server runs there."""
+    settings = read_settings(Checker(), config)
+    if settings is None:
+        return  # no state folder to tell
+    state = StateFolder(settings.state_dir)
+    pid = running_pid(state)
+    if pid is None or not is_dnsbalance(pid):
+        return
+    errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+    health_events.note(state.operations, health_events.Event(
+        time.time(), health_events.Kind.RELOAD, False, f"refused by `dnsbalance reload` before any signal "
+        f"({len(errors)} error(s)): {errors[0] if errors else 'no configuration'}; the server keeps its own",
+        health_events.Kind.RELOAD, operator_drains.who()))
+    operator_drains.hand_over([state.operations])
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -557,7 +597,10 @@ def _plan(args: argparse.Namespace) -> int:
     print(f"plan: {args.config} against {what}; health from {judged}")
     for line in file_changes(running_files, loaded.files):
         print(line)
-    result = plan(running, loaded.config, health.view())
+    drains = _drains_in_force(state)
+    for name, drain in sorted(drains.items()):  # in force before and after: a reload keeps them
+        print(f"drained now: {name} {drain.describe()} (stays drained after the reload; `dnsbalance undrain`)")
+    result = plan(running, loaded.config, health.view(), frozenset(drains))
     for line in result.lines:
         print(line)
     for line in single_address(loaded.config):  # as `check` notes them: on stderr, the plan's stdout unchanged
@@ -572,6 +615,14 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drains_in_force(state: StateFolder) -> operator_drains.Drains:
+    try:
+        return operator_drains.active(operator_drains.read(state.drains), time.time())
+    except (OSError, operator_drains.BadDrains) as exc:
+        print(f"note: cannot read {state.drains}: {exc}", file=sys.stderr)
+        return operator_drains.NONE
+
+
 def _served_digest(state: StateFolder) -> str | None:
     try:
         return str(json.loads(state.serving.read_text(encoding="utf-8"))["digest"])
@@ -581,28 +632,39 @@ def _served_digest(state: StateFolder) -> str | None:
 
 def _dnssec(args: argparse.Namespace) -> int:
     """keygen: a new combined signing key (never over one); ds: the parent's DS lines; status: keys and the
-    signing state the server last wrote. Only public parts are printed."""
+    signing state the server last wrote; rollover STEP: a key rollover's step. Only public parts are printed."""
     settings = read_settings(Checker(), args.config)
     if settings is None:
         print(f"{args.config}/dnsbalance.yaml cannot be read", file=sys.stderr)
         return 1
     directory = settings.key_dir
+    if (args.step is not None) != (args.action == "rollover"):
+        print("dnssec rollover takes a step: start, switch or finish (and only rollover does)", file=sys.stderr)
+        return 2
     try:
         if args.action == "keygen":
             key = keygen(directory, settings.dnssec.algorithm)
             print(f"wrote {directory / KEY_FILE} (mode 0600): key tag {key.tag}, algorithm {key.algorithm.value} "
                   f"({key.algorithm.name}); give the parent its DS: dnsbalance dnssec ds --config {args.config}")
             return 0
-        key = load_key(directory)
+        if args.action == "rollover":
+            return _rollover(args, settings)
+        keys = load_keys(directory)
     except KeyProblem as exc:
         print(exc, file=sys.stderr)
         return 1
     if args.action == "ds":
-        print(ds_line(settings.zone, key))
+        for key in keys.for_parent:  # during a rollover, the next key's too: the parent adds it ahead of the switch
+            print(ds_line(settings.zone, key))
         return 0
     print(f"zone {settings.zone}: signing {'on' if settings.dnssec.sign else 'off (dnssec: sign: false)'}")
-    print(f"key {directory / KEY_FILE}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name})")
-    print(f"DS {ds_line(settings.zone, key)}")
+    for key, role, name in ((keys.signing, "signs", KEY_FILE), (keys.next, "next, published", NEXT_FILE),
+                            (keys.retiring, "retiring, published", RETIRING_FILE)):
+        if key is not None:
+            print(f"key {directory / name}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), "
+                  f"{role}")
+    for key in keys.for_parent:
+        print(f"DS {ds_line(settings.zone, key)}")
     try:
         state = json.loads(StateFolder(settings.state_dir).signing.read_text(encoding="utf-8"))
         expiry = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(int(state["earliest_expiry"])))
@@ -611,6 +673,24 @@ def _dnssec(args: argparse.Namespace) -> int:
               f"{state['seconds']}s")
     except (OSError, ValueError, KeyError, TypeError):
         print("in service: no signing state written (the server is not running signed)")
+    return 0
+
+
+def _rollover(args: argparse.Namespace, settings: Settings) -> int:
+    """One step of a key rollover (dnssec/rollover.py), then a reload of the running server so that it serves
+    the step at once (none running: it will at its start)."""
+    now = time.time()
+    directory = settings.key_dir
+    if args.step == "start":
+        step = rollover.start(directory, settings.dnssec.algorithm, now)
+    elif args.step == "switch":
+        step = rollover.switch(directory, settings, now, args.force)
+    else:
+        step = rollover.finish(directory, settings, now, args.force)
+    print(step.message)
+    if settings.dnssec.sign:
+        args.timeout = 30.0
+        _reload(args)
     return 0
 
 

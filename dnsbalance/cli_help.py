@@ -96,11 +96,29 @@ COMMANDS: dict[str, CommandHelp] = {
         exits=((0, "written, and the written configuration checks"),
                (1, "the addr file cannot be read, --out is not empty, or the result has errors"))),
     "events": CommandHelp(
-        about="The event log of the state folder, oldest first: every up/down change of a mirror (per archive) "
-              "or relay service, with its reason.",
+        about="The event logs of the state folder, oldest first: every up/down change of a mirror (per archive) "
+              "or relay service, with its reason; and the operators' actions: drains and undrains (who, why, "
+              "until when), reloads (applied or refused, by whom, configuration digest and table generation), "
+              "configurations put in service.",
         examples=(("dnsbalance events --since 6h", "the last six hours"),
-                  ("dnsbalance events --mirror jaist", "one mirror, every archive")),
+                  ("dnsbalance events --mirror jaist", "one mirror, every archive, and its drains")),
         exits=((0, "printed (also when there is no event)"), (1, "configuration errors"))),
+    "drain": CommandHelp(
+        about="Takes a mirror or relay out of every answer now (A/AAAA, apt's SRV sets, STUN/TURN SRV), in every "
+              "table, without an edit or a reload: kept in the state folder (drains.json), applied by the running "
+              "server within about a second (every worker), through etcd to every name server when cluster: is "
+              "set. It lasts until `dnsbalance undrain`, or --for. Without MIRROR: the drains in force.",
+        examples=(("dnsbalance drain jp3 --for 2h --reason 'kernel upgrade'", "out for two hours, with why"),
+                  ("dnsbalance drain", "the drains in force, by whom, why, until when")),
+        exits=((0, "drained (and in service, when a server runs)"),
+               (1, "not drained: the state folder or etcd could not be written, or no configuration to read"),
+               (2, "no such mirror or relay (with a \"did you mean\"), or a bad --for"),
+               (4, "the running server did not apply it within --timeout; the drain stays"))),
+    "undrain": CommandHelp(
+        about="Puts a mirror or relay drained by `dnsbalance drain` back in the answers (as its health allows).",
+        examples=(("dnsbalance undrain jp3", "jp3 answered again"),),
+        exits=((0, "undrained, or it was not drained"), (1, "the state folder or etcd could not be written"),
+               (2, "no such mirror or relay"), (4, "the running server did not apply it within --timeout"))),
     "plan": CommandHelp(
         about="What applying the configuration on disk would change for clients (names, regions, shares), "
               "against the configuration the server has in service, with the server's health.",
@@ -116,11 +134,16 @@ COMMANDS: dict[str, CommandHelp] = {
         exits=((0, "shown, or rebuilt"), (1, "configuration errors, or not rebuilt (the database in use stays)"))),
     "dnssec": CommandHelp(
         about="keygen: a new signing key in the key folder (never over one). ds: the DS lines to give the "
-              "parent zone. status: the key and the signing state the server last wrote.",
+              "parent zone. status: the keys and the signing state the server last wrote. rollover start|switch|"
+              "finish: a key rollover's steps (a next key published, then signing, then the old key removed), "
+              "each reloading the running server; a step before its RFC 7583 wait is refused unless --force.",
         examples=(("dnsbalance dnssec keygen", "make the zone's key"),
-                  ("dnsbalance dnssec ds", "the DS record for the parent zone"),
-                  ("dnsbalance dnssec status", "key tag, earliest signature expiry")),
-        exits=((0, "done"), (1, "no key, a key already there (keygen), or dnsbalance.yaml unreadable"))),
+                  ("dnsbalance dnssec ds", "the DS records for the parent zone"),
+                  ("dnsbalance dnssec status", "key tags, earliest signature expiry"),
+                  ("dnsbalance dnssec rollover start", "publish a next key beside the signing one")),
+        exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, or "
+                                "dnsbalance.yaml unreadable"),
+               (2, "rollover without a step, or a step without rollover"))),
     "drain": CommandHelp(
         about="Takes a mirror or relay out of every answer now, without editing the configuration, kept in the "
               "state folder (and etcd with cluster:); with no MIRROR, lists the drains in force.",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any, ClassVar
 
 from dnsbalance import udpio
+from dnsbalance.answer import native
 from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.serving.snapshot import Serving
 from dnsbalance.stats.counters import LATENCY_SAMPLE, QueryStats
@@ -45,7 +46,9 @@ class UdpThread:
         seconds = int(RECEIVE_TIMEOUT)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO,
                              struct.pack("ll", seconds, int((RECEIVE_TIMEOUT - seconds) * 1e6)))
-        self.datagrams = udpio.Datagrams(sock)
+        self.native = native.active()  # the native fast path (answer/native.py), when built and not switched off
+        self.feeding: native.NativePath | None = None  # whose native counts join the pipeline's counters
+        self.datagrams = udpio.Datagrams(sock, native=self.native)
         self.running = True
         self.thread = threading.Thread(target=self._loop, name=f"udp-{sock.getsockname()[:2]}", daemon=True)
         self.thread.start()
@@ -59,7 +62,34 @@ class UdpThread:
         fast: Callable[..., bytes | None] | None = None
         tried = False
         locate: Callable[..., Any] | None = None
+        serve_native = self.datagrams.serve
+        shapes: Any = None  # the native shapes of the snapshot in service; None: the Python path
+        known: Callable[[bytes, str, Callable[[], float]], bytes | bool | None] | None = None
+        fallback: Callable[[bytes, str, bool], bytes | None] | None = None
         while self.running:
+            if shapes is not None:
+                try:
+                    served = serve_native(shapes, rng.random, fallback)
+                except OSError as exc:
+                    if not self.running:
+                        return
+                    log.debug("UDP receive error: %s", exc)
+                    continue
+                except Exception:  # noqa: BLE001  # never expected: the batch is lost, the thread answers on
+                    log.exception("the native fast path failed on a batch")
+                    continue
+                if served is not None:  # a batch received, answered and sent by the native path
+                    count, answered, seconds = served
+                    stats.udp += count
+                    if answered:
+                        stats.events["native"] = stats.events.get("native", 0) + answered
+                    sample += count
+                    while sample >= LATENCY_SAMPLE:  # the batch's answering time, an upper bound of each's
+                        sample -= LATENCY_SAMPLE
+                        stats.observe(seconds)
+                    if source() is not current:
+                        shapes = None  # bound again below, at the next batch
+                    continue
             try:
                 batch = receive()
             except BlockingIOError:
@@ -77,24 +107,73 @@ class UdpThread:
                 fast = None if serving.limiter is not None else serving.fast.answer
                 tried = fast is not None
                 locate = serving.locator.locate
+                shapes = known = fallback = None
+                if self.native and fast is not None:
+                    shapes, fallback = self._bind_native(serving)
+                    known = shapes.answer
             replies: list[bytes | None] = []
+            natively = 0
             for data, host in batch:
                 sample += 1
                 if sample == LATENCY_SAMPLE:  # one query in LATENCY_SAMPLE is timed: two clock reads cost ~100 ns
                     started = clock()
                 reply = None
-                if fast is not None:  # the common case straight to the fast path; handle() does the rest
+                if fallback is not None:  # the native path, then the Python one (a shape it has not seen)
+                    try:
+                        reply = known(data, host, rng.random)  # type: ignore[misc]
+                    except Exception:  # noqa: BLE001  # never expected; the Python path answers it
+                        log.exception("the native fast path failed on a query from %s", host)
+                        reply = None
+                    if not reply:  # None: a shape not known; False: one not known that missed before
+                        reply = fallback(data, host, reply is False)
+                    else:
+                        natively += 1
+                elif fast is not None:  # the common case straight to the fast path; handle() does the rest
                     try:
                         reply = fast(data, host, locate, rng, False, stats)
                     except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
                         reply = handle(data, host, False, serving)
-                if reply is None:
+                if reply is None and fallback is None:
                     reply = handle(data, host, False, serving, tried)
                 if sample == LATENCY_SAMPLE:
                     sample = 0
                     stats.observe(clock() - started)
                 replies.append(reply)
             send(replies)
+            if natively:
+                stats.events["native"] = stats.events.get("native", 0) + natively
+
+    def _bind_native(self, serving: Serving) -> tuple[Any, Callable[[bytes, str, bool], bytes | None]]:
+        """The native shapes of a snapshot, and what answers the datagrams they do not know: the Python fast
+        path (whose prepared reply the shapes then learn), else the pipeline's stages."""
+        pipeline = self.pipeline
+        handle, rng, stats = pipeline.handle, pipeline.rng, pipeline.stats
+        path = serving.fast.native
+        shapes = path.process_shapes()
+        if self.feeding is not None and self.feeding is not path:  # the previous snapshot's counts, then let it go
+            self.feeding.drain_into(stats)
+            stats.feeders.pop(id(self.feeding), None)
+        self.feeding = path
+        stats.feeders[id(path)] = path.drain_into  # its counts join the others at each fold
+        lookup, locate, learn = serving.fast.lookup, serving.locator.locate, path.learn
+
+        def fallback(data: bytes, host: str, repeated: bool) -> bytes | None:
+            """`repeated`: the native shapes missed this shape before (in any letter case)."""
+            try:
+                prepared = lookup(data, host, locate, False, stats)
+            except Exception:  # noqa: BLE001  # handle() asks it again, and logs what went wrong
+                return handle(data, host, False, serving)
+            if prepared is None:
+                return handle(data, host, False, serving, True)
+            reply = prepared.reply(data[:2], rng, stats)
+            if repeated:  # learnt at its second sight: a flood of shapes seen once costs no learning
+                try:
+                    learn(data, host, prepared)
+                except Exception:  # noqa: BLE001  # the Python path keeps answering this shape
+                    log.exception("the native fast path could not learn a query's reply from %s", host)
+            return reply
+
+        return shapes, fallback
 
     def retire(self) -> None:
         """End the loop within RECEIVE_TIMEOUT (after answering a datagram it already has), without

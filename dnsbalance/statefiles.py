@@ -32,6 +32,12 @@ class StateFolder:
         return self.root / "serving.json"
 
     @property
+    def in_service(self) -> Path:
+        """The generation every answering process answers from, and the drains it applies: written once the
+        answerers of a new generation are all in service (what `dnsbalance drain` waits for)."""
+        return self.root / "in-service.json"
+
+    @property
     def signing(self) -> Path:
         """The signing state of the table in service (key tag, earliest expiry, signatures made; never a key),
         for `dnsbalance dnssec status`."""
@@ -62,6 +68,19 @@ class StateFolder:
         return self.root / "events.jsonl"
 
     @property
+    def drains(self) -> Path:
+        """Operators' drains (dnsbalance/drains.py): mirrors and relays out of every answer, written by
+        `dnsbalance drain`/`undrain` (or the cluster), read by the running server within a second."""
+        return self.root / "drains.json"
+
+    @property
+    def operations(self) -> Path:
+        """The operators' event log (health/events.py): drains, undrains, reloads, configurations put in
+        service; bounded as the health event log is, and kept apart from it so that a burst of reloads never
+        pushes a week of health history out."""
+        return self.root / "operations.jsonl"
+
+    @property
     def pid(self) -> Path:
         return self.root / "dnsbalance.pid"
 
@@ -69,6 +88,12 @@ class StateFolder:
     def lock(self) -> Path:
         """Held (flock) by the running server for its whole life: one instance per state folder."""
         return self.root / "dnsbalance.lock"
+
+    @property
+    def reload_request(self) -> Path:
+        """Who asked for the reload being sent (`dnsbalance reload` writes it before its SIGHUP), so that the
+        operators' event log names them; a bare SIGHUP leaves none."""
+        return self.root / "reload-request.json"
 
     @property
     def instance(self) -> Path:

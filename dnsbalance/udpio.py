@@ -39,6 +39,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +298,8 @@ class Datagrams:
     took; send() takes one reply or None per datagram of that batch, in the same order. One datagram per call
     with the socket module's calls until datagrams queue up, then MmsgBatch until they no longer do."""
 
-    def __init__(self, sock: socket.socket, width: int = WIDTH) -> None:
+    def __init__(self, sock: socket.socket, width: int = WIDTH, native: bool = False) -> None:
+        """`native`: batches are received, answered and sent by the native extension (serve())."""
         self.sock = sock
         self.v6 = sock.family == socket.AF_INET6
         self.wildcard = is_wildcard(sock.getsockname()[0])
@@ -307,6 +310,11 @@ class Datagrams:
         self.ctlspace = socket.CMSG_SPACE(20 if self.v6 else 12)
         self.pktinfo = (socket.IPPROTO_IPV6, IPV6_PKTINFO) if self.v6 else (socket.IPPROTO_IP, IP_PKTINFO)
         self.batch = MmsgBatch(sock, self.wildcard, width) if LIBC is not None and width > 1 else None
+        self.native: Any = None  # _native.Batch: its own buffers, recvmmsg and sendmmsg in C
+        if native and self.batch is not None:
+            from dnsbalance import _native  # the caller checked that it is built (answer/native.py)
+
+            self.native = _native.Batch(sock.fileno(), self.v6, self.wildcard, width)
         self.width = width
         self.batching = False  # the next receive is a batch one
         self.queued = 0  # receives in a row that found their datagram waiting
@@ -327,6 +335,32 @@ class Datagrams:
         now = time.monotonic()
         if now - self.window_start >= PACE_WINDOW:
             self.pause = pause_for(self.window_count / (now - self.window_start)) if self.batch is not None else 0.0
+            self.window_start, self.window_count = now, 0
+        return got
+
+    def serve(self, shapes: Any, random: Callable[[], float],
+              fallback: Callable[[bytes, str, bool], bytes | None]) -> tuple[int, int, float] | None:
+        """With the native extension: receive a batch, answer it (the shapes known to `shapes` in C, every
+        other datagram in order by `fallback(data, host, repeated)`) and send the replies, in one call;
+        (datagrams received, answered natively, seconds answering); a receive timeout returns (0, 0, 0.0).
+        Every receive, a lone datagram too: in C, recvmmsg and sendmmsg cost no more than recvfrom and sendto
+        (the plain calls are for the Python path, where ctypes and buffer decoding cost more). None: no native
+        batch here, so receive() and send()."""
+        if self.native is None:
+            return None
+        if self.pause and self.last < self.width:
+            time.sleep(self.pause)
+        self.batched = True
+        got = self.native.serve(shapes, random, fallback)
+        count = got[0]
+        if count:
+            self.batching = count > 1
+            self.queued = 0
+            self.last = count
+            self.window_count += count
+        now = time.monotonic()
+        if now - self.window_start >= PACE_WINDOW:
+            self.pause = pause_for(self.window_count / (now - self.window_start))
             self.window_start, self.window_count = now, 0
         return got
 

@@ -1,5 +1,7 @@
 """The health event log: every up/down change of a mirror (per archive) or relay service, one JSON line each in
-`state_dir/events.jsonl`, as mirrorbits' `logs` keeps them.
+`state_dir/events.jsonl`, as mirrorbits' `logs` keeps them; and, in the same form, the operators' log
+(`state_dir/operations.jsonl`): drains and undrains (who, why, until when), reloads (applied or refused) and the
+configurations put in service, each with its `kind`.
 
 Bounded: past MAX_BYTES the file is renamed `events.jsonl.1` (replacing the one before) and a new one started,
 so the log never holds more than about twice MAX_BYTES. What changed is pure (`changes`); appending and reading
@@ -7,6 +9,7 @@ are the edges.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -22,12 +25,30 @@ LINE_LIMIT = 4096  # a line longer than this is not ours: skipped when reading
 REASON_LIMIT = 400  # reasons are probe messages; a hostile mirror's text is cut
 
 
+class Kind:
+    """What an event records: a health verdict's change, or an operator's action."""
+
+    HEALTH = "health"
+    DRAIN = "drain"  # key: the mirror or relay drained; up False
+    UNDRAIN = "undrain"  # key: the mirror or relay; up True; reason says by whom, or that the drain expired
+    RELOAD = "reload"  # key "reload"; up: applied (False: refused, the reason holds the first error)
+    CONFIGURATION = "configuration"  # key "configuration": another configuration in service (at start, reloads)
+
+
+OPERATOR_KINDS = (Kind.DRAIN, Kind.UNDRAIN, Kind.RELOAD, Kind.CONFIGURATION)
+
+
 @dataclass(frozen=True)
 class Event:
-    time: float  # unix time of the cycle that made the change
-    key: str  # the health key: `jaist`, `jaist/debian-security`, `tokyo1/stun`
+    time: float  # unix time of the cycle that made the change (of the action, for an operator's)
+    key: str  # the health key: `jaist`, `jaist/debian-security`, `tokyo1/stun`; an operator's: see Kind
     up: bool
     reason: str
+    kind: str = Kind.HEALTH
+    by: str = ""  # who did it (an operator's action)
+    until: float | None = None  # a drain's end, when it has one
+    generation: int | None = None  # the table generation in service after a reload
+    digest: str | None = None  # the configuration's digest (reloads, configurations)
 
     @property
     def mirror(self) -> str:
@@ -40,7 +61,15 @@ class Event:
         return self.key.partition("/")[2] or None
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "mirror": self.mirror, "archive": self.archive}
+        found = {**asdict(self), "mirror": self.mirror, "archive": self.archive}
+        if self.kind == Kind.HEALTH:  # health lines keep the form they had before operators' events
+            for name in ("kind", "by", "until", "generation", "digest"):
+                found.pop(name)
+        return found
+
+    @property
+    def operator(self) -> bool:
+        return self.kind != Kind.HEALTH
 
 
 def changes(before: HealthState, after: HealthState) -> list[Event]:
@@ -88,9 +117,26 @@ def _parse(line: str) -> Event | None:
         return None
     try:
         data = json.loads(line)
-        return Event(float(data["time"]), str(data["key"]), bool(data["up"]), str(data.get("reason", "")))
-    except (ValueError, KeyError, TypeError):
+        until, generation, digest = data.get("until"), data.get("generation"), data.get("digest")
+        return Event(float(data["time"]), str(data["key"]), bool(data["up"]), str(data.get("reason", "")),
+                     str(data.get("kind", Kind.HEALTH)), str(data.get("by", "")),
+                     None if until is None else float(until), None if generation is None else int(generation),
+                     None if digest is None else str(digest))
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def note(path: Path, event: Event) -> None:
+    """Append one operator's event; a log that cannot be written is a warning, never a stop."""
+    try:
+        append(path, [dataclasses.replace(event, reason=event.reason[:REASON_LIMIT])])
+    except OSError as exc:
+        log.warning("cannot append to the operators' event log %s: %s", path, exc)
+
+
+def read_all(health: Path, operations: Path, since: float = 0.0) -> list[Event]:
+    """Both logs in one, oldest first."""
+    return sorted([*read(health, since), *read(operations, since)], key=lambda e: e.time)
 
 
 def read(path: Path, since: float = 0.0) -> list[Event]:

@@ -1,7 +1,10 @@
 """A cycle as a table of text, for `dnsbalance probe`."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from dnsbalance.configuration.model import AdminState, Config
+from dnsbalance.drains import Drain
 from dnsbalance.health.checks.served import ServedVerdict
 from dnsbalance.health.cycle import CycleReport
 from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
@@ -16,27 +19,36 @@ def operator_state(config: Config | None, verdict: Verdict) -> AdminState:
     return target.state if target is not None else AdminState.AUTO
 
 
-def probe_rows(report: CycleReport, config: Config | None = None) -> list[dict[str, object]]:
-    """Every verdict of the cycle as `probe --json` gives it."""
+def probe_rows(report: CycleReport, config: Config | None = None,
+               drains: Mapping[str, Drain] | None = None) -> list[dict[str, object]]:
+    """Every verdict of the cycle as `probe --json` gives it (`drained`: the operator's drain, or null)."""
     rows: list[dict[str, object]] = []
     for v in report.verdicts:
         state = operator_state(config, v)
+        drain = (drains or {}).get(v.name.split("/", 1)[0])
         stamped = v if isinstance(v, StampVerdict) else None
         rows.append({"name": v.name, "kind": v.kind.value, "ok": v.ok, "syncing": v.syncing, "reason": v.reason,
                      "operator": state.value, "latency": v.latency, "lag": v.lag,
                      "http": v.status if isinstance(v, StampVerdict | ServedVerdict) else None,
-                     "stamp": stamped.stamp.describe() if stamped is not None and stamped.stamp else None})
+                     "stamp": stamped.stamp.describe() if stamped is not None and stamped.stamp else None,
+                     "drained": drain.describe() if drain is not None else None})
     return rows
 
 
-def probe_table(report: CycleReport, config: Config | None = None) -> list[str]:
-    """`config`: for the operators' `state: up|down`, which win over the verdicts as they do in the table."""
+def probe_table(report: CycleReport, config: Config | None = None,
+                drains: Mapping[str, Drain] | None = None) -> list[str]:
+    """`config`: for the operators' `state: up|down`, which win over the verdicts as they do in the table;
+    `drains`: the operators' drains in force (`dnsbalance drain`), which win over both."""
     rows = [("name", "http", "latency", "stamp", "lag", "verdict", "reason")]
     usable: dict[str, bool] = {}
     for v in report.verdicts:
         state = operator_state(config, v)
         verdict, reason = ("syncing" if v.syncing else "ok") if v.ok else "FAIL", v.reason
-        if state is AdminState.DOWN:
+        drain = (drains or {}).get(v.name.split("/", 1)[0])
+        if drain is not None:
+            verdict, reason = "drained", f"{reason}; not served: {drain.describe()}"
+            state = AdminState.DOWN
+        elif state is AdminState.DOWN:
             verdict, reason = "drained", f"{reason}; not served: state: down in mirrors.yaml"
         elif state is AdminState.UP and not v.ok:
             reason = f"{reason}; served anyway: state: up in mirrors.yaml"

@@ -2,9 +2,12 @@
 
 Recognised: a query (QR 0, opcode 0) with one question of class IN for a name in the zone, type A or
 AAAA, no other records but an optional OPT (version 0) whose only option may be a client subnet.
-Answered: the A/AAAA answer, NODATA and NXDOMAIN. Anything else, or anything odd, returns None and takes
-the pipeline's stages (pipeline/), which give the same bytes for the same question and variant
-(tests/unit/test_fastpath.py): the same compiled records, written by the same renderer.
+Answered: the A/AAAA answer, NODATA and NXDOMAIN; on a signed zone with DO set, the A/AAAA answer with its
+set's presigned RRSIG, and NODATA and NXDOMAIN with the SOA's RRSIG and the presigned NSECs that prove them
+(found by a binary search in the chain, as the full path finds them). Anything else, or anything odd, returns
+None and takes the pipeline's stages (pipeline/), which give the same bytes for the same question and variant
+(tests/unit/test_fastpath.py): the same compiled records, written by the same renderer (negative answers: the
+same records, the fast path's names uncompressed).
 """
 from __future__ import annotations
 
@@ -12,8 +15,10 @@ from collections.abc import Callable
 from random import Random
 from typing import Protocol
 
+from dnsbalance.answer.native import NativePath
 from dnsbalance.answer.tally import Tally
 from dnsbalance.compiler.answers import AnswerSets
+from dnsbalance.compiler.signatures import ZoneSignatures, absolute
 from dnsbalance.compiler.table import CompiledTable
 from dnsbalance.geo.locate import Location
 from dnsbalance.protocol.codes import PLAIN_UDP_SIZE, TCP_SIZE, Rcode, RType
@@ -60,7 +65,8 @@ UNCOUNTED: Counts = Uncounted()
 class FastPath(Sealed):
     """Built once per compiled table, part of its serving snapshot."""
 
-    __slots__ = ("compiled", "ecs", "heads", "prepared_cache", "prepared_tcp_cache", "table", "zone")
+    __slots__ = ("compiled", "denial_cache", "denial_heads", "ecs", "heads", "native", "parents_cache",
+                 "prepared_cache", "prepared_tcp_cache", "table", "zone")
 
     def __init__(self, compiled: CompiledTable, ecs: bool) -> None:
         self.compiled = compiled
@@ -71,12 +77,23 @@ class FastPath(Sealed):
         # its size limit differs.
         self.prepared_cache: dict[tuple[bytes, str], Prepared] = {}
         self.prepared_tcp_cache: dict[tuple[bytes, str], Prepared] = {}
+        # Signed zones: the NXDOMAIN proofs by (covering NSEC, wildcard's NSEC) made so far (a random-name flood
+        # meets the chain's few spans again and again)
+        self.denial_cache: dict[tuple[str, str], tuple[int, bytes]] = {}
+        self.parents_cache: dict[bytes, tuple[tuple[bytes, ...], str]] = {}
+        # The same for signed NODATA and NXDOMAIN, by (RD, name exists, authority records, OPT)
+        self.denial_heads = {(rd, exists, count, opt): header(0, flags(0, rd, Rcode.NOERROR if exists else
+                                                                       Rcode.NXDOMAIN, True), 1, 0, count, opt)[2:]
+                             for rd in (False, True) for exists in (False, True) for opt in (0, 1) for count in (4, 6)}
         # Reply headers less their ID, as the renderer writes them, by (RD, name exists, answer records,
         # OPT): a handful, made here so that a new query shape costs no header writing.
         self.heads = {(rd, exists, count, opt): header(0, flags(0, rd, Rcode.NOERROR if exists else Rcode.NXDOMAIN,
                                                                 True), 1, count, 0 if count else 1, opt)[2:]
                       for rd in (False, True) for exists in (False, True) for opt in (0, 1)
-                      for count in range((compiled.table.zone.answers if exists else 0) + 1)}
+                      for count in range((compiled.table.zone.answers + 1 if exists else 0) + 1)}  # +1: an RRSIG
+        # the native path's structures (answer/native.py): its answer table, made before answerers fork, and
+        # the answering process's shapes, a cache like prepared_cache
+        self.native = NativePath(self)
 
     def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
                stats: Counts = UNCOUNTED) -> bytes | None:
@@ -139,8 +156,6 @@ class FastPath(Sealed):
                 return None
             limit = udp_limit(int.from_bytes(data[rest + 3 : rest + 5], "big"))
             do = bool(data[rest + 7] & 0x80)
-            if do and self.compiled.signatures is not None:
-                return None  # signed zone, DO: the full path adds the presigned RRSIGs (no signing there either)
             rdlength = int.from_bytes(data[rest + 9 : rest + 11], "big")
             options = data[rest + 11 :]
             if len(options) != rdlength:
@@ -183,16 +198,69 @@ class FastPath(Sealed):
         question = data[12 : end + 4]
         opt_wire = opt_record(*opt) if opt is not None else b""
         arcount = 1 if opt is not None else 0
+        signed: tuple[bytes, ...] | None = None
+        signatures = self.compiled.signatures
+        if do and signatures is not None:
+            # signed zone, DO: an answer gets its set's presigned RRSIG record; NXDOMAIN and NODATA the SOA's
+            # RRSIG and their NSECs, each with its RRSIG (looked up: neither path signs)
+            if answers is None:
+                count, records = self._denial(signatures, key, name, rtype)
+                head = self.denial_heads[rd, exists, count, arcount]
+                fixed = b"".join((head, question, zone.negative_tail(qname), records, opt_wire))
+                return Prepared(None, fixed, {}, b"", b"", query_key, ecs, None, used) if len(fixed) + 2 <= limit \
+                    else None
+            signed = signatures.set_records(name, answers)
+            if signed is None:
+                return None
         if answers is None:  # NXDOMAIN, or NODATA: the SOA in authority, its owner the zone in the question
             fixed = b"".join((self.heads[rd, exists, 0, arcount], question, zone.negative_tail(qname), opt_wire))
             return Prepared(None, fixed, {}, b"", b"", query_key, ecs, None, used) if len(fixed) + 2 <= limit else None
+        extra = max(map(len, signed)) if signed is not None else 0
         heads = {}
         for count in answers.sizes:
-            if 14 + len(question) + count * answers.record + len(opt_wire) > limit:
+            if 14 + len(question) + count * answers.record + extra + len(opt_wire) > limit:
                 return None  # some draw would not fit: the full path truncates properly
-            heads[count] = self.heads[rd, exists, count, arcount]
+            heads[count] = self.heads[rd, exists, count + (signed is not None), arcount]
         answer_key = (str(pool.region) if pool is not None else "", name, rtype.name)
-        return Prepared(answers, b"", heads, question, opt_wire, query_key, ecs, answer_key, used)
+        return Prepared(answers, b"", heads, question, opt_wire, query_key, ecs, answer_key, used, signed)
+
+
+    def _denial(self, signatures: ZoneSignatures, key: bytes, name: str, rtype: RType) -> tuple[int, bytes]:
+        """A negative answer's authority records after its SOA, and how many records the authority holds: the
+        SOA's RRSIG, then for NODATA the name's NSEC, for NXDOMAIN the NSECs covering the name and the wildcard
+        at its closest encloser (RFC 4035 3.1.3), each with its RRSIG."""
+        zone = self.table.zone.zone
+        if name:
+            return 4, signatures.negative_soa_rrsig + signatures.nsec_records(absolute(name, zone), rtype)
+        # A flood asks random labels under a few parents: the parent's canonical key and the wildcard's NSEC
+        # are kept by the parent's wire form, the covering NSEC found by one binary search
+        first = key[1 : 1 + key[0]]
+        parent = key[1 + key[0] :]
+        chain = signatures.chain
+        known = self.parents_cache.get(parent)
+        if known is None:
+            labels = []
+            offset = 0
+            while parent[offset]:
+                labels.append(parent[offset + 1 : offset + 1 + parent[offset]])
+                offset += 1 + parent[offset]
+            labels.reverse()  # the chain's canonical order: labels compared from the apex down (RFC 4034 6.1)
+            parent_key = tuple(labels)
+            known = (parent_key, chain.wildcard_owner(parent_key, self.zone.depth))
+            if len(self.parents_cache) >= CACHE_LIMIT:
+                self.parents_cache.clear()
+            self.parents_cache[parent] = known
+        covering, wildcard = chain.covering_key((*known[0], first)), known[1]
+        found = self.denial_cache.get((covering, wildcard))
+        if found is None:
+            records = signatures.negative_soa_rrsig + signatures.nsec_records(covering)
+            if wildcard != covering:
+                records += signatures.nsec_records(wildcard)
+            found = (4 if wildcard == covering else 6, records)
+            if len(self.denial_cache) >= CACHE_LIMIT:
+                self.denial_cache.clear()
+            self.denial_cache[(covering, wildcard)] = found
+        return found
 
 
 class Prepared:
@@ -200,13 +268,15 @@ class Prepared:
     count for it: the fields of the Tally the full path's count stage makes (kept apart: a random-name
     flood prepares a reply per query, and each hit reads them)."""
 
-    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "subnet")
+    __slots__ = ("answer_key", "answers", "ecs", "fixed", "heads", "opt", "query_key", "question", "signed",
+                 "subnet")
 
     def __init__(self, answers: AnswerSets | None, fixed: bytes, heads: dict[int, bytes], question: bytes,
                  opt: bytes, query_key: QueryKey, ecs: bool, answer_key: AnswerKey | None,
-                 subnet: Subnet | None) -> None:
+                 subnet: Subnet | None, signed: tuple[bytes, ...] | None = None) -> None:
         self.answers, self.fixed, self.heads, self.question, self.opt = answers, fixed, heads, question, opt
         self.query_key, self.ecs, self.answer_key, self.subnet = query_key, ecs, answer_key, subnet
+        self.signed = signed  # DO on a signed zone: the RRSIG record of each answer set (after its records)
 
     @property
     def tally(self) -> Tally:
@@ -219,6 +289,10 @@ class Prepared:
             return ident + self.fixed
         index = answers.pick_index(rng)
         stats.count(self.query_key, self.ecs, self.answer_key, (answers, index))
+        signed = self.signed
+        if signed is not None:
+            return b"".join((ident, self.heads[answers.count_at(index)], self.question, answers.wire_at(index),
+                             signed[answers.variants.sets[index]], self.opt))
         return b"".join((ident, self.heads[answers.count_at(index)], self.question, answers.wire_at(index),
                          self.opt))
 

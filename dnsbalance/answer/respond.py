@@ -35,6 +35,7 @@ from dnsbalance.protocol.renderer import (
     wire_name,
 )
 from dnsbalance.ranking.active import ActiveTable, Pool
+from dnsbalance.ranking.pool import Candidate
 from dnsbalance.ranking.draw import draw
 
 
@@ -192,12 +193,14 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         if signatures is not None:
             sig = signatures.lookup(owner, RType.NS, zone.soa_ttl,
                                     tuple(wire_name(ns.lower()) for ns in table.zone.nameservers))
-    elif name == APEX and qtype == RType.DNSKEY and signed:
-        dnskey = compiled(table).signatures
-        assert dnskey is not None
-        answer = (Record(question.name, RType.DNSKEY, DClass.IN, zone.soa_ttl, (dnskey.dnskey,)),)
-        if signatures is not None:
-            sig = signatures.lookup(owner, RType.DNSKEY, zone.soa_ttl, (dnskey.dnskey,))
+            additional = _signed_additional(signatures, additional)
+    elif name == APEX and qtype in (RType.DNSKEY, RType.CDS, RType.CDNSKEY) and signed:
+        published = compiled(table).signatures
+        assert published is not None
+        rdatas, sigs = published.key_sets[qtype]
+        answer = tuple(Record(question.name, qtype, DClass.IN, zone.soa_ttl, (rdata,)) for rdata in rdatas)
+        if signatures is not None:  # one RRSIG per published key: either key of a rollover validates the set
+            answer += tuple(Record(question.name, RType.RRSIG, DClass.IN, zone.soa_ttl, (s,)) for s in sigs)
     elif qtype in (RType.A, RType.AAAA) and (name in table.zone.glue or name in table.zone.targets):
         answer = zone.addresses(name, RType(qtype), question.name)
         if signatures is not None and answer:
@@ -211,6 +214,7 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             chosen, answer, additional = _srv(zone, pool, question.name, apex, rng)
             if signatures is not None:
                 sig = signatures.lookup(owner, RType.SRV, zone.ttl, srv_rdatas(pool, table.zone.zone))
+                additional = _signed_additional(signatures, additional)
     elif qtype == RType.SRV and (web := web_service(name)) is not None:
         # apt's _http._tcp.NAME: the mirrors of NAME's pool, targets <mirror>.mirror.NAME (spelled as asked)
         pool = table.web_pool_for(location, name)
@@ -218,7 +222,16 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             base = web[1]
             parent = ((MIRROR_LABEL.encode(), *question.name[2:]), MIRROR_LABEL if base == APEX
                       else f"{MIRROR_LABEL}.{base}")
-            chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent, ranked=True)
+            orders = signatures.web.get(id(pool)) if signatures is not None else None
+            if signatures is not None and orders is not None and orders.orders:
+                # signed: one of the presigned ranked orders (compiler/web_orders.py), never a fresh one
+                index = orders.pick(rng)
+                chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent, ranked=True,
+                                                  order=orders.orders[index])
+                sig = orders.signatures[index]
+                additional = _signed_additional(signatures, additional)
+            else:
+                chosen, answer, additional = _srv(zone, pool, question.name, apex, rng, parent, ranked=True)
     elif qtype in (RType.A, RType.AAAA):
         rtype = RType(qtype)
         pool = table.pool_for(location, name, rtype)
@@ -236,7 +249,7 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             ttl = first.ttl if isinstance(first, Record) else zone.ttl
             answer += (Record(question.name, RType.RRSIG, DClass.IN, ttl, (sig,)),)
         elif not answer:  # NODATA: the name's NSEC says which types it has
-            authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + _nsec(signatures, owner)
+            authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + _nsec(signatures, owner, qtype)
     return Reply(Message(query.header.id, _flags(query, Rcode.NOERROR, True), question, answer, authority,
                          additional), Rcode.NOERROR, pool, chosen)
 
@@ -247,8 +260,24 @@ def _soa_rrsig(signatures: ZoneSignatures, table: ActiveTable, apex: Name, ttl: 
     return (Record(apex, RType.RRSIG, DClass.IN, ttl, (sig,)),) if sig is not None else ()
 
 
-def _nsec(signatures: ZoneSignatures, owner: str) -> tuple[Entry, ...]:
-    rdata, sig = signatures.nsec(owner)
+def _signed_additional(signatures: ZoneSignatures, additional: tuple[Entry, ...]) -> tuple[Entry, ...]:
+    """The additional section's address RRsets, each whole and followed by its presigned RRSIG (RFC 4035
+    3.1.1). The renderer keeps or drops the additional section whole, so an RRSIG never goes without its set."""
+    rrsets: dict[tuple[bytes, int], list[Record]] = {}
+    for entry in additional:
+        if isinstance(entry, Record):
+            rrsets.setdefault((b".".join(entry.owner).lower(), entry.rtype), []).append(entry)
+    out: list[Entry] = []
+    for (owner, rtype), records in rrsets.items():
+        out += records
+        sig = signatures.addresses.get((owner.decode(), rtype))
+        if sig is not None:
+            out.append(Record(records[0].owner, RType.RRSIG, DClass.IN, records[0].ttl, (sig,)))
+    return tuple(out)
+
+
+def _nsec(signatures: ZoneSignatures, owner: str, qtype: int | None = None) -> tuple[Entry, ...]:
+    rdata, sig = signatures.nsec(owner, qtype)
     labels = name_of(owner)
     return (Record(labels, RType.NSEC, DClass.IN, signatures.nsec_ttl, (rdata,)),
             Record(labels, RType.RRSIG, DClass.IN, signatures.nsec_ttl, (sig,)))
@@ -264,18 +293,21 @@ def _nxdomain_proof(signatures: ZoneSignatures, qname: str, zone: str) -> tuple[
 
 
 def _srv(zone: CompiledZone, pool: Pool, qname: Name, apex: Name, rng: Random,
-         parent: tuple[Name, str] | None = None,
-         ranked: bool = False) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
+         parent: tuple[Name, str] | None = None, ranked: bool = False,
+         order: tuple[Candidate, ...] | None = None) -> tuple[tuple[str, ...], tuple[Entry, ...], tuple[Entry, ...]]:
     """One SRV record per usable relay (or mirror), in a weighted random order (for clients that take the
     first), the targets' addresses in the additional section. `ranked`: that order is also written as the
     priorities 0, 1, 2, ...: apt ignores SRV weights and picks at random among the lowest priority
     (apt-pkg/contrib/srvrec.cc, PopFromSrvRecs), so its first choice follows the weights only this way, and its
     fallbacks the weighted order after it; it also cuts the order where the answer outgrows apt's 512-byte
-    buffer (configuration/web_services.py, apt_records)."""
-    order = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
-    order.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
+    buffer (configuration/web_services.py, apt_records). `order`: a presigned order to write instead of a fresh
+    draw (already cut so: cutting it again keeps it whole, and its signature covers it)."""
+    if order is None:
+        drawn = draw(pool.candidates, pool.weights, len(pool.candidates), rng)
+        drawn.sort(key=lambda c: c.tier)  # stable: the weighted order holds within a tier
+        order = tuple(drawn)
     if ranked and parent is not None:
-        del order[apt_records(qname, [(c.name.encode(), *parent[0]) for c in order]):]
+        order = order[: apt_records(qname, [(c.name.encode(), *parent[0]) for c in order])]
     answer: list[Entry] = []
     additional: list[Entry] = []
     for rank, candidate in enumerate(order):

@@ -116,6 +116,10 @@ class EtcdLink:
         return [(meta["key"].decode("utf-8", "replace") if isinstance(meta["key"], bytes) else str(meta["key"]),
                  value) for value, meta in found]
 
+    def delete(self, key: str) -> bool:
+        """True when the key was there."""
+        return bool(self._call("delete", lambda c: c.delete(key)))
+
     def create(self, key: str, value: bytes) -> bool:
         return bool(self._call("create", lambda c: c.create(key, value)))
 

@@ -73,6 +73,8 @@ def read_prefix(entries: list[tuple[str, bytes]], prefix: str) -> Read:
             ignored.append(f"{shown}: not a key of this layout")
             continue
         folder, name = where
+        if folder == layout.DRAINS:
+            continue  # operators' drains: cluster/drains.py follows them
         try:
             if folder == layout.VOTES:
                 found.append(votes.parse(value, name))

@@ -1,19 +1,23 @@
 """A table's DNSSEC signatures, made once in the supervisor's build (CompiledTable.sign), read by the answer
-path: RRSIGs for every authoritative RRset (weighted A/AAAA sets per distinct set, SOA, NS, DNSKEY, SRV,
-in-zone addresses) and the NSEC chain with its RRSIGs. A query looks signatures up; it never signs.
+path: RRSIGs for every authoritative RRset (weighted A/AAAA sets per distinct set, SOA, NS, DNSKEY, relay SRV
+sets, apt's SRV orders, in-zone addresses: glue and SRV targets) and the NSEC chain with its RRSIGs. A query
+looks signatures up; it never signs.
 """
 from __future__ import annotations
 
 import struct
 
 from dnsbalance.compiler.answers import AnswerSets
-from dnsbalance.configuration.model import APEX, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.compiler.web_orders import WebOrders
+from dnsbalance.configuration.model import APEX, MIRROR_LABEL, RELAY_LABEL, SRV_SERVICES
+from dnsbalance.configuration.web_services import mirror_target, web_service
+from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
-from dnsbalance.dnssec.signer import Signer
-from dnsbalance.protocol.codes import RType
-from dnsbalance.protocol.renderer import address_rdata, wire_name
+from dnsbalance.dnssec.signer import Signer, canonical_name
+from dnsbalance.protocol.codes import DClass, RType
+from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, name_of, wire_name
 from dnsbalance.ranking.active import ActiveTable
-from dnsbalance.ranking.pool import Pool
+from dnsbalance.ranking.pool import Candidate, Pool
 from dnsbalance.ranking.variants import Variants
 
 Content = tuple[str, int, int, tuple[bytes, ...]]  # (owner, type, TTL, sorted RDATA): what a signature covers
@@ -35,6 +39,24 @@ def srv_rdatas(pool: Pool, zone: str) -> tuple[bytes, ...]:
                  for c in pool.candidates)
 
 
+def web_rdatas(order: tuple[Candidate, ...], owner: str, zone: str) -> tuple[bytes, ...]:
+    """An apt SRV order's RDATA in canonical form: priority the rank, targets `<mirror>.mirror.NAME.<zone>`."""
+    service = web_service(owner)
+    assert service is not None
+    return tuple(struct.pack("!HHH", rank, c.weight, c.port) + canonical_name(absolute(mirror_target(c.name,
+                                                                                                    service[1]), zone))
+                 for rank, c in enumerate(order))
+
+
+RRSIG_HEAD = struct.Struct("!HHHIH")  # owner pointer, type, class, TTL, RDLENGTH
+QUESTION_POINTER = 0xC000 | 12  # the question's name, right after the header
+
+
+def rrsig_record(rdata: bytes, ttl: int) -> bytes:
+    """An RRSIG record whose owner is the question's name, as the renderer writes it after an answer."""
+    return RRSIG_HEAD.pack(QUESTION_POINTER, RType.RRSIG, DClass.IN, ttl, len(rdata)) + rdata
+
+
 def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
     """The A or AAAA RDATA of one variant (each record: pointer, type, class, TTL, length, RDATA)."""
     wire, size = answers.wire_at(index), answers.record
@@ -42,9 +64,11 @@ def set_rdatas(answers: AnswerSets, index: int) -> tuple[bytes, ...]:
 
 
 class ZoneSignatures:
-    """What the answer path reads: signatures by RRset content, per weighted set, and the NSEC chain."""
+    """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
+    per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("algorithm", "by_content", "chain", "dnskey", "made", "nsec_ttl", "seconds", "sets", "tag", "window")
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made",
+                 "negative_soa_rrsig", "nsec_ttl", "seconds", "sets", "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
         zone = table.zone
@@ -52,31 +76,59 @@ class ZoneSignatures:
         self.dnskey = signer.key.dnskey
         self.tag = signer.key.tag
         self.algorithm = signer.key.algorithm
+        # every DNSKEY published: (tag, algorithm, role), the signing key first
+        self.keys: tuple[tuple[int, int, str], ...] = ((self.tag, int(self.algorithm), "signing"),
+                                                       *((k.tag, int(k.algorithm), role) for k, role in signer.others))
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
         self.by_content: dict[Content, bytes] = {}
-        # (owner relative, the AnswerSets' variants) -> one RRSIG RDATA per distinct set (variants.sets)
+        # (owner relative, the AnswerSets' variants) -> one RRSIG record per distinct set (variants.sets), in wire
+        # form after an answer to the question (owner a pointer to it): both paths write these bytes
         self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {}
+        # (owner absolute lower case, type) -> RRSIG of the glue's and SRV targets' A/AAAA (answers and additional)
+        self.addresses: dict[tuple[str, int], bytes] = {}
+        # id() of an apt SRV pool (`_http._tcp.NAME`, alive as long as the table) -> its signed orders
+        self.web: dict[int, WebOrders] = {}
+        # (owner absolute, type) -> the NSEC (and its RRSIG) of a NODATA for a type the name has in some region
+        self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
         types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
+        pooled: set[tuple[str, int]] = set()  # (owner, type) that regions answer from pools: may be NODATA somewhere
 
         def sign(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:
             key: Content = (owner.lower(), rtype, ttl, tuple(sorted(set(rdatas))))
             found = self.by_content[key] = signer.sign(owner, rtype, ttl, rdatas)
             return found
 
-        sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+        soa_sig = sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+        # the SOA's RRSIG after a negative answer's SOA, as the fast path appends it (the apex written whole)
+        self.negative_soa_rrsig = (canonical_name(apex) + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, zone.negative_ttl,
+                                                                           len(soa_sig)) + soa_sig)
         sign(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
-        sign(apex, RType.DNSKEY, zone.soa_ttl, (self.dnskey,))
+        # The apex RRsets that name keys: DNSKEY (every key published) and, for parents that scan for them
+        # (RFC 7344, 8078), CDS and CDNSKEY (the keys the parent's DS should point to); each signed by every
+        # published key, so that a resolver trusting either key of a rollover validates them.
+        # type -> (RDATA in order, RRSIG RDATAs)
+        self.key_sets: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
+        parent = signer.for_parent or (signer.key,)
+        for rtype, rdatas in ((RType.DNSKEY, (self.dnskey, *(k.dnskey for k, _ in signer.others))),
+                              (RType.CDS, tuple(ds_rdata(apex, k) for k in parent)),
+                              (RType.CDNSKEY, tuple(k.dnskey for k in parent))):
+            sigs = signer.sign_by_all(apex, rtype, zone.soa_ttl, rdatas)
+            self.key_sets[rtype] = (rdatas, sigs)
+            self.by_content[(apex.lower(), rtype, zone.soa_ttl, tuple(sorted(set(rdatas))))] = sigs[0]
+        types[apex].update((RType.CDS, RType.CDNSKEY))
         for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
                                    *((n, e, zone.ttl) for n, e in zone.targets.items())]:
-            owner = absolute(name, apex)
+            owner = absolute(name, apex).lower()
             for rtype in {t for t, _ in entries}:
-                sign(owner, rtype, ttl, tuple(address_rdata(a) for t, a in entries if t == rtype))
+                self.addresses[(owner, rtype)] = sign(owner, rtype, ttl,
+                                                      tuple(address_rdata(a) for t, a in entries if t == rtype))
                 types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
         for (name, rtype), sets_list in answers.items():
             owner = absolute(name, apex)
             types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
+            pooled.add((owner, rtype))
             for sets in sets_list:
                 key = (name, sets.variants)
                 if key in self.sets:
@@ -86,31 +138,71 @@ class ZoneSignatures:
                     number = sets.variants.sets[index]
                     if number not in by_set:
                         by_set[number] = sign(owner, rtype, zone.ttl, set_rdatas(sets, index))
-                self.sets[key] = tuple(by_set[n] for n in range(len(by_set)))
+                self.sets[key] = tuple(rrsig_record(by_set[n], zone.ttl) for n in range(len(by_set)))
+        web_shared: dict[tuple[str, tuple[Candidate, ...]], WebOrders] = {}  # pools of the same content share
         for _, tier in table.labelled_tiers():
             for pools in (tier.usable, tier.fail_open):
                 for (name, rtype), pool in pools.items():
                     if rtype == RType.SRV and name in SRV_SERVICES:
                         owner = absolute(name, apex)
                         types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                        pooled.add((owner, RType.SRV))
                         sign(owner, RType.SRV, zone.ttl, srv_rdatas(pool, apex))
+            for pools in (tier.web.usable, tier.web.fail_open) if tier.web is not None else ():
+                for (name, _), pool in pools.items():
+                    owner = absolute(name, apex)
+                    types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                    pooled.add((owner, RType.SRV))
+                    content = (name, pool.candidates)
+                    orders = web_shared.get(content)
+                    if orders is None:
+                        base = web_service(name)
+                        assert base is not None
+                        orders = web_shared[content] = WebOrders(pool, name_of(owner), (
+                            MIRROR_LABEL.encode(), *name_of(absolute(base[1], apex))))
+                        orders.signatures = tuple(sign(owner, RType.SRV, zone.ttl, web_rdatas(order, name, apex))
+                                                  for order in orders.orders)
+                    self.web[id(pool)] = orders
         self.chain = Chain(types)
         for owner, rdata in self.chain.rdata.items():
             sign(owner, RType.NSEC, self.nsec_ttl, (rdata,))
+        # A region without a type another region has at the name proves its NODATA with an NSEC listing the
+        # name's types but that one (docs/dnssec.md says why not the region's exact types)
+        for owner, rtype in pooled:
+            rdata = self.chain.with_types(owner, self.chain.types[owner] - {rtype})
+            self.without[(owner, rtype)] = (rdata, sign(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
         self.made, self.seconds = signer.made, signer.seconds
 
     def lookup(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes | None:
         return self.by_content.get((owner.lower(), rtype, ttl, tuple(sorted(set(rdatas)))))
 
     def set_signature(self, name: str, answers: AnswerSets, index: int) -> bytes | None:
-        found = self.sets.get((name, answers.variants))
-        return found[answers.variants.sets[index]] if found is not None else None
+        """The RRSIG RDATA of one variant's set."""
+        found = self.set_records(name, answers)
+        return found[answers.variants.sets[index]][RRSIG_HEAD.size :] if found is not None else None
 
-    def nsec(self, owner: str) -> tuple[bytes, bytes]:
-        """An NSEC RDATA and its RRSIG RDATA."""
+    def set_records(self, name: str, answers: AnswerSets) -> tuple[bytes, ...] | None:
+        """The RRSIG records of a pool's sets (by set number), as the fast path appends them."""
+        return self.sets.get((name, answers.variants))
+
+    def nsec(self, owner: str, qtype: int | None = None) -> tuple[bytes, bytes]:
+        """An NSEC RDATA and its RRSIG RDATA: the chain's, or with `qtype`, the NODATA proof for that type
+        (the name's NSEC without it, where some region has it)."""
+        if qtype is not None:
+            found = self.without.get((owner, qtype))
+            if found is not None:
+                return found
         rdata = self.chain.rdata[owner]
         found = self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
         return rdata, found
+
+    def nsec_records(self, owner: str, qtype: int | None = None) -> bytes:
+        """The NSEC at `owner` (as nsec() picks it) and its RRSIG in wire form, each owner written whole: what
+        the fast path appends to a negative answer."""
+        rdata, sig = self.nsec(owner, qtype)
+        name, ttl = canonical_name(owner), self.nsec_ttl
+        return (name + RECORD_HEAD.pack(RType.NSEC, DClass.IN, ttl, len(rdata)) + rdata
+                + name + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, ttl, len(sig)) + sig)
 
     @property
     def earliest_expiry(self) -> int:

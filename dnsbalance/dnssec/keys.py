@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from dnsbalance.configuration.model import Algorithm
 from dnsbalance.protocol.renderer import wire_name
 
-KEY_FILE = "zone.key"
+KEY_FILE = "zone.key"  # the key that signs
+NEXT_FILE = "next.key"  # a rollover's new key, published ahead of signing (`dnssec rollover start`)
+RETIRING_FILE = "retiring.key"  # the key a rollover replaced, still published (`dnssec rollover switch`)
 SEP_ZONE = 257  # DNSKEY flags: zone key + secure entry point, a combined signing key (RFC 4034 2.1.1)
 PROTOCOL = 3
 DIGEST_SHA256 = 2
@@ -68,10 +70,10 @@ def generate(algorithm: Algorithm) -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def keygen(directory: Path, algorithm: Algorithm) -> SigningKey:
-    """A new key written to directory/zone.key (mode 0600 from its creation on); KeyProblem if one exists."""
+def keygen(directory: Path, algorithm: Algorithm, name: str = KEY_FILE) -> SigningKey:
+    """A new key written to directory/name (mode 0600 from its creation on); KeyProblem if one exists."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / KEY_FILE
+    path = directory / name
     private = generate(algorithm)
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -79,15 +81,15 @@ def keygen(directory: Path, algorithm: Algorithm) -> SigningKey:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         raise KeyProblem(f"{path} already exists: keygen never overwrites a key (a rollover starts "
-                         f"with a second key)") from None
+                         f"with a second key: dnsbalance dnssec rollover start)") from None
     with os.fdopen(fd, "wb") as out:
         out.write(pem)
     return signing_key(private)
 
 
-def load(directory: Path) -> SigningKey:
+def load(directory: Path, name: str = KEY_FILE) -> SigningKey:
     """The key in directory/zone.key; KeyProblem saying what is wrong (and what to run when there is none)."""
-    path = directory / KEY_FILE
+    path = directory / name
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -106,7 +108,51 @@ def load(directory: Path) -> SigningKey:
         raise KeyProblem(f"{path}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class KeySet:
+    """The zone's keys: the one that signs, and around a rollover the next one (published before it signs) or
+    the retiring one (published after it stopped signing), so that resolvers holding either DNSKEY validate."""
+
+    signing: SigningKey
+    next: SigningKey | None = None
+    retiring: SigningKey | None = None
+
+    @property
+    def others(self) -> tuple[tuple[SigningKey, str], ...]:
+        """The keys published besides the signing one, with their role."""
+        return tuple((key, role) for key, role in ((self.next, "next"), (self.retiring, "retiring"))
+                     if key is not None)
+
+    @property
+    def published(self) -> tuple[SigningKey, ...]:
+        """Every DNSKEY of the zone, the signing key first."""
+        return (self.signing, *(key for key, _ in self.others))
+
+    @property
+    def for_parent(self) -> tuple[SigningKey, ...]:
+        """The keys the parent's DS set should point to (`ds`, CDS and CDNSKEY): the signing key, and the next
+        one as soon as it is published, so the parent can add its DS before the switch; never the retiring."""
+        return (self.signing, *((self.next,) if self.next is not None else ()))
+
+
+def load_keys(directory: Path) -> KeySet:
+    """The signing key and, during a rollover, the next or retiring one; KeyProblem for any that is damaged."""
+    return KeySet(load(directory),
+                  load(directory, NEXT_FILE) if (directory / NEXT_FILE).exists() else None,
+                  load(directory, RETIRING_FILE) if (directory / RETIRING_FILE).exists() else None)
+
+
+def ds_digest(zone: str, key: SigningKey) -> bytes:
+    """SHA-256 over the owner and DNSKEY RDATA (RFC 4034 5.1.4, RFC 4509)."""
+    return hashlib.sha256(wire_name(zone.lower()) + key.dnskey).digest()
+
+
+def ds_rdata(zone: str, key: SigningKey) -> bytes:
+    """DS (and CDS, RFC 7344) RDATA: key tag, algorithm, digest type, digest."""
+    return struct.pack("!HBB", key.tag, key.algorithm, DIGEST_SHA256) + ds_digest(zone, key)
+
+
 def ds_line(zone: str, key: SigningKey) -> str:
     """The DS record for the parent in zone-file syntax (SHA-256 digest, RFC 4509)."""
-    digest = hashlib.sha256(wire_name(zone.lower()) + key.dnskey).hexdigest().upper()
+    digest = ds_digest(zone, key).hex().upper()
     return f"{zone}. IN DS {key.tag} {key.algorithm.value} {DIGEST_SHA256} {digest}"

@@ -28,13 +28,40 @@ def type_bitmap(types: Iterable[int]) -> bytes:
 class Chain:
     """Every owner name (absolute, no trailing dot) with its NSEC RDATA, in canonical order."""
 
-    __slots__ = ("keys", "names", "rdata")
+    __slots__ = ("by_key", "following", "keys", "names", "rdata", "types")
 
     def __init__(self, types: Mapping[str, Iterable[int]]) -> None:
         self.names = sorted(types, key=canonical_key)
         self.keys = [canonical_key(n) for n in self.names]
-        self.rdata = {name: wire_name(self.names[(i + 1) % len(self.names)]) + type_bitmap(types[name])
-                      for i, name in enumerate(self.names)}
+        self.by_key = frozenset(self.keys)
+        self.types = {name: frozenset(types[name]) for name in self.names}
+        self.following = {name: wire_name(self.names[(i + 1) % len(self.names)]) for i, name in enumerate(self.names)}
+        # the NSEC of each name with every type it has in some region (what NXDOMAIN proofs and most NODATA carry)
+        self.rdata = {name: self.with_types(name, self.types[name]) for name in self.names}
+
+    def with_types(self, name: str, types: Iterable[int]) -> bytes:
+        """The NSEC RDATA at `name` listing these types (a region's NODATA may need fewer than the union)."""
+        return self.following[name] + type_bitmap(types)
+
+    def proof_owners(self, key: tuple[bytes, ...], zone_depth: int) -> tuple[str, str]:
+        """For a name that does not exist, given as its canonical key (lower-case labels, apex first): the owners
+        of the NSEC covering it and of the one covering the wildcard at its closest encloser (RFC 4035 3.1.3.2).
+        What covering() and closest_encloser() find, without text."""
+        return self.covering_key(key), self.wildcard_owner(key[:-1], zone_depth)
+
+    def covering_key(self, key: tuple[bytes, ...]) -> str:
+        """The owner of the NSEC whose span holds the name of this canonical key (one that does not exist)."""
+        return self.names[bisect_right(self.keys, key) - 1]
+
+    def wildcard_owner(self, parent: tuple[bytes, ...], zone_depth: int) -> str:
+        """The owner of the NSEC covering the wildcard at the closest encloser of a missing name whose parent
+        has this canonical key: the parent's longest existing part (its whole, or the apex at worst)."""
+        encloser = parent[:zone_depth]
+        for end in range(len(parent), zone_depth, -1):
+            if parent[:end] in self.by_key:
+                encloser = parent[:end]
+                break
+        return self.covering_key((*encloser, b"*"))
 
     def covering(self, name: str) -> str:
         """The owner of the NSEC whose span holds `name` (a name that does not exist; the last one wraps)."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -44,14 +46,19 @@ def canonical_rrset(owner: bytes, rtype: int, ttl: int, rdatas: tuple[bytes, ...
     return b"".join(head + struct.pack("!H", len(r)) + r for r in sorted(set(rdatas)))
 
 
+@lru_cache(maxsize=1 << 16)
+def canonical_name(name: str) -> bytes:
+    """A name in canonical wire form (lower case, uncompressed), kept: a build signs many RRsets per owner."""
+    return wire_name(name.lower())
+
+
 def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...],
           window: Window) -> bytes:
     """The RRSIG RDATA over the RRset `owner` (absolute, no trailing dot) `rtype` with these RDATAs."""
-    owner = owner.lower()
     labels = owner.count(".") + 1 if owner else 0
     head = struct.pack("!HBBIIIH", rtype, key.algorithm, labels, ttl, window.expiration, window.inception,
-                       key.tag) + wire_name(zone.lower())
-    data = head + canonical_rrset(wire_name(owner), rtype, ttl, rdatas)
+                       key.tag) + canonical_name(zone)
+    data = head + canonical_rrset(canonical_name(owner), rtype, ttl, rdatas)
     private = key.private
     if isinstance(private, ed25519.Ed25519PrivateKey):
         signature = private.sign(data)
@@ -61,34 +68,52 @@ def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: 
     return head + signature
 
 
+# what a signature is kept by: (owner, type, TTL, sorted RDATA), and the key's DNSKEY when not the signing key's
+Cached = tuple[Any, ...]
+
+
 @dataclass
 class Signer:
     """One generation's signing: the key, the window, and the signatures by RRset content (made here or
-    carried over from the generation before when the content and window are the same)."""
+    carried over from the generation before when the content and window are the same). `others`: the keys
+    published besides the signing one around a rollover (keys.KeySet.others), which sign only the RRsets
+    that introduce keys (sign_by_all)."""
 
     key: SigningKey
     zone: str
     window: Window
-    previous: dict[tuple[str, int, int, tuple[bytes, ...]], bytes] = field(default_factory=dict)
+    previous: dict[Cached, bytes] = field(default_factory=dict)
     made: int = 0  # signatures made for this generation (the rest were reused)
     seconds: float = 0.0  # time spent making them
-    cache: dict[tuple[str, int, int, tuple[bytes, ...]], bytes] = field(default_factory=dict)
+    cache: dict[Cached, bytes] = field(default_factory=dict)
+    others: tuple[tuple[SigningKey, str], ...] = ()
+    for_parent: tuple[SigningKey, ...] = ()  # the keys CDS and CDNSKEY name (keys.KeySet.for_parent)
 
-    def sign(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:
+    def sign(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...], key: SigningKey | None = None) -> bytes:
         content = (owner.lower(), rtype, ttl, tuple(sorted(set(rdatas))))
-        found = self.cache.get(content) or self.previous.get(content)
+        cached: Cached = content if key is None else (*content, key.dnskey)  # another key's signature: apart
+        found = self.cache.get(cached) or self.previous.get(cached)
         if found is None:
             started = time.perf_counter()
-            found = rrsig(self.key, self.zone, owner, rtype, ttl, rdatas, self.window)
+            found = rrsig(key or self.key, self.zone, owner, rtype, ttl, rdatas, self.window)
             self.seconds += time.perf_counter() - started
             self.made += 1
-        self.cache[content] = found
+        self.cache[cached] = found
         return found
 
-    def next(self, now: float, settings: DNSSECSettings, key: SigningKey | None = None) -> Signer:
+    def sign_by_all(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> tuple[bytes, ...]:
+        """One RRSIG per published key (the DNSKEY, CDS and CDNSKEY RRsets around a rollover: a resolver that
+        trusts any of the keys through the parent's DS validates the key set)."""
+        return (self.sign(owner, rtype, ttl, rdatas), *(self.sign(owner, rtype, ttl, rdatas, key)
+                                                         for key, _ in self.others))
+
+    def next(self, now: float, settings: DNSSECSettings, key: SigningKey | None = None,
+             others: tuple[tuple[SigningKey, str], ...] | None = None,
+             for_parent: tuple[SigningKey, ...] | None = None) -> Signer:
         """The next generation's signer: same window and remembered signatures while they last."""
         key = key or self.key
+        others = self.others if others is None else others
         window = window_at(now, settings, self.window)
         keep = window == self.window and key.dnskey == self.key.dnskey  # the file is read anew each build
-        return Signer(key, self.zone, window, self.cache if keep else {})
-
+        return Signer(key, self.zone, window, self.cache if keep else {}, others=others,
+                      for_parent=self.for_parent if for_parent is None else for_parent)

@@ -15,6 +15,7 @@ from dnsbalance.ranking.active import ActiveTable, Pool, Tier
 from dnsbalance.ranking.build import target_key
 from dnsbalance.ranking.chains import tier_of
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
+from dnsbalance.drains import NONE, Drains
 from dnsbalance.health.state import HealthState
 from dnsbalance.health.view import Status
 
@@ -55,9 +56,10 @@ def owner_name(name: str, zone: str, known: frozenset[str]) -> str | None:
 
 
 def explain(config: Config, table: ActiveTable, location: Location, name: str,
-            address: IPAddress | None = None, state: HealthState | None = None) -> list[str]:
+            address: IPAddress | None = None, state: HealthState | None = None, drains: Drains = NONE) -> list[str]:
     """`address`: the client's, to name the network prefix that chose its network table; `state`: the
-    saved health, whose reasons and times explain the entries that are down."""
+    saved health, whose reasons and times explain the entries that are down; `drains`: the operators' drains,
+    whose words explain the entries drained."""
     zone = config.settings.zone
     relative = owner_name(name, zone, table.names)
     if relative is None:  # as the server answers it: authoritative for its zone only, never a resolver
@@ -86,7 +88,7 @@ def explain(config: Config, table: ActiveTable, location: Location, name: str,
             entries = source.names[relative]
             lines.append(f"  {label}: table {source.source} lists '{relative}', "
                          f"{sum(e.target not in why for e in entries)} usable of {len(entries)}")
-            lines += [f"    {entry.target}: {_why_not(entry, why[entry.target], state)}"
+            lines += [f"    {entry.target}: {_why_not(entry, why[entry.target], state, drains)}"
                       for entry in entries if entry.target in why]
 
     service = SRV_SERVICES.get(relative)
@@ -163,13 +165,16 @@ def _not_usable(config: Config, table: ActiveTable, tier: Tier, owner: str) -> d
     return found
 
 
-def _why_not(entry: Entry, left: LeftOut, state: HealthState | None) -> str:
+def _why_not(entry: Entry, left: LeftOut, state: HealthState | None, drains: Drains = NONE) -> str:
     """Why an entry of a table is not answered, in words: the builder's reason, with the health checks'
     own reason and since when for one that is down."""
     if left.why is Why.DRAINED:
         return f"drained (priority {entry.priority})"
     if left.why is Why.OPERATOR_DOWN:
         return "DOWN by operator (state: down in mirrors.yaml)"
+    if left.why is Why.OPERATOR_DRAIN:
+        drain = drains.get(left.target)
+        return f"DRAINED ({drain.describe() if drain else 'dnsbalance drain'}; `dnsbalance undrain` puts it back)"
     if left.why is Why.PENDING:
         return f"pending: {left.key} not judged yet (answered only while no judged entry is usable)"
     judged = state.mirrors.get(left.key) if state is not None else None

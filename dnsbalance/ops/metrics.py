@@ -51,6 +51,9 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     for transport in ("udp", "tcp"):
         received.add_metric([transport], events.get(transport, 0))
     yield received
+    yield CounterMetricFamily("dnsbalance_native_answers", "UDP queries answered by the native fast path "
+                              "(dnsbalance/_native.c); the rest of the UDP queries by the Python path",
+                              value=events.get("native", 0))
     yield CounterMetricFamily("dnsbalance_truncated_replies", "Replies cut to fit the client's size (TC set)",
                               value=events.get("truncated", 0))
     limited = CounterMetricFamily("dnsbalance_rate_limited_replies",
@@ -120,6 +123,16 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
     yield shown
     yield latency
     yield lag
+    drained = GaugeMetricFamily("dnsbalance_drained", "1 for each mirror or relay an operator drained "
+                                "(dnsbalance drain): out of every answer, whatever its health", labels=["target", "by"])
+    ends = GaugeMetricFamily("dnsbalance_drain_end_timestamp_seconds", "When a drain given --for ends (unix time)",
+                             labels=["target"])
+    for name, drain in sorted(inputs.drains.items()):
+        drained.add_metric([name, drain.by], 1)
+        if drain.until is not None:
+            ends.add_metric([name], drain.until)
+    yield drained
+    yield ends
     states = GaugeMetricFamily("dnsbalance_targets", "Mirrors and relay services by state", labels=["state"])
     for state in SEVERITY:
         states.add_metric([state], status["states"].get(state, 0))

@@ -10,16 +10,17 @@ from collections.abc import Sequence
 from urllib.parse import quote_plus
 
 from dnsbalance import __version__
-from dnsbalance.ops import cluster_section
+from dnsbalance.ops import cluster_section, dnssec_section
+from dnsbalance.ops.history import DEFAULT_VIEW, VIEWS, geometry
 from dnsbalance.ops.status_document import ArchiveRow, MirrorRow, RegionDetail, RelayRow, Span, Summary
 
-STRIP_WIDTH = 180  # px of the up/down history strip
+STRIP_WIDTH = 240  # px of the up/down history strip
 BAR_WIDTH = 160  # px of a 100% share bar
 FOLD_MIRRORS = 30  # past this many mirrors, those with nothing to look at are folded away
-LOOK = ("down", "stale", "operator down", "pending", "syncing")  # states worth a look
+LOOK = ("down", "stale", "operator down", "drained", "pending", "syncing")  # states worth a look
 OPEN_ALL = 8  # up to this many regions on the page, every one is shown open
 BAD = ("down", "stale", "operator down")
-COLOURS = {"up": "#2e9d4a", "down": "#d2352b", "unknown": "#d4d4d4"}
+COLOURS = {"up": "#2e9d4a", "down": "#d2352b", "drained": "#7b4fb8", "unknown": "#d4d4d4"}
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #1d2125;
@@ -33,6 +34,7 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .banner.red { background: #fde8e7; border-color: #d2352b; color: #8a1510; }
 .banner.orange { background: #fff3dc; border-color: #e69b00; color: #6d4800; }
 .banner.green { background: #e5f5e9; border-color: #2e9d4a; color: #1c5f2e; }
+.banner.purple { background: #f1ebfa; border-color: #7b4fb8; color: #3f2470; }
 .banner span { font-weight: normal; }
 .warnings { color: #6d4800; margin: .3em 0; }
 table { border-collapse: collapse; background: #fff; margin-bottom: .8em; box-shadow: 0 1px 2px #0001; }
@@ -44,8 +46,10 @@ tr.bad td { background: #fff5f4; }
 .badge { display: inline-block; min-width: 5.5em; text-align: center; border-radius: 3px; padding: 0 .4em;
   font-size: .85em; font-weight: 600; color: #fff; }
 .s-up { background: #2e9d4a; } .s-down, .s-stale, .s-operator-down { background: #d2352b; }
-.s-syncing { background: #3b7dd8; } .s-pending { background: #e69b00; } .s-drained { background: #8a8f98; }
+.s-syncing { background: #3b7dd8; } .s-pending { background: #e69b00; } .s-drained { background: #7b4fb8; }
 .s-health-off, .s-not-probed, .s-operator-up { background: #8a8f98; }
+.s-drain { background: #7b4fb8; } .s-undrain, .s-reload, .s-configuration { background: #3b7dd8; }
+.s-reload-refused { background: #d2352b; }
 .reason { color: #444; max-width: 44em; font-size: .92em; }
 .dim { color: #778; }
 .bar { height: 7px; border-radius: 2px; margin: 1px 0; }
@@ -55,6 +59,8 @@ details { background: #fff; margin: .4em 0; padding: .3em .8em; border-radius: 6
 details > summary { cursor: pointer; font-weight: 600; }
 details table { box-shadow: none; }
 a { color: #1f5fb8; }
+.views a, .views strong { margin-left: .6em; } .views { font-weight: normal; font-size: .8em; }
+svg.strip { vertical-align: middle; background: #eceef1; }
 """
 
 
@@ -65,7 +71,8 @@ def ago(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     if seconds < 172800:
-        return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:.0f} min"
+        hours, minutes = divmod(round(seconds / 60), 60)  # 1 h 59.6 min reads 2 h 0 min, never 1 h 60 min
+        return f"{hours} h {minutes} min"
     return f"{seconds / 86400:.0f} d"
 
 
@@ -83,21 +90,27 @@ def badge(state: str) -> str:
     return f"<span class='badge s-{state.replace(' ', '-')}'>{html.escape(state)}</span>"
 
 
+def _moment(moment: float, length: float) -> str:
+    """A strip's times to the second where a view is short enough for seconds to matter."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC" if length <= 86400 else "%Y-%m-%d %H:%M UTC", time.gmtime(moment))
+
+
 def strip(spans: list[Span], start: float, length: float) -> str:
-    """The up/down history of one key as an inline SVG strip, oldest left."""
+    """The history of one key as an inline SVG strip, oldest left: every down or drained stretch drawn at least
+    two pixels wide, over the rest (ops/history.py geometry), so a 30 s outage shows in a 6 h strip."""
     rects = []
-    for begin, end, state in spans:
-        x = (begin - start) / length * STRIP_WIDTH
-        width = max(0.5, (end - begin) / length * STRIP_WIDTH)
-        rects.append(f"<rect x='{x:.1f}' y='0' width='{width:.1f}' height='14' fill='{COLOURS[state]}'>"
-                     f"<title>{state} {clock(begin)} to {clock(end)}</title></rect>")
-    return (f"<svg class='strip' width='{STRIP_WIDTH}' height='14' role='img' aria-label='up/down history'>"
+    for x, width, (begin, end, state) in geometry(spans, start, length, STRIP_WIDTH):
+        rects.append(f"<rect x='{x:.2f}' y='0' width='{width:.2f}' height='14' fill='{COLOURS[state]}' "
+                     f"data-state='{state}'><title>{state} {_moment(begin, length)} to {_moment(end, length)} "
+                     f"({ago(end - begin)})</title></rect>")
+    return (f"<svg class='strip' width='{STRIP_WIDTH}' height='14' role='img' aria-label='up/down history' "
+            "shape-rendering='crispEdges'>"
             f"{''.join(rects)}</svg>")
 
 
 def _since(row: MirrorRow | RelayRow | ArchiveRow, now: float) -> str:
     since = row["since"]
-    if (row["state"] in BAD or row["state"] == "syncing") and since:
+    if (row["state"] in BAD or row["state"] in ("syncing", "drained")) and since:
         return f"{row['state'].split()[-1]} since {clock(since)}<br><span class='dim'>{ago(now - since)}</span>"
     if row["state"] == "up" and since:
         return f"<span class='dim'>up for {ago(now - since)}</span>"
@@ -139,6 +152,16 @@ def _bad_name(row: MirrorRow | RelayRow, now: float) -> str:
     return html.escape(name) + (f" ({row['state']} {ago(now - since)})" if since else f" ({row['state']})")
 
 
+def _drained_name(row: MirrorRow | RelayRow) -> str:
+    drain = row["drain"]
+    name = f"{row['name']}/{row['service']}" if "service" in row else row["name"]
+    if drain is None:
+        return html.escape(name)
+    why = f": {drain['reason']}" if drain["reason"] else ""
+    until = f", until {clock(drain['until'])}" if drain["until"] is not None else ""
+    return html.escape(f"{name} (by {drain['by']}{why}{until})")
+
+
 def banners(status: Summary) -> str:
     e = html.escape
     out = []
@@ -167,6 +190,12 @@ def banners(status: Summary) -> str:
         names = ", ".join(_bad_name(m, status["now"]) for m in bad[:12])
         more = f" and {len(bad) - 12} more" if len(bad) > 12 else ""
         out.append(f"<div class='banner orange' id='down'>{len(bad)} down or stale: <span>{names}{more}</span></div>")
+    drained = [m for m in targets if m["state"] == "drained" and m["drain"] is not None]
+    if drained:
+        names = "; ".join(_drained_name(m) for m in drained[:12])
+        more = f" and {len(drained) - 12} more" if len(drained) > 12 else ""
+        out.append(f"<div class='banner purple' id='drained'>{len(drained)} drained by operators: "
+                   f"<span>{names}{more} &mdash; out of every answer until `dnsbalance undrain`</span></div>")
     problems = [r for r in status["regions"] if r["problem"]]
     if problems:
         fallback = sum(1 for r in problems if r["falls_back"])
@@ -178,6 +207,7 @@ def banners(status: Summary) -> str:
         out.append(f"<div class='banner orange'>{pending} not judged yet (pending) <span>&mdash; the first health "
                    f"cycle has not finished for them</span></div>")
     out += cluster_section.banners(status)
+    out += dnssec_section.banners(status)
     if not out:
         count = len(status["mirrors"]) + len(status["relays"])
         out.append(f"<div class='banner green' id='all-good'>All good: {count} mirrors and relay services usable, "
@@ -305,26 +335,60 @@ def _instance(status: Summary) -> str:
             f"</code>, DNS on {e(', '.join(found['listen']))}, state in <code>{e(found['state_dir'])}</code>.</p>\n")
 
 
+def views(status: Summary) -> str:
+    """Links to the strips' views (6 h, 24 h, 7 d), the one shown in bold."""
+    shown = status["health"]["history_seconds"]
+    out = []
+    for name, seconds in VIEWS.items():
+        label = name.replace("h", " h").replace("d", " d")
+        out.append(f"<strong>{label}</strong>" if seconds == shown else
+                   f"<a href='{'?' if name == DEFAULT_VIEW else '?history=' + name}'>{label}</a>")
+    return f"<span class='views' id='views'>history: {''.join(out)}</span>"
+
+
+def _window(seconds: float) -> str:
+    return f"{seconds / 86400:g} d" if seconds >= 2 * 86400 else f"{seconds / 3600:g} h"
+
+
 def _targets(status: Summary) -> str:
     e = html.escape
-    hours = status["health"]["history_seconds"] / 3600
-    head = (f"<tr><th>state</th><th>mirror</th><th>since</th><th>last {hours:g} h</th><th>probe</th><th>lag</th>"
+    window = _window(status["health"]["history_seconds"])
+    head = (f"<tr><th>state</th><th>mirror</th><th>since</th><th>last {window}</th><th>probe</th><th>lag</th>"
             f"<th>reason</th></tr>")
     mirrors = status["mirrors"]
     if len(mirrors) <= FOLD_MIRRORS:
-        out = f"<h2>Mirrors</h2><table id='mirrors'>{head}{_target_rows(mirrors, status)}</table>"
+        out = f"<h2>Mirrors {views(status)}</h2><table id='mirrors'>{head}{_target_rows(mirrors, status)}</table>"
     else:  # a big fleet: those needing a look open, the rest one click away
         look = [m for m in mirrors if m["state"] in LOOK]
         rest = [m for m in mirrors if m["state"] not in LOOK]
         words = ", ".join(f"{n} {s}" for s, n in sorted(status["states"].items()) if s not in LOOK)
-        out = (f"<h2>Mirrors ({len(mirrors)})</h2><table id='mirrors'>{head}{_target_rows(look, status)}</table>"
+        out = (f"<h2>Mirrors ({len(mirrors)}) {views(status)}</h2><table id='mirrors'>{head}"
+               f"{_target_rows(look, status)}</table>"
                f"<details id='other-mirrors'><summary>{len(rest)} more: {e(words)}</summary>"
                f"<table>{head}{_target_rows(rest, status)}</table></details>")
     if status["relays"]:
         out += ("<h2>Relays</h2><table id='relays'><tr><th>state</th><th>relay service</th><th>since</th>"
-                f"<th>last {hours:g} h</th><th>probe</th><th>reason</th></tr>"
+                f"<th>last {window}</th><th>probe</th><th>reason</th></tr>"
                 + _target_rows(status["relays"], status, relays=True) + "</table>")
     return out
+
+
+def operations(status: Summary) -> str:
+    """The operators' latest actions (drains, undrains, reloads, configurations), newest first."""
+    rows = status.get("operations") or []
+    if not rows:
+        return ""
+    e = html.escape
+    out = []
+    for row in rows:
+        what = row["kind"] if row["kind"] != "reload" or row["ok"] else "reload refused"
+        who = e(row["by"]) if row["by"] else "<span class='dim'>-</span>"
+        out.append(f"<tr><td class='dim'>{e(clock(row['time']))}</td><td>{badge(what)}</td>"
+                   f"<td><strong>{e(row['key'])}</strong></td><td>{who}</td>"
+                   f"<td class='reason'>{e(row['reason'])}</td></tr>")
+    return (f"<h2>Operators' actions <span class='views'>last {_window(status['health']['history_seconds'])}, "
+            f"newest first (`dnsbalance events` has them all)</span></h2><table id='operations'><tr><th>when</th>"
+            f"<th>what</th><th>on</th><th>by</th><th>detail</th></tr>{''.join(out)}</table>")
 
 
 def render_page(status: Summary, details: list[RegionDetail]) -> str:
@@ -337,7 +401,7 @@ def render_page(status: Summary, details: list[RegionDetail]) -> str:
     more = (f"<p class='dim'>{hidden} more regions: follow <em>details</em> in the table above "
             f"(or ask <code>/status.json?region=LABEL</code>).</p>" if hidden > 0 else "")
     return (_head(status, f"dnsbalance: {status['zone']}") + banners(status) + _targets(status)
-            + cluster_section.section(status)
+            + cluster_section.section(status) + dnssec_section.section(status) + operations(status)
             + f"<h2>Regions ({len(status['regions'])})</h2>" + region_table(status, shown)
             + (f"<h2>Pools</h2>{blocks}" if blocks else "") + more + "</main></body></html>\n")
 

@@ -105,7 +105,7 @@ def _listed(config: Config, tier: Tier | None, region: Region, key: PoolKey, why
     for entry in table.names.get(key[0], ()):
         if entry.target in members:
             listed[entry.target] = entry.priority
-            weights[entry.target] = 0 if why.get(entry.target) in (Why.DRAINED, Why.OPERATOR_DOWN) \
+            weights[entry.target] = 0 if why.get(entry.target) in (Why.DRAINED, Why.OPERATOR_DOWN, Why.OPERATOR_DRAIN) \
                 else entry.weight
     total = sum(weights.values())
     return listed, {n: Fraction(w, total) if total else Fraction(0) for n, w in weights.items()}
@@ -175,6 +175,8 @@ def _sentence(before: Served, after: Served, region: Region, what: str) -> str:
 def _note(served: Served, name: str) -> str:
     """Why a listed target gets nothing now, when health or SRV tiers are the reason."""
     status = served.status.get(name)
+    if served.why.get(name) is Why.OPERATOR_DRAIN:
+        return "; drained now (dnsbalance drain), before and after"
     if status is Status.PENDING and name not in served.pooled:
         return "; pending: served after its first good probe"
     if status is Status.DOWN:
@@ -295,10 +297,11 @@ def file_changes(before: Mapping[str, bytes], after: Mapping[str, bytes]) -> lis
     return [f"files: {', '.join(changed)}"] if changed else []
 
 
-def plan(running: Config, proposed: Config, health: HealthView) -> Plan:
-    """Every difference clients would see if `proposed` replaced `running`, the same health applying."""
-    old_table = build_table(running, health, 0, 0)
-    new_table = build_table(proposed, health, 0, 0)
+def plan(running: Config, proposed: Config, health: HealthView, drained: frozenset[str] = frozenset()) -> Plan:
+    """Every difference clients would see if `proposed` replaced `running`, the same health and the same
+    operators' drains (`dnsbalance drain`: they stay in force across a reload) applying."""
+    old_table = build_table(running, health, 0, 0, drained=drained)
+    new_table = build_table(proposed, health, 0, 0, drained=drained)
     lines = settings_changes(running, proposed)
     lines += _targets_changes("mirror", running.mirrors, proposed.mirrors)
     lines += _targets_changes("relay", running.relays, proposed.relays)

@@ -16,13 +16,25 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # read, never made here
     from dnsbalance.compiler.signatures import ZoneSignatures
+from dnsbalance.answer import native
 from dnsbalance.configuration.model import Config, Level, Mirror, archives_of, fallback_archive, health_key, mirror_key
+from dnsbalance.drains import NONE, Drain, Drains
+from dnsbalance.health.cycle import CycleReport
+from dnsbalance.health.events import OPERATOR_KINDS, Event, Kind
+from dnsbalance.health.state import HealthState
+from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
+from dnsbalance.health.view import Status
+from dnsbalance.ops.dnssec_section import dnssec_state
+from dnsbalance.ops.history import drained_intervals, history, overlay
+from dnsbalance.ops.monitoring import Assessment, assess
 from dnsbalance.ops.status_document import (
     ArchiveRow,
+    DrainRow,
     EntryRow,
     HealthFields,
     LostRow,
     MirrorRow,
+    OperationRow,
     PoolRow,
     RegionDetail,
     RegionLine,
@@ -31,22 +43,18 @@ from dnsbalance.ops.status_document import (
     Span,
     Summary,
 )
-from dnsbalance.ops.monitoring import Assessment, assess
 from dnsbalance.protocol.codes import RType
 from dnsbalance.ranking.active import ActiveTable, PoolLabel
 from dnsbalance.ranking.build import fail_open_names, target_key
 from dnsbalance.ranking.pool import Judgement, LeftOut, Why
 from dnsbalance.stats.counters import RECENT_WINDOW, Totals
-from dnsbalance.health.cycle import CycleReport
-from dnsbalance.health.events import Event
-from dnsbalance.health.state import HealthState
-from dnsbalance.health.verdict import StampVerdict, TargetKind, Verdict
-from dnsbalance.health.view import Status
 
-HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror
+OPERATIONS_SHOWN = 12  # the operators' latest actions in the summary
+HISTORY = 6 * 3600  # seconds of up/down history drawn per mirror, unless a view asks for more (ops/history.py)
 PAGE_SIZE = 50  # regions per page of `/status.json?page=N`
 # How bad a state is, worst first: the page sorts mirrors by it.
-SEVERITY = ("down", "stale", "operator down", "pending", "syncing", "health off", "not probed", "operator up", "up")
+SEVERITY = ("down", "stale", "operator down", "drained", "pending", "syncing", "health off", "not probed",
+            "operator up", "up")
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,22 @@ class StatusInputs:
     reloads: Mapping[str, int] = field(default_factory=dict)  # "applied"/"refused" -> count
     inputs: ServedInputs = field(default_factory=lambda: ServedInputs())  # GeoIP in use; files on disk served?
     signing: ZoneSignatures | None = None  # DNSSEC: the table's signatures (tag, window, made); None: unsigned
+    # operators' drains in force (dnsbalance/drains.py), by mirror or relay name
+    drains: Drains = field(default_factory=lambda: NONE)
+    history_seconds: float = HISTORY  # how far back the strips go (the page's 6 h / 24 h / 7 d views)
 
     @cached_property
     def events_by_key(self) -> dict[str, list[Event]]:
+        """Health events by key; operators' drains and undrains by mirror or relay name."""
         found: dict[str, list[Event]] = {}
         for event in self.events:
-            found.setdefault(event.key, []).append(event)
+            if event.kind in (Kind.HEALTH, Kind.DRAIN, Kind.UNDRAIN):
+                found.setdefault(event.key, []).append(event)
         return found
+
+    def drain(self, key: str) -> Drain | None:
+        """The operator's drain of the mirror or relay a health key belongs to."""
+        return self.drains.get(key.partition("/")[0])
 
     @cached_property
     def verdicts(self) -> dict[str, Verdict]:
@@ -97,7 +114,13 @@ class StatusInputs:
         return self.table.judged.get(key, Judgement.PENDING).status is not Status.DOWN
 
     def history(self, key: str) -> list[Span]:
-        return history(self.events_by_key.get(key, ()), key, self.now - HISTORY, self.now)
+        """The key's health spans, with the stretches its mirror or relay was drained drawn as drained."""
+        start = self.now - self.history_seconds
+        target = key.partition("/")[0]
+        spans = history(self.events_by_key.get(key, ()), key, start, self.now)
+        drained = drained_intervals(self.events_by_key.get(target, ()), target, self.drains.get(target), start,
+                                    self.now)
+        return overlay(spans, drained, "drained") if drained else spans
 
     def since(self, key: str) -> float | None:
         """When the key's present state began: health's own word, or earlier when the event log says the
@@ -107,6 +130,8 @@ class StatusInputs:
             return None
         since = judged.since
         for event in reversed(self.events_by_key.get(key, ())):
+            if event.kind != Kind.HEALTH:
+                continue
             if event.up != judged.up:
                 break
             since = min(since, event.time)
@@ -120,34 +145,19 @@ UNJUDGED = {  # the reason shown for a key with no verdict, by shown state
 
 
 def _health(inputs: StatusInputs, key: str, state: str = "pending") -> HealthFields:
+    """The key's health, as its rows show it; a drained key tells its drain (who, why, since when) instead of a
+    health reason that would read as if all were well."""
     mirror = inputs.health.mirrors.get(key)
+    drain = inputs.drain(key) if state == "drained" else None
+    if drain is not None:
+        return HealthFields(up=mirror.up if mirror else True, reason=drain.describe(),
+                            lag=mirror.lag if mirror else None, since=drain.since,
+                            checked=mirror.checked if mirror else None)
     if mirror is None:
         return HealthFields(up=True, reason=UNJUDGED.get(state, "pending: not judged yet"), lag=None, since=None,
                             checked=None)
     return HealthFields(up=mirror.up, reason=mirror.reason, lag=mirror.lag, since=inputs.since(key),
                         checked=mirror.checked)
-
-
-def history(events: Iterable[Event], key: str, start: float, now: float) -> list[Span]:
-    """[from, to, "up" | "down" | "unknown"] spans of one health key over [start, now], from its events."""
-    spans: list[Span] = []
-    state, at = "unknown", start
-    for event in events:
-        if event.key != key:
-            continue
-        word = "up" if event.up else "down"
-        if event.time <= start:
-            state = word
-            continue
-        if event.time > now:
-            break
-        if word != state:
-            if event.time > at:
-                spans.append([at, event.time, state])
-            state, at = word, event.time
-    if now > at:
-        spans.append([at, now, state])
-    return spans
 
 
 def _stamp(verdict: Verdict | None) -> str | None:
@@ -212,7 +222,8 @@ def _mirrors(inputs: StatusInputs) -> list[MirrorRow]:
             up=told["up"], reason=told["reason"], since=told["since"], checked=told["checked"], lag=told["lag"],
             last_status=judged.status if isinstance(judged, StampVerdict) else None,
             last_latency=latency if latency is not None else (judged.latency if judged else None),
-            last_error=None if judged is None or judged.ok else judged.reason,
+            last_error=None if judged is None or judged.ok or state == "drained" else judged.reason,
+            drain=_drain_row(inputs.drains.get(name)),
             stamp=_stamp(judged),
             history=worst["history"] if worst is not None else inputs.history(name),
             archives=archives,
@@ -233,11 +244,27 @@ def _relays(inputs: StatusInputs) -> list[RelayRow]:
                 addresses=[*relay.ipv4, *relay.ipv6], admin_state=relay.state.value,
                 usable=inputs.usable(key), state=state,
                 **_health(inputs, key, state), last_latency=judged.latency if judged else None,
-                last_error=None if judged is None or judged.ok else judged.reason,
+                last_error=None if judged is None or judged.ok or state == "drained" else judged.reason,
+                drain=_drain_row(inputs.drains.get(name)),
                 history=inputs.history(key),
             ))
     rows.sort(key=lambda r: (SEVERITY.index(r["state"]), natural(r["name"]), r["service"]))
     return rows
+
+
+def _operations(inputs: StatusInputs) -> list[OperationRow]:
+    """The operators' latest actions within the history window, newest first."""
+    start = inputs.now - inputs.history_seconds
+    found = [e for e in inputs.events if e.kind in OPERATOR_KINDS and e.time >= start]
+    found.sort(key=lambda e: e.time, reverse=True)
+    return [OperationRow(time=e.time, kind=e.kind, key=e.key, ok=e.up, by=e.by, reason=e.reason)
+            for e in found[:OPERATIONS_SHOWN]]
+
+
+def _drain_row(drain: Drain | None) -> DrainRow | None:
+    if drain is None:
+        return None
+    return DrainRow(by=drain.by, reason=drain.reason, since=drain.since, until=drain.until)
 
 
 # Why the builder left an entry out, in the words of the status page's `lost` rows, where health has none
@@ -252,6 +279,12 @@ def _lost(inputs: StatusInputs, left_out: Iterable[LeftOut]) -> list[LostRow]:
     for left in left_out:
         if left.why is Why.DRAINED:
             rows.append(LostRow(target=left.target, state="drained", reason=LOST_REASONS[Why.DRAINED], since=None))
+            continue
+        if left.why is Why.OPERATOR_DRAIN:
+            drain = inputs.drain(left.key)
+            rows.append(LostRow(target=left.target, state="drained",
+                                reason=drain.describe() if drain else "drained by operator",
+                                since=drain.since if drain else None))
             continue
         judged = inputs.health.mirrors.get(left.key)
         rows.append(LostRow(target=left.target, state=inputs.state(left.key),
@@ -364,11 +397,12 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
     document = Summary(**inputs.inputs,  # type: ignore[typeddict-item]  # the served inputs' keys come first
                        zone=config.settings.zone,
                        generation=table.generation,
+                       udp_fast_path=native.describe(),  # which UDP fast path the answerers run, and why
                        table_age_seconds=max(0.0, now - inputs.built_at),
                        now=now,
                        fail_open=fail_open_names(table),  # default-table names served with health ignored
                        health={"enabled": settings.enabled, "interval": settings.interval, "fall": settings.fall,
-                               "rise": settings.rise, "history_seconds": HISTORY},
+                               "rise": settings.rise, "history_seconds": inputs.history_seconds},
                        last_cycle=None if cycle is None else {
                            "started": cycle.started, "duration": cycle.duration, "master": cycle.master_note,
                            "kept_previous": [kind.value for kind in {v.kind for v in cycle.verdicts}
@@ -388,6 +422,8 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
                        reloads=dict(inputs.reloads),
+                       dnssec=dnssec_state(inputs.signing, config.settings.dnssec.refresh),
+                       operations=_operations(inputs),
                        assessment=assessment(inputs).as_json())  # what `dnsbalance status` reports
     return document
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any, TypedDict, final
 
-Span = list[Any]  # [from, to, "up" | "down" | "unknown"]: a stretch of one health key's history
+Span = list[Any]  # [from, to, "up" | "down" | "drained" | "unknown"]: a stretch of one health key's history
+
+
+class DrainRow(TypedDict):
+    """An operator's drain (`dnsbalance drain`): out of every answer, whatever the health checks say."""
+
+    by: str
+    reason: str
+    since: float
+    until: float | None
 
 
 class HealthFields(TypedDict):
@@ -52,6 +61,7 @@ class MirrorRow(TypedDict):
     stamp: str | None
     history: list[Span]
     archives: list[ArchiveRow]
+    drain: DrainRow | None
 
 
 @final
@@ -66,6 +76,7 @@ class RelayRow(HealthFields):
     last_latency: float | None
     last_error: str | None
     history: list[Span]
+    drain: DrainRow | None
 
 
 class RegionLine(TypedDict):
@@ -190,11 +201,44 @@ class ServedInputs(TypedDict, total=False):
     cluster: dict[str, Any] | None  # several name servers: ClusterView.as_json() (dnsbalance/cluster/view.py)
 
 
+class DnssecKey(TypedDict):
+    tag: int
+    algorithm: int
+    role: str  # "signing", "next" (published ahead of a rollover) or "retiring" (published after one)
+
+
+class DnssecState(TypedDict):
+    """The zone's signing state (public facts only: never a key)."""
+
+    key_tag: int  # the key that signs
+    algorithm: int
+    algorithm_name: str
+    keys: list[DnssecKey]  # every DNSKEY published
+    inception: int
+    earliest_expiry: int
+    refresh_at: float  # when the signatures are made anew (the supervisor looks every few minutes from then)
+    signatures_made: int  # for the table in service (the rest were reused from the generation before)
+    rrsets_signed: int
+    signing_seconds: float
+
+
+class OperationRow(TypedDict):
+    """One operator's action from `state_dir/operations.jsonl`: drain, undrain, reload, configuration."""
+
+    time: float
+    kind: str
+    key: str
+    ok: bool  # a reload applied (False: refused); an undrain (False: a drain)
+    by: str
+    reason: str
+
+
 class Summary(ServedInputs):
     """The whole balancer in one small document."""
 
     zone: str
     generation: int
+    udp_fast_path: dict[str, str]  # {"path": "native" or "python", "why": ...} (answer/native.py)
     table_age_seconds: float
     now: float
     fail_open: list[str]
@@ -208,4 +252,6 @@ class Summary(ServedInputs):
     region_pages: int
     queries: Queries
     reloads: dict[str, int]
+    dnssec: DnssecState | None  # None: the zone is not signed
     assessment: dict[str, Any]  # the monitoring verdict: Assessment.as_json() (ops/monitoring.py)
+    operations: list[OperationRow]  # the operators' latest actions in the history window, newest first

@@ -8,11 +8,12 @@ exit: a SIGTERM during renders of a big page took a minute).
 
 `/status.json` is the summary (mirrors, relays, a line per region); `?region=LABEL` (repeatable, e.g.
 `country JP`, `JP`, `continent EU`) and `?page=N` (PAGE_SIZE regions each) give the regions' pools. The page
-takes `?region=LABEL` too.
+takes `?region=LABEL` too; both take `?history=6h|24h|7d`, how far back the history strips go.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import socket
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
+from dnsbalance.ops.history import VIEWS, view_seconds
 from dnsbalance.ops.metrics import StatusCollector
 from dnsbalance.ops.page import render_page, render_region
 from dnsbalance.ops.status import PAGE_SIZE, StatusInputs, find_region, region_details, summary
@@ -103,6 +105,10 @@ class StatusServer:
         if path not in ("/status.json", "/", "/index.html"):
             return 404, "text/plain", b"not found\n"
         inputs = self.source()
+        seconds = view_seconds(query.get("history", [None])[0])
+        if seconds is None:
+            return 400, "text/plain", f"history: one of {', '.join(VIEWS)}\n".encode()
+        inputs = dataclasses.replace(inputs, history_seconds=seconds)
         asked = query.get("region", [])
         if path == "/status.json":
             if asked or "page" in query:
@@ -196,7 +202,7 @@ async def start_status(balancer: Balancer, sock: socket.socket | None, identity:
     counters = balancer.state.counters_dir
     own = balancer.stats if balancer.stats.path is not None else None
 
-    events = EventTail()
+    events, operations = EventTail(), EventTail()
 
     def source() -> StatusInputs:
         if refresh is not None:
@@ -204,8 +210,9 @@ async def start_status(balancer: Balancer, sock: socket.socket | None, identity:
         serving = balancer.serving  # one snapshot for the whole page: its configuration and table agree
         return StatusInputs(serving.config, serving.table, balancer.health, balancer.last_cycle,
                             all_totals(counters, own), serving.built_at, time.time(), dict(balancer.pools_changed),
-                            events(balancer.state.events), dict(balancer.reloads), served_inputs(serving),
-                            serving.compiled.signatures)
+                            [*events(balancer.state.events), *operations(balancer.state.operations)],
+                            dict(balancer.reloads), served_inputs(serving), serving.compiled.signatures,
+                            balancer.drains)
 
     def served_inputs(serving: Any) -> ServedInputs:
         geoip = serving.geoip

@@ -174,6 +174,33 @@ def record_reload(state: StateFolder, problems: list[Problem], generation: int) 
         pass
 
 
+REQUEST_FRESH = 60.0  # seconds a reload request names the reload that follows it
+
+
+def request_reload(state: StateFolder, by: str) -> None:
+    """Say who sends the SIGHUP that follows (for the operators' event log); best effort."""
+    try:
+        write_atomically(state.reload_request, json.dumps({"by": by, "pid": os.getpid(), "at": time.time()}) + "\n")
+    except OSError:
+        pass
+
+
+def reload_requester(state: StateFolder) -> str:
+    """Who asked for the reload now starting: the request `dnsbalance reload` left (taken, so that it names
+    one reload only), else a bare SIGHUP's words."""
+    found = read_reload(state.reload_request)
+    try:
+        state.reload_request.unlink()
+    except OSError:
+        pass
+    try:
+        if found is not None and time.time() - float(found["at"]) < REQUEST_FRESH:  # type: ignore[arg-type]
+            return f"{found['by']} (dnsbalance reload, pid {found.get('pid')})"
+    except (KeyError, TypeError, ValueError):
+        pass
+    return "SIGHUP (sender unknown)"
+
+
 def read_reload(path: Path) -> dict[str, object] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

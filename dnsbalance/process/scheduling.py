@@ -110,7 +110,7 @@ class HealthScheduler:
         if self.balancer.config.settings.reload.auto_apply:
             log.info("configuration files changed; reloading before the cycle (reload.auto_apply)")
             async with self.lock:  # built on a thread: the event loop (status, pings) goes on
-                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir, "reload.auto_apply")
             if not any(p.severity is Severity.ERROR for p in problems):
                 if self.on_change is not None:
                     await self.on_change()

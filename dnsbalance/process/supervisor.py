@@ -27,9 +27,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
+from dnsbalance.answer import native
 from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.reading import stop_reading
+from dnsbalance.dnssec.timing import RESIGN_CHECK
 from dnsbalance.ops.web import start_status
 from dnsbalance.process.answerer import (
     DRAIN,
@@ -48,7 +50,8 @@ from dnsbalance.process.answerer import (
     answerer_main,
 )
 from dnsbalance.ops.status_document import InstanceInfo
-from dnsbalance.process.instance import record_reload, write_identity
+from dnsbalance.process.draining import DrainFollower
+from dnsbalance.process.instance import record_reload, reload_requester, write_identity
 from dnsbalance.process.scheduling import HealthScheduler
 from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
@@ -57,7 +60,7 @@ from dnsbalance.serving.snapshot import Serving
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
-SIGNATURE_CHECK = 600.0  # seconds between checks that the signatures in service are not due for refresh
+SIGNATURE_CHECK = RESIGN_CHECK  # seconds between checks that the signatures in service are not due for refresh
 WORKER_TIMEOUT = 3.0  # seconds an answerer may leave a ping unanswered before it is replaced
 START_TIMEOUT = 60.0  # seconds for the first answerers to report ready
 STOP_TIMEOUT = 5.0  # seconds for a retired answerer to stop reading (it needs RECEIVE_TIMEOUT when idle)
@@ -114,6 +117,8 @@ class Supervisor:
         # The answerers' pipes are read and written by the event loop (watch) and by the status page's
         # thread (flush): one at a time.
         self.pipes = threading.Lock()
+        self.drains = DrainFollower(self.balancer)  # operators' drains: state_dir/drains.json, watched
+        self.draining = False  # a drain's new generation is on its way
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
@@ -127,6 +132,8 @@ class Supervisor:
         serving = self.balancer.serving
         ours, theirs = self.context.Pipe()
         inherited: list[Closable] = [a.conn for a in self.everyone()] + [ours, *self.held]
+        if native.active():
+            serving.fast.native.ready()  # the native answer table, here so that every answerer shares it
         gc.freeze()  # the child's collector leaves everything allocated before the fork alone
         try:
             pipeline = self.balancer.pipeline.pinned(serving)  # the child answers from this generation alone
@@ -191,6 +198,8 @@ class Supervisor:
                 self.pending = [a for a in self.pending if a not in fresh]
             if self.balancer.serving is not serving:
                 log.debug("a newer table was built while this one went into service")
+            elif self.in_service():  # what `dnsbalance drain` waits for: every answerer on this generation
+                await asyncio.to_thread(self.balancer.mark_in_service, serving)
 
     async def _until(self, answerer: Answerer, flag: str, timeout: float) -> bool:
         """Wait for the answerer to say `flag` (ready, started, stopped); False past `timeout`, or when it
@@ -307,12 +316,23 @@ class Supervisor:
         if work == "replace":
             await self.put_in_service()
             return
+        if work == "drains":
+            try:
+                async with self.building:
+                    if not await asyncio.to_thread(self.drains.apply):
+                        return
+            finally:
+                self.draining = False
+            await self.put_in_service()
+            log.info("drains in service (table generation %d)", self.balancer.generation)
+            return
         if work == "reload":
             self.reload_waiting = True
         async with self.building:
             if work == "reload":
                 self.reload_waiting = False
-                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir)
+                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir,
+                                                   reload_requester(self.balancer.state))
                 if any(p.severity is Severity.ERROR for p in problems):
                     record_reload(self.balancer.state, problems, self.balancer.generation)
                     return  # refused: the answerers keep theirs
@@ -351,6 +371,8 @@ class Supervisor:
         workers = f" with {len(self.slots)} workers" if len(self.slots) > 1 else ""
         for shown in self.shown:
             log.info("serving %s on %s (udp, tcp)%s", self.balancer.config.settings.zone, shown, workers)
+        path = native.describe()
+        log.info("UDP fast path: %s (%s)", path["path"], path["why"])
         health = None
         if self.balancer.config.settings.health.enabled:
             health = self.health = HealthScheduler(self.balancer, self.config_dir, on_change=self.put_in_service,
@@ -358,6 +380,13 @@ class Supervisor:
             health.start()
         else:
             log.info("health checks are off (health.enabled: false): every configured entry counts as usable")
+        shared_drains = None
+        cluster = self.balancer.config.settings.cluster
+        if cluster is not None:  # every name server follows etcd's drains into its own drains file
+            from dnsbalance.cluster.drains import DrainFollower as ClusterDrains
+
+            shared_drains = ClusterDrains(cluster, self.balancer.state.drains, self.balancer.state.operations)
+            shared_drains.start()
         later("complete")
         identity = self.identity()
         web = await start_status(self.balancer, self.status_socket, identity, refresh=self.flush,
@@ -371,6 +400,9 @@ class Supervisor:
                 if self.replacing and not self.swapping.locked():
                     self.replacing = False
                     later("replace")
+                if not self.draining and self.drains.due(time.time()):
+                    self.draining = True
+                    later("drains")
                 try:
                     await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
                 except TimeoutError:
@@ -384,6 +416,8 @@ class Supervisor:
                 await web.stop()
             if health is not None:
                 await health.stop()
+            if shared_drains is not None:
+                shared_drains.stop()
             self.stop_all()
             with self.pipes:
                 for answerer in self.everyone():

@@ -16,6 +16,8 @@ class RType(IntEnum):
     RRSIG = 46
     NSEC = 47
     DNSKEY = 48
+    CDS = 59
+    CDNSKEY = 60
     ANY = 255
 
 

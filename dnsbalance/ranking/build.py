@@ -49,9 +49,12 @@ ADDRESS_TYPES = (RType.A, RType.AAAA)
 SRV_WEIGHT_MAX = 65535
 
 
-def judge(config: Config, target: Mirror | Relay, health: HealthView, key: str) -> Judgement:
-    """An operator's up/down wins; otherwise the health view, where a never-judged key is pending (up when
-    health checks are off or nothing probes the mirror)."""
+def judge(config: Config, target: Mirror | Relay, health: HealthView, key: str,
+          drained: frozenset[str] = frozenset()) -> Judgement:
+    """An operator's drain (`dnsbalance drain`) wins, then their up/down in mirrors.yaml; otherwise the health
+    view, where a never-judged key is pending (up when health checks are off or nothing probes the mirror)."""
+    if target.name in drained:
+        return Judgement.DRAINED
     if target.state is AdminState.UP:
         return Judgement.OPERATOR_UP
     if target.state is AdminState.DOWN:
@@ -69,22 +72,23 @@ _JUDGED = {Status.UP: Judgement.UP, Status.SYNCING: Judgement.SYNCING, Status.DO
            Status.PENDING: Judgement.PENDING}
 
 
-def judge_all(config: Config, health: HealthView) -> dict[str, Judgement]:
+def judge_all(config: Config, health: HealthView, drained: frozenset[str] = frozenset()) -> dict[str, Judgement]:
     """Every health key the tables or the status page can ask about: each mirror (alone and per archive)
     and each relay service."""
     judged: dict[str, Judgement] = {}
     archives = archives_of(config.settings)
     for mirror in config.mirrors.values():
         for key in {mirror.name, *(mirror_key(mirror.name, archive) for archive in archives)}:
-            judged[key] = judge(config, mirror, health, key)
+            judged[key] = judge(config, mirror, health, key, drained)
     for relay in config.relays.values():
         for service in relay.services():
             key = health_key(relay.name, service)
-            judged[key] = judge(config, relay, health, key)
+            judged[key] = judge(config, relay, health, key, drained)
     for served in served_targets(config):
-        judged[served.key] = judge(config, config.mirrors[served.owner.split("/", 1)[0]], health, served.key)
+        judged[served.key] = judge(config, config.mirrors[served.owner.split("/", 1)[0]], health, served.key,
+                                   drained)
     for key, owner in requirement_keys(config).items():
-        judged[key] = judge(config, config.mirrors[owner], health, key)
+        judged[key] = judge(config, config.mirrors[owner], health, key, drained)
     return judged
 
 
@@ -132,9 +136,10 @@ class Records:
 class Build:
     """What one table generation works from: the configuration, every key's judgement, and the records."""
 
-    def __init__(self, config: Config, health: HealthView) -> None:
+    def __init__(self, config: Config, health: HealthView, drained: frozenset[str] = frozenset()) -> None:
         self.config = config
-        self.judged = judge_all(config, health)
+        self.drained = drained  # mirrors and relays an operator drained: out of every answer, failing open too
+        self.judged = judge_all(config, health, drained)
         self.records = Records()
         self.served = probing_served(config)
         # Each (table, name, type)'s entries, listed once: every pool is asked for twice (live somewhere, then
@@ -167,8 +172,9 @@ class Build:
                 if relay is None or service is None or not (port := relay.port(service)):
                     continue
                 key = health_key(relay.name, service)
-                if weight <= 0:
-                    found.append(self.records.entry(relay.name, Why.DRAINED, key))
+                if weight <= 0 or relay.name in self.drained:
+                    found.append(self.records.entry(relay.name, Why.DRAINED if weight <= 0 else Why.OPERATOR_DRAIN,
+                                                    key))
                     continue
                 found.append((Candidate(relay.name, srv_weight(weight), relay.ipv4 + relay.ipv6, port, entry.tier),
                               self.judged[key], key))
@@ -187,6 +193,8 @@ class Build:
         lacking = self.lacking(name, key)
         if weight <= 0:
             return [self.records.entry(mirror.name, Why.DRAINED, key)]
+        if mirror.name in self.drained:
+            return [self.records.entry(mirror.name, Why.OPERATOR_DRAIN, key)]
         if lacking:
             return [self.records.entry(mirror.name, Why.PARTIAL, lacking)]
         if self.served and mirror.probed() and self.judged[key].status in LIVE:  # served probes need a URL
@@ -469,8 +477,10 @@ def existing_names(config: Config, zone: ZoneData, more: set[str] | frozenset[st
     return frozenset(names | parents)
 
 
-def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0) -> ActiveTable:
-    build = Build(config, health)
+def build_table(config: Config, health: HealthView, generation: int, serial: int, seed: int = 0,
+                drained: frozenset[str] = frozenset()) -> ActiveTable:
+    """`drained`: the mirrors and relays operators drained (dnsbalance/drains.py), left out of every pool."""
+    build = Build(config, health, drained)
     zone = zone_data(config, serial)
     zone = replace(zone, targets=MappingProxyType({**zone.targets, **build.web_targets()}))
     live = _live_somewhere(build)

@@ -44,6 +44,7 @@ class Judgement(Enum):
     PENDING = "pending"
     OPERATOR_UP = "operator up"
     OPERATOR_DOWN = "operator down"
+    DRAINED = "drained"  # `dnsbalance drain`: out of every answer, whatever the health checks say
     HEALTH_OFF = "health off"
     NOT_PROBED = "not probed"
 
@@ -53,7 +54,7 @@ class Judgement(Enum):
 
 
 _STATUS = {Judgement.SYNCING: Status.SYNCING, Judgement.DOWN: Status.DOWN, Judgement.PENDING: Status.PENDING,
-           Judgement.OPERATOR_DOWN: Status.DOWN}
+           Judgement.OPERATOR_DOWN: Status.DOWN, Judgement.DRAINED: Status.DOWN}
 
 
 class Why(Enum):
@@ -61,6 +62,7 @@ class Why(Enum):
 
     DRAINED = "drained"  # priority 10000
     OPERATOR_DOWN = "operator down"  # state: down in mirrors.yaml
+    OPERATOR_DRAIN = "drained by operator"  # `dnsbalance drain` (drains.json): never served, as priority 10000
     DOWN = "down"  # the health checks' verdict (their reason is in the health state, under `key`)
     PENDING = "pending"  # not judged yet, while judged entries serve the name somewhere
     SYNCING = "syncing"  # mid-sync, avoided while the region can do without it

@@ -14,13 +14,22 @@ import random
 import time
 from pathlib import Path
 
+from dnsbalance import drains as operator_drains
+from dnsbalance.answer import native
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.dnssec.keys import KeyProblem
-from dnsbalance.dnssec.keys import load as load_key
+from dnsbalance.dnssec.keys import KeyProblem, KeySet, load_keys
 from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import GeoIP
+from dnsbalance.health import events as health_events
+from dnsbalance.health import policy
+from dnsbalance.health import state as health_state
+from dnsbalance.health.cycle import CycleReport
+from dnsbalance.health.cycle import report as cycle_report
+from dnsbalance.health.observations import Observed
+from dnsbalance.health.settings import policy_settings
+from dnsbalance.health.state import HealthState
 from dnsbalance.pipeline.pipeline import Pipeline
 from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
@@ -30,14 +39,6 @@ from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
 from dnsbalance.stats.counters import QueryStats
-from dnsbalance.health import events as health_events
-from dnsbalance.health import policy
-from dnsbalance.health import state as health_state
-from dnsbalance.health.cycle import CycleReport
-from dnsbalance.health.cycle import report as cycle_report
-from dnsbalance.health.observations import Observed
-from dnsbalance.health.settings import policy_settings
-from dnsbalance.health.state import HealthState
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +46,19 @@ log = logging.getLogger(__name__)
 class Balancer:
     def __init__(self, loaded: Loaded, persist: bool = False, counters: str | None = None,
                  health: HealthState | None = None, generation: int = 0, secret: bytes | None = None,
-                 signing: bool = False) -> None:
+                 signing: bool = False, drains: operator_drains.Drains | None = None) -> None:
         """`persist`: write the table and health state to the state folder (the probing process does);
         `counters`: the name under which this process keeps its query counters on disk (None: memory);
         `health`, `generation`, `secret`: given by a supervisor, else read from the state folder, counted
-        here and drawn at random."""
+        here and drawn at random; `drains`: the operators' drains in force (None: as the state folder's file
+        holds them now, which is what `explain`, `stats` and `plan` build the server's table with)."""
         self.loaded = loaded
         self.persist = persist
         self.state = StateFolder(loaded.config.settings.state_dir)
         # A restart remembers which mirrors were down; with no saved state every entry counts as usable.
         self.health: HealthState = health if health is not None else health_state.load(self.state.health)
         self.generation = generation
+        self.drains: operator_drains.Drains = drains if drains is not None else _drains_now(self.state.drains)
         self.random_secret = secret or os.urandom(32)  # cookies, when the configuration sets no shared secret
         self.last_cycle: CycleReport | None = None
         self.stats = QueryStats(self.state.counters(counters) if counters else None)
@@ -72,6 +75,12 @@ class Balancer:
         self.signing = signing
         self.signer: Signer | None = None
         self.serving: Serving = self._next(loaded, None)
+        if persist:  # the operators' log: which configuration a (re)started server serves
+            self.note(health_events.Event(time.time(), health_events.Kind.CONFIGURATION, True,
+                                          f"configuration {loaded.digest[:12]} in service at start (pid "
+                                          f"{os.getpid()}, table generation {self.generation})",
+                                          health_events.Kind.CONFIGURATION, generation=self.generation,
+                                          digest=loaded.digest))
 
     # What the rest of the process reads; each is one read of the current snapshot.
     @property
@@ -98,7 +107,7 @@ class Balancer:
         loaded = loaded or self.loaded
         secret = loaded.config.settings.cookie_secret or self.random_secret
         return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret,
-                           *loaded.database_files())
+                           *loaded.database_files(), drained=frozenset(self.drains))
 
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
@@ -114,6 +123,8 @@ class Balancer:
         if self.precompute:
             fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
             log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
+        if native.active():  # the native path's answer table, here on the build's thread (the fork only checks it)
+            serving.fast.native.ready()
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name, regions in fail_open_report(serving.table):
@@ -138,21 +149,23 @@ class Balancer:
 
     def _signer(self, loaded: Loaded) -> Signer | None:
         """The next generation's signer, when the zone is signed. A key that cannot be read raises
-        KeyProblem at start; on a reload or rebuild the key in service goes on signing (logged)."""
+        KeyProblem at start; on a reload or rebuild the keys in service go on (logged)."""
         settings = loaded.config.settings
         if not (self.signing and settings.dnssec.sign):
             return None
         try:
-            key = load_key(settings.key_dir)
+            keys = load_keys(settings.key_dir)  # the signing key, and a rollover's next or retiring one
         except KeyProblem as exc:
             if self.signer is None:
                 raise
-            log.error("DNSSEC key: %s; signing on with the key in service (tag %d)", exc, self.signer.key.tag)
-            key = self.signer.key
+            log.error("DNSSEC key: %s; signing on with the keys in service (tag %d)", exc, self.signer.key.tag)
+            others = dict((role, key) for key, role in self.signer.others)
+            keys = KeySet(self.signer.key, others.get("next"), others.get("retiring"))
         now = time.time()
         if self.signer is None or self.signer.zone != settings.zone:
-            return Signer(key, settings.zone, window_at(now, settings.dnssec))
-        return self.signer.next(now, settings.dnssec, key)
+            return Signer(keys.signing, settings.zone, window_at(now, settings.dnssec), others=keys.others,
+                          for_parent=keys.for_parent)
+        return self.signer.next(now, settings.dnssec, keys.signing, keys.others, keys.for_parent)
 
     def signatures_due(self, now: float) -> bool:
         """Whether the signatures in service have less than `refresh` left (the next build makes new ones)."""
@@ -165,6 +178,8 @@ class Balancer:
         from now on every new table comes complete. Returns how many pools were computed."""
         started = time.monotonic()
         fresh = self.serving.compiled.precompute(deadline=deadline)
+        if native.active():
+            self.serving.fast.native.ready()  # with the answer sets just computed
         if deadline is None:
             self.precompute = True
             log.info("table generation %d: every pool's answers precomputed (%d now, in %.1fs)", self.generation,
@@ -207,21 +222,58 @@ class Balancer:
         self.regenerate()
         return True
 
-    def reload(self, directory: Path) -> list[Problem]:
-        """Re-read the configuration; on any error keep everything as it is and return the problems."""
+    def reload(self, directory: Path, by: str = "") -> list[Problem]:
+        """Re-read the configuration; on any error keep everything as it is and return the problems.
+        `by`: who asked (for the operators' event log)."""
         loaded, problems = load(directory)
+        Kind, Event = health_events.Kind, health_events.Event
         if loaded is None:
             for problem in problems:
                 log.error("reload refused: %s", problem)
             self.reloads["refused"] += 1
+            errors = [str(p) for p in problems if p.severity is Severity.ERROR]
+            self.note(Event(time.time(), Kind.RELOAD, False, f"refused ({len(errors)} error(s)): "
+                            f"{errors[0] if errors else 'no configuration'}; generation {self.generation} stays",
+                            Kind.RELOAD, by, generation=self.generation, digest=self.loaded.digest))
             return problems
         for problem in problems:
             log.warning("%s", problem)
+        before = self.loaded.digest
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
         self.regenerate()
         self.reloads["applied"] += 1
+        now = time.time()
+        same = loaded.digest == before
+        self.note(Event(now, Kind.RELOAD, True, f"applied: configuration {loaded.digest[:12]}"
+                        f"{' (unchanged)' if same else ''}, table generation {self.generation}", Kind.RELOAD, by,
+                        generation=self.generation, digest=loaded.digest))
+        if not same:
+            self.note(Event(now, Kind.CONFIGURATION, True, f"configuration {loaded.digest[:12]} in service (was "
+                            f"{before[:12]}), table generation {self.generation}", Kind.CONFIGURATION, by,
+                            generation=self.generation, digest=loaded.digest))
         return problems
+
+    def mark_in_service(self, serving: Serving) -> None:
+        """Say in the state folder that every answering process answers from `serving` now, with its drains."""
+        if self.persist:
+            self._write(self.state.in_service, json.dumps({
+                "pid": os.getpid(), "generation": serving.inputs.generation,
+                "drained": sorted(serving.inputs.drained), "at": time.time()}) + "\n")
+
+    def note(self, event: health_events.Event) -> None:
+        """An operator's action into the operators' event log (the server's own balancer only)."""
+        if self.persist:
+            health_events.note(self.state.operations, event)
+
+    def set_drains(self, drains: operator_drains.Drains) -> bool:
+        """Put the operators' drains in force now: a new table generation, when they change what is drained."""
+        if set(drains) == set(self.drains):
+            self.drains = drains  # a new reason or expiry: shown, nothing to rebuild
+            return False
+        self.drains = drains
+        self.regenerate()
+        return True
 
     def changed_on_disk(self, directory: Path) -> bool:
         return fingerprint(directory) != self.loaded.fingerprint
@@ -263,3 +315,12 @@ def log_record(record: policy.Record, generation: int) -> None:
 def log_problems(problems: list[Problem]) -> None:
     for problem in problems:
         (log.error if problem.severity is Severity.ERROR else log.warning)("%s", problem)
+
+
+def _drains_now(path: Path) -> operator_drains.Drains:
+    """The drains in force now as the file says; an unreadable file is logged and drains nothing."""
+    try:
+        return operator_drains.active(operator_drains.read(path), time.time())
+    except (OSError, operator_drains.BadDrains) as exc:
+        log.warning("ignoring unreadable drains file %s: %s", path, exc)
+        return operator_drains.NONE

@@ -122,12 +122,13 @@ class TableInputs:
     # (a database replaced at the same path is picked up by a reload in every process).
     geoip_file: FileId | None = None
     asn_file: FileId | None = None
+    drained: frozenset[str] = frozenset()  # operators' drains in force (dnsbalance/drains.py)
 
     @property
     def seed(self) -> int:
-        """Of the precomputed draws: a hash of configuration, health and generation."""
+        """Of the precomputed draws: a hash of configuration, health, drains and generation."""
         health = json.dumps({name: asdict(h) for name, h in sorted(self.health.mirrors.items())}, sort_keys=True)
-        text = f"{self.digest}|{health}|{self.generation}".encode()
+        text = f"{self.digest}|{health}|{sorted(self.drained)}|{self.generation}".encode()
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
     @property

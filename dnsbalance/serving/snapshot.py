@@ -48,7 +48,8 @@ def build_serving(inputs: TableInputs, geoip: GeoIP, previous: Serving | None,
     """A new snapshot. The rate limiter's buckets and the cookie jar carry over while their settings stay,
     so a reload neither forgives a flood nor invalidates the cookies clients hold."""
     settings = inputs.config.settings
-    table = build_table(inputs.config, inputs.health.view(), inputs.generation, inputs.serial, inputs.seed)
+    table = build_table(inputs.config, inputs.health.view(), inputs.generation, inputs.serial, inputs.seed,
+                        inputs.drained)
     cookies = previous.cookies if previous is not None and previous.cookies.secret == inputs.cookie_secret \
         else CookieJar(inputs.cookie_secret)
     limiter = None

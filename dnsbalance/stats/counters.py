@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from dnslib import QTYPE
 
@@ -71,7 +71,8 @@ MAX_COUNTERS_BYTES = 32 << 20  # a counters file larger than this is not ours: i
 LATENCY_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LATENCY_SAMPLE = 16  # one UDP query in this many is timed (server.py): the clock calls cost more than a count
 # Rare events of the answer path (QueryStats.tally), by name, for /metrics:
-# udp, tcp (queries received), truncated (a reply cut to fit, TC set), rrl_drop, rrl_slip, cookie_received,
+# udp, tcp (queries received), native (UDP queries the native fast path answered), truncated (a reply cut to fit,
+# TC set), rrl_drop, rrl_slip, cookie_received,
 # cookie_valid, cookie_invalid (a server cookie we did not issue, or expired), formerr (unparsable queries,
 # answered FORMERR without being counted among the queries).
 
@@ -231,6 +232,9 @@ class QueryStats:
         self.events: dict[str, int] = {}
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
+        # Counts kept elsewhere until a fold (the native fast path's, answer/native.py), by who keeps them:
+        # each adds its counts to these counters when called.
+        self.feeders: dict[int, Callable[[QueryStats], None]] = {}
 
     def count(self, key: QueryKey, ecs: bool, answer: AnswerKey | None = None,
               variant: Chosen | None = None) -> None:
@@ -320,6 +324,8 @@ class QueryStats:
 
     def _drain(self, now: float) -> Totals:
         """Empty the hot counters into a Totals of their own."""
+        for feed in list(self.feeders.values()):
+            feed(self)
         queries, hits, ecs = self.queries, self.variant_hits, self.ecs
         self.queries, self.variant_hits, self.ecs = {}, {}, 0
         # An answering thread may be between reading a dict and storing into it: give up the GIL for a

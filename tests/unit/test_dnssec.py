@@ -72,10 +72,11 @@ def dnskey_rrset(table: ActiveTable) -> dns.rrset.RRset:
     return keys
 
 
-def validate_sections(reply: dns.message.Message, keys: dns.rrset.RRset) -> int:
-    """Every RRset of the answer and authority sections validated by its RRSIG; how many were."""
+def validate_sections(reply: dns.message.Message, keys: dns.rrset.RRset, additional: bool = False) -> int:
+    """Every RRset of the answer and authority sections (and the additional one) validated by its RRSIG; how
+    many were."""
     checked = 0
-    for section in (reply.answer, reply.authority):
+    for section in (reply.answer, reply.authority, *((reply.additional,) if additional else ())):
         for rrset in section:
             if rrset.rdtype == dns.rdatatype.RRSIG:
                 continue
@@ -238,3 +239,201 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     assert kept is not None and kept.tag == key.tag
     assert not balancer.signatures_due(time.time())
     assert balancer.signatures_due(time.time() + 8 * 86400)
+    (loaded.config.settings.key_dir / "zone.key").unlink()  # a rollover's keys: one next key, damaged
+    keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    (loaded.config.settings.key_dir / "next.key").write_text("damaged\n")
+    assert not balancer.reload(folder)
+    kept = balancer.serving.compiled.signatures
+    assert kept is not None and kept.tag == key.tag and len(kept.keys) == 1  # the keys in service go on
+    with pytest.raises(KeyProblem, match="next.key"):
+        Balancer(loaded, signing=True)  # at start: refused
+
+
+def test_apt_srv_orders_and_their_targets_validate(key: SigningKey, table: ActiveTable) -> None:
+    """`_http._tcp.deb` SRV with DO: one of the presigned ranked orders, its RRSIG, and the targets' A/AAAA in
+    the additional section each with its RRSIG (RFC 4035 3.1.1); the first target follows the weights."""
+    from dnsbalance.compiler.web_orders import WebOrders
+    signed = fresh(table)
+    signatures = compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    firsts: dict[str, int] = {}
+    orders: set[tuple[str, ...]] = set()
+    rng = Random(5)
+    for _ in range(400):
+        reply = ask(signed, f"_http._tcp.deb.{ZONE}", "SRV", JP, rng=rng)
+        srv = reply.find_rrset(reply.answer, dns.name.from_text(f"_http._tcp.deb.{ZONE}"), dns.rdataclass.IN,
+                               dns.rdatatype.SRV)
+        ranked = tuple(str(r.target) for r in sorted(srv, key=lambda r: r.priority))
+        if ranked not in orders:
+            orders.add(ranked)
+            assert validate_sections(reply, keys, additional=True) > len(srv)  # the SRV set and its targets'
+            assert {r.rdtype for r in reply.additional} >= {dns.rdatatype.A, dns.rdatatype.RRSIG}
+        firsts[ranked[0].split(".")[0]] = firsts.get(ranked[0].split(".")[0], 0) + 1
+    # JP's deb: jp1..jp4 weighted 9000/6000/3000/1000: one presigned order per mirror, first by weight
+    assert len(orders) == 4 and firsts["jp1"] > firsts["jp2"] > firsts["jp3"] > firsts["jp4"]
+    web = next(iter(signatures.web.values()))
+    assert isinstance(web, WebOrders) and len(web.signatures) == len(web.orders)
+    assert len(ask(signed, f"_http._tcp.deb.{ZONE}", "SRV", JP, do=False, rng=Random(1)).answer) == 1  # no RRSIG
+
+
+def test_ns_glue_in_the_additional_section_is_signed(key: SigningKey, table: ActiveTable) -> None:
+    signed = fresh(table)
+    compiled(signed).sign(signer_for(key))
+    reply = ask(signed, ZONE, "NS")
+    assert validate_sections(reply, dnskey_rrset(signed), additional=True) == 3  # NS, ns1's A and AAAA
+
+
+def test_nodata_in_a_region_lacking_a_type_another_region_has_is_provable(key: SigningKey, tmp_path: Path,
+                                                                          country_mmdb: Path) -> None:
+    """JP's `v4` has AAAA (jp1), the default table's has none: a client outside JP gets NODATA whose NSEC
+    leaves AAAA out (and keeps A), JP clients get the AAAA answer, both validate."""
+    from dnsbalance.configuration.load import check_config
+    from dnsbalance.health.view import ALL_USABLE
+    from dnsbalance.ranking.build import build_table
+    folder = make_config(tmp_path / "config", country_mmdb)
+    with (folder / "country" / "JP.yaml").open("a") as handle:
+        handle.write("v4:\n  jp1: 0\n")
+    with (folder / "default.yaml").open("a") as handle:
+        handle.write("v4:\n  def2: 0\n")
+    config, problems = check_config(folder)
+    assert config is not None, [str(p) for p in problems]
+    signed = build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+    compiled(signed).sign(signer_for(key))
+    keys = dnskey_rrset(signed)
+    assert ask(signed, f"v4.{ZONE}", "AAAA", JP).answer
+    nodata = ask(signed, f"v4.{ZONE}", "AAAA", UNKNOWN)
+    assert not nodata.answer and validate_sections(nodata, keys) == 2
+    nsec = next(r for r in nodata.authority if r.rdtype == dns.rdatatype.NSEC)
+    listed = [t for w in nsec[0].windows for t in _types(w)]
+    assert dns.rdatatype.AAAA not in listed and dns.rdatatype.A in listed
+    other = ask(signed, f"v4.{ZONE}", "TXT", UNKNOWN)  # a type no region has: the name's whole NSEC
+    listed = [t for w in next(r for r in other.authority if r.rdtype == dns.rdatatype.NSEC)[0].windows
+              for t in _types(w)]
+    assert dns.rdatatype.AAAA in listed and validate_sections(other, keys) == 2
+
+
+def test_status_banners_say_when_signatures_are_overdue_or_expired(key: SigningKey, table: ActiveTable) -> None:
+    from dnsbalance.ops import dnssec_section
+    signed = fresh(table)
+    signatures = compiled(signed).sign(signer_for(key, now=1_800_000_000))
+    state = dnssec_section.dnssec_state(signatures, 7 * 86400)
+    assert state is not None and state["key_tag"] == key.tag and state["keys"][0]["role"] == "signing"
+    assert state["refresh_at"] == state["earliest_expiry"] - 7 * 86400
+    assert dnssec_section.banners({"dnssec": state, "now": 1_800_000_000}) == []
+    assert "dnssec-overdue" in dnssec_section.banners({"dnssec": state, "now": state["refresh_at"] + 3600})[0]
+    assert "dnssec-expired" in dnssec_section.banners({"dnssec": state, "now": state["earliest_expiry"]})[0]
+    assert f"key tag {key.tag}" in dnssec_section.section({"dnssec": state})
+    assert dnssec_section.dnssec_state(None, 1) is None and dnssec_section.section({"dnssec": None}) == ""
+
+
+def test_rollover_steps_refuse_out_of_order_and_too_early(tmp_path: Path) -> None:
+    from dnsbalance.configuration.model import Settings, SOASettings
+    from dnsbalance.dnssec import rollover
+    from dnsbalance.dnssec.keys import load_keys
+    settings = Settings(zone=ZONE, nameservers=(), soa=SOASettings(rname="h.example.org"))
+    folder = tmp_path / "keys"
+    with pytest.raises(KeyProblem, match="keygen"):
+        rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0)
+    old = keygen(folder, Algorithm.ECDSAP256SHA256)
+    with pytest.raises(KeyProblem, match="rollover start"):
+        rollover.switch(folder, settings, 1000.0)
+    with pytest.raises(KeyProblem, match="nothing to finish"):
+        rollover.finish(folder, settings, 1000.0)
+    new = rollover.start(folder, Algorithm.ED25519, 1000.0).key
+    assert os.stat(folder / "next.key").st_mode & 0o777 == 0o600
+    with pytest.raises(KeyProblem, match="under way"):
+        rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0)
+    keys = load_keys(folder)
+    assert keys.signing.tag == old.tag and keys.next is not None and keys.next.tag == new.tag
+    assert [k.tag for k in keys.for_parent] == [old.tag, new.tag] and len(keys.published) == 2
+    wait = rollover.publish_wait(settings)
+    assert wait >= settings.soa.ttl
+    with pytest.raises(KeyProblem, match="too early to switch"):
+        rollover.switch(folder, settings, 1000.0 + wait - 1)
+    rollover.switch(folder, settings, 1000.0 + wait)
+    keys = load_keys(folder)
+    assert keys.signing.tag == new.tag and keys.retiring is not None and keys.retiring.tag == old.tag
+    assert [k.tag for k in keys.for_parent] == [new.tag]  # the parent drops the old DS from now on
+    with pytest.raises(KeyProblem, match="too early to finish"):
+        rollover.finish(folder, settings, 1000.0 + wait + 1)
+    rollover.finish(folder, settings, 1000.0 + wait + rollover.retire_wait(settings))
+    keys = load_keys(folder)
+    assert keys.published == (keys.signing,) and keys.signing.tag == new.tag
+    assert sorted(p.name for p in folder.iterdir()) == ["zone.key"]
+
+
+def test_a_rollover_signs_the_key_sets_with_both_keys_and_answers_cds(key: SigningKey, table: ActiveTable,
+                                                                      tmp_path: Path) -> None:
+    """The DNSKEY, CDS and CDNSKEY RRsets carry one RRSIG per published key, each valid; the rest of the zone
+    is signed by the signing key only."""
+    nxt = keygen(tmp_path, Algorithm.ECDSAP256SHA256, "next.key")
+    signed = fresh(table)
+    signer = Signer(key, ZONE, window_at(time.time(), DNSSECSettings(sign=True)), others=((nxt, "next"),),
+                    for_parent=(key, nxt))
+    signatures = compiled(signed).sign(signer)
+    assert [role for _, _, role in signatures.keys] == ["signing", "next"]
+    keys = dnskey_rrset(signed)
+    assert len(keys) == 2
+    for rdtype in ("DNSKEY", "CDS", "CDNSKEY"):
+        reply = ask(signed, ZONE, rdtype)
+        rrset = reply.find_rrset(reply.answer, dns.name.from_text(ZONE), dns.rdataclass.IN,
+                                 dns.rdatatype.from_text(rdtype))
+        sigs = reply.find_rrset(reply.answer, dns.name.from_text(ZONE), dns.rdataclass.IN, dns.rdatatype.RRSIG,
+                                dns.rdatatype.from_text(rdtype))
+        assert len(rrset) == 2 and {s.key_tag for s in sigs} == {key.tag, nxt.tag}
+        for sig in sigs:  # each on its own
+            dns.dnssec.validate(rrset, dns.rrset.from_rdata(sigs.name, sigs.ttl, sig),
+                                {dns.name.from_text(ZONE): keys})
+    cds = ask(signed, ZONE, "CDS").answer[0]
+    assert {dns.dnssec.make_ds(ZONE + ".", k, "SHA256").to_text() for k in keys} == {r.to_text() for r in cds}
+    answer = ask(signed, f"deb.{ZONE}", "A", JP)
+    assert {s.key_tag for r in answer.answer if r.rdtype == dns.rdatatype.RRSIG for s in r} == {key.tag}
+    apex_nsec = ask(signed, ZONE, "TXT").authority
+    listed = [t for r in apex_nsec if r.rdtype == dns.rdatatype.NSEC for w in r[0].windows for t in _types(w)]
+    assert dns.rdatatype.CDS in listed and dns.rdatatype.CDNSKEY in listed
+
+
+def test_proof_owners_from_wire_labels_agree_with_the_text_search(key: SigningKey, table: ActiveTable) -> None:
+    """The fast path finds NXDOMAIN's NSECs from the query's labels; the full path from its text: the same."""
+    from dnsbalance.dnssec.nsec import canonical_key
+    signed = fresh(table)
+    chain = compiled(signed).sign(signer_for(key)).chain
+    rng = Random(11)
+    words = ["a", "deb", "deep", "_sub", "zz", "ns1", "mirror", "relay", "0", "-x", "_tcp", "m"]
+    for _ in range(500):
+        name = ".".join(rng.choice(words) for _ in range(rng.randint(1, 4))) + "." + ZONE
+        if name in chain.rdata:
+            continue
+        covering = chain.covering(name)
+        wildcard = chain.covering("*." + chain.closest_encloser(name, ZONE))
+        assert chain.proof_owners(canonical_key(name), ZONE.count(".") + 1) == (covering, wildcard), name
+
+
+def test_signed_apt_orders_are_cut_to_apts_512_bytes_like_unsigned_ones(key: SigningKey, tmp_path: Path) -> None:
+    """Twenty mirrors under deb: each presigned order is the prefix that fits apt's 512 bytes (8 records), as an
+    unsigned answer is, and its RRSIG covers exactly that prefix; one order per mirror, so every mirror can be
+    apt's first choice."""
+    from dnsbalance.configuration.load import check_config
+    from dnsbalance.health.view import HealthView
+    from dnsbalance.ranking.build import build_table
+    target = tmp_path / "config"
+    target.mkdir()
+    (target / "dnsbalance.yaml").write_text(f"zone: {ZONE}\nnameservers: {{ns1.{ZONE}: [192.0.2.53]}}\n"
+                                            "soa: {rname: hostmaster.example.org}\n")
+    (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
+        f"  mirror{i:02d}: {{addresses: [192.0.2.{i + 1}]}}\n" for i in range(20)))
+    (target / "default.yaml").write_text("deb:\n" + "".join(f"  mirror{i:02d}: {i * 100}\n" for i in range(20)))
+    config, problems = check_config(target)
+    assert config is not None, [str(p) for p in problems]
+    table = build_table(config, HealthView({m: True for m in config.mirrors}), 1, 1)
+    signatures = compiled(table).sign(signer_for(key))
+    orders = next(iter(signatures.web.values())).orders
+    assert len(orders) == 20 and {o[0].name for o in orders} == {f"mirror{i:02d}" for i in range(20)}
+    assert {len(o) for o in orders} == {8}
+    keys = dnskey_rrset(table)
+    rng = Random(9)
+    for _ in range(30):
+        reply = ask(table, f"_http._tcp.deb.{ZONE}", "SRV", rng=rng)
+        srv = next(r for r in reply.answer if r.rdtype == dns.rdatatype.SRV)
+        assert sorted(r.priority for r in srv) == list(range(8))
+        assert validate_sections(reply, keys, additional=True) == 1 + 8  # the SRV set, each target's A

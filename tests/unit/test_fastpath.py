@@ -11,6 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnsbalance.answer import native
+from dnsbalance.configuration.model import Algorithm
+from dnsbalance.dnssec.keys import keygen
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
 from tests.harness import make_config
@@ -28,6 +31,18 @@ def balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Ba
     loaded, problems = load(config)
     assert loaded is not None, problems
     return Balancer(loaded)
+
+
+@pytest.fixture(scope="module")
+def signed_balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
+    """The same zone signed (`dnssec: {sign: true}`): DO answers carry their set's presigned RRSIG."""
+    config = make_config(tmp_path_factory.mktemp("fast-signed") / "config", country_mmdb)
+    with (config / "dnsbalance.yaml").open("a") as handle:
+        handle.write("dnssec: {sign: true}\n")
+    loaded, problems = load(config)
+    assert loaded is not None, problems
+    keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    return Balancer(loaded, signing=True)
 
 
 queries = st.fixed_dictionaries({
@@ -60,12 +75,31 @@ def build(q: dict) -> bytes:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=queries)
 def test_fast_and_full_path_agree(balancer: Balancer, q: dict) -> None:
+    agree(balancer, q)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=queries)
+def test_fast_and_full_path_agree_on_a_signed_zone(signed_balancer: Balancer, q: dict) -> None:
+    agree(signed_balancer, q)
+
+
+def agree(balancer: Balancer, q: dict) -> None:
     packet = build(q)
     serving = balancer.serving
     fast = serving.fast.answer(packet, q["client"], serving.locator.locate, random.Random(q["seed"]))
     balancer.rng = random.Random(q["seed"])
     full = balancer.full(serving, packet, q["client"], tcp=False)
     assert full is not None
+    if native.active():  # the native path (issue 27): once the shape is learnt, the same bytes for the same draw
+        shapes = serving.fast.native.process_shapes()
+        prepared = serving.fast.lookup(packet, q["client"], serving.locator.locate)
+        # not learnt: signed DO replies (each variant's RRSIG is not in the C table) stay with the Python path
+        learnt = prepared is not None and serving.fast.native.learn(packet, q["client"], prepared)
+        assert (shapes.answer(packet, q["client"], random.Random(q["seed"]).random) or None) == (
+            fast if learnt else None)
+        if prepared is not None and prepared.signed is not None:
+            assert not learnt
     if fast is None:
         return  # the full path's business (outside the zone, glue, oversized): nothing to compare
     parsed_fast, parsed_full = dns.message.from_wire(fast), dns.message.from_wire(bytes(full))
@@ -97,3 +131,44 @@ def test_full_path_only_for_the_unusual(balancer: Balancer) -> None:
     for packet in (cookie, mx, outside):
         assert balancer.serving.fast.answer(packet, "127.0.0.1", balancer.serving.locator.locate,
                                             random.Random(1)) is None
+
+
+def test_fast_path_answers_do_queries_of_a_signed_zone_with_their_rrsig(signed_balancer: Balancer) -> None:
+    """A and AAAA with DO: the fast path's reply carries the set's RRSIG and validates, byte for byte the full
+    path's; NXDOMAIN and NODATA carry the same signed SOA and NSECs as the full path's, and validate."""
+    import dns.dnssec
+    import dns.name
+    import dns.rdatatype
+    serving = signed_balancer.serving
+    zone = dns.name.from_text("cdn.example.org")
+    keys_reply = dns.message.from_wire(bytes(signed_balancer.full(
+        serving, dns.message.make_query(zone, "DNSKEY", want_dnssec=True).to_wire(), "127.0.0.1", tcp=False)))
+    keys = keys_reply.answer[0]
+    for rdtype in ("A", "AAAA"):
+        packet = dns.message.make_query("deb.cdn.example.org", rdtype, want_dnssec=True).to_wire()
+        fast = serving.fast.answer(packet, "127.0.0.1", serving.locator.locate, random.Random(3))
+        assert fast is not None
+        signed_balancer.rng = random.Random(3)
+        assert fast == bytes(signed_balancer.full(serving, packet, "127.0.0.1", tcp=False))  # the same bytes
+        reply = dns.message.from_wire(fast)
+        answer = next(r for r in reply.answer if r.rdtype == dns.rdatatype.from_text(rdtype))
+        sig = next(r for r in reply.answer if r.rdtype == dns.rdatatype.RRSIG)
+        dns.dnssec.validate(answer, sig, {zone: keys})
+    for name, rdtype in (("nosuch.cdn.example.org", "A"), ("x.y.deep.cdn.example.org", "AAAA"),
+                         ("deep.cdn.example.org", "A"), ("ns1.cdn.example.org", "TXT")):
+        packet = dns.message.make_query(name, rdtype, want_dnssec=True).to_wire()
+        fast = serving.fast.answer(packet, "127.0.0.1", serving.locator.locate, random.Random(3))
+        if rdtype == "TXT":
+            assert fast is None  # not A/AAAA: the full path's
+            continue
+        assert fast is not None  # NXDOMAIN and NODATA with their NSECs: the fast path's too
+        reply = dns.message.from_wire(fast)
+        full = dns.message.from_wire(bytes(signed_balancer.full(serving, packet, "127.0.0.1", tcp=False)))
+        assert reply == full and reply.rcode() == full.rcode()
+        nsecs = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC]
+        assert nsecs and len(reply.authority) == 2 + 2 * len(nsecs)
+        for rrset in reply.authority:
+            if rrset.rdtype != dns.rdatatype.RRSIG:
+                sig = next(r for r in reply.authority if r.rdtype == dns.rdatatype.RRSIG and r.name == rrset.name
+                           and r.covers == rrset.rdtype)
+                dns.dnssec.validate(rrset, sig, {zone: keys})

@@ -1,0 +1,57 @@
+"""apt's SRV sets (`_http._tcp.NAME`) for signed answers: a bounded set of ranked orders per pool, each signed
+once in the table's build.
+
+Unsigned, each answer writes a weighted random order drawn per query as the priorities 0, 1, 2, ...
+(docs/apt-srv.md): as many distinct RRsets as orders of the pool's mirrors, too many to presign. A DO answer
+instead picks among one order per mirror of the lowest tier: the order that starts with that mirror, with
+probability its weight share (apt's first choice follows the weights exactly, as unsigned), the rest in one
+weighted random order drawn from the pool's content (the same in every process and every build that has the
+same pool, so a rebuild reuses the signatures), cut where the answer would outgrow apt's 512 bytes as unsigned
+answers are. A pool of n mirrors costs n signatures at most.
+"""
+from __future__ import annotations
+
+import hashlib
+from array import array
+from bisect import bisect_right
+from random import Random
+
+from dnsbalance.configuration.web_services import apt_records
+from dnsbalance.protocol.renderer import Name
+from dnsbalance.ranking.draw import draw
+from dnsbalance.ranking.pool import Candidate, Pool
+
+
+def _seed(pool: Pool, first: Candidate) -> int:
+    content = repr((first.name, tuple((c.name, c.weight, c.port, c.tier) for c in pool.candidates)))
+    return int.from_bytes(hashlib.blake2b(content.encode(), digest_size=8).digest(), "big")
+
+
+class WebOrders:
+    """The ranked orders a signed answer picks from, with their cumulative weights."""
+
+    __slots__ = ("cumulative", "orders", "signatures", "total")
+
+    def __init__(self, pool: Pool, qname: Name = (), parent: Name | None = None) -> None:
+        """`qname`, `parent`: the SRV owner's labels and the targets' parent's (`mirror.NAME.<zone>`): each order
+        is cut, as unsigned answers are, to the records that fit apt's 512 bytes (web_services.apt_records)."""
+        candidates = [c for c in pool.candidates if c.weight > 0]
+        lowest = min((c.tier for c in candidates), default=0)
+        orders: list[tuple[Candidate, ...]] = []
+        cumulative = array("d")
+        total = 0.0
+        for first in (c for c in candidates if c.tier == lowest):
+            rest = [c for c in candidates if c is not first]
+            order = [first, *draw(rest, [c.weight for c in rest], len(rest), Random(_seed(pool, first)))]
+            order.sort(key=lambda c: c.tier)  # stable: the first stays first, the weighted order holds per tier
+            if parent is not None:
+                del order[apt_records(qname, [(c.name.encode(), *parent) for c in order]) :]
+            orders.append(tuple(order))
+            total += first.weight
+            cumulative.append(total)
+        self.orders = tuple(orders)
+        self.cumulative, self.total = cumulative, total
+        self.signatures: tuple[bytes, ...] = ()  # one RRSIG RDATA per order, set by the signing build
+
+    def pick(self, rng: Random) -> int:
+        return bisect_right(self.cumulative, rng.random() * self.total) if self.orders else -1

@@ -1,0 +1,42 @@
+"""`dnsbalance check` on a signed zone: warnings when signatures could expire before they are made again (the
+configuration's refresh against its TTLs, and the state the running server wrote). Read by `check` only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dnsbalance.configuration.model import Settings
+from dnsbalance.configuration.problems import Problem, Severity
+from dnsbalance.configuration.settings_file import FILE
+from dnsbalance.configuration.yamlpos import PosDict, YamlSyntaxError, load_yaml
+from dnsbalance.dnssec.timing import expiry_warnings
+from dnsbalance.statefiles import StateFolder
+
+
+def _line(path: Path) -> int:
+    """The line of `refresh:` under `dnssec:` in dnsbalance.yaml, else of `dnssec:`, else 1."""
+    try:
+        top = load_yaml(path)
+    except (YamlSyntaxError, OSError):
+        return 1
+    if not isinstance(top, PosDict) or "dnssec" not in top:
+        return 1
+    section = top["dnssec"]
+    if isinstance(section, PosDict) and "refresh" in section:
+        return section.line_of("refresh")
+    return top.line_of("dnssec")
+
+
+def dnssec_problems(directory: Path, settings: Settings, now: float) -> list[Problem]:
+    """Warnings (never errors: the zone still serves) about the signatures' expiry."""
+    if not settings.dnssec.sign:
+        return []
+    state = None
+    try:
+        read = json.loads(StateFolder(settings.state_dir).signing.read_text())
+        state = read if isinstance(read, dict) else None
+    except (OSError, ValueError):
+        pass  # no server has signed here yet
+    path = directory / FILE
+    return [Problem(path, _line(path), message, Severity.WARNING)
+            for message in expiry_warnings(settings, state, now)]

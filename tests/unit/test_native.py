@@ -1,0 +1,243 @@
+"""The native fast path (dnsbalance/_native.c, answer/native.py) against the Python one, in process: the same
+bytes for the same random source, whatever the letter case; malformed datagrams never crash it and never get an
+answer the Python path would not give; its counts are the Python path's; its answer table is made before a
+fork and shared, not made again, by the child."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import dns.edns
+import dns.message
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dnsbalance.answer import native
+from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.inputs import load
+from dnsbalance.stats.counters import QueryStats
+from tests.harness import make_config
+
+pytestmark = pytest.mark.skipif(native._native is None, reason="the native extension is not built")
+
+NAMES = ["deb.cdn.example.org", "cdn.example.org", "nosuch.cdn.example.org", "deep.cdn.example.org",
+         "a.b.cdn.example.org", "ns1.cdn.example.org", "example.com"]
+SUBNETS = [None, ("1.0.16.0", 24), ("5.0.0.0", 16), ("2.0.1.0", 24), ("2001:200:1::", 48), ("0.0.0.0", 0)]
+CLIENTS = ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.2"]
+
+
+@pytest.fixture(scope="module")
+def balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
+    config = make_config(tmp_path_factory.mktemp("native") / "config", country_mmdb)
+    loaded, problems = load(config)
+    assert loaded is not None, problems
+    return Balancer(loaded)
+
+
+def query(name: str, rdtype: str = "A", subnet: tuple[str, int] | None = None, ident: int = 1,
+          edns: bool = True, do: bool = False, payload: int = 1232) -> bytes:
+    options = [dns.edns.ECSOption(*subnet)] if subnet is not None and edns else None
+    return dns.message.make_query(name, rdtype, use_edns=0 if edns else False, payload=payload if edns else None,
+                                  want_dnssec=do and edns, options=options, id=ident).to_wire()
+
+
+def recase(packet: bytes, flips: int) -> bytes:
+    """The same query with the letters of its name in another case (as 0x20 resolvers send)."""
+    out = bytearray(packet)
+    end = packet.index(0, 12)
+    for i in range(12, end):
+        if chr(out[i]).isalpha() and flips >> (i % 16) & 1:
+            out[i] ^= 0x20
+    return bytes(out)
+
+
+def taught(balancer: Balancer, packet: bytes, client: str) -> bool:
+    """Let the native shapes learn the Python path's reply to a query, as the UDP loop does at first sight."""
+    serving = balancer.serving
+    prepared = serving.fast.lookup(packet, client, serving.locator.locate)
+    return prepared is not None and serving.fast.native.learn(packet, client, prepared)
+
+
+queries = st.fixed_dictionaries({
+    "name": st.sampled_from(NAMES), "rdtype": st.sampled_from(["A", "AAAA", "MX"]), "subnet": st.sampled_from(SUBNETS),
+    "edns": st.booleans(), "do": st.booleans(), "payload": st.sampled_from([512, 1232, 4096]),
+    "client": st.sampled_from(CLIENTS), "flips": st.integers(0, 0xFFFF), "ident": st.integers(0, 65535),
+    "seed": st.integers(0, 2**32),
+})
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(q=queries)
+def test_same_bytes_as_the_python_path_in_any_letter_case(balancer: Balancer, q: dict) -> None:
+    serving = balancer.serving
+    first = query(q["name"], q["rdtype"], q["subnet"], 1, q["edns"], q["do"], q["payload"])
+    learnt = taught(balancer, first, q["client"])
+    asked = recase(first, q["flips"])
+    asked = q["ident"].to_bytes(2, "big") + asked[2:]
+    shapes = serving.fast.native.process_shapes()
+    ours = shapes.answer(asked, q["client"], random.Random(q["seed"]).random) or None  # False: missed before
+    python = serving.fast.answer(asked, q["client"], serving.locator.locate, random.Random(q["seed"]))
+    if ours is not None:
+        assert ours == python  # the same bytes, the same draw
+    elif python is not None:
+        # the one shape the Python path takes and the native one leaves to it: a negative answer learnt in
+        # another letter case (its SOA's owner follows the case); an answer is known in every case
+        assert learnt and not dns.message.from_wire(python).answer and asked[2:] != first[2:]
+
+
+def test_the_draws_come_from_the_same_source_in_the_same_order(balancer: Balancer) -> None:
+    serving = balancer.serving
+    packets = [query("deb.cdn.example.org", subnet=s) for s in SUBNETS if s is not None]
+    for packet in packets:
+        assert taught(balancer, packet, "127.0.0.1")
+    shapes = serving.fast.native.process_shapes()
+    ours, theirs = random.Random(7), random.Random(7)
+    replies = set()
+    for i in range(600):
+        packet = i.to_bytes(2, "big") + packets[i % len(packets)][2:]
+        reply = shapes.answer(packet, "127.0.0.1", ours.random)
+        assert reply == serving.fast.answer(packet, "127.0.0.1", serving.locator.locate, theirs)
+        replies.add(reply[2:])
+    assert len(replies) > len(packets)  # several variants drawn: the draw is real, not a fixed reply
+    assert ours.random() == theirs.random()  # one draw per answer on both sides
+
+
+def mutations() -> st.SearchStrategy[tuple[int, list[tuple[int, int]], int, bytes]]:
+    return st.tuples(st.integers(0, 5), st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=4),
+                     st.integers(-20, 0), st.binary(max_size=8))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(m=mutations(), seed=st.integers(0, 2**32))
+def test_malformed_datagrams_never_crash_nor_get_what_python_refuses(balancer: Balancer, m: tuple, seed: int) -> None:
+    serving = balancer.serving
+    bases = [query("deb.cdn.example.org", subnet=("1.0.16.0", 24)), query("deb.cdn.example.org", edns=False),
+             query("nosuch.cdn.example.org", subnet=("5.0.0.0", 16)), query("deb.cdn.example.org", "AAAA"),
+             query("cdn.example.org"), query("deep.cdn.example.org", subnet=("2001:200:1::", 48))]
+    for base in bases:
+        taught(balancer, base, "127.0.0.1")
+    which, edits, cut, tail = m
+    packet = bytearray(bases[which])
+    for offset, value in edits:
+        if offset < len(packet):
+            packet[offset] = value
+    data = bytes(packet[: len(packet) + cut] if cut else packet) + tail
+    shapes = serving.fast.native.process_shapes()
+    ours = shapes.answer(data, "127.0.0.1", random.Random(seed).random)
+    assert ours is None or ours is False or isinstance(ours, bytes) and ours
+    if ours:
+        python = serving.fast.answer(data, "127.0.0.1", serving.locator.locate, random.Random(seed))
+        assert python is not None and ours == python
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600))
+def test_random_datagrams_are_never_answered_natively(balancer: Balancer, data: bytes) -> None:
+    shapes = balancer.serving.fast.native.process_shapes()
+    assert not shapes.answer(data, "127.0.0.1", random.random) or \
+        balancer.serving.fast.answer(data, "127.0.0.1", balancer.serving.locator.locate, random.Random()) is not None
+
+
+def test_a_shape_missed_twice_is_said_to_be_worth_learning(balancer: Balancer) -> None:
+    shapes = balancer.serving.fast.native.process_shapes()
+    packet = query("deb.cdn.example.org", subnet=("2.0.1.0", 24))
+    assert shapes.answer(packet, "127.0.0.77", random.random) is None  # first sight: the Python path, no learning
+    assert shapes.answer(recase(packet, 0xFFFF), "127.0.0.77", random.random) is False  # again, in any case
+    assert taught(balancer, packet, "127.0.0.77")
+    assert shapes.answer(packet, "127.0.0.77", random.random)
+
+
+def test_odd_clients_and_arguments(balancer: Balancer) -> None:
+    shapes = balancer.serving.fast.native.process_shapes()
+    packet = query("deb.cdn.example.org")
+    assert shapes.answer(packet, "not an address", random.random) is None
+    assert not shapes.answer(b"", "127.0.0.1", random.random)
+    assert taught(balancer, packet, "127.0.0.9")
+    with pytest.raises(ZeroDivisionError):  # the random source's error reaches the caller
+        shapes.answer(packet, "127.0.0.9", lambda: 1 / 0)
+    with pytest.raises(IndexError):
+        shapes.slot(10**6)
+
+
+def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None:
+    serving = balancer.serving
+    packets = [query("deb.cdn.example.org", subnet=("1.0.16.0", 24)), query("deb.cdn.example.org", "AAAA"),
+               query("nosuch.cdn.example.org", subnet=("5.0.0.0", 16))]
+    for packet in packets:
+        assert taught(balancer, packet, "127.0.0.3")
+    path = serving.fast.native
+    shapes = path.process_shapes()
+    path.drain_into(QueryStats())  # counts of the other tests
+    ours, theirs = QueryStats(), QueryStats()
+    ours.feeders[id(path)] = path.drain_into
+    draw_ours, draw_theirs = random.Random(3), random.Random(3)
+    for i in range(300):
+        packet = packets[i % 3]
+        assert shapes.answer(packet, "127.0.0.3", draw_ours.random)
+        serving.fast.answer(packet, "127.0.0.3", serving.locator.locate, draw_theirs, False, theirs)
+    mine, python = ours.take(), theirs.take()
+    assert mine.queries == python.queries and sum(mine.queries.values()) == 300
+    assert mine.ecs == python.ecs == 200
+    assert mine.first == python.first and mine.answers == python.answers and mine.first
+
+
+def test_the_table_build_makes_the_answer_table(tmp_path: Path, country_mmdb: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The balancer makes it with each table (serving/balancer.py), on the build's thread: the fork finds it made."""
+    monkeypatch.delenv(native.ENVIRONMENT, raising=False)
+    loaded, problems = load(make_config(tmp_path / "config", country_mmdb))
+    assert loaded is not None, problems
+    balancer = Balancer(loaded)
+    path = balancer.serving.fast.native
+    assert path.table is not None and path.built_in == os.getpid()
+    balancer.complete()  # every pool's answers, as the supervisor computes them before forking the next answerers
+    path = balancer.serving.fast.native
+    assert len(path.table) == len(balancer.serving.compiled.answer_cache) > 0
+    assert path.shapes is None  # the supervisor answers nothing: no shapes of its own
+    monkeypatch.setenv(native.ENVIRONMENT, "0")
+    balancer.regenerate()
+    assert balancer.serving.fast.native.table is None  # switched off: not made
+
+
+def test_the_answer_table_is_made_before_a_fork_and_shared(balancer: Balancer) -> None:
+    """The supervisor makes the table before forking (process/supervisor.py); a child uses that one, starts
+    shapes of its own, and never makes a table of its own for answer sets compiled after the fork."""
+    serving = balancer.serving
+    path = serving.fast.native
+    path.ready()
+    table, sets = path.table, len(path.table)
+    assert sets == len(serving.compiled.answer_cache) > 0
+    parent_shapes = path.process_shapes()
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover  # the child reports through the pipe
+        ok = False
+        try:
+            shapes = path.process_shapes()
+            ok = path.table is table and shapes is not parent_shapes and len(path.table) == sets
+            packet = query("deb.cdn.example.org", subnet=("1.0.16.0", 24))
+            ok = ok and taught(balancer, packet, "127.0.0.4")
+            ok = ok and bool(shapes.answer(packet, "127.0.0.4", random.random))
+            # an answer set compiled after the fork is not added to a table of the child's own
+            serving.compiled.answer_cache.clear()
+            fresh = serving.fast.lookup(query("deb.cdn.example.org", "AAAA", ("5.0.0.0", 16)), "127.0.0.5",
+                                        serving.locator.locate)
+            ok = ok and fresh is not None and not path.learn(query("deb.cdn.example.org", "AAAA", ("5.0.0.0", 16)),
+                                                             "127.0.0.5", fresh) and path.table is table
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(write)
+    verdict = os.read(read, 1)
+    os.close(read)
+    os.waitpid(child, 0)
+    assert verdict == b"1"
+
+
+def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(native.ENVIRONMENT, raising=False)
+    assert native.describe()["path"] == "native" and native.active()
+    monkeypatch.setenv(native.ENVIRONMENT, "0")
+    assert not native.active() and native.describe() == {"path": "python", "why": f"{native.ENVIRONMENT}=0"}

@@ -98,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="seconds spent precomputing answers before the first answer; a bigger table's rest "
                               f"is completed while serving (default {START_PRECOMPUTE:g})")
     command("check", "report every configuration problem, with file:line")
-    probing = command("probe", "run one health cycle now and print its verdicts (exit 0 ok, 1 warning, "
-                               "2 critical, 3 unknown)")
+    probing = command("probe", "run one health cycle now and print its verdicts, with cluster: also what each "
+                               "name server sees and their consensus (exit 0 ok, 1 warning, 2 critical, 3 unknown)")
     probing.add_argument("--json", action="store_true", help="the verdict and every target's as JSON")
     status = command("status", "the running server's verdict from its status page, found through the state "
                                "folder (exit 0 ok, 1 warning, 2 critical, 3 unknown)")
@@ -390,6 +390,13 @@ def _probe(args: argparse.Namespace) -> int:
         print(line)
     for line in verdict.details():
         print(line)
+    if config.settings.cluster is not None:  # several name servers: each one's view and the consensus (read-only)
+        from dnsbalance.cluster.report import cluster_table, read_cluster
+
+        print()
+        for line in cluster_table(read_cluster(config.settings.cluster), config.settings.cluster, report.verdicts,
+                                  policy_settings(config).known):
+            print(line)
     return int(verdict.code)
 
 

@@ -34,7 +34,15 @@ PROGRAM_EXAMPLES = (
 FILES = (
     ("./config, /etc/dnsbalance", "the configuration folder: dnsbalance.yaml, mirrors.yaml, default.yaml, "
                                   "continent/, country/, network/, asn/"),
-    ("state_dir (dnsbalance.yaml)", "health state, events, counters, the table in service, the pid file and lock"),
+    ("state_dir (dnsbalance.yaml)", "health state, events, drains, counters, the table in service, the pid file "
+                                    "and lock; by default /var/lib/dnsbalance for /etc/dnsbalance, else the "
+                                    "configuration folder's name with -state beside it"),
+)
+ENVIRONMENT = (
+    ("DNSBALANCE_CONFIG", "the configuration folder when --config is not given (before ./config and "
+                          "/etc/dnsbalance)"),
+    ("DNSBALANCE_NATIVE", "0, off, no or false: answer UDP with the Python fast path even where the native one "
+                          "is built"),
 )
 SEE_ALSO = "dig(1), systemctl(1); docs/operations.md and docs/configuration.md in the source"
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from dnsbalance import __version__
-from dnsbalance.cli_help import ABOUT, COMMANDS, COMMON_EXITS, FILES, PROGRAM_EXAMPLES, SEE_ALSO, SUMMARY, exits
+from dnsbalance.cli_help import ABOUT, COMMANDS, COMMON_EXITS, ENVIRONMENT, FILES, PROGRAM_EXAMPLES, SEE_ALSO, SUMMARY, exits
 
 
 def escape(text: str) -> str:
@@ -93,6 +93,8 @@ def render(parser: argparse.ArgumentParser) -> str:
                     ".PP", "Exit status:", ".RS", *_codes(exits(found)), ".RE"]
     out += [".SH EXAMPLES", *_examples(PROGRAM_EXAMPLES),
             ".SH EXIT STATUS", "Each command lists its own above; every command shares these:", *_codes(COMMON_EXITS),
+            ".SH ENVIRONMENT",
+            *[line for name, what in ENVIRONMENT for line in (".TP", f"\\fB{escape(name)}\\fR", escape(what))],
             ".SH FILES", *[line for path, what in FILES for line in (".TP", f"\\fI{escape(path)}\\fR", escape(what))],
             ".SH SEE ALSO", escape(SEE_ALSO)]
     return "\n".join(out) + "\n"

@@ -6,7 +6,9 @@ whose message never holds a credential.
 """
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +17,7 @@ import requests
 from etcd3gw.client import Etcd3Client
 from etcd3gw.exceptions import Etcd3Exception
 from etcd3gw.lease import Lease
+from etcd3gw.utils import _decode, _encode, _increment_last_byte
 
 from dnsbalance.configuration.model import ClusterSettings
 
@@ -47,21 +50,25 @@ class CountingSession(requests.Session):
         try:
             response = super().request(method, url, *args, **kwargs)  # type: ignore[arg-type]
         finally:
-            with self.lock:
-                self.traffic.requests += 1
-                self.traffic.sent += len(body)
-        with self.lock:
-            self.traffic.received += len(response.content)
+            self.count(1, len(body), 0)
+        if not kwargs.get("stream"):  # a watch stream is counted by its reader, line by line
+            self.count(0, 0, len(response.content))
         return response
+
+    def count(self, requests: int, sent: int, received: int) -> None:
+        with self.lock:
+            self.traffic.requests += requests
+            self.traffic.sent += sent
+            self.traffic.received += received
 
 
 class EtcdLink:
     """Every endpoint of the cluster; the one that last answered is asked first."""
 
-    def __init__(self, settings: ClusterSettings, timeout: float) -> None:
+    def __init__(self, settings: ClusterSettings, timeout: float, traffic: Traffic | None = None) -> None:
         self.settings = settings
         self.timeout = timeout
-        self.traffic = Traffic()
+        self.traffic = traffic if traffic is not None else Traffic()  # shared by the member and its watch
         self.clients = [self._client(url) for url in settings.etcd]
         self.current = 0
 
@@ -77,20 +84,25 @@ class EtcdLink:
                            api_path="/v3/", session=session)
 
     def _call(self, what: str, work: Any) -> Any:
-        """`work(client)` on the endpoint that answered last, then the others; EtcdDown when none does."""
+        """`work(client)` on the endpoint that answered last, then the others; EtcdDown when none does. A
+        refused token (etcd's simple tokens expire) is renewed once on the same endpoint."""
         errors = []
         for turn in range(len(self.clients)):
             index = (self.current + turn) % len(self.clients)
             client = self.clients[index]
-            try:
-                self._authenticate(client)
-                result = work(client)
-                self.current = index
-                return result
-            except (Etcd3Exception, requests.RequestException, ValueError, KeyError) as exc:
-                errors.append(f"{self.settings.etcd[index]}: {type(exc).__name__}")
-                if self.settings.user is not None:
-                    client.session.headers.pop("Authorization", None)  # the token may have expired
+            for attempt in (1, 2):
+                try:
+                    self._authenticate(client)
+                    result = work(client)
+                    self.current = index
+                    return result
+                except (Etcd3Exception, requests.RequestException, ValueError, KeyError) as exc:
+                    if self.settings.user is not None:
+                        client.session.headers.pop("Authorization", None)  # the token may have expired
+                        if attempt == 1 and _token_refused(exc):
+                            continue
+                    errors.append(f"{self.settings.etcd[index]}: {_named(exc)}")
+                    break
         raise EtcdDown(f"{what}: " + "; ".join(errors))
 
     def _authenticate(self, client: Etcd3Client) -> None:
@@ -112,9 +124,43 @@ class EtcdLink:
 
     def get_prefix(self, prefix: str) -> list[tuple[str, bytes]]:
         """(key, value) of every key under the prefix, read with quorum (linearizable)."""
-        found = self._call("range", lambda c: c.get_prefix(prefix))
-        return [(meta["key"].decode("utf-8", "replace") if isinstance(meta["key"], bytes) else str(meta["key"]),
-                 value) for value, meta in found]
+        return [(key, value) for key, value, _ in self.range(prefix)[1]]
+
+    def range(self, prefix: str) -> tuple[int, list[tuple[str, bytes, int]]]:
+        """The revision of the read, and (key, value, mod revision) of every key under the prefix."""
+        request = {"key": _encode(prefix), "range_end": _encode(_increment_last_byte(prefix))}
+        reply = self._call("range", lambda c: c.post(c.get_url("/kv/range"), json=request))
+        found = [(_text(_decode(kv["key"])), _decode(kv.get("value", "")), int(kv.get("mod_revision", 0)))
+                 for kv in reply.get("kvs", [])]
+        return int(reply["header"]["revision"]), found
+
+    def watch(self, prefix: str, start: int, read_timeout: float) -> tuple[requests.Response, "Iterator[bytes]"]:
+        """A watch stream of every change under the prefix from revision `start`: the response (to close) and its
+        lines. Each read waits at most `read_timeout`. The stream is cut by etcd when its member loses the
+        cluster's leader (the gateway passes `hasleader` on), so a member cut off from the others is noticed."""
+        request = {"create_request": {"key": _encode(prefix), "range_end": _encode(_increment_last_byte(prefix)),
+                                      "start_revision": start}}
+
+        def open_stream(client: Etcd3Client) -> tuple[requests.Response, CountingSession]:
+            response = client.session.post(client.get_url("/watch"), json=request, stream=True,
+                                           timeout=(self.timeout, read_timeout),
+                                           headers={"Grpc-Metadata-hasleader": "true"})
+            if response.status_code != 200:
+                response.close()
+                raise Etcd3Exception(f"HTTP {response.status_code}")
+            return response, client.session
+
+        response, session = self._call("watch", open_stream)
+        return response, _counted(response.iter_lines(), session)
+
+    def forget_tokens(self) -> None:
+        """After a watch etcd cancelled (an expired token cancels it): authenticate again at the next request."""
+        for client in self.clients:
+            client.session.headers.pop("Authorization", None)
+
+    def revoke(self, lease: int) -> None:
+        """Ends the lease now: the keys under it go at once (an instance leaving on purpose)."""
+        self._call("lease revoke", lambda c: Lease(lease, c).revoke())
 
     def delete(self, key: str) -> bool:
         """True when the key was there."""
@@ -129,3 +175,31 @@ class EtcdLink:
     def close(self) -> None:
         for client in self.clients:
             client.session.close()
+
+
+def _text(key: bytes) -> str:
+    return key.decode("utf-8", "replace")
+
+
+def _counted(lines: Iterator[bytes], session: CountingSession) -> Iterator[bytes]:
+    for line in lines:
+        session.count(0, 0, len(line) + 1)
+        yield line
+
+
+def _named(exc: Exception) -> str:
+    """What went wrong, without anything a reply or a URL may hold: the exception's type, and etcd's gRPC code."""
+    if isinstance(exc, Etcd3Exception):
+        try:
+            code = json.loads(exc.detail_text).get("code") if exc.detail_text else None  # type: ignore[attr-defined]
+        except (ValueError, AttributeError, TypeError):
+            code = None
+        return f"{type(exc).__name__}" + (f" (gRPC code {code})" if isinstance(code, int) else "")
+    return type(exc).__name__
+
+
+def _token_refused(exc: Exception) -> bool:
+    """etcd refused the token (expired, or the auth store moved on): gRPC code 16, unauthenticated, or 3 with
+    'invalid auth token'."""
+    text = str(getattr(exc, "detail_text", "") or "")
+    return "auth token" in text or '"code":16' in text.replace(" ", "")

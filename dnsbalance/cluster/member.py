@@ -1,6 +1,7 @@
 """This name server's part in the cluster, run from the health cycle: publish its vote, read the others', decide,
-and share the push references. etcd is a help, never a dependency: every exchange runs on a thread of its own
-under one deadline, and whatever goes wrong, the cycle goes on with this instance's own verdicts.
+and share the push references; between cycles, follow the others' votes as the watch (watch.py) brings them.
+etcd is a help, never a dependency: every exchange runs on a thread of its own under one deadline, and whatever
+goes wrong, the cycle goes on with this instance's own verdicts.
 
 Connection changes are logged once each way; an ignored value once per key and reason.
 """
@@ -13,22 +14,25 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from dnsbalance.cluster import layout, shared_reference
 from dnsbalance.cluster import vote as votes
-from dnsbalance.cluster.consensus import decide, externals
+from dnsbalance.cluster.board import Board
+from dnsbalance.cluster.consensus import Decision, decide, externals
 from dnsbalance.cluster.etcd import EtcdDown, EtcdLink
 from dnsbalance.cluster.view import ClusterView
+from dnsbalance.cluster.watch import Watcher
 from dnsbalance.configuration.model import ClusterSettings, Settings
 from dnsbalance.serving.inputs import digest_of
 from dnsbalance.health.observations import External
 from dnsbalance.health.reference import Reference
 from dnsbalance.health.state import HealthState, MirrorHealth
-from dnsbalance.health.verdict import Verdict
+from dnsbalance.health.policy import all_failed
+from dnsbalance.health.verdict import TargetKind, Verdict
 
 log = logging.getLogger(__name__)
 LEASE_INTERVALS = 3  # a vote outlives its instance by about three intervals
@@ -47,10 +51,12 @@ def offset(instance: str, interval: float) -> float:
 def shared_digest(files: Mapping[str, bytes], settings: Settings) -> str:
     """Of the configuration as every name server should have it: the files, with what is each host's own in
     dnsbalance.yaml (listen addresses, state folder, instance name, probe source) left out."""
+    # of `cluster:`, what every name server must agree on (endpoints may be listed nearest first)
+    agreed = (settings.cluster.down_quorum, settings.cluster.instances) if settings.cluster else None
     common = dataclasses.replace(settings, listen=(), status_listen=None, state_dir=Path("."), cluster=None,
                                  health=dataclasses.replace(settings.health, source=None))
     shared = {name: data for name, data in files.items() if name != "dnsbalance.yaml"}
-    shared["dnsbalance.yaml: shared settings"] = repr(common).encode()
+    shared["dnsbalance.yaml: shared settings"] = repr((common, agreed) if agreed else common).encode()
     return digest_of(shared)[:16]
 
 
@@ -61,11 +67,13 @@ class Read:
     votes: tuple[votes.Vote, ...]
     references: Mapping[str, tuple[bytes, Reference]]  # archive -> (stored value, reference)
     ignored: tuple[str, ...]
+    unknown: tuple[str, ...] = ()  # instance names that wrote a vote but are not in cluster.instances
 
 
-def read_prefix(entries: list[tuple[str, bytes]], prefix: str) -> Read:
-    """The votes and references under the prefix, pure; anything else is listed as ignored, with why."""
-    found, references, ignored = [], {}, []
+def read_prefix(entries: list[tuple[str, bytes]], prefix: str, allowed: tuple[str, ...] = ()) -> Read:
+    """The votes and references under the prefix, pure; anything else is listed as ignored, with why. With an
+    allow-list (`cluster.instances`), a vote under any other name is ignored and its writer listed as unknown."""
+    found, references, ignored, unknown = [], {}, [], []
     for key, value in entries:
         where = layout.split(prefix, key)
         shown = key[len(prefix):][:80]
@@ -75,6 +83,10 @@ def read_prefix(entries: list[tuple[str, bytes]], prefix: str) -> Read:
         folder, name = where
         if folder == layout.DRAINS:
             continue  # operators' drains: cluster/drains.py follows them
+        if folder == layout.VOTES and allowed and name not in allowed:
+            ignored.append(f"{shown}: {name[:63]} is not in cluster.instances")
+            unknown.append(name[:63])
+            continue
         try:
             if folder == layout.VOTES:
                 found.append(votes.parse(value, name))
@@ -82,7 +94,7 @@ def read_prefix(entries: list[tuple[str, bytes]], prefix: str) -> Read:
                 references[name] = (value, shared_reference.parse(value))
         except ValueError as exc:  # BadVote too
             ignored.append(f"{shown}: {exc}")
-    return Read(tuple(found), MappingProxyType(references), tuple(ignored))
+    return Read(tuple(found), MappingProxyType(references), tuple(ignored), tuple(unknown))
 
 
 def warm_start(settings: ClusterSettings, health: HealthState, known: Mapping[str, str], now: float,
@@ -91,7 +103,7 @@ def warm_start(settings: ClusterSettings, health: HealthState, known: Mapping[st
     push references. etcd unreachable: `health` as it was, logged."""
     link = EtcdLink(settings, timeout)
     try:
-        read = read_prefix(link.get_prefix(settings.prefix), settings.prefix)
+        read = read_prefix(link.get_prefix(settings.prefix), settings.prefix, settings.instances)
     except EtcdDown as exc:
         log.warning("cluster: etcd not reachable at start (%s): starting on this instance's saved verdicts", exc)
         return health
@@ -126,6 +138,21 @@ def adopt(archives: Mapping[str, Reference], shared: Mapping[str, tuple[bytes, R
     return MappingProxyType(merged)
 
 
+def observed(verdicts: tuple[Verdict, ...]) -> tuple[Verdict, ...]:
+    """The verdicts a vote may carry: of a kind whose every target failed at once, none. The prober is the
+    likely fault (a loaded or cut-off host), as the local policy has it; voting them all down would take them out
+    everywhere the moment two name servers have such a cycle together."""
+    suspected = {kind for kind in TargetKind if all_failed(verdicts, kind)}
+    # nor an address this instance has no route to: it saw nothing there (health/route.py); those that reach it
+    # decide for it
+    return tuple(v for v in verdicts if v.kind not in suspected and not v.unchecked)
+
+
+def _retrieved(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class ClusterMember:
     def __init__(self, settings: ClusterSettings, interval: float, digest: str, source: str | None = None) -> None:
         self.settings = settings
@@ -140,6 +167,21 @@ class ClusterMember:
         self.reported: set[str] = set()  # ignored values already logged
         self.shared: Mapping[str, tuple[bytes, Reference]] = MappingProxyType({})
         self.view = ClusterView(settings.instance, settings.down_quorum, digest)
+        self.board = Board()  # every value under the prefix as last known: the cycle's reads and the watch's news
+        self.mine: votes.Vote | None = None  # this instance's vote as last built
+        self.published = False  # whether the last exchange wrote it (else: the watch's board alone)
+        self.applied: dict[str, bool] = {}  # the consensus last handed to the health door, per target
+        self.watcher: Watcher | None = None
+
+    def follow(self, news: Callable[[], None]) -> None:
+        """Start the watch (`cluster.watch`); `news` is called on the watch's thread after each change."""
+        if self.settings.watch and self.watcher is None:
+            self.watcher = Watcher(self.settings, self.interval, self.timeout, self.board, news, self.link.traffic)
+            self.watcher.start()
+
+    @property
+    def watching(self) -> bool:
+        return self.watcher is not None and self.watcher.streaming is True
 
     @property
     def deadline(self) -> float:
@@ -151,41 +193,77 @@ class ClusterMember:
             raise EtcdDown("the previous request to etcd is still waiting")
         loop = asyncio.get_running_loop()
         self.busy = loop.run_in_executor(self.executor, work, *args)  # type: ignore[arg-type]
+        self.busy.add_done_callback(_retrieved)  # one that ends after its deadline is no error of the loop's
         try:
             return await asyncio.wait_for(asyncio.shield(self.busy), self.deadline)
         except TimeoutError:
             raise EtcdDown(f"no answer within {self.deadline:g}s") from None
 
-    def _exchange(self, value: bytes) -> list[tuple[str, bytes]]:
+    def _exchange(self, value: bytes) -> None:
         """On the etcd thread: keep the lease (a new one after an outage), write the vote, read everything."""
         ttl = max(2, math.ceil(self.interval * LEASE_INTERVALS))
         if self.lease is None or not self.link.refresh(self.lease):
             self.lease = self.link.grant(ttl)
         self.link.put(layout.vote_key(self.settings.prefix, self.settings.instance), value, self.lease)
-        return self.link.get_prefix(self.settings.prefix)
+        self.board.read(*self.link.range(self.settings.prefix))
 
-    async def exchange(self, verdicts: tuple[Verdict, ...], health: HealthState, known: Mapping[str, str],
-                       digest: str) -> tuple[External, ...]:
-        """Publish this cycle's raw verdicts, read the others'; the consensus as observations for the health door
-        (none when no other instance is live, or etcd cannot be reached: this instance's own verdicts then)."""
+    async def exchange(self, verdicts: tuple[Verdict, ...], health: HealthState, digest: str) -> bool:
+        """Publish this cycle's raw verdicts and read the others' (bounded). False when etcd could not be reached
+        and no watch holds the others' votes either: `consensus` then gives nothing (this instance's own
+        verdicts)."""
         self.cycle += 1
-        # an address this instance has no route to is not voted on: it saw nothing (health/route.py)
-        seen = [v for v in verdicts if not v.unchecked]
-        mine = votes.Vote(self.settings.instance, digest, self.cycle,
-                          frozenset(v.name for v in seen if v.ok), frozenset(v.name for v in seen if not v.ok),
-                          frozenset(k for k, h in health.mirrors.items() if not h.up), self.source)
+        verdicts = observed(verdicts)
+        self.mine = votes.Vote(self.settings.instance, digest, self.cycle, frozenset(v.name for v in verdicts if v.ok),
+                               frozenset(v.name for v in verdicts if not v.ok),
+                               frozenset(k for k, h in health.mirrors.items() if not h.up), self.source)
+        self.view = dataclasses.replace(self.view, digest=digest)
         try:
-            entries = await self._run(self._exchange, votes.encode(mine))
+            await self._run(self._exchange, votes.encode(self.mine))
         except EtcdDown as exc:
-            self._lost(str(exc), mine, digest)
+            if self.watching:  # the others' votes are still current: decide on them, say this one was not sent
+                log.warning("cluster: this cycle's vote was not published (%s); deciding on the others' votes as "
+                            "the watch has them", exc)
+                self.published = False
+                self.view = dataclasses.replace(self.view, problem=f"vote not published: {exc}")
+                return True
+            self._lost(str(exc))
+            return False
+        self.published = True
+        self._connected()
+        return True
+
+    def consensus(self, known: Mapping[str, str]) -> tuple[External, ...]:
+        """The decisions of the live instances on this configuration's targets, from the board as it is now, as
+        observations for the health door (none when no other instance is live or etcd is out of reach)."""
+        if self.view.connected is not True or self.mine is None:
+            self.applied = {}
             return ()
-        read = read_prefix(entries, self.settings.prefix)  # type: ignore[arg-type]
+        decisions = self._decide()
+        self.applied = {key: d.up for key, d in decisions.items() if key in known}
+        return externals(decisions, known)
+
+    def between(self, known: Mapping[str, str]) -> tuple[External, ...]:
+        """Between cycles, after news from the watch: the decisions that differ from the ones last handed over
+        (each counts once through fall/rise, as a cycle's would); () when none does."""
+        if self.view.connected is not True or self.mine is None:
+            return ()
+        decisions = self._decide()
+        changed = {key: d for key, d in decisions.items() if key in known and self.applied.get(key) != d.up}
+        self.applied.update({key: d.up for key, d in changed.items()})
+        return externals(changed, known)
+
+    def _decide(self) -> Mapping[str, Decision]:
+        """From this instance's vote and the board's; updates the view (peers, decisions, ignored values)."""
+        assert self.mine is not None
+        read = read_prefix(self.board.values(), self.settings.prefix, self.settings.instances)
         self._report(read.ignored)
         self.shared = read.references
         peers = tuple(v for v in read.votes if v.instance != self.settings.instance)
-        decisions = decide((mine, *peers), self.settings.down_quorum) if peers else MappingProxyType({})
-        self._found(mine, peers, decisions, read.ignored, digest)
-        return externals(decisions, known) if peers else ()
+        decisions = decide((self.mine, *peers), self.settings.down_quorum) if peers else MappingProxyType({})
+        self.view = dataclasses.replace(self.view, peers=peers, mine=self.mine, decisions=decisions,
+                                        ignored=read.ignored, unknown=read.unknown, **self._watch(),
+                                        **self._traffic())
+        return decisions
 
     def adopt(self, archives: Mapping[str, Reference]) -> Mapping[str, Reference]:
         return adopt(archives, self.shared)
@@ -210,25 +288,30 @@ class ClusterMember:
         except EtcdDown as exc:
             log.info("cluster: push reference not shared this cycle (%s)", exc)
 
-    def _lost(self, problem: str, mine: votes.Vote, digest: str) -> None:
+    def _lost(self, problem: str) -> None:
         if self.view.connected is not False:
             log.warning("cluster: etcd unreachable (%s); serving this instance's own verdicts until it is back",
                         problem)
         self.lease = None if self.view.connected is not False else self.lease
-        self.view = dataclasses.replace(self.view, connected=False, problem=problem, peers=(), mine=mine,
-                                        decisions=MappingProxyType({}), digest=digest,
+        self.applied = {}
+        self.view = dataclasses.replace(self.view, connected=False, problem=problem, peers=(), mine=self.mine,
+                                        decisions=MappingProxyType({}),
                                         since=self.view.since if self.view.connected is False else time.time(),
-                                        **self._traffic())
+                                        **self._watch(), **self._traffic())
 
-    def _found(self, mine: votes.Vote, peers: tuple[votes.Vote, ...], decisions: Mapping[str, object],
-               ignored: tuple[str, ...], digest: str) -> None:
+    def _connected(self) -> None:
         if self.view.connected is not True:
+            peers = sorted({key[len(self.settings.prefix) + len(layout.VOTES):] for key, _ in self.board.values()
+                            if key.startswith(self.settings.prefix + layout.VOTES)} - {self.settings.instance})
             log.info("cluster: %s etcd; %d other live instances (%s)", "back on" if self.view.connected is False
-                     else "connected to", len(peers), ", ".join(v.instance for v in peers) or "none")
-        self.view = dataclasses.replace(self.view, connected=True, problem="", peers=peers, mine=mine,
-                                        decisions=decisions, ignored=ignored, digest=digest,  # type: ignore[arg-type]
-                                        since=self.view.since if self.view.connected is True else time.time(),
-                                        **self._traffic())
+                     else "connected to", len(peers), ", ".join(peers) or "none")
+        self.view = dataclasses.replace(self.view, connected=True, problem="",
+                                        since=self.view.since if self.view.connected is True else time.time())
+
+    def _watch(self) -> dict[str, Any]:
+        watcher = self.watcher
+        return {"watching": None if watcher is None else watcher.streaming,
+                "watch_events": 0 if watcher is None else watcher.events}
 
     def _traffic(self) -> dict[str, Any]:
         t = self.link.traffic
@@ -240,6 +323,22 @@ class ClusterMember:
                 log.warning("cluster: ignored %s%s", self.settings.prefix, problem)
         self.reported = set(ignored)  # one that goes and comes back is logged again
 
+    async def leave(self, keep_vote: bool) -> None:
+        """Stop for good (a reload with other cluster settings): the watch, and, unless the next member writes
+        under the same key, the vote (its lease revoked, so the others stop counting it now, not in three
+        intervals). Bounded like an exchange."""
+        if self.watcher is not None:
+            self.watcher.stop()
+        lease = self.lease
+        if lease is not None and not keep_vote:
+            try:
+                await self._run(self.link.revoke, lease)
+            except EtcdDown as exc:
+                log.info("cluster: the previous vote could not be withdrawn (%s); it expires with its lease", exc)
+        self.close()
+
     def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.link.close()

@@ -22,6 +22,9 @@ class ClusterView:
     mine: Vote | None = None  # this instance's vote, as last published
     decisions: Mapping[str, Decision] = field(default_factory=lambda: MappingProxyType({}))
     ignored: tuple[str, ...] = ()  # values in the prefix that were ignored at the last read, and why
+    unknown: tuple[str, ...] = ()  # names that wrote a vote but are not in cluster.instances
+    watching: bool | None = None  # the watch on the others' votes: streaming, lost, or None (off or not yet)
+    watch_events: int = 0  # changes the watch brought since start
     requests: int = 0  # to etcd since start
     sent: int = 0  # bytes
     received: int = 0
@@ -49,6 +52,7 @@ class ClusterView:
             "targets": {key: {"up": d.up, "down_votes": list(d.down), "voters": d.voters, "needed": d.needed,
                               "seen": {v.instance: v.sees(key) for v in votes}}
                         for key, d in self.decisions.items()},
-            "ignored": list(self.ignored),
+            "ignored": list(self.ignored), "unknown_writers": list(self.unknown),
+            "watch": {"streaming": self.watching, "events": self.watch_events},
             "etcd": {"requests": self.requests, "sent_bytes": self.sent, "received_bytes": self.received},
         }

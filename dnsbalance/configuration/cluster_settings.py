@@ -10,6 +10,8 @@
       user: dnsbalance         # etcd authentication (optional)
       password: ...
       prefix: /dnsbalance/cdn.example.org/
+      instances: [ns1, ns2, ns3]   # optional: only these names' votes count (others are ignored, and shown)
+      watch: true              # follow the others' votes as they arrive (false: read them at each cycle only)
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from dnsbalance.configuration.checker import Checker, brief
 from dnsbalance.configuration.model import ClusterSettings
 from dnsbalance.configuration.yamlpos import PosDict, PosList
 
-KEYS = ("etcd", "instance", "down_quorum", "prefix", "ca", "cert", "key", "user", "password")
+KEYS = ("etcd", "instance", "down_quorum", "prefix", "ca", "cert", "key", "user", "password", "instances", "watch")
 INSTANCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")  # a key part: no '/', short, printable
 
 
@@ -86,8 +88,37 @@ def read_cluster(check: Checker, top: PosDict, path: Path, zone: str, base: Path
             password = value
     if (user is None) != (password is None):
         check.error(path, c_map.line, "cluster: user and password go together")
+    instances = _instances(check, c_map, path, instance)
+    watch = c_map.get("watch", True)
+    if not isinstance(watch, bool):
+        check.error(path, c_map.line_of("watch"), f"cluster: watch must be true or false, got {brief(watch)}")
+        watch = True
     return ClusterSettings(tuple(endpoints), instance, prefix, _down_quorum(check, c_map, path), files["ca"],
-                           files["cert"], files["key"], user, password)
+                           files["cert"], files["key"], user, password, instances, watch)
+
+
+def _instances(check: Checker, c_map: PosDict, path: Path, instance: str) -> tuple[str, ...]:
+    """The allow-list of instance names: () when absent (any name counts)."""
+    if "instances" not in c_map:
+        return ()
+    items = c_map["instances"]
+    if not isinstance(items, PosList) or not items:
+        check.error(path, c_map.line_of("instances"), "cluster: instances must be a non-empty list of instance "
+                                                      "names (the name servers whose votes count)")
+        return ()
+    names: list[str] = []
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not INSTANCE.match(item):
+            check.error(path, items.line_of(index), f"cluster: instances: {brief(item)} is not an instance name "
+                                                    "(letters, digits, '.', '_' or '-', at most 63)")
+        elif item in names:
+            check.error(path, items.line_of(index), f"cluster: instances: {item} is listed twice")
+        else:
+            names.append(item)
+    if names and instance not in names:
+        check.error(path, c_map.line_of("instances"), f"cluster: this instance, {instance}, is not in "
+                                                      f"instances ({', '.join(names)}): its own vote would not count")
+    return tuple(sorted(names))
 
 
 def _down_quorum(check: Checker, c_map: PosDict, path: Path) -> int | str:

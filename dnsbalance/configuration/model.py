@@ -167,6 +167,8 @@ class ClusterSettings:
     key: Path | None = None
     user: str | None = None
     password: str | None = field(default=None, repr=False)  # never in a log or page
+    instances: tuple[str, ...] = ()  # the names whose votes count; (): any well-formed name
+    watch: bool = True  # follow the others' votes as they arrive (an etcd watch), not only at each cycle
 
 
 @dataclass(frozen=True)

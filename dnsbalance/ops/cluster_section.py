@@ -23,6 +23,10 @@ def banners(status: Mapping[str, Any]) -> list[str]:
         shown = "; ".join(f"{', '.join(names)}: {digest}" for digest, names in cluster["configurations"].items())
         out.append(f"<div class='banner orange' id='cluster-drift'>Name servers serve different configurations "
                    f"<span>&mdash; {e(shown)}</span></div>")
+    unknown = cluster.get("unknown_writers") or []
+    if unknown:
+        out.append(f"<div class='banner orange' id='cluster-unknown'>Votes in etcd from name(s) not in "
+                   f"cluster.instances, ignored <span>&mdash; {e(', '.join(unknown)[:300])}</span></div>")
     if cluster["ignored"]:
         out.append(f"<div class='banner orange' id='cluster-ignored'>{len(cluster['ignored'])} value(s) in etcd "
                    f"ignored <span>&mdash; {e('; '.join(cluster['ignored'])[:400])}</span></div>")
@@ -45,9 +49,15 @@ def section(status: Mapping[str, Any]) -> str:
                     f"({len(target['down_votes'])}/{target['voters']} down, {target['needed']} needed)</td></tr>")
     configs = ", ".join(f"{digest}: {', '.join(n)}" for digest, n in cluster["configurations"].items())
     state = {True: "connected", False: "unreachable", None: "not tried yet"}[cluster["connected"]]
-    return (f"<h2>Name servers</h2><p id='cluster'>{e(cluster['instance'])}: etcd {state}; "
+    watch = (cluster.get("watch") or {}).get("streaming")
+    watched = {True: "following the others' votes as they arrive", False: "watch lost (votes read at each cycle)",
+               None: "no watch (votes read at each cycle)"}[watch]
+    unknown = cluster.get("unknown_writers") or []
+    return (f"<h2>Name servers</h2><p id='cluster'>{e(cluster['instance'])}: etcd {state}; {watched}; "
             f"{len(cluster['peers'])} other live name server(s); down_quorum {e(str(cluster['down_quorum']))}; "
             f"configurations: {e(configs)}</p>"
+            + (f"<p id='cluster-unknown-writers'>Unknown writers (not in cluster.instances, ignored): "
+               f"{e(', '.join(unknown))}</p>" if unknown else "")
             + (f"<table id='cluster-targets'><tr><th>target</th>{head}<th>consensus</th></tr>{''.join(rows)}</table>"
                if rows else ""))
 
@@ -58,6 +68,10 @@ def metrics(status: Mapping[str, Any]) -> Iterator[Any]:
         return
     yield GaugeMetricFamily("dnsbalance_cluster_connected", "1 while etcd answers this name server",
                             value=1 if cluster["connected"] else 0)
+    yield GaugeMetricFamily("dnsbalance_cluster_watching", "1 while a watch brings the others' votes as they come",
+                            value=1 if (cluster.get("watch") or {}).get("streaming") else 0)
+    yield GaugeMetricFamily("dnsbalance_cluster_unknown_writers", "Names not in cluster.instances with a vote in etcd",
+                            value=len(cluster.get("unknown_writers") or []))
     yield GaugeMetricFamily("dnsbalance_cluster_peers", "Other live name servers seen in etcd",
                             value=len(cluster["peers"]))
     yield GaugeMetricFamily("dnsbalance_cluster_configurations", "Distinct configurations the name servers serve",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,8 +44,8 @@ class HealthScheduler:
         self.on_change = on_change
         self.config_dir = config_dir
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.client = new_client(balancer.config.settings.health.concurrency,
-                                 balancer.config.settings.health.ca, source=balancer.config.settings.health.source)
+        self.client_made = self._client_settings()
+        self.client = new_client(*self.client_made[:2], source=self.client_made[2])
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)
@@ -52,9 +53,19 @@ class HealthScheduler:
         self.cluster = cluster_member(balancer)  # None without `cluster:` (dnsbalance/cluster/)
         if self.cluster is not None:
             balancer.cluster = self.cluster.view
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.following: asyncio.Task[None] | None = None  # applying the watch's news
+        self.again = False  # news came while it ran
+        self.leaving: set[asyncio.Task[None]] = set()
+
+    def _client_settings(self) -> tuple[int, str | None, str | None]:
+        health = self.balancer.config.settings.health
+        return health.concurrency, health.ca, health.source
 
     def start(self) -> None:
         """Call from inside the running loop. The first cycle runs now; one at a time, missed runs merged."""
+        self.loop = asyncio.get_running_loop()
+        self._follow_cluster()
         self.scheduler.add_job(self.cycle, "interval", seconds=self.interval, id=JOB,
                                next_run_time=datetime.now(UTC), max_instances=1, coalesce=True,
                                misfire_grace_time=None, **self._spread())
@@ -73,19 +84,68 @@ class HealthScheduler:
         if self.cluster is not None:
             self.cluster.close()
 
-    async def shared_view(self, observed: Observed) -> Observed:
-        """With `cluster:`: publish this cycle's raw verdicts, take the consensus of the live instances in through
-        the health door, and the push references other instances moved first. Bounded; never raises."""
+    def _follow_cluster(self) -> None:
+        """Start the member's watch: its news is applied on this loop (never on the watch's thread)."""
+        loop, member = self.loop, self.cluster
+        if loop is None or member is None:
+            return
+
+        def news() -> None:  # on the watch's thread
+            loop.call_soon_threadsafe(self._news, member)
+        member.follow(news)
+
+    def _news(self, member: ClusterMember) -> None:
+        if member is not self.cluster:
+            return  # a member that has left
+        if self.following is not None and not self.following.done():
+            self.again = True  # the running application reads the board again when done
+            return
+        self.following = asyncio.create_task(self._apply_news(member))
+
+    async def _apply_news(self, member: ClusterMember) -> None:
+        """The consensus as the watch brought it: a target whose decision changed goes in or out now, under the
+        table lock (as a cycle would), never holding up answering; each burst of news applied once."""
+        try:
+            while True:
+                self.again = False
+                applied = False
+                async with self.lock:
+                    if member is not self.cluster:
+                        return
+                    extra = member.between(policy_settings(self.balancer.loaded.config).known)
+                    self.balancer.cluster = member.view
+                    if extra:
+                        applied = await asyncio.to_thread(self.balancer.apply_between, extra, time.time())
+                if applied and self.on_change is not None:
+                    await self.on_change()
+                if applied:
+                    log.info("cluster: the others' votes moved a target between cycles: table generation %d in "
+                             "service", self.balancer.generation)
+                if not self.again:
+                    return
+        except Exception:
+            log.exception("cluster: applying the others' votes failed; the next cycle applies them")
+
+    async def shared_view(self, observed: Observed) -> None:
+        """With `cluster:`: publish this cycle's raw verdicts and read the others', and take in the push references
+        other instances moved first. Bounded; never raises. The consensus itself is taken in `with_consensus`."""
         if self.cluster is None:
-            return observed
+            return
         config, health = self.balancer.loaded.config, self.balancer.health
         settings = policy_settings(config)
         own = policy.judge(observed, settings, health.archives, observed.started)
         digest = shared_digest(self.balancer.loaded.files, config.settings)
-        extra = await self.cluster.exchange(own.verdicts, health, settings.known, digest)
-        archives = self.cluster.adopt(health.archives)
-        if archives != health.archives:
-            self.balancer.health = dataclasses.replace(health, archives=archives)
+        await self.cluster.exchange(own.verdicts, health, digest)
+        archives = self.cluster.adopt(self.balancer.health.archives)
+        if archives != self.balancer.health.archives:
+            self.balancer.health = dataclasses.replace(self.balancer.health, archives=archives)
+
+    def with_consensus(self, observed: Observed) -> Observed:
+        """Under the table lock: the consensus of the live instances as the board has it now (the watch may have
+        brought news since the exchange), in through the health door."""
+        if self.cluster is None:
+            return observed
+        extra = self.cluster.consensus(policy_settings(self.balancer.loaded.config).known)
         self.balancer.cluster = self.cluster.view
         return dataclasses.replace(observed, external=observed.external + extra)
 
@@ -98,12 +158,52 @@ class HealthScheduler:
         self.warned = frozenset(warnings)
 
     def reschedule(self) -> None:
-        """After a reload: follow a changed interval."""
+        """After a reload: follow a changed interval, and changed `cluster:` settings."""
         interval = self.balancer.config.settings.health.interval
-        if interval != self.interval and self.scheduler.get_job(JOB) is not None:
+        rejoined = self.rejoin()
+        if (interval != self.interval or rejoined) and self.scheduler.get_job(JOB) is not None:
             self.interval = interval
             self.scheduler.reschedule_job(JOB, trigger="interval", seconds=interval, **self._spread())
             log.info("health cycle every %gs", interval)
+        self.interval = interval
+
+    def rejoin(self) -> bool:
+        """After a reload: with other `cluster:` settings (or another interval, which sets the lease), leave the
+        cluster and join it again with the new ones; answering goes on throughout (it never touches etcd). A new
+        `health.source` alone only changes what the vote says (the probes follow it at the next cycle)."""
+        settings = self.balancer.config.settings
+        old = self.cluster
+        if old is not None and (old.settings, old.interval) == (settings.cluster, settings.health.interval):
+            old.source = settings.health.source or ""
+            return False
+        if old is None and settings.cluster is None:
+            return False
+        self.cluster = cluster_member(self.balancer)
+        self.balancer.cluster = self.cluster.view if self.cluster is not None else None
+        self._follow_cluster()
+        if self.cluster is not None:
+            log.info("cluster: %s as %s on %d etcd endpoint(s), prefix %s", "rejoined" if old else "joined",
+                     self.cluster.settings.instance, len(self.cluster.settings.etcd), self.cluster.settings.prefix)
+        else:
+            log.info("cluster: left (no cluster: in the configuration); this instance's own verdicts from now")
+        if old is not None:
+            same = self.cluster is not None and (old.settings.prefix, old.settings.instance) == \
+                (self.cluster.settings.prefix, self.cluster.settings.instance)
+            task = asyncio.get_running_loop().create_task(old.leave(keep_vote=same))
+            self.leaving.add(task)
+            task.add_done_callback(self.leaving.discard)
+        return True
+
+    async def _new_client(self) -> None:
+        """A changed health.source (or concurrency, or CA) after a reload: probes leave from the new address from
+        this cycle on. Between cycles, so no probe is cut."""
+        wanted = self._client_settings()
+        if wanted == self.client_made:
+            return
+        old, self.client_made = self.client, wanted
+        self.client = new_client(wanted[0], wanted[1], source=wanted[2])
+        await old.aclose()
+        log.info("health: probes leave from %s from now", wanted[2] or "the default address")
 
     async def changed_files(self) -> None:
         """Apply edited files now (reload.auto_apply), or say once per edit that they wait for a reload."""
@@ -134,9 +234,11 @@ class HealthScheduler:
             # the external file is named by the state folder in service (a reload may move it)
             if self.external is None or self.external.path != self.balancer.state.external:
                 self.external = ExternalFile(self.balancer.state.external)
+            await self._new_client()
             observed = await observe(config, self.client, config.settings.health.concurrency, [self.external])
-            observed = await self.shared_view(observed)
+            await self.shared_view(observed)
             async with self.lock:
+                observed = self.with_consensus(observed)
                 applied = await asyncio.to_thread(self.balancer.apply, observed)
             if self.cluster is not None:
                 await self.cluster.share(self.balancer.health.archives)

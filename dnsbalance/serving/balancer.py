@@ -27,7 +27,7 @@ from dnsbalance.health import policy
 from dnsbalance.health import state as health_state
 from dnsbalance.health.cycle import CycleReport
 from dnsbalance.health.cycle import report as cycle_report
-from dnsbalance.health.observations import Observed
+from dnsbalance.health.observations import External, Observed
 from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
 from dnsbalance.pipeline.pipeline import Pipeline
@@ -219,6 +219,27 @@ class Balancer:
                 health_state.save(self.health, self.state.health)
             except OSError as exc:
                 log.warning("cannot save health state: %s", exc)
+        self.regenerate()
+        return True
+
+    def apply_between(self, observations: tuple[External, ...], now: float) -> bool:
+        """Outside observations between cycles (the cluster's consensus as the watch brings it): through the same
+        policy, with no probe results and no check run, so the references and the last cycle's report stay. A new
+        table only when a target went in or out; True then."""
+        before = self.health
+        step = policy.next_state(before, Observed(now, 0.0, external=observations), policy_settings(self.loaded.config),
+                                 now, checks=())
+        for record in step.records:
+            log_record(record, self.generation)
+        self.health = dataclasses.replace(step.state, cycles=before.cycles)  # not a cycle
+        if self.persist:
+            health_events.record(before, self.health, self.state.events)
+            try:
+                health_state.save(self.health, self.state.health)
+            except OSError as exc:
+                log.warning("cannot save health state: %s", exc)
+        if not any(isinstance(r, policy.Transition) for r in step.records):
+            return False
         self.regenerate()
         return True
 

@@ -309,5 +309,5 @@ def test_the_kit_installs_the_man_page_and_it_lists_every_command(root: Path) ->
     sections = re.split(r"^ {3}\S+$", rendered.split("\nCOMMANDS\n")[1].split("\nEXAMPLES\n")[0], flags=re.MULTILINE)
     for name, section in zip(commands, sections[1:]):
         assert f"dnsbalance {name}" in section and "Exit status:" in section and "Examples:" in section, name
-    for heading in ("SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "EXIT STATUS", "FILES", "SEE ALSO"):
+    for heading in ("SYNOPSIS", "DESCRIPTION", "OPTIONS", "COMMANDS", "EXIT STATUS", "ENVIRONMENT", "FILES", "SEE ALSO"):
         assert re.search(rf"^{heading}$", rendered, re.MULTILINE), heading

@@ -102,3 +102,14 @@ def test_learned_names_are_kept_and_check_warns_about_the_rest(tmp_path: Path) -
                     "guesses Archive-Update-in-Progress-guessed.example.org; set lock: NAME (ftpsync's MIRRORNAME) "
                     "or lock: off"]
     assert len(unconfirmed_locks(config, HealthState())) == 2  # before any cycle: learned is a guess too
+
+
+def test_an_unchecked_address_is_not_voted_on() -> None:
+    """Several name servers: an instance with no route to an address leaves it to those that reach it."""
+    from dnsbalance.cluster.member import observed
+    from dnsbalance.health.verdict import Verdict
+
+    mirror = Verdict("a", True, "serial matches master")
+    seen = ServedVerdict(f"a@192.0.2.1#{HOST}", True, "serves the stamp")
+    unseen = ServedVerdict(f"a@2001:db8::1#{HOST}", True, "unchecked: no route from the prober", unchecked=True)
+    assert observed((mirror, seen, unseen)) == (mirror, seen)

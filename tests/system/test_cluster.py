@@ -306,7 +306,7 @@ def test_a_reload_rejoins_with_new_cluster_settings_and_source_without_a_gap(
     load.start()
     try:
         rewrite(tmp_path / "ns1", f"health: {{interval: 1, timeout: 2, master: '{zone_fleet['master'].url}', "
-                                  "source: 127.0.0.14}",
+                                  "source: 127.0.0.14, addresses: false, vhost: false, traces: false}",
                 f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns1-new, "
                 "instances: [ns1-new, ns2, ns3]}")
         three[0].process.send_signal(signal.SIGHUP)

@@ -118,8 +118,9 @@ def answers(server: Server, address: str) -> bool:
 def configure(folder: Path, fleet: dict[str, Mirror], interval: float, source: str, cluster: str) -> Path:
     probe_at(folder, fleet)
     with (folder / "dnsbalance.yaml").open("a") as handle:
+        # the fixture's documentation addresses are never probed, only each URL (loopback), as in test_cluster
         handle.write(f"health: {{interval: {interval}, timeout: 2, master: '{fleet['master'].url}', "
-                     f"source: {source}}}\n{cluster}")
+                     f"source: {source}, addresses: false, vhost: false, traces: false}}\n{cluster}")
     return folder
 
 

@@ -66,7 +66,9 @@ def write_config(folder: Path, count: int, port: int, timeout: float, concurrenc
     (folder / "dnsbalance.yaml").write_text(
         "zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
         f"health: {{timeout: {timeout}, concurrency: {concurrency}}}\n")
-    mirrors = "".join(f"  m{i}: {{addresses: [192.0.2.1], url: 'http://{address(i)}:{port}/debian/'}}\n"
+    # each mirror's address is the loopback address its helper listens on: the served probes (every address,
+    # the balanced name as Host; on by default) reach it as the URL's probe does
+    mirrors = "".join(f"  m{i}: {{addresses: [{address(i)}], url: 'http://{address(i)}:{port}/debian/'}}\n"
                       for i in range(count))
     (folder / "mirrors.yaml").write_text("mirrors:\n" + mirrors)
     (folder / "default.yaml").write_text("deb:\n" + "".join(f"  m{i}: 0\n" for i in range(count)))

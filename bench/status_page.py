@@ -53,7 +53,8 @@ def fleet_config(base: Path, mirrors: dict[str, Mirror]) -> Path:
                       text, flags=re.MULTILINE)
     (config / "mirrors.yaml").write_text(text)
     with (config / "dnsbalance.yaml").open("a") as handle:
-        handle.write(f"health: {{interval: 2, timeout: 4, master: '{mirrors['master'].url}'}}\n")
+        # addresses: false: the fixture's documentation addresses (192.0.2.x) are never probed, only each URL
+        handle.write(f"health: {{interval: 2, timeout: 4, master: '{mirrors['master'].url}', addresses: false}}\n")
     return config
 
 

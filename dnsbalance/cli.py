@@ -36,6 +36,8 @@ from dnsbalance.health import state as health_state
 from dnsbalance.health.cycle import CycleReport, run_cycle
 from dnsbalance.health.external import ExternalFile
 from dnsbalance.health.fetch import new_client
+from dnsbalance.health.lock_names import unconfirmed_locks
+from dnsbalance.health.loopback_only import install_from_environment
 from dnsbalance.health.report import probe_rows, probe_table
 from dnsbalance.health.settings import policy_settings
 from dnsbalance.health.state import HealthState
@@ -153,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    install_from_environment()  # test mode: nothing but loopback (a no-op unless the test harness asks)
     args = _parser().parse_args(argv)
     if not hasattr(args, "config"):
         args.config = default_config()
@@ -205,6 +208,9 @@ def _check(args: argparse.Namespace) -> int:
     if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
         problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
         problems += dnssec_problems(args.config, loaded.config.settings, time.time())
+        if loaded.config.settings.health.enabled:  # lock names the server never learned: a guess
+            saved = health_state.load(StateFolder(loaded.config.settings.state_dir).health)
+            problems += unconfirmed_locks(loaded.config, saved)
     for problem in problems:
         print(problem)
     errors = sum(p.severity is Severity.ERROR for p in problems)

@@ -5,6 +5,7 @@ relays together, so a cycle takes about one timeout), filed by check and target 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from dnsbalance.health.state import HealthState
 from dnsbalance.health.verdict import TargetKind, Verdict
 
 
+WARNING = re.compile(r"^(\S+: )?WARNING: ")
+
+
 @dataclass(frozen=True)
 class CycleReport:
     """One cycle as the log, `probe` and the status page tell it."""
@@ -37,6 +41,13 @@ class CycleReport:
     verdicts: tuple[Verdict, ...]
     references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
     external: tuple[External, ...] = ()  # what came in through the door this cycle
+    notes: tuple[str, ...] = ()  # master_note's parts, one per check's note
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """The notes that are warnings asking an operator to act (no route to an address, a lock name never
+        confirmed), `[TARGET: ]WARNING: ...`; a master note with a warning inside stays a master note."""
+        return tuple(note for note in self.notes if WARNING.match(note))
 
     def all_failed(self, kind: TargetKind) -> bool:
         """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
@@ -49,7 +60,7 @@ class CycleReport:
 
 def report(observed: Observed, judged: Judged) -> CycleReport:
     return CycleReport(observed.started, observed.duration, judged.master, "; ".join(judged.notes), judged.verdicts,
-                       judged.references, observed.external)
+                       judged.references, observed.external, judged.notes)
 
 
 async def observe(config: Config, client: httpx.AsyncClient, concurrency: int = 200,

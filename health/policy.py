@@ -81,6 +81,7 @@ def judge(observed: Observed, settings: PolicySettings, previous: Mapping[str, R
     verdicts: dict[str, Verdict] = {}
     references: dict[str, Reference] = {}
     notes: list[str] = []
+    learned: dict[str, str] = {}
     master = None
     for check in checks:
         judged = check.judge(observed, settings, previous, now)
@@ -88,8 +89,10 @@ def judge(observed: Observed, settings: PolicySettings, previous: Mapping[str, R
             verdicts[verdict.name] = worst(verdicts.get(verdict.name), verdict)
         references.update(judged.references)
         notes += judged.notes
+        learned.update(judged.learned)
         master = master or judged.master
-    return Judged(tuple(verdicts.values()), MappingProxyType(references), tuple(notes), master)
+    return Judged(tuple(verdicts.values()), MappingProxyType(references), tuple(notes), master,
+                  MappingProxyType(learned))
 
 
 def worst(first: Verdict | None, second: Verdict) -> Verdict:
@@ -102,7 +105,7 @@ def worst(first: Verdict | None, second: Verdict) -> Verdict:
 
 def all_failed(verdicts: Sequence[Verdict], kind: TargetKind) -> bool:
     """Every probed mirror (or relay service) failed: more likely the prober's fault than theirs."""
-    judged = [v for v in verdicts if v.kind == kind]
+    judged = [v for v in verdicts if v.kind == kind and not v.unchecked]
     return bool(judged) and not any(v.ok for v in judged)
 
 
@@ -154,8 +157,9 @@ def next_state(state: HealthState, observations: Observed, settings: PolicySetti
             mirrors[key] = step(state.mirrors.get(key), verdict, limits.fall, limits.rise, now)
     for key, said in final.items():
         mirrors[key] = _final(state.mirrors.get(key), by_key.get(key), said, now)
+    names = {key: name for key, name in {**state.names, **judged.learned}.items() if key in settings.known}
     after = HealthState(MappingProxyType(mirrors), state.cycles + 1,
-                        MappingProxyType({**state.archives, **references}))
+                        MappingProxyType({**state.archives, **references}), MappingProxyType(names))
 
     grace = {a.name: a.grace for a in settings.archives}
     for name, ref in references.items():

@@ -66,12 +66,19 @@ def probe_table(report: CycleReport, config: Config | None = None,
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
-    mirrors = [v for v in report.verdicts if v.kind is TargetKind.MIRROR]
+    # a mirror (per archive) is its stamp verdict; each address and name it is served at is counted apart
+    mirrors = [v for v in report.verdicts if isinstance(v, StampVerdict)]
+    served = [v for v in report.verdicts if isinstance(v, ServedVerdict)]
     relays = [v for v in report.verdicts if v.kind is TargetKind.RELAY]
     summary = f"{sum(usable[v.name] for v in mirrors)} of {len(mirrors)} mirrors usable"
+    if served:
+        summary += f", {sum(usable[v.name] for v in served)} of {len(served)} served addresses"
     if relays:
         summary += f", {sum(usable[v.name] for v in relays)} of {len(relays)} relay services usable"
-    lines.append(f"{summary}; {report.master_note}; cycle took {report.duration:.2f}s")
+    said = "; ".join(note for note in report.notes if note not in report.warnings) if report.notes else \
+        report.master_note
+    lines.append("; ".join(part for part in (summary, said, f"cycle took {report.duration:.2f}s") if part))
+    lines += report.warnings  # each on a line of its own: they ask the operator to act
     for seen in report.external:
         lines.append(f"from outside the prober: {seen.target} {seen.describe()}")
     for kind in TargetKind:

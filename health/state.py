@@ -32,6 +32,8 @@ class HealthState:
     mirrors: Mapping[str, MirrorHealth] = field(default_factory=lambda: MappingProxyType({}))
     cycles: int = 0
     archives: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive name
+    # ftpsync's MIRRORNAME as each (mirror, archive) last published it: its lock name, confirmed
+    names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def view(self) -> HealthView:
         return HealthView(MappingProxyType({name: h.up for name, h in self.mirrors.items()}),
@@ -62,12 +64,13 @@ def advance(state: HealthState, verdicts: Iterable[Verdict], fall: int, rise: in
     for verdict in verdicts:
         mirrors[verdict.name] = step(state.mirrors.get(verdict.name), verdict, fall, rise, now)
     archives = {**state.archives, **(references or {})}
-    return HealthState(MappingProxyType(mirrors), state.cycles + 1, MappingProxyType(archives))
+    return HealthState(MappingProxyType(mirrors), state.cycles + 1, MappingProxyType(archives), state.names)
 
 
 def save(state: HealthState, path: Path) -> None:
     data = {"cycles": state.cycles, "mirrors": {name: asdict(h) for name, h in sorted(state.mirrors.items())},
-            "archives": {name: asdict(r) for name, r in sorted(state.archives.items())}}
+            "archives": {name: asdict(r) for name, r in sorted(state.archives.items())},
+            "names": dict(sorted(state.names.items()))}
     write_atomically(path, json.dumps(data, indent=1) + "\n")
 
 
@@ -81,7 +84,9 @@ def load(path: Path) -> HealthState:
             raise TypeError("expected {\"mirrors\": {...}, \"cycles\": N}")
         mirrors = {str(name): MirrorHealth(**fields) for name, fields in data["mirrors"].items()}
         archives = {str(name): Reference(**fields) for name, fields in data.get("archives", {}).items()}
-        return HealthState(MappingProxyType(mirrors), int(data.get("cycles", 0)), MappingProxyType(archives))
+        names = {str(key): str(name) for key, name in data.get("names", {}).items()}
+        return HealthState(MappingProxyType(mirrors), int(data.get("cycles", 0)), MappingProxyType(archives),
+                           MappingProxyType(names))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("ignoring unreadable health state %s (every mirror counts as usable): %s", path, exc)
         return HealthState()

@@ -25,6 +25,9 @@ class Verdict:
     cause: str = ""  # what kind of failure, for the all-failed message: unreachable, stale, not-trace, http
     syncing: bool = False  # ok, but showing ftpsync's lock: avoided while its region can do without it
     lag: float | None = None  # seconds behind the master, kept in the state for the status page
+    # nothing was observed (no route from the prober): judged on other verdicts, and left out of the all-failed
+    # rule, which asks whether the prober saw every target fail
+    unchecked: bool = False
 
 
 @dataclass(frozen=True)

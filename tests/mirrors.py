@@ -60,8 +60,9 @@ class Mirror:
     `locked`: serve ftpsync's Archive-Update-in-Progress-127.0.0.1 at the archive root."""
 
     def __init__(self, archive: Archive, behaviour: str = "fresh", slow_seconds: float = 3.0,
-                 prefix: str = "/debian/", stamp: str = STAMP) -> None:
+                 prefix: str = "/debian/", stamp: str = STAMP, address: str = "127.0.0.1") -> None:
         self.archive = archive
+        self.address = address  # a loopback address it listens on (and its URL's host)
         self.behaviour = behaviour
         self.slow_seconds = slow_seconds
         self.prefix = prefix
@@ -77,7 +78,7 @@ class Mirror:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
+        return f"http://{self.address}:{self.port}{self.prefix}"
 
     def start(self) -> None:
         mirror = self
@@ -101,7 +102,7 @@ class Mirror:
 
         ThreadingHTTPServer.allow_reuse_address = True  # as before, for every server of this file
         self.closing.clear()
-        self.httpd = Server(("127.0.0.1", self.port), Handler)
+        self.httpd = Server((self.address, self.port), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -224,8 +225,10 @@ class Site:
     """A mirror host serving whatever files it is given, by path (several archives on one host, traces that
     change on a schedule, ftpsync's lock). Absent paths are 404."""
 
-    def __init__(self, files: dict[str, bytes] | None = None, root: Path | None = None) -> None:
+    def __init__(self, files: dict[str, bytes] | None = None, root: Path | None = None,
+                 address: str = "127.0.0.1") -> None:
         self.files: dict[str, bytes] = dict(files or {})
+        self.address = address  # a loopback address it listens on (and its URL's host)
         self.root = root  # also serve this folder's files (an ftpsync target), under /
         site = self
 
@@ -244,7 +247,7 @@ class Site:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer((address, 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -260,7 +263,7 @@ class Site:
         return None
 
     def url(self, prefix: str = "/debian/") -> str:
-        return f"http://127.0.0.1:{self.port}{prefix}"
+        return f"http://{self.address}:{self.port}{prefix}"
 
     def stop(self) -> None:
         self.httpd.shutdown()

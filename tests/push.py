@@ -1,5 +1,5 @@
-"""A fleet for push tests: three regions of mirrors on 127.0.0.1 behind the real server, and the per-region
-shares sampled from the server's active table (status JSON) and from real DNS answers."""
+"""A fleet for push tests: three regions of mirrors on loopback (each on its own 127.0.2.x) behind the real
+server, and the per-region shares sampled from the server's active table (status JSON) and from real DNS answers."""
 from __future__ import annotations
 
 import json
@@ -16,7 +16,8 @@ REGIONS = {  # region -> (ECS subnet, its mirrors); each has its own table, so a
 }
 WIDER = {"as1": "continent AS", "eu1": "continent EU", "def1": "default"}
 MIRRORS = [m for _, names in REGIONS.values() for m in names] + list(WIDER)
-ADDRESS = {name: f"192.0.2.{i + 1}" for i, name in enumerate(MIRRORS)}
+# each mirror's site listens at its address, which its A record and its probes name
+ADDRESS = {name: f"127.0.2.{i + 1}" for i, name in enumerate(MIRRORS)}
 NAME_OF = {address: name for name, address in ADDRESS.items()}
 
 
@@ -28,7 +29,10 @@ def write_push_config(target: Path, mmdb: Path, urls: dict[str, str], master: st
     (target / "dnsbalance.yaml").write_text(
         "zone: cdn.example.org\nanswers: 1\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
         "geoip: {database: test.mmdb}\n"
-        f"health: {{interval: {interval}, timeout: 0.5, master: '{master}'{extra}}}\n")
+        # timeout 2: room for a loaded machine, where the sites (threads of the test process, which is busy
+        # querying) answer the four reads of each mirror's cycle (stamp, each address as apt's Host, ftpsync's
+        # _hierarchy and lock) late; a slow answer is not a dead mirror
+        f"health: {{interval: {interval}, timeout: 2, master: '{master}'{extra}}}\n")
     mirror_extra = mirror_extra or {}
     (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
         f"  {name}: {{addresses: [{ADDRESS[name]}], url: '{urls[name]}'{mirror_extra.get(name, '')}}}\n"

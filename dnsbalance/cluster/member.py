@@ -125,7 +125,7 @@ def warm_start(settings: ClusterSettings, health: HealthState, known: Mapping[st
     out = sorted(k for k in known if k in decisions and not decisions[k].up)
     log.info("cluster: started from %d live instances' verdicts (%s); out: %s", len(read.votes),
              ", ".join(v.instance for v in read.votes), ", ".join(out) or "nothing")
-    return HealthState(MappingProxyType(mirrors), health.cycles, MappingProxyType(dict(archives)))
+    return HealthState(MappingProxyType(mirrors), health.cycles, MappingProxyType(dict(archives)), health.names)
 
 
 def adopt(archives: Mapping[str, Reference], shared: Mapping[str, tuple[bytes, Reference]]
@@ -143,7 +143,9 @@ def observed(verdicts: tuple[Verdict, ...]) -> tuple[Verdict, ...]:
     likely fault (a loaded or cut-off host), as the local policy has it; voting them all down would take them out
     everywhere the moment two name servers have such a cycle together."""
     suspected = {kind for kind in TargetKind if all_failed(verdicts, kind)}
-    return tuple(v for v in verdicts if v.kind not in suspected)
+    # nor an address this instance has no route to: it saw nothing there (health/route.py); those that reach it
+    # decide for it
+    return tuple(v for v in verdicts if v.kind not in suspected and not v.unchecked)
 
 
 def _retrieved(future: asyncio.Future[object]) -> None:

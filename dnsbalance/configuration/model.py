@@ -97,14 +97,17 @@ class HealthSettings:
     concurrency: int = 200  # probes in flight at once
     # What apt gets (health/served.py): probe each A and AAAA address a mirror is served at, not only its URL's
     # host; send the balanced name (deb.cdn.example.org, or the mirror's `host:`) as HTTP Host and TLS SNI.
-    # Off by default: an address the prober cannot reach from where it runs would be taken out of the answers.
-    addresses: bool = False
-    vhost: bool = False
+    # On by default (issue 23): what apt gets is judged. An address the prober has no route to (a prober with no
+    # IPv6) is not taken out for it: it is unchecked and served on the mirror's other probes. Off: a prober that
+    # cannot reach a mirror's private addresses.
+    addresses: bool = True
+    vhost: bool = True
     ca: str | None = None  # a PEM bundle trusted beside the system's for https probes (a private CA)
     certificate_days: float = 14.0  # warn when a served certificate expires within this many days
     # Read what ftpsync publishes about each mirror (project/trace/_hierarchy, its own trace): its name, for
-    # the lock file, and the architectures it carries. On by itself when a name requires architectures.
-    traces: bool = False
+    # the lock file, and the architectures it carries. On by default; on by itself when a name requires
+    # architectures.
+    traces: bool = True
     source: str | None = None  # the local address probes leave from (None: the kernel's choice)
 
 

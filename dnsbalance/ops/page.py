@@ -36,6 +36,7 @@ h3 { font-size: 1em; margin: 1em 0 .3em; }
 .banner.green { background: #e5f5e9; border-color: #2e9d4a; color: #1c5f2e; }
 .banner.purple { background: #f1ebfa; border-color: #7b4fb8; color: #3f2470; }
 .banner span { font-weight: normal; }
+.warnings { color: #6d4800; margin: .3em 0; }
 table { border-collapse: collapse; background: #fff; margin-bottom: .8em; box-shadow: 0 1px 2px #0001; }
 td, th { border-bottom: 1px solid #e4e6ea; padding: 4px 10px; text-align: left; vertical-align: middle; }
 #regions td:first-child, #mirrors td:nth-child(3), #relays td:nth-child(3) { white-space: nowrap; }
@@ -309,6 +310,8 @@ def _head(status: Summary, title: str) -> str:
         checks = (f"last health cycle {ago(status['now'] - cycle['started'])} ago, took {cycle['duration']:.2f} s "
                   f"({e(cycle['master'])}); every {health['interval']:g} s")
     q = status["queries"]
+    warned = "".join(f"<li>{e(w)}</li>" for w in cycle["warnings"]) if cycle is not None else ""
+    warnings = f"<ul class='warnings' id='warnings'>{warned}</ul>" if warned else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta http-equiv="refresh" content="30">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -318,7 +321,7 @@ def _head(status: Summary, title: str) -> str:
 {_instance(status)}<p class="meta" id="summary">Table generation {status['generation']}, built {ago(status['table_age_seconds'])} ago;
 {checks}.<br>{q['total']} queries, {_pct(q['no_country_share'])} with no country, {q['ecs']} located by client
 subnet, about {q['unique_clients']} distinct clients. As of {clock(status['now'])}.</p>
-"""
+{warnings}"""
 
 
 def _instance(status: Summary) -> str:

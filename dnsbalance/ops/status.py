@@ -406,7 +406,8 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        last_cycle=None if cycle is None else {
                            "started": cycle.started, "duration": cycle.duration, "master": cycle.master_note,
                            "kept_previous": [kind.value for kind in {v.kind for v in cycle.verdicts}
-                                             if cycle.all_failed(kind)]},
+                                             if cycle.all_failed(kind)],
+                           "warnings": list(cycle.warnings)},
                        states=counted,  # mirrors and relay services per shown state
                        mirrors=mirrors,
                        relays=relays,

@@ -148,6 +148,7 @@ class LastCycle(TypedDict):
     duration: float
     master: str
     kept_previous: list[str]
+    warnings: list[str]  # what asks an operator to act: no route to served addresses, lock names never confirmed
 
 
 class SharesNote(TypedDict):

@@ -49,6 +49,7 @@ class HealthScheduler:
         self.interval = balancer.config.settings.health.interval
         self.noticed: Fingerprint | None = None  # files on disk already reported as not applied
         self.external: ExternalFile | None = None  # outside observations (health/external.py)
+        self.warned: frozenset[str] = frozenset()  # the cycle warnings already logged as warnings
         self.cluster = cluster_member(balancer)  # None without `cluster:` (dnsbalance/cluster/)
         if self.cluster is not None:
             balancer.cluster = self.cluster.view
@@ -148,6 +149,14 @@ class HealthScheduler:
         self.balancer.cluster = self.cluster.view
         return dataclasses.replace(observed, external=observed.external + extra)
 
+    def warn_once(self, warnings: tuple[str, ...]) -> None:
+        """A cycle's warnings (no route to an address, a lock name never confirmed) as log warnings when they
+        first appear, not at every cycle: the cycle's info line and the status page keep saying them."""
+        for warning in warnings:
+            if warning not in self.warned:
+                log.warning("health: %s", warning)
+        self.warned = frozenset(warnings)
+
     def reschedule(self) -> None:
         """After a reload: follow a changed interval, and changed `cluster:` settings."""
         interval = self.balancer.config.settings.health.interval
@@ -241,6 +250,7 @@ class HealthScheduler:
                 for verdict in report.verdicts:
                     if not verdict.ok:
                         log.info("  %s: %s", verdict.name, verdict.reason)
+                self.warn_once(report.warnings)
             if applied:
                 if self.on_change is not None:
                     await self.on_change()

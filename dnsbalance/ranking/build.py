@@ -197,7 +197,7 @@ class Build:
             return [self.records.entry(mirror.name, Why.OPERATOR_DRAIN, key)]
         if lacking:
             return [self.records.entry(mirror.name, Why.PARTIAL, lacking)]
-        if self.served and self.judged[key].status in LIVE:
+        if self.served and mirror.probed() and self.judged[key].status in LIVE:  # served probes need a URL
             return self.as_served(mirror, name, key, weight, addresses)
         return [(Candidate(mirror.name, weight, addresses), self.judged[key], key)]
 
@@ -291,7 +291,7 @@ class Build:
         of them when none is, as a name failing open serves them)."""
         every = mirror.ipv4 + mirror.ipv6
         key = self.mirror_key(mirror, name)
-        if not self.served or self.judged[key].status not in LIVE:
+        if not self.served or not mirror.probed() or self.judged[key].status not in LIVE:
             return every
         kept = [address for family in (mirror.ipv4, mirror.ipv6)
                 for address in self.split_addresses(mirror, name, key, family)[0]]

@@ -42,6 +42,9 @@ class Judged:
     references: Mapping[str, Reference] = field(default_factory=lambda: MappingProxyType({}))  # per archive
     notes: tuple[str, ...] = ()  # what became of the master reads, for the log and `probe`
     master: Stamp | None = None  # the first archive's master stamp
+    # what mirrors said about themselves, by health key: ftpsync's MIRRORNAME from their _hierarchy (kept in
+    # health.json, so `check` and the status page know which lock names were ever confirmed)
+    learned: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
 
 NOTHING = Judged()

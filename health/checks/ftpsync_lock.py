@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from urllib.parse import urlsplit
 
 from dnsbalance.configuration.model import Config, Mirror, mirror_key
@@ -30,6 +31,7 @@ LOCK_PREFIX = "Archive-Update-in-Progress-"
 HIERARCHY = "project/trace/_hierarchy"
 TRACE_DIR = "project/trace/"
 _MIRROR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+GUESSES_NAMED = 3  # past this many mirrors whose lock name is a guess, one warning for them all
 
 
 class Named(StrEnum):
@@ -104,7 +106,7 @@ class FtpsyncLock:
         file, named = target.file, target.named
         mirror_name: str | None = None
         architectures: tuple[str, ...] | None = None
-        note = ""
+        note = "" if target.learn else not_learned(target.url)
         if target.learn:
             hierarchy = await fetch(probing.client, stamp_url(target.url, HIERARCHY), left())
             own = own_line(hierarchy.body) if hierarchy.ok else None
@@ -125,18 +127,36 @@ class FtpsyncLock:
               now: float) -> Judged:
         verdicts: list[Verdict] = []
         notes: list[str] = []
+        guessed: list[LockRead] = []
+        learned: dict[str, str] = {}
         for read in observed.of(NAME).values():
             if not isinstance(read, LockRead):
                 continue
+            if read.mirror_name:
+                learned[read.target] = read.mirror_name
             if read.named is Named.GUESSED and read.trace_note:
-                notes.append(f"{read.target}: WARNING: lock name {read.file or '-'} guessed from the URL's host, "
-                             f"never confirmed ({read.trace_note}); set lock: in mirrors.yaml")
+                guessed.append(read)
             elif read.named is Named.CONFIGURED and read.mirror_name and \
                     read.file and read.file != f"{LOCK_PREFIX}{read.mirror_name}":
                 notes.append(f"{read.target}: WARNING: lock: {read.file}, but the mirror's {HIERARCHY} names it "
                              f"{read.mirror_name}")
             verdicts += carries(read)
-        return Judged(tuple(verdicts), notes=tuple(notes))
+        return Judged(tuple(verdicts), notes=(*guesses(guessed), *notes), learned=MappingProxyType(learned))
+
+
+def guesses(guessed: list[LockRead]) -> list[str]:
+    """The lock names never confirmed: one warning each for a few, one for all of a fleet that publishes none."""
+    if len(guessed) <= GUESSES_NAMED:
+        return [f"{read.target}: WARNING: lock name {read.file or '-'} guessed from the URL's host, never confirmed "
+                f"({read.trace_note}); set lock: in mirrors.yaml" for read in guessed]
+    names = ", ".join(read.target for read in guessed[:GUESSES_NAMED])
+    return [f"WARNING: lock names of {len(guessed)} mirrors guessed from their URLs' hosts, never confirmed "
+            f"({names} and {len(guessed) - GUESSES_NAMED} more: no {HIERARCHY} read); set lock: in mirrors.yaml"]
+
+
+def not_learned(url: str) -> str:
+    """Why a mirror's name is not read from what it publishes."""
+    return "not read over rsync" if url.startswith("rsync://") else "health.traces is off"
 
 
 def carries(read: LockRead) -> list[Verdict]:

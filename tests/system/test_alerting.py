@@ -71,7 +71,9 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Ite
         text = text.replace(f"  {name}: {{addresses: [", f"  {name}: {{url: '{url}', addresses: [")
     (folder / "mirrors.yaml").write_text(text)
     with (folder / "dnsbalance.yaml").open("a") as handle:
-        handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}'}}\n"
+        # the fixture's documentation addresses are never probed, only each URL, as in harness.probe_everything
+        handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', addresses: false, "
+                     "vhost: false, traces: false}\n"
                      "dnssec: {sign: true}\n"
                      f"cluster: {{etcd: ['{refused_url().removesuffix('/debian/')}'], instance: ns1}}\n")
     made = subprocess.run([sys.executable, "-m", "dnsbalance", "dnssec", "keygen", "--config", str(folder)],

@@ -34,9 +34,11 @@ def sites() -> Iterator[dict[str, Site]]:
     found = {
         "debmaster": Site({"/debian/" + DEB: debian.stamp()}),
         "secmaster": Site({"/debian-security/" + SEC: security.stamp()}),
-        "both": Site({"/debian/" + DEB: debian.stamp(), "/debian-security/" + SEC: security.stamp(behind=1)}),
-        "deb": Site({"/debian/" + DEB: debian.stamp()}),
-        "sec": Site({"/debian-security/" + SEC: security.stamp()}),
+        # the mirrors listen at the loopback addresses mirrors.yaml gives them (each is probed there too)
+        "both": Site({"/debian/" + DEB: debian.stamp(), "/debian-security/" + SEC: security.stamp(behind=1)},
+                     address="127.0.0.21"),
+        "deb": Site({"/debian/" + DEB: debian.stamp()}, address="127.0.0.22"),
+        "sec": Site({"/debian-security/" + SEC: security.stamp()}, address="127.0.0.23"),
     }
     yield found
     for site in found.values():
@@ -60,11 +62,11 @@ archives:
     (target / "mirrors.yaml").write_text(f"""\
 mirrors:
   both:
-    addresses: [192.0.2.1]
+    addresses: [127.0.0.21]
     archives: {{debian: '{sites['both'].url('/debian/')}', debian-security: '{sites['both'].url('/debian-security/')}'}}
-  deb: {{addresses: [192.0.2.2], url: '{sites['deb'].url('/debian/')}'}}
+  deb: {{addresses: [127.0.0.22], url: '{sites['deb'].url('/debian/')}'}}
   sec:
-    addresses: [192.0.2.3]
+    addresses: [127.0.0.23]
     archives: {{debian-security: '{sites['sec'].url('/debian-security/')}'}}
 """)
     (target / "default.yaml").write_text("deb:\n  both: 0\n  deb: 0\nsecurity:\n  both: 0\n  sec: 0\n")
@@ -87,7 +89,12 @@ def test_each_archive_is_judged_against_its_own_master(tmp_path: Path, sites: di
     config_dir = archives_config(tmp_path / "c", sites)
     report = cycle(config_dir)
     verdicts = {v.name: v for v in report.verdicts}
-    assert set(verdicts) == {"both/debian", "deb/debian", "both/debian-security", "sec/debian-security"}
+    served = {"both/debian@127.0.0.21#deb.cdn.example.org", "deb/debian@127.0.0.22#deb.cdn.example.org",
+              "both/debian-security@127.0.0.21#security.cdn.example.org",
+              "sec/debian-security@127.0.0.23#security.cdn.example.org"}
+    assert set(verdicts) == {"both/debian", "deb/debian", "both/debian-security", "sec/debian-security", *served}
+    # each address serves the stamp of the archive its name is served from, under that name
+    assert all(verdicts[key].ok for key in served)
     assert verdicts["both/debian"].ok and verdicts["deb/debian"].ok and verdicts["sec/debian-security"].ok
     # compared with security-master's serial, not ftp-master's: one push behind is stale on first sight
     assert verdicts["both/debian-security"].reason == "stale: serial 2026112204, master has 2026112205"
@@ -139,7 +146,8 @@ def test_check_rejects_a_name_claimed_twice_and_old_keys_beside_archives(tmp_pat
 
 def test_soft_404_gzip_and_html_master(tmp_path: Path) -> None:
     archive = Archive()
-    fleet = {name: Mirror(archive, name) for name in ("fresh", "html", "gzip")}
+    loopback = {"fresh": "127.0.0.31", "html": "127.0.0.32", "gzip": "127.0.0.33"}  # each listens at its address
+    fleet = {name: Mirror(archive, name, address=loopback[name]) for name in loopback}
     master = Mirror(archive, "fresh")
     html_master = Mirror(archive, "html")
     try:
@@ -152,7 +160,7 @@ def test_soft_404_gzip_and_html_master(tmp_path: Path) -> None:
                 "zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
                 f"health: {{timeout: 1, master: '{master_url}'}}\n")
             (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
-                f"  {n}: {{addresses: [192.0.2.{i + 1}], url: '{u}'}}\n" for i, (n, u) in enumerate(urls.items())))
+                f"  {n}: {{addresses: [{loopback[n]}], url: '{u}'}}\n" for n, u in urls.items()))
             (target / "default.yaml").write_text("deb:\n" + "".join(f"  {n}: 0\n" for n in urls))
             return target
 
@@ -165,7 +173,8 @@ def test_soft_404_gzip_and_html_master(tmp_path: Path) -> None:
 
         report = cycle(config("b", html_master.url))
         verdicts = {v.name: v for v in report.verdicts}
-        assert report.master_note == "master served an HTML page at its stamp path: freshness not checked this cycle"
+        # the first note is the master's (the ftpsync lock names guessed follow it: these mirrors publish none)
+        assert report.notes[0] == "master served an HTML page at its stamp path: freshness not checked this cycle"
         assert verdicts["fresh"].ok and verdicts["gzip"].ok  # an HTML master does not make fresh mirrors stale
         assert verdicts["fresh"].reason.startswith("alive, freshness not checked (master served an HTML page")
         assert SOFT_404.startswith(b"<!DOCTYPE html>") and trace(1, archive.date).startswith(b"Sat Nov 21")

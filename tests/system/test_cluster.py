@@ -49,8 +49,10 @@ def cluster_config(base: Path, mmdb: Path, fleet: dict[str, Mirror], index: int,
         # a probe timeout of 2 s, not 0.5: the mirrors are served by this test's own process, which a loaded machine
         # can hold up for a second; every probe of a cycle then times out, which the vote leaves out (the prober's
         # fault) and the consensus decides without it. Unreachable mirrors here refuse at once: no cycle waits.
+        # The fixture's mirrors keep their documentation addresses: each URL (a test server on 127.0.0.1) is what
+        # the instances probe and vote on, as tests/harness.py probe_everything has it.
         handle.write(f"health: {{interval: {interval:g}, timeout: 2, master: '{fleet['master'].url}', "
-                     f"source: {SOURCES[index]}{health}}}\n"
+                     f"source: {SOURCES[index]}, addresses: false, vhost: false, traces: false{health}}}\n"
                      f"cluster: {{etcd: {json.dumps(endpoints)}, instance: ns{index + 1}{extra}}}\n")
     return folder
 
@@ -304,7 +306,7 @@ def test_a_reload_rejoins_with_new_cluster_settings_and_source_without_a_gap(
     load.start()
     try:
         rewrite(tmp_path / "ns1", f"health: {{interval: 1, timeout: 2, master: '{zone_fleet['master'].url}', "
-                                  "source: 127.0.0.14}",
+                                  "source: 127.0.0.14, addresses: false, vhost: false, traces: false}",
                 f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns1-new, "
                 "instances: [ns1-new, ns2, ns3]}")
         three[0].process.send_signal(signal.SIGHUP)

@@ -22,7 +22,16 @@ from tests.ftpsync import (
 )
 from tests.harness import start_server
 from tests.mirrors import Site
-from tests.push import MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
+from tests.push import (
+    ADDRESS,
+    MIRRORS,
+    answered_shares,
+    check_no_stampede,
+    show,
+    status,
+    table_shares,
+    write_push_config,
+)
 
 pytestmark = pytest.mark.skipif(not have_ftpsync(), reason="needs the ftpsync and rsync Debian packages")
 
@@ -53,7 +62,7 @@ def archive(tmp_path: Path) -> Iterator[tuple[Path, RsyncDaemon, dict[str, Ftpsy
         for name in MIRRORS:
             # jp3 runs ftpsync under its own MIRRORNAME: its lock is named in mirrors.yaml
             mirror = FtpsyncMirror(name, tmp_path / name, f"rsync://127.0.0.1:{daemon.port}/debian/",
-                                   "jp3.mirror.test" if name == "jp3" else "127.0.0.1")
+                                   "jp3.mirror.test" if name == "jp3" else ADDRESS[name])
             mirror.folder.mkdir()
             mirror.configure()
             mirrors[name] = mirror
@@ -61,7 +70,7 @@ def archive(tmp_path: Path) -> Iterator[tuple[Path, RsyncDaemon, dict[str, Ftpsy
             mirror.sync(hold=False)
         for mirror in mirrors.values():
             mirror.release()
-            sites[mirror.name] = Site(root=mirror.root)
+            sites[mirror.name] = Site(root=mirror.root, address=ADDRESS[mirror.name])
         yield master / "debian", daemon, mirrors, sites
     finally:
         stop_everything(mirrors, sites, daemon)

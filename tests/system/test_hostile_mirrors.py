@@ -19,6 +19,8 @@ import pytest
 from dnsbalance.configuration.load import load_config
 from dnsbalance.health.cycle import run_cycle
 from dnsbalance.health.fetch import MAX_BODY, Fetched, fetch, new_client
+from dnsbalance.health.checks.served import ServedVerdict
+from dnsbalance.health.verdict import StampVerdict
 from tests.harness import Server, probe_everything, start_server, wait_cycles
 from tests.mirrors import STAMP, Archive, Mirror, gzip_bomb, refused_url
 
@@ -83,19 +85,23 @@ def test_a_cycle_judges_them_not_a_trace(tmp_path: Path, hostile: dict[str, Mirr
         "zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
         f"health: {{timeout: 2, master: '{hostile['fresh'].url}'}}\n")
     (tmp_path / "mirrors.yaml").write_text("mirrors:\n" + "".join(
-        f"  m{i}: {{addresses: [192.0.2.{i + 1}], url: '{mirror.url}'}}\n" for i, mirror in enumerate(hostile.values())))
+        # each mirror's address is where its test server listens: the served probe meets the same hostility
+        f"  m{i}: {{addresses: [127.0.0.1], url: '{mirror.url}'}}\n" for i, mirror in enumerate(hostile.values())))
     (tmp_path / "default.yaml").write_text("deb:\n" + "".join(f"  m{i}: 0\n" for i in range(len(hostile))))
     config = load_config(tmp_path)
 
-    async def once() -> list[tuple[bool, str]]:
+    async def once() -> tuple[list[tuple[bool, str]], list[bool]]:
         client = new_client(10)
         try:
             report = await run_cycle(config, client, 10)
         finally:
             await client.aclose()
-        return [(v.ok, v.cause) for v in report.verdicts]
+        return ([(v.ok, v.cause) for v in report.verdicts if isinstance(v, StampVerdict)],
+                [v.ok for v in report.verdicts if isinstance(v, ServedVerdict)])
 
-    assert asyncio.run(once()) == [(False, "not-trace"), (False, "not-trace"), (True, ""), (True, "")]
+    stamps, served = asyncio.run(once())
+    assert stamps == [(False, "not-trace"), (False, "not-trace"), (True, ""), (True, "")]
+    assert served == [False, False, True, True]  # at the address, under the balanced name, the same
 
 
 def test_a_redirect_to_a_refused_port_names_the_redirect_and_its_target() -> None:

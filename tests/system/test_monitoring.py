@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,7 +37,8 @@ def write_config(folder: Path, urls: dict[str, str], master: str, country: list[
         "zone: cdn.example.org\nnameservers: {ns1.cdn.example.org: [192.0.2.53]}\n"
         f"health: {{interval: {interval}, timeout: 1, master: '{master}'}}\n")
     (folder / "mirrors.yaml").write_text("mirrors:\n" + "".join(
-        f"  {name}: {{addresses: [192.0.2.{i + 1}], url: '{url}'}}\n" for i, (name, url) in enumerate(urls.items())))
+        # each mirror's address is its URL's host (127.0.0.1, where its test server listens): probed there too
+        f"  {name}: {{addresses: [{urlsplit(url).hostname}], url: '{url}'}}\n" for name, url in urls.items()))
     (folder / "default.yaml").write_text("deb:\n" + "".join(f"  {name}: 0\n" for name in urls))
     (folder / "country" / "JP.yaml").write_text("deb:\n" + "".join(f"  {name}: 0\n" for name in country))
     return folder
@@ -74,13 +76,16 @@ def test_probe_exit_codes_follow_the_monitoring_plugin_rules(tmp_path: Path, fle
                             "2 of 3 mirrors failing: b, c | "), first
     assert "stranded_names=1" in first and "no usable entry: country JP deb A" in critical.stdout
 
-    fleet["a"].behaviour = "error500"  # everything failing: the prober's side or an outage, critical either way
+    # everything failing: the prober's side or an outage, critical either way (b too: its stale stamp is still a
+    # trace, which its address serves, so the prober would have reached a mirror)
+    fleet["a"].behaviour = fleet["b"].behaviour = "error500"
     every = probe(config, "--json")
     found = json.loads(every.stdout)
     assert every.returncode == 2 and found["status"] == "CRITICAL" and found["code"] == 2
     assert found["prober"] and found["prober"][0].startswith("every mirror failed: ")
     assert "default deb A (failing open)" in found["stranded"]
-    assert {t["name"]: t["ok"] for t in found["targets"]} == {"a": False, "b": False, "c": False}
+    assert {t["name"]: t["ok"] for t in found["targets"]} == {
+        **{name: False for name in "abc"}, **{f"{name}@127.0.0.1#deb.cdn.example.org": False for name in "abc"}}
 
 
 def test_four_of_five_mirrors_failing_is_no_longer_ok(tmp_path: Path, fleet: dict[str, Mirror]) -> None:

@@ -13,6 +13,7 @@ import pytest
 from dnsbalance.configuration.load import load_config
 from dnsbalance.health.cycle import CycleReport, run_cycle
 from dnsbalance.health.fetch import USER_AGENT, new_client
+from dnsbalance.health.checks.served import ServedVerdict
 from dnsbalance.health.verdict import StampVerdict
 from tests.harness import FIXTURES, ROOT
 from tests.mirrors import Archive, Mirror, refused_url
@@ -42,7 +43,9 @@ def write_config(target: Path, urls: dict[str, str], master: str | None, max_lag
         f"health: {{timeout: {TIMEOUT}, max_lag: {max_lag}"
         + (f", master: '{master}'" if master else "") + "}\n")
     (target / "mirrors.yaml").write_text("mirrors:\n" + "".join(
-        f"  {name}: {{addresses: [192.0.2.{i + 1}], url: '{url}'}}\n" for i, (name, url) in enumerate(urls.items())))
+        # the mirrors' addresses are where their test servers listen: the served probes (each address, the
+        # balanced name as Host) reach the same server as the URL's
+        f"  {name}: {{addresses: [127.0.0.1], url: '{url}'}}\n" for name, url in urls.items()))
     (target / "default.yaml").write_text("deb:\n" + "".join(f"  {name}: 0\n" for name in urls))
     return target
 
@@ -60,9 +63,12 @@ def cycle(config_dir: Path) -> CycleReport:
 
 
 def stamp_verdicts(report: CycleReport) -> dict[str, StampVerdict]:
-    """Mirrors are judged by their stamp: their verdicts carry the HTTP status and the stamp read."""
+    """Mirrors are judged by their stamp: their verdicts carry the HTTP status and the stamp read (beside them,
+    one served verdict per address and name, health/checks/served.py)."""
     found = {v.name: v for v in report.verdicts if isinstance(v, StampVerdict)}
-    assert len(found) == len(report.verdicts)
+    served = [v for v in report.verdicts if isinstance(v, ServedVerdict)]
+    assert len(found) + len(served) == len(report.verdicts)
+    assert {v.name for v in served} == {f"{name}@127.0.0.1#deb.cdn.example.org" for name in found}
     return found
 
 
@@ -96,7 +102,7 @@ def test_huge_body_is_read_only_to_64k(tmp_path: Path, fleet: dict[str, Mirror])
 def test_master_down_skips_freshness(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
     urls = {"fresh": fleet["fresh"].url, "stale": fleet["stale"].url, "dead": refused_url()}
     report = cycle(write_config(tmp_path / "c", urls, refused_url()))
-    verdicts = {v.name: v for v in report.verdicts}
+    verdicts = stamp_verdicts(report)
     assert verdicts["stale"].ok and verdicts["fresh"].ok and not verdicts["dead"].ok
     assert "freshness not checked" in verdicts["stale"].reason
     assert report.master_note.startswith("master unreadable (cannot connect")
@@ -104,8 +110,8 @@ def test_master_down_skips_freshness(tmp_path: Path, fleet: dict[str, Mirror]) -
 
 def test_max_lag_lets_a_slightly_stale_mirror_pass(tmp_path: Path, fleet: dict[str, Mirror]) -> None:
     urls = {"stale": fleet["stale"].url}
-    assert cycle(write_config(tmp_path / "a", urls, fleet["master"].url, max_lag=6 * 3600)).verdicts[0].ok
-    assert not cycle(write_config(tmp_path / "b", urls, fleet["master"].url, max_lag=3600)).verdicts[0].ok
+    assert stamp_verdicts(cycle(write_config(tmp_path / "a", urls, fleet["master"].url, max_lag=6 * 3600)))["stale"].ok
+    assert not stamp_verdicts(cycle(write_config(tmp_path / "b", urls, fleet["master"].url, max_lag=3600)))["stale"].ok
 
 
 def test_user_agent_names_dnsbalance() -> None:
@@ -127,9 +133,18 @@ def test_probe_command_prints_a_table(tmp_path: Path, fleet: dict[str, Mirror]) 
     assert "21600s" in stale and "FAIL" in stale
     dead = next(line for line in lines if line.startswith("dead "))
     assert "cannot connect" in dead
-    assert "1 of 3 mirrors usable; master serial 2026112101" in lines[-3]
-    assert lines[-2:] == [f"failing mirror dead: {dead.split('FAIL', 1)[1].strip()}",
-                          "failing mirror stale: stale: serial 2026112100, master has 2026112101"]
+    summary = next(line for line in lines if " mirrors usable" in line)
+    # each mirror's address under the balanced name counts apart: fresh's and stale's (a stale stamp is still
+    # a trace: freshness is the stamp check's) serve it
+    assert "1 of 3 mirrors usable, 2 of 3 served addresses; master serial 2026112101" in summary
+    # none of these test mirrors publishes ftpsync's _hierarchy: their lock names are guesses, said on lines of
+    # their own after the summary, before the failing mirrors
+    after = lines[lines.index(summary) + 1:]
+    assert [line.split(":")[0] for line in after[:3]] == ["fresh", "stale", "dead"]
+    assert after[0].startswith("fresh: WARNING: lock name Archive-Update-in-Progress-127.0.0.1 guessed from the "
+                               "URL's host, never confirmed")
+    assert after[3:] == [f"failing mirror dead: {dead.split('FAIL', 1)[1].strip()}",
+                         "failing mirror stale: stale: serial 2026112100, master has 2026112101"]
 
 
 def test_shipped_configs_probe_nothing_outside_loopback() -> None:
@@ -154,6 +169,6 @@ def test_mirrors_and_relays_are_probed_together(tmp_path: Path, fleet: dict[str,
         report = cycle(config)
     finally:
         silent.close()
-    assert [(v.name, v.ok, v.reason) for v in report.verdicts] == [
+    assert [(v.name, v.ok, v.reason) for v in report.verdicts if not isinstance(v, ServedVerdict)] == [
         ("slow", False, "timeout after 1s"), ("silent/stun", False, f"127.0.0.1:{port} no STUN reply within 1s")]
     assert report.duration < TIMEOUT * 1.6  # one after the other took 2 timeouts

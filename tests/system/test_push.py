@@ -12,10 +12,19 @@ import pytest
 
 from tests.harness import start_server
 from tests.mirrors import Site, trace
-from tests.push import MIRRORS, answered_shares, check_no_stampede, show, status, table_shares, write_push_config
+from tests.push import (
+    ADDRESS,
+    MIRRORS,
+    answered_shares,
+    check_no_stampede,
+    show,
+    status,
+    table_shares,
+    write_push_config,
+)
 
 STAMP = "/debian/project/trace/ftp-master.debian.org"
-LOCK = "/debian/Archive-Update-in-Progress-127.0.0.1"  # ftpsync's lock, named after the URL's host
+LOCK = "/debian/Archive-Update-in-Progress-{}"  # ftpsync's lock, named after the URL's host (the site's address)
 OLD, NEW = 2026112200, 2026112206
 OLD_DATE = datetime(2026, 11, 22, 0, 0, 0, tzinfo=timezone.utc)
 
@@ -34,7 +43,8 @@ SCHEDULE = [
 
 @pytest.fixture
 def fleet() -> Iterator[dict[str, Site]]:
-    sites = {name: Site({STAMP: trace(OLD, OLD_DATE)}) for name in [*MIRRORS, "master"]}
+    sites = {name: Site({STAMP: trace(OLD, OLD_DATE)}, address=ADDRESS.get(name, "127.0.0.1"))
+             for name in [*MIRRORS, "master"]}
     yield sites
     for site in sites.values():
         site.stop()
@@ -55,22 +65,23 @@ def test_push_spreads_over_every_region(tmp_path: Path, country_mmdb: Path, flee
             if step == 0:
                 fleet["master"].files[STAMP] = trace(NEW, published)
             for name in start:
-                fleet[name].files[LOCK] = b"4242\n"
+                fleet[name].files[LOCK.format(ADDRESS[name])] = b"4242\n"
             for name in finish:
                 fleet[name].files[STAMP] = trace(NEW, published)
-                fleet[name].files.pop(LOCK, None)
+                fleet[name].files.pop(LOCK.format(ADDRESS[name]), None)
             server.wait_cycles(2, timeout=20)  # the first may have begun before the change
             table = table_shares(server)
             check_no_stampede(table)  # exact: the pools in service
             answered = answered_shares(server)
             check_no_stampede(answered, tolerance=0.12)  # sampled: 150 answers per region
             lines.append(show(label, answered))
-            locked = {n for n, s in fleet.items() if LOCK in s.files}
+            locked = {n for n, s in fleet.items() if n in ADDRESS and LOCK.format(ADDRESS[n]) in s.files}
             avoided_locked |= bool(locked & {"jp1", "jp2", "jp3"} - set(table["country JP"]))
             if step == 1:  # the status page tells the lock apart from an outage
                 rows = {m["name"]: m["archives"][0] for m in status(server)["mirrors"]}
                 assert rows["jp1"]["status"] == "syncing" and rows["jp2"]["status"] == "up"
-                assert rows["jp1"]["reason"].endswith("; syncing (Archive-Update-in-Progress-127.0.0.1 present)")
+                lock = f"Archive-Update-in-Progress-{ADDRESS['jp1']}"
+                assert rows["jp1"]["reason"].endswith(f"; syncing ({lock} present)")
         assert avoided_locked, "a JP mirror showing its lock was never avoided"
         log = server.log()
         assert f"archive default: reference serial {NEW} (was {OLD}; mirrors on it have 3600s of grace)" in log
@@ -113,14 +124,14 @@ def test_mirror_added_at_reload_waits_for_its_first_verdict(tmp_path: Path, coun
     try:
         server.wait_for_log(r"table generation \d+ in service", timeout=20)
         mirrors = config / "mirrors.yaml"
-        mirrors.write_text(mirrors.read_text() + f"  jp9: {{addresses: [192.0.2.99], url: '{fleet['jp1'].url()}'}}\n")
+        mirrors.write_text(mirrors.read_text() + f"  jp9: {{addresses: [127.0.2.99], url: '{fleet['jp1'].url()}'}}\n")
         (config / "country" / "JP.yaml").write_text("deb:\n  jp1: 0\n  jp2: 0\n  jp3: 0\n  jp9: 0\n")
         server.process.send_signal(signal.SIGHUP)
         server.wait_for_log("configuration reloaded")
         answers = set()
         for _ in range(120):
             answers |= {rr.address for rr in server.query("deb.cdn.example.org", subnet="1.0.16.0/24").answer[0]}
-        assert answers == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}  # never 192.0.2.99
+        assert answers == {ADDRESS["jp1"], ADDRESS["jp2"], ADDRESS["jp3"]}  # never 127.0.2.99
         rows = {m["name"]: m["archives"][0] for m in status(server)["mirrors"]}
         assert rows["jp9"]["status"] == "pending" and rows["jp9"]["reason"] == "pending: not judged yet"
         assert rows["jp1"]["status"] == "up"

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import dns.message
 import dns.query
@@ -33,12 +34,14 @@ def dnsbalance(*args: str, user: list[str] | None = None, timeout: float = 30) -
 
 
 def set_urls(config: Path, urls: dict[str, str], states: dict[str, str] | None = None) -> None:
-    """Give mirrors of the fixture zone a `url:` (so they are probed) and an operator `state:`."""
+    """Give mirrors of the fixture zone a `url:` (so they are probed) and an operator `state:`; their addresses
+    become the URL's loopback host, where their test servers listen (every address is probed)."""
     text = (config / "mirrors.yaml").read_text()
     for name, url in urls.items():
         extra = f", state: {states[name]}" if states and name in states else ""
+        host = urlsplit(url).hostname
         text, count = re.subn(rf"^  {name}: {{addresses: (\[.*?\])}}$",
-                              rf"  {name}: {{addresses: \1, url: '{url}'{extra}}}", text, flags=re.M)
+                              rf"  {name}: {{addresses: [{host}], url: '{url}'{extra}}}", text, flags=re.M)
         assert count == 1, name
     (config / "mirrors.yaml").write_text(text)
 

@@ -103,10 +103,9 @@ def test_the_client_region_picks_the_set_and_the_scope_says_so(tmp_path: Path) -
 
 
 def test_a_down_mirror_is_absent_and_a_dead_address_is_not_answered(tmp_path: Path) -> None:
-    settings = SETTINGS + "health:\n  addresses: true\n"
-    config = load(tmp_path, settings)
+    config = load(tmp_path, SETTINGS)  # the defaults: each address on its own verdict, the balanced name as Host
     health = HealthView(MappingProxyType({"alpha": True, "beta": False, "gamma": True, "tokyo": True,
-                                          "alpha@2001:db8::1": False}))
+                                          f"alpha@2001:db8::1#deb.{ZONE}": False}))
     table = build_table(config, health, 1, 1)
     reply = ask(table, f"_http._tcp.deb.{ZONE}")
     assert set(srv_set(reply)) == {f"alpha.mirror.deb.{ZONE}.", f"gamma.mirror.deb.{ZONE}."}

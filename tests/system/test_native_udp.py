@@ -207,3 +207,56 @@ def test_a_server_under_bursts(tmp_path: Path, config_dir: Path) -> None:
             assert natively == 0
     finally:
         server.stop()
+
+
+# The queries of ISC's EDNS compliance report (genreport: plain, edns, edns1, edns@512, ednsopt, ednsflags,
+# dnssec, optlist, zflag ...) and odd cases around them, each asked four times by one client: the third and
+# fourth are the native path's (a shape is learnt at its second miss), which must give the bytes the Python path
+# gave, ID aside, or leave the query to it.
+GENREPORT = [
+    ("cdn.example.org", "SOA", {}),
+    ("cdn.example.org", "NS", {"use_edns": 0}),
+    ("cdn.example.org", "SOA", {"use_edns": 1}),  # edns1: BADVERS
+    ("cdn.example.org", "SOA", {"use_edns": 0, "payload": 512}),
+    ("cdn.example.org", "SOA", {"use_edns": 0, "options": [dns.edns.GenericOption(100, b"")]}),  # ednsopt
+    ("cdn.example.org", "SOA", {"use_edns": 0, "ednsflags": 0x4000}),  # ednsflags: an unknown flag
+    ("cdn.example.org", "SOA", {"use_edns": 0, "want_dnssec": True}),  # dnssec (the zone is unsigned)
+    ("cdn.example.org", "SOA", {"use_edns": 0, "options": [dns.edns.GenericOption(3, b""),  # optlist: NSID,
+                                                           dns.edns.ECSOption("1.0.16.0", 24),  # ECS,
+                                                           dns.edns.GenericOption(9, b""),  # EXPIRE,
+                                                           dns.edns.GenericOption(10, b"\x01" * 8)]}),  # COOKIE
+    ("nosuch.cdn.example.org", "A", {"use_edns": 0}),  # NXDOMAIN
+    ("deb.cdn.example.org", "TXT", {"use_edns": 0}),  # NODATA
+    ("dEb.CdN.ExAmPlE.oRg", "TXT", {"use_edns": 0, "options": [dns.edns.ECSOption("1.0.16.0", 24)]}),  # 0x20
+    ("nosuch.example.net", "A", {}),  # outside the zone: REFUSED
+    # the apex has one mirror in the default table: its A answers are the same whatever the draw
+    ("cdn.example.org", "A", {}),
+    ("cdn.example.org", "A", {"use_edns": 0}),
+    ("cdn.example.org", "A", {"use_edns": 0, "payload": 512}),
+    ("cdn.example.org", "A", {"use_edns": 0, "want_dnssec": True}),
+    ("CDN.example.ORG", "A", {"use_edns": 0}),
+    ("cdn.example.org", "A", {"use_edns": 0, "options": [dns.edns.ECSOption("192.0.2.0", 24)]}),  # no country
+]
+
+
+def test_genreport_queries_get_the_same_bytes_on_either_path(tmp_path: Path, config_dir: Path) -> None:
+    server = start_server(config_dir, tmp_path / "log", ipv6=False)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(3)
+            for number, (name, rdtype, options) in enumerate(GENREPORT):
+                replies = []
+                for attempt in range(4):
+                    query = dns.message.make_query(name, rdtype, id=number * 8 + attempt, **options)
+                    sock.sendto(query.to_wire(), ("127.0.0.1", server.port))
+                    reply = sock.recv(4096)
+                    assert reply[:2] == struct.pack("!H", number * 8 + attempt)
+                    replies.append(reply[2:])
+                assert len(set(replies)) == 1, (name, rdtype, options, [dns.message.from_wire(b"\0\0" + r)
+                                                                        for r in set(replies)])
+        metrics = urllib.request.urlopen(server.status_url + "/metrics", timeout=5).read().decode()
+        natively = float(metrics.split("\ndnsbalance_native_answers_total ")[1].split()[0])
+        if native.describe()["path"] == "native":
+            assert natively >= 12  # six A shapes, each learnt at its second miss, answered natively twice
+    finally:
+        server.stop()

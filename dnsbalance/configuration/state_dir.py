@@ -12,7 +12,7 @@ import pwd
 import tempfile
 from pathlib import Path
 
-from dnsbalance.configuration.locations import OLD_DEFAULT_STATE
+from dnsbalance.configuration.locations import OLD_DEFAULT_STATE, default_state_dir_ignoring_old, holds_old_state
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.configuration.settings_file import FILE
 from dnsbalance.configuration.yamlpos import PosDict, YamlSyntaxError, load_yaml
@@ -25,12 +25,13 @@ def state_dir_problems(directory: Path, state_dir: Path) -> list[Problem]:
     state, which the new default no longer reads."""
     path = directory / FILE
     problems = []
-    old = directory / OLD_DEFAULT_STATE
-    if _line(path) == 0 and old != state_dir and any((old / n).exists() for n in ("health.json", "dnsbalance.lock")):
-        problems.append(Problem(path, 1, f"{old} holds the state of a server run before the default state folder "
-                                         f"moved out of the configuration folder; it is no longer read (now: "
-                                         f"{state_dir}): move it there, or keep it with `state_dir: state`",
-                                Severity.WARNING))
+    if _line(path) == 0 and holds_old_state(directory):
+        moved = default_state_dir_ignoring_old(directory)
+        problems.append(Problem(path, 1, f"state_dir is not set and {directory / OLD_DEFAULT_STATE} holds the state "
+                                         "of a server run before the default state folder moved out of the "
+                                         "configuration folder (health, lock or DNSSEC key): it is still used; "
+                                         f"say `state_dir: state` to keep it there, or stop the server, move it "
+                                         f"to {moved} and restart", Severity.WARNING))
     reason = unwritable(state_dir)
     if reason is not None:
         problems.append(Problem(path, _line(path) or 1, f"state_dir {state_dir} {reason} (checked as user "

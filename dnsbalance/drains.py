@@ -53,8 +53,14 @@ Drains = Mapping[str, Drain]
 NONE: Drains = MappingProxyType({})
 
 
+MAX_SECONDS = 10 * 366 * 86400  # a drain's --for at most ten years: beyond, `until` is no date a clock can show
+
+
 def clock(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(moment))
+    except (OverflowError, ValueError, OSError):  # no real drain's time; a damaged file's may be
+        return f"{moment:g} (not a date)"
 
 
 def parse(text: str) -> dict[str, Drain]:
@@ -64,9 +70,11 @@ def parse(text: str) -> dict[str, Drain]:
         found = {}
         for target, fields in dict(data["drains"]).items():
             until = fields.get("until")
+            since, until = float(fields["since"]), None if until is None else float(until)
+            if not (0 <= since < 1e11 and (until is None or since <= until <= since + MAX_SECONDS)):
+                raise ValueError(f"{target}: since {since:g} / until {until} out of range")
             found[str(target)] = Drain(str(target), str(fields.get("reason", ""))[:REASON_LIMIT],
-                                       str(fields.get("by", "?")), float(fields["since"]),
-                                       None if until is None else float(until))
+                                       str(fields.get("by", "?")), since, until)
         return found
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise BadDrains(f"not a drains file ({type(exc).__name__}: {exc})") from None
@@ -159,12 +167,12 @@ class DrainWatch:
             mark = ("error", str(exc))
         if mark == self.mark:
             return False
-        self.mark = mark
         try:
             drains = read(self.path)
-        except (OSError, BadDrains) as exc:
+        except (OSError, BadDrains) as exc:  # read again at the next poll: a chown or chmod changes no mark
             self.problem = str(exc)
             return False
+        self.mark = mark  # only once read: a file unreadable for a moment is not skipped until it changes
         self.problem = None
         if drains == dict(self.drains):
             return False

@@ -102,8 +102,8 @@ def _drain(args: argparse.Namespace) -> int:
     bad = _known(args.config, state, args.target)
     if bad is not None:
         return bad
-    if args.duration is not None and args.duration <= 0:
-        print("--for: a duration above zero (90s, 30m, 6h)", file=sys.stderr)
+    if args.duration is not None and not 0 < args.duration <= operator_drains.MAX_SECONDS:
+        print("--for: a duration above zero and at most ten years (90s, 30m, 6h, 2w)", file=sys.stderr)
         return 2
     now = time.time()
     drain = Drain(args.target, " ".join(args.reason.split())[:operator_drains.REASON_LIMIT], operator_drains.who(),

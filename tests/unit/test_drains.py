@@ -2,6 +2,7 @@
 of every pool (failing open too), the history spans and strip geometry that keep a 30 s outage visible."""
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -65,6 +66,36 @@ def test_watch_sees_a_change_once(tmp_path: Path) -> None:
     assert not watch.poll()
     path.write_text("garbage")
     assert not watch.poll() and watch.problem and set(watch.drains) == {"jp1"}  # the last good drains stay
+
+
+def test_a_file_unreadable_for_a_moment_is_read_once_it_can_be(tmp_path: Path) -> None:
+    """`drain` under sudo writes the file before it gives it to the server's user: a poll in between fails,
+    and the chown that follows changes neither size, mtime nor inode. The next poll must read it."""
+    path = tmp_path / "drains.json"
+    drains.change(path, lambda found: {"jp1": Drain("jp1", "", "a", 1.0)})
+    path.chmod(0)
+    watch = drains.DrainWatch(path)
+    if os.geteuid() == 0:  # root reads whatever the mode: make the read fail another way
+        real = drains.read
+        drains.read = lambda _: (_ for _ in ()).throw(PermissionError(13, "Permission denied"))  # type: ignore
+        try:
+            assert not watch.poll() and watch.problem
+        finally:
+            drains.read = real
+    else:
+        assert not watch.poll() and watch.problem
+    path.chmod(0o644)
+    assert watch.poll() and set(watch.drains) == {"jp1"} and watch.problem is None
+
+
+def test_drain_times_out_of_range_are_refused_not_shown(tmp_path: Path) -> None:
+    """A drain `until` far beyond any clock made every listing and the status page fail (gmtime overflow)."""
+    path = tmp_path / "drains.json"
+    path.write_text('{"drains": {"jp1": {"since": 1000, "until": 6.048e18, "by": "a", "reason": ""}}}')
+    with pytest.raises(BadDrains, match="out of range"):
+        drains.read(path)
+    assert drains.clock(6.048e18).endswith("(not a date)")
+    assert drains.clock(0) == "1970-01-01 00:00:00 UTC"
 
 
 def test_drained_mirror_is_out_of_every_pool_even_failing_open(config_dir: Path) -> None:

@@ -163,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             where = (f"{CONFIG_VARIABLE}={os.environ[CONFIG_VARIABLE]} is not a folder"
                      if os.environ.get(CONFIG_VARIABLE, "").strip()
                      else f"neither ./{LOCAL_CONFIG} nor {SYSTEM_CONFIG} exists")
-            print(f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}", file=sys.stderr)
+            message = f"no configuration folder: {where}; give --config DIR or set {CONFIG_VARIABLE}"
+            if args.command in ("probe", "status"):  # monitoring-plugin commands: UNKNOWN, on stdout
+                return _report_unknown(args, message)
+            print(message, file=sys.stderr)
             return 1
     commands = {"serve": _serve, "check": _check, "explain": _explain, "probe": _probe, "stats": _stats,
                 "reload": _reload, "status": _status, "import-dnsbalance": _import, "events": _events, "plan": _plan,

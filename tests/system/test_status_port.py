@@ -159,3 +159,8 @@ def test_commands_read_local_config_when_there_is_one(tmp_path: Path) -> None:
     assert nowhere.returncode == 1 and nowhere.stderr.strip() == (
         "no configuration folder: neither ./config nor /etc/dnsbalance exists; give --config DIR or set "
         "DNSBALANCE_CONFIG"), nowhere.stderr
+    for command in ("status", "probe"):  # monitoring-plugin commands: UNKNOWN (3), the line on stdout
+        unknown = subprocess.run([sys.executable, "-m", "dnsbalance", command], cwd=empty, capture_output=True,
+                                 text=True, timeout=60, env=env)
+        assert unknown.returncode == 3 and unknown.stdout.startswith(
+            "DNSBALANCE UNKNOWN - no configuration folder: neither ./config"), (command, unknown)

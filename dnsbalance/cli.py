@@ -700,7 +700,8 @@ def _rollover(args: argparse.Namespace, settings: Settings) -> int:
     print(step.message)
     if settings.dnssec.sign:
         args.timeout = 30.0
-        _reload(args)
+        reloaded = _reload(args)
+        return 0 if reloaded in (0, 3) else reloaded  # 3: no server running, it serves the step at its start
     return 0
 
 

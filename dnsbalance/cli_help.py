@@ -149,9 +149,10 @@ COMMANDS: dict[str, CommandHelp] = {
                   ("dnsbalance dnssec ds", "the DS records for the parent zone"),
                   ("dnsbalance dnssec status", "key tags, earliest signature expiry"),
                   ("dnsbalance dnssec rollover start", "publish a next key beside the signing one")),
-        exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, or "
-                                "dnsbalance.yaml unreadable"),
-               (2, "rollover without a step, or a step without rollover"))),
+        exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, "
+                                "dnsbalance.yaml unreadable, or the running server refused the step's reload"),
+               (2, "rollover without a step, or a step without rollover"),
+               (4, "rollover: the running server showed no outcome of the step's reload in time"))),
     "explain": CommandHelp(
         about="The table a client gets for a name (network, AS, country, continent or default), its entries with "
               "weights, shares and health, and why the others were passed over.",

@@ -65,7 +65,10 @@ def retire_wait(settings: Settings) -> float:
 
 
 def _too_early(since: float | None, wait: float, now: float, step: str, why: str) -> None:
-    if since is not None and now < since + wait:
+    if since is None:  # rollover.json lost or damaged: when the step before was taken is unknown, so not safe
+        raise KeyProblem(f"cannot tell when the previous step was taken (rollover.json missing or unreadable): "
+                         f"{why}; --force to {step} anyway")
+    if now < since + wait:
         raise KeyProblem(f"too early to {step}: {why}; safe from {when(since + wait)} "
                          f"(--force to {step} anyway)")
 
@@ -93,7 +96,11 @@ def switch(directory: Path, settings: Settings, now: float, force: bool = False)
                    "the new DNSKEY may not be in every resolver's cache yet")
     new = load(directory, NEXT_FILE)
     load(directory)
-    os.replace(directory / KEY_FILE, directory / RETIRING_FILE)
+    # a link, then a rename over the signing key: at every moment there is a zone.key (a crash between two
+    # renames would have left none, and a server that would not start)
+    retiring = directory / RETIRING_FILE
+    retiring.unlink(missing_ok=True)
+    os.link(directory / KEY_FILE, retiring)
     os.replace(directory / NEXT_FILE, directory / KEY_FILE)
     _save(directory, {**state, "switched": now})
     return Step(f"key tag {new.tag} signs from the next table build (`dnsbalance reload`); the old key stays "

@@ -437,3 +437,22 @@ def test_signed_apt_orders_are_cut_to_apts_512_bytes_like_unsigned_ones(key: Sig
         srv = next(r for r in reply.answer if r.rdtype == dns.rdatatype.SRV)
         assert sorted(r.priority for r in srv) == list(range(8))
         assert validate_sections(reply, keys, additional=True) == 1 + 8  # the SRV set, each target's A
+
+
+def test_a_rollover_whose_timestamps_are_lost_waits_for_force(tmp_path: Path) -> None:
+    """Without rollover.json the step before's time is unknown: switching is refused unless forced (it was
+    taken at once), and the switch leaves a signing key in place at every moment (a link, then a rename)."""
+    from dnsbalance.configuration.model import Settings, SOASettings
+    from dnsbalance.dnssec import rollover
+    from dnsbalance.dnssec.keys import load_keys
+    settings = Settings(zone=ZONE, nameservers=(), soa=SOASettings(rname="h.example.org"))
+    folder = tmp_path / "keys"
+    old = keygen(folder, Algorithm.ECDSAP256SHA256)
+    new = rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0).key
+    (folder / "rollover.json").unlink()
+    with pytest.raises(KeyProblem, match="cannot tell when the previous step was taken"):
+        rollover.switch(folder, settings, 1e9)
+    assert load_keys(folder).signing.tag == old.tag
+    rollover.switch(folder, settings, 1e9, force=True)
+    keys = load_keys(folder)
+    assert keys.signing.tag == new.tag and keys.retiring is not None and keys.retiring.tag == old.tag

@@ -54,7 +54,8 @@ class NativePath:
     """The native structures of one FastPath: its answer table (shared by the answerers, made before they
     fork) and the shapes of the process answering (made in it, on first use)."""
 
-    __slots__ = ("building", "built_from", "built_in", "fast", "index", "meta", "pid", "shapes", "slots", "table")
+    __slots__ = ("building", "built_from", "built_in", "fast", "index", "learning", "meta", "pid", "shapes", "slots",
+                 "table")
 
     def __init__(self, fast: FastPath) -> None:
         self.fast = fast
@@ -63,6 +64,7 @@ class NativePath:
         self.built_from = -1  # answer sets compiled when the table was built
         self.built_in = 0  # the process that built it
         self.building = threading.Lock()
+        self.learning = threading.Lock()  # the IPv4 and IPv6 listeners' threads learn into one set of slots
         self.shapes: Any = None  # _native.Shapes, this process's
         self.pid = 0
         self.slots: dict[tuple[object, ...], int] = {}  # what a query counts as -> its counter slot
@@ -112,10 +114,11 @@ class NativePath:
                 return False  # compiled lazily after the fork: a table of its own would copy it per answerer
             index = found
         key = (prepared.query_key, prepared.ecs, prepared.answer_key, index)
-        slot = self.slots.get(key)
-        if slot is None:
-            slot = self.slots[key] = shapes.slot(index)
-            self.meta.append((prepared.query_key, prepared.ecs, prepared.answer_key, answers))
+        with self.learning:  # a slot and its meta are made together: meta[i] describes slot i
+            slot = self.slots.get(key)
+            if slot is None:
+                slot = self.slots[key] = shapes.slot(index)
+                self.meta.append((prepared.query_key, prepared.ecs, prepared.answer_key, answers))
         heads = prepared.heads
         sized = [heads.get(count) for count in range(max(heads) + 1)] if heads else []
         return bool(shapes.learn(data, host, index, slot, sized, prepared.opt, prepared.fixed))

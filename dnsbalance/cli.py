@@ -544,7 +544,8 @@ def _note_refused(config: Path, problems: list) -> None:  # type: ignore[type-ar
         time.time(), health_events.Kind.RELOAD, False, f"refused by `dnsbalance reload` before any signal "
         f"({len(errors)} error(s)): {errors[0] if errors else 'no configuration'}; the server keeps its own",
         health_events.Kind.RELOAD, operator_drains.who()))
-    operator_drains.hand_over([state.operations])
+    operator_drains.hand_over([state.operations, state.operations.with_name(state.operations.name + ".1"),
+                               state.operations.with_name(state.operations.name + ".lock")])
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ are the edges.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import logging
 import os
@@ -88,14 +89,22 @@ def append(path: Path, events: Iterable[Event], limit: int = MAX_BYTES) -> None:
     if not text:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
+    # the server and a command (drain, reload) may both append to the operators' log: the size check, the
+    # rotation and the append happen under one lock, or two rotations at once would lose a whole file
+    # opened read-only: a lock file made by a command run as root is still usable by the server's user
+    lock = os.open(path.with_name(path.name + ".lock"), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        size = 0
-    if size and size + len(text) > limit:
-        os.replace(path, rotated(path))
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size and size + len(text) > limit:
+            os.replace(path, rotated(path))
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+    finally:
+        os.close(lock)
 
 
 def rotated(path: Path) -> Path:

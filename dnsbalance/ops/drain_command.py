@@ -193,7 +193,7 @@ def consequences(config: Path, target: str) -> list[str]:
 def _hand_over(state: StateFolder) -> None:
     ops = state.operations
     operator_drains.hand_over([state.drains, state.drains.with_name(state.drains.name + ".lock"), ops,
-                               ops.with_name(ops.name + ".1")])
+                               ops.with_name(ops.name + ".1"), ops.with_name(ops.name + ".lock")])
 
 
 def _list(state: StateFolder) -> int:

@@ -136,9 +136,10 @@ class HealthScheduler:
         own = policy.judge(observed, settings, health.archives, observed.started)
         digest = shared_digest(self.balancer.loaded.files, config.settings)
         await self.cluster.exchange(own.verdicts, health, digest)
-        archives = self.cluster.adopt(self.balancer.health.archives)
-        if archives != self.balancer.health.archives:
-            self.balancer.health = dataclasses.replace(self.balancer.health, archives=archives)
+        async with self.lock:  # the watch's news (apply_between) writes the health state under it too
+            archives = self.cluster.adopt(self.balancer.health.archives)
+            if archives != self.balancer.health.archives:
+                self.balancer.health = dataclasses.replace(self.balancer.health, archives=archives)
 
     def with_consensus(self, observed: Observed) -> Observed:
         """Under the table lock: the consensus of the live instances as the board has it now (the watch may have

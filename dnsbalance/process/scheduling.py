@@ -82,7 +82,7 @@ class HealthScheduler:
         self.scheduler.shutdown(wait=False)
         await self.client.aclose()
         if self.cluster is not None:
-            self.cluster.close()
+            await self.cluster.stop()  # its vote withdrawn, within about a second
 
     def _follow_cluster(self) -> None:
         """Start the member's watch: its news is applied on this loop (never on the watch's thread)."""

@@ -127,6 +127,14 @@ def test_a_mirror_one_vantage_point_cannot_reach_stays_one_two_cannot_reach_leav
     assert "live instances: ns1, ns2, ns3" in out, out + probe.stderr
     assert re.search(r"^jp2\s+down\s+down\s+up\s+up\s+DOWN \(2/3 down, 2 needed\)$", out, re.M), out
     assert re.search(r"^jp3\s+down\s+up\s+up\s+up\s+up \(1/3 down, 2 needed\)$", out, re.M), out
+    # the same with --json, for a monitoring system
+    probe = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--json", "--config", str(tmp_path / "ns3")],
+                           capture_output=True, text=True, timeout=60)
+    seen = json.loads(probe.stdout)["cluster"]
+    assert seen["connected"] is True and seen["live"] == ["ns1", "ns2", "ns3"], probe.stdout + probe.stderr
+    assert seen["targets"]["jp2"]["seen"] == {"ns1": False, "ns2": False, "ns3": True}
+    assert seen["targets"]["jp2"]["this_probe"] is True and seen["targets"]["jp2"]["up"] is False
+    assert seen["targets"]["jp3"]["down_votes"] == ["ns1"] and seen["targets"]["jp3"]["up"] is True
 
     # ns3 restarts with an empty state folder: its first answers already leave jp2 out (the cluster's verdict,
     # read before its first table), although its own probes would keep it

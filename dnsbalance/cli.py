@@ -383,22 +383,27 @@ def _probe(args: argparse.Namespace) -> int:
     drains = _drains_in_force(StateFolder(config.settings.state_dir))  # the operators': out, whatever the verdict
     verdict = assess(config, build_table(config, view, 1, 0, drained=frozenset(drains)),
                      {v.name: v.reason for v in report.verdicts}, prober)
+    cluster = config.settings.cluster
     if args.json:
-        print(json.dumps({**verdict.as_json(), "targets": probe_rows(report, config, drains),
-                          "cycle": {"started": report.started, "duration": report.duration,
-                                    "master": report.master_note}}, indent=1))
+        document = {**verdict.as_json(), "targets": probe_rows(report, config, drains),
+                    "cycle": {"started": report.started, "duration": report.duration, "master": report.master_note}}
+        if cluster is not None:  # several name servers: each one's view and the consensus (read-only)
+            from dnsbalance.cluster.report import cluster_json, read_cluster
+
+            document["cluster"] = cluster_json(read_cluster(cluster), cluster, report.verdicts,
+                                               policy_settings(config).known)
+        print(json.dumps(document, indent=1))
         return int(verdict.code)
     print(verdict.line)
     for line in probe_table(report, config, drains):
         print(line)
     for line in verdict.details():
         print(line)
-    if config.settings.cluster is not None:  # several name servers: each one's view and the consensus (read-only)
+    if cluster is not None:  # several name servers: each one's view and the consensus (read-only)
         from dnsbalance.cluster.report import cluster_table, read_cluster
 
         print()
-        for line in cluster_table(read_cluster(config.settings.cluster), config.settings.cluster, report.verdicts,
-                                  policy_settings(config).known):
+        for line in cluster_table(read_cluster(cluster), cluster, report.verdicts, policy_settings(config).known):
             print(line)
     return int(verdict.code)
 

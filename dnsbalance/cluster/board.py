@@ -1,7 +1,8 @@
-"""The values under the votes folder as last known, pure: fed by the cycle's full reads and by the watch's events,
-which arrive on different threads and in any order. etcd's revisions order them: a key keeps the value of the
-highest revision seen, a deletion (a lease that ran out) is remembered as a tombstone so that an older read cannot
-bring the value back, and a full read at revision R drops what it no longer holds as of R.
+"""The values under the prefix (votes, push references, drains) as last known, pure: fed by the cycle's full
+reads and by the watch's events, which arrive on different threads and in any order. etcd's revisions order them:
+a key keeps the value of the highest revision seen, a deletion (a lease that ran out) is remembered as a tombstone
+so that an older read cannot bring the value back, and a full read at revision R drops what it no longer holds as
+of R.
 """
 from __future__ import annotations
 

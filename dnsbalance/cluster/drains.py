@@ -1,8 +1,14 @@
 """Operators' drains shared by every name server (`PREFIX drains/TARGET`, no lease: a drain lasts until undrained or
 its `until`). `dnsbalance drain` publishes to etcd first and then writes its own state folder; every server
-follows etcd's drains into its own state folder's drains file (a thread asking etcd every second), and from there
-into its tables as any drain (process/draining.py). So each instance keeps applying the last drains it saw while
-etcd is unreachable, and after a restart.
+follows etcd's drains into its own state folder's drains file, and from there into its tables as any drain
+(process/draining.py). So each instance keeps applying the last drains it saw while etcd is unreachable, and after
+a restart.
+
+How a server learns of them: through the watch that already streams the whole prefix for the votes
+(watch.py into board.py): the watch's news wakes the follower, which reads the drains off the board, with no
+request of its own. Only while no watch streams (it is down or being opened again, `cluster.watch: false`, or
+health checks off) does the follower read etcd's `drains/` keys itself, every FALLBACK seconds, each read bounded
+by TIMEOUT.
 
 A drain that ran out is taken out of etcd by whichever instance sees it first (a delete: harmless twice).
 """
@@ -13,7 +19,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from dnsbalance import drains as operator_drains
@@ -24,8 +30,10 @@ from dnsbalance.drains import Drain
 from dnsbalance.health import events as health_events
 
 log = logging.getLogger(__name__)
-POLL = 1.0  # seconds between reads of etcd's drains
+TICK = 1.0  # seconds between looks at the drains (the board's, no request, while a watch streams): expiries
+FALLBACK = 1.0  # seconds between reads of etcd's drains while no watch streams
 TIMEOUT = 2.0  # seconds per etcd request
+Watched = Callable[[], "list[tuple[str, bytes]] | None"]  # the prefix as a streaming watch has it; None: no watch
 
 
 def encode(drain: Drain) -> bytes:
@@ -68,28 +76,43 @@ def publish(settings: Settings, drain: Drain | None, target: str) -> int | None:
     finally:
         link.close()
     print(f"cluster: {'undrain' if drain is None else 'drain'} of {target} written to etcd ({key}): every name "
-          "server of the cluster follows it within seconds")
+          "server of the cluster follows it within a second")
     return None
 
 
 class DrainFollower:
-    """On a daemon thread of its own: etcd's drains into this instance's drains file, every POLL seconds."""
+    """On a daemon thread of its own: etcd's drains into this instance's drains file, as soon as the watch brings
+    them (`wake`), else by a read of etcd every FALLBACK seconds."""
 
-    def __init__(self, settings: ClusterSettings, path: Path, operations: Path) -> None:
+    def __init__(self, settings: ClusterSettings, path: Path, operations: Path,
+                 watched: Watched = lambda: None, written: Callable[[], None] = lambda: None) -> None:
+        """`watched`: the prefix as a streaming watch has it (None: read etcd); `written`: called (on this thread)
+        after the drains file changed, so the server looks at it now rather than at its next half-second look."""
         self.settings = settings
+        self.written = written
         self.path = path
         self.operations = operations
+        self.watched = watched
         self.link = EtcdLink(settings, TIMEOUT)
         self.stopping = threading.Event()
-        self.seen: Mapping[str, Drain] | None = None  # etcd's drains at the last read
+        self.news = threading.Event()  # set by the watch's thread after each change under the prefix
+        self.seen: Mapping[str, Drain] | None = None  # etcd's drains at the last look
         self.down: str | None = None
+        self.reported: set[str] = set()  # bad values already logged
+        self.read_at = 0.0  # monotonic time of the last read of etcd (fallback)
+        self.reads = 0  # reads of etcd by this follower (none while a watch streams)
         self.thread = threading.Thread(target=self._loop, name="dnsbalance-cluster-drains", daemon=True)
 
     def start(self) -> None:
         self.thread.start()
 
+    def wake(self) -> None:
+        """News under the prefix (from any thread): look now."""
+        self.news.set()
+
     def stop(self) -> None:
         self.stopping.set()
+        self.news.set()
         self.link.close()
 
     def _loop(self) -> None:
@@ -98,12 +121,21 @@ class DrainFollower:
                 self.once(time.time())
             except Exception:  # noqa: BLE001  # a bug must not end the following: logged, tried again
                 log.exception("cluster: following etcd's drains failed; trying again")
-            self.stopping.wait(POLL)
+            self.news.wait(TICK)
+            self.news.clear()
 
     def once(self, now: float) -> None:
         prefix = self.settings.prefix
+        watched = self.watched()
         try:
-            found, ignored = parse(self.link.get_prefix(prefix + layout.DRAINS), prefix)
+            if watched is not None:
+                found, ignored = parse(watched, prefix)
+            elif time.monotonic() - self.read_at < FALLBACK:
+                return  # woken between two fallback reads: the next one is soon enough
+            else:
+                self.read_at = time.monotonic()
+                self.reads += 1
+                found, ignored = parse(self.link.get_prefix(prefix + layout.DRAINS), prefix)
         except EtcdDown as exc:
             if self.down is None:
                 # worded apart from member.py's "etcd unreachable", which is said once per outage
@@ -115,7 +147,9 @@ class DrainFollower:
             log.info("cluster: drains followed from etcd again")
             self.down = None
         for problem in ignored:
-            log.warning("cluster: ignored %s%s", prefix, problem)
+            if problem not in self.reported:  # once, not at every look
+                log.warning("cluster: ignored %s%s", prefix, problem)
+        self.reported = set(ignored)
         for name, drain in found.items():
             if not drain.active(now):  # ran out: out of etcd (any instance may do it; twice is harmless)
                 try:
@@ -139,6 +173,7 @@ class DrainFollower:
             log.warning("cluster: cannot write etcd's drains to %s: %s", self.path, exc)
             self.seen = None  # try again at the next read
             return
+        self.written()
         for name, before, after in changed:  # what this instance learnt from another (its own are logged already)
             if after is not None and after.active(now):
                 event = health_events.Event(now, name, False, f"{after.describe()} (through the cluster)",

@@ -1,5 +1,6 @@
 """`dnsbalance probe` with `cluster:`: what each live vantage point sees, this probe's own view, and the consensus the
-name servers serve, as text lines. Reading etcd is bounded and read-only (a probe never votes); the table is pure.
+name servers serve, as text lines or (`--json`) one object. Reading etcd is bounded and read-only (a probe never
+votes); the table and the object are pure.
 """
 from __future__ import annotations
 
@@ -56,6 +57,34 @@ def cluster_table(read: Read | str, settings: ClusterSettings, verdicts: tuple[V
         lines.append("this probe failed every target of a kind: the prober is the likely fault, and its vote would "
                      "leave them out")
     return lines
+
+
+def cluster_json(read: Read | str, settings: ClusterSettings, verdicts: tuple[Verdict, ...],
+                 known: Mapping[str, str]) -> dict[str, object]:
+    """What cluster_table says, for `probe --json`: shaped as status.json's `cluster` (targets' `up`, `down_votes`,
+    `voters`, `needed`, `seen`), plus this probe's own view of each target (`this_probe`, null when it left it out
+    of what a vote would say)."""
+    head: dict[str, object] = {"instance": settings.instance, "prefix": settings.prefix,
+                               "down_quorum": settings.down_quorum, "etcd_endpoints": len(settings.etcd)}
+    if isinstance(read, str):
+        return {**head, "connected": False, "problem": read}
+    decisions = decide(read.votes, settings.down_quorum)
+    here = {v.name: v.ok for v in observed(verdicts)}
+    configurations: dict[str, list[str]] = {}
+    for vote in sorted(read.votes, key=lambda v: v.instance):
+        configurations.setdefault(vote.digest, []).append(vote.instance)
+    targets: dict[str, object] = {}
+    for key in [v.name for v in verdicts if v.name in known]:
+        decision = decisions.get(key)
+        targets[key] = {"seen": {v.instance: v.sees(key) for v in sorted(read.votes, key=lambda v: v.instance)},
+                        "this_probe": here.get(key),
+                        **({"up": None} if decision is None else
+                           {"up": decision.up, "down_votes": list(decision.down), "voters": decision.voters,
+                            "needed": decision.needed})}
+    return {**head, "connected": True, "problem": "", "live": sorted(v.instance for v in read.votes),
+            "configurations": configurations, "drift": len(configurations) > 1,
+            "unknown_writers": list(read.unknown), "ignored": list(read.ignored),
+            "prober_suspected": len(here) < len(verdicts), "targets": targets}
 
 
 def _word(up: bool | None) -> str:

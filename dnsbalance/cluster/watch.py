@@ -1,6 +1,7 @@
 """The other instances' votes as they arrive: an etcd watch on the prefix, on a thread of its own, feeding the
 board (board.py) and telling the member after each change, so a majority that forms between this instance's
-cycles is applied within a moment, not at its next cycle.
+cycles is applied within a moment, not at its next cycle. The operators' drains under the same prefix reach
+every instance the same way (drains.py reads them off the board when the watch's news wakes it).
 
 Never on the event loop and never waited for: a watch that cannot be opened, is cut, or stays silent for longer
 than a healthy cluster can (every instance writes once per interval) is opened again, after a full read, with a

@@ -57,6 +57,8 @@ class HealthScheduler:
         self.following: asyncio.Task[None] | None = None  # applying the watch's news
         self.again = False  # news came while it ran
         self.leaving: set[asyncio.Task[None]] = set()
+        # told on the watch's thread of every change under the prefix (the cluster's drains follower): must not block
+        self.listeners: list[Callable[[], None]] = []
 
     def _client_settings(self) -> tuple[int, str | None, str | None]:
         health = self.balancer.config.settings.health
@@ -78,11 +80,19 @@ class HealthScheduler:
             return {}
         return {"start_date": datetime.fromtimestamp(offset(settings.instance, self.interval), UTC)}
 
+    def watched(self, prefix: str) -> list[tuple[str, bytes]] | None:
+        """Every value under `prefix` as the member's streaming watch has it; None while no watch streams (or it
+        streams another prefix, after a reload). Read from other threads (the board is thread-safe)."""
+        member = self.cluster
+        if member is None or not member.watching or member.settings.prefix != prefix:
+            return None
+        return member.board.values()
+
     async def stop(self) -> None:
         self.scheduler.shutdown(wait=False)
         await self.client.aclose()
         if self.cluster is not None:
-            self.cluster.close()
+            await self.cluster.stop()  # its vote withdrawn, within about a second
 
     def _follow_cluster(self) -> None:
         """Start the member's watch: its news is applied on this loop (never on the watch's thread)."""
@@ -92,6 +102,8 @@ class HealthScheduler:
 
         def news() -> None:  # on the watch's thread
             loop.call_soon_threadsafe(self._news, member)
+            for listener in self.listeners:
+                listener()
         member.follow(news)
 
     def _news(self, member: ClusterMember) -> None:

@@ -93,6 +93,14 @@ class Answerer:
     retired_at: float | None = None
 
 
+def wake_soon(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    """From another thread: set `event` on `loop` (nothing once the loop has closed, at a stop)."""
+    try:
+        loop.call_soon_threadsafe(event.set)
+    except RuntimeError:
+        pass
+
+
 @dataclass
 class Supervisor:
     balancer: Balancer
@@ -351,8 +359,13 @@ class Supervisor:
         loop.set_default_executor(ThreadPoolExecutor(thread_name_prefix="dnsbalance-background",
                                                      initializer=lower_priority))
         stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        woken = asyncio.Event()  # look now, not at the next WATCH_INTERVAL: a stop, the cluster's drains written
+
+        def halt() -> None:
+            stop.set()
+            woken.set()
+        loop.add_signal_handler(signal.SIGTERM, halt)
+        loop.add_signal_handler(signal.SIGINT, halt)
         tasks: set[asyncio.Task[None]] = set()
 
         def later(work: str) -> None:
@@ -385,7 +398,12 @@ class Supervisor:
         if cluster is not None:  # every name server follows etcd's drains into its own drains file
             from dnsbalance.cluster.drains import DrainFollower as ClusterDrains
 
-            shared_drains = ClusterDrains(cluster, self.balancer.state.drains, self.balancer.state.operations)
+            # through the health member's watch when it streams (no polling), else by reads of their own
+            shared_drains = ClusterDrains(cluster, self.balancer.state.drains, self.balancer.state.operations,
+                                          watched=lambda: health.watched(cluster.prefix) if health else None,
+                                          written=lambda: wake_soon(loop, woken))
+            if health is not None:
+                health.listeners.append(shared_drains.wake)
             shared_drains.start()
         later("complete")
         identity = self.identity()
@@ -404,9 +422,10 @@ class Supervisor:
                     self.draining = True
                     later("drains")
                 try:
-                    await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
+                    await asyncio.wait_for(woken.wait(), WATCH_INTERVAL)
                 except TimeoutError:
                     pass
+                woken.clear()
         finally:
             log.info("shutting down")
             stop_reading()  # a reload reading its files is abandoned, not waited for

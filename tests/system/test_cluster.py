@@ -127,6 +127,14 @@ def test_a_mirror_one_vantage_point_cannot_reach_stays_one_two_cannot_reach_leav
     assert "live instances: ns1, ns2, ns3" in out, out + probe.stderr
     assert re.search(r"^jp2\s+down\s+down\s+up\s+up\s+DOWN \(2/3 down, 2 needed\)$", out, re.M), out
     assert re.search(r"^jp3\s+down\s+up\s+up\s+up\s+up \(1/3 down, 2 needed\)$", out, re.M), out
+    # the same with --json, for a monitoring system
+    probe = subprocess.run([sys.executable, "-m", "dnsbalance", "probe", "--json", "--config", str(tmp_path / "ns3")],
+                           capture_output=True, text=True, timeout=60)
+    seen = json.loads(probe.stdout)["cluster"]
+    assert seen["connected"] is True and seen["live"] == ["ns1", "ns2", "ns3"], probe.stdout + probe.stderr
+    assert seen["targets"]["jp2"]["seen"] == {"ns1": False, "ns2": False, "ns3": True}
+    assert seen["targets"]["jp2"]["this_probe"] is True and seen["targets"]["jp2"]["up"] is False
+    assert seen["targets"]["jp3"]["down_votes"] == ["ns1"] and seen["targets"]["jp3"]["up"] is True
 
     # ns3 restarts with an empty state folder: its first answers already leave jp2 out (the cluster's verdict,
     # read before its first table), although its own probes would keep it
@@ -417,4 +425,49 @@ def test_etcd_with_user_and_password(tmp_path: Path, country_mmdb: Path, zone_fl
     finally:
         link.close()
         server.stop()
+        etcd.stop()
+
+
+def stop_time(server: Server) -> float:
+    """Seconds from SIGTERM to the process's exit."""
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    server.process.wait(timeout=15)
+    return time.monotonic() - started
+
+
+def test_a_graceful_stop_withdraws_the_vote_at_once_and_a_silent_etcd_delays_it_a_second_at_most(
+        tmp_path: Path, country_mmdb: Path, zone_fleet: dict[str, Mirror]) -> None:
+    (tmp_path / "etcd").mkdir()
+    etcd = EtcdCluster(tmp_path / "etcd", size=1).start()
+    link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "test", PREFIX), 2.0)
+    servers: list[Server] = []
+    try:  # at a 6-s interval a vote's lease is 18 s: an expiry could not pass for a withdrawal
+        for index in range(2):
+            folder = cluster_config(tmp_path, country_mmdb, zone_fleet, index, etcd.endpoints, interval=6)
+            servers.append(start_server(folder, tmp_path / f"ns{index + 1}.log", ipv6=False))
+        for server in servers:
+            until(lambda s=server: peers(s) == 1, timeout=30, what="each instance sees the other")  # type: ignore
+        live = stop_time(servers[0])
+        votes = [key for key, _ in link.get_prefix(PREFIX + "votes/")]
+        assert votes == [PREFIX + "votes/ns2"], votes  # ns1's went with its process, not 18 s later
+        assert "cluster: vote withdrawn at stop" in servers[0].log()
+        gone = time.monotonic()
+        until(lambda: peers(servers[1]) == 0, timeout=5, what="ns2 still counts ns1 as a live vantage point")
+        noticed = time.monotonic() - gone
+        member = etcd.members[0]
+        assert member.process is not None
+        member.process.send_signal(signal.SIGSTOP)  # etcd silent: connections accepted, nothing answered
+        try:
+            silent = stop_time(servers[1])
+        finally:
+            member.process.send_signal(signal.SIGCONT)
+        assert "cluster: vote not withdrawn at stop" in servers[1].log(), servers[1].log()[-2000:]
+        print(f"stop with etcd answering {live:.2f}s (ns2 saw ns1 gone {noticed:.2f}s later); "
+              f"with etcd silent {silent:.2f}s")
+        assert silent < live + 1.5, (live, silent)
+    finally:
+        for server in servers:
+            server.stop()
+        link.close()
         etcd.stop()

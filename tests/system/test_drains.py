@@ -157,6 +157,11 @@ def test_unknown_name_is_refused_with_a_suggestion(config_dir: Path) -> None:
 def test_drain_through_the_cluster_reaches_every_name_server(tmp_path: Path, country_mmdb: Path) -> None:
     import pytest
 
+    from dnsbalance.cluster import drains as cluster_drains
+    from dnsbalance.cluster import layout
+    from dnsbalance.cluster.etcd import EtcdLink
+    from dnsbalance.configuration.model import ClusterSettings
+    from dnsbalance.drains import Drain
     from tests.etcd import EtcdCluster, have_etcd
     from tests.harness import make_config
 
@@ -167,10 +172,12 @@ def test_drain_through_the_cluster_reaches_every_name_server(tmp_path: Path, cou
     servers: list[Server] = []
     try:
         folders = []
-        for index in range(2):  # each its own folder, and so its own state folder
+        for index in range(3):  # each its own folder, and so its own state folder
             folder = make_config(tmp_path / f"ns{index + 1}", country_mmdb)
+            # ns1 and ns2 learn of drains through their watch of the prefix; ns3 has none, and reads them itself
+            watch = ", watch: false" if index == 2 else ""
             with (folder / "dnsbalance.yaml").open("a") as handle:
-                handle.write(f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns{index + 1}}}\n")
+                handle.write(f"cluster: {{etcd: {json.dumps(etcd.endpoints)}, instance: ns{index + 1}{watch}}}\n")
             folders.append(folder)
             servers.append(start_server(folder, tmp_path / f"ns{index + 1}.log", ipv6=False))
         done = cli(folders[0], "drain", "jp1", "--reason", "network work", env={"USER": "carol"})
@@ -185,6 +192,29 @@ def test_drain_through_the_cluster_reaches_every_name_server(tmp_path: Path, cou
         assert back.returncode == 0, back.stderr
         for server in servers:
             until(lambda s=server: JP1 in answers(s, 40), 8, "a name server never took jp1 back")
+        # from a drain's arrival in etcd (written here as the command writes it) to every name server answering
+        # accordingly: what the watch (or, with it down, the fallback read) and the table swap take together
+        link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "test", "/dnsbalance/cdn.example.org/"), 2.0)
+        key = layout.drain_key("/dnsbalance/cdn.example.org/", "jp1")
+        times: dict[str, list[float]] = {"watched": [], "read": []}
+        try:
+            for _ in range(4):
+                for served in (False, True):
+                    if served:
+                        link.delete(key)
+                    else:
+                        link.put(key, cluster_drains.encode(Drain("jp1", "timed", "test", time.time())))
+                    began = time.monotonic()
+                    for group, members in (("watched", servers[:2]), ("read", servers[2:])):
+                        until(lambda m=members: all((JP1 in answers(s, 30)) == served for s in m), 8,  # type: ignore
+                              f"{group}: jp1 {'not taken back' if served else 'still served'}")
+                        times[group].append(time.monotonic() - began)
+        finally:
+            link.close()
+        for group, found in times.items():
+            print(f"drain/undrain in etcd to every {group} name server: " + " ".join(f"{t:.2f}" for t in found) +
+                  f" s; median {sorted(found)[len(found) // 2]:.2f} s, max {max(found):.2f} s")
+        assert sorted(times["watched"])[4] < 0.6, times  # the median: no second-long poll on the way
         etcd.stop()  # etcd gone: a drain is refused, nothing changes
         refused = cli(folders[0], "drain", "jp2")
         assert refused.returncode == 1 and "etcd cannot be reached" in refused.stderr

@@ -213,14 +213,19 @@ class Balancer:
         if step.kept:
             return False
         self.health = step.state
-        if self.persist:
-            health_events.record(before, self.health, self.state.events)
-            try:
-                health_state.save(self.health, self.state.health)
-            except OSError as exc:
-                log.warning("cannot save health state: %s", exc)
+        self._persist_health(before)
         self.regenerate()
         return True
+
+    def _persist_health(self, before: HealthState) -> None:
+        """The transitions since `before` into the event log, and the state in service to disk (never a stop)."""
+        if not self.persist:
+            return
+        health_events.record(before, self.health, self.state.events)
+        try:
+            health_state.save(self.health, self.state.health)
+        except OSError as exc:
+            log.warning("cannot save health state: %s", exc)
 
     def apply_between(self, observations: tuple[External, ...], now: float) -> bool:
         """Outside observations between cycles (the cluster's consensus as the watch brings it): through the same
@@ -232,12 +237,7 @@ class Balancer:
         for record in step.records:
             log_record(record, self.generation)
         self.health = dataclasses.replace(step.state, cycles=before.cycles)  # not a cycle
-        if self.persist:
-            health_events.record(before, self.health, self.state.events)
-            try:
-                health_state.save(self.health, self.state.health)
-            except OSError as exc:
-                log.warning("cannot save health state: %s", exc)
+        self._persist_health(before)
         if not any(isinstance(r, policy.Transition) for r in step.records):
             return False
         self.regenerate()

@@ -13,7 +13,7 @@ from dnsbalance.configuration.model import APEX, MIRROR_LABEL, RELAY_LABEL, SRV_
 from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
-from dnsbalance.dnssec.signer import Signer, canonical_name
+from dnsbalance.dnssec.signer import Cached, Signer, canonical_name
 from dnsbalance.protocol.codes import DClass, RType
 from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, name_of, wire_name
 from dnsbalance.ranking.active import ActiveTable
@@ -39,13 +39,19 @@ def srv_rdatas(pool: Pool, zone: str) -> tuple[bytes, ...]:
                  for c in pool.candidates)
 
 
-def web_rdatas(order: tuple[Candidate, ...], owner: str, zone: str) -> tuple[bytes, ...]:
-    """An apt SRV order's RDATA in canonical form: priority the rank, targets `<mirror>.mirror.NAME.<zone>`."""
+def web_targets(pool: Pool, owner: str, zone: str) -> dict[str, bytes]:
+    """An apt SRV pool's targets `<mirror>.mirror.NAME.<zone>` in canonical form, by mirror."""
     service = web_service(owner)
     assert service is not None
-    return tuple(struct.pack("!HHH", rank, c.weight, c.port) + canonical_name(absolute(mirror_target(c.name,
-                                                                                                    service[1]), zone))
-                 for rank, c in enumerate(order))
+    return {c.name: canonical_name(absolute(mirror_target(c.name, service[1]), zone)) for c in pool.candidates}
+
+
+def web_rdatas(order: tuple[Candidate, ...], targets: dict[str, bytes]) -> tuple[bytes, ...]:
+    """An apt SRV order's RDATA in canonical form: priority the rank, targets from web_targets."""
+    return tuple(_SRV_FIELDS.pack(rank, c.weight, c.port) + targets[c.name] for rank, c in enumerate(order))
+
+
+_SRV_FIELDS = struct.Struct("!HHH")
 
 
 RRSIG_HEAD = struct.Struct("!HHHIH")  # owner pointer, type, class, TTL, RDLENGTH
@@ -71,6 +77,8 @@ class ZoneSignatures:
                  "negative_soa_rrsig", "nsec_ttl", "seconds", "sets", "tag", "web", "window", "without")
 
     def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
+        """Asks the signer for every RRset's signature while walking the table (it signs them in threads as they
+        come), waits for them, then writes them where the answer path reads them."""
         zone = table.zone
         apex = zone.zone
         self.dnskey = signer.key.dnskey
@@ -81,96 +89,110 @@ class ZoneSignatures:
                                                        *((k.tag, int(k.algorithm), role) for k, role in signer.others))
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
-        self.by_content: dict[Content, bytes] = {}
-        # (owner relative, the AnswerSets' variants) -> one RRSIG record per distinct set (variants.sets), in wire
-        # form after an answer to the question (owner a pointer to it): both paths write these bytes
-        self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {}
-        # (owner absolute lower case, type) -> RRSIG of the glue's and SRV targets' A/AAAA (answers and additional)
-        self.addresses: dict[tuple[str, int], bytes] = {}
-        # id() of an apt SRV pool (`_http._tcp.NAME`, alive as long as the table) -> its signed orders
-        self.web: dict[int, WebOrders] = {}
-        # (owner absolute, type) -> the NSEC (and its RRSIG) of a NODATA for a type the name has in some region
-        self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {}
         types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
         types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
         pooled: set[tuple[str, int]] = set()  # (owner, type) that regions answer from pools: may be NODATA somewhere
+        asked: list[Cached] = []  # the signing key's requests: by_content holds their signatures
 
-        def sign(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:
-            key: Content = (owner.lower(), rtype, ttl, tuple(sorted(set(rdatas))))
-            found = self.by_content[key] = signer.sign(owner, rtype, ttl, rdatas)
-            return found
+        def request(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> Cached:
+            cached = signer.request(owner, rtype, ttl, rdatas)
+            asked.append(cached)
+            return cached
 
-        soa_sig = sign(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
-        # the SOA's RRSIG after a negative answer's SOA, as the fast path appends it (the apex written whole)
-        self.negative_soa_rrsig = (canonical_name(apex) + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, zone.negative_ttl,
-                                                                           len(soa_sig)) + soa_sig)
-        sign(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
-        # The apex RRsets that name keys: DNSKEY (every key published) and, for parents that scan for them
-        # (RFC 7344, 8078), CDS and CDNSKEY (the keys the parent's DS should point to); each signed by every
-        # published key, so that a resolver trusting either key of a rollover validates them.
-        # type -> (RDATA in order, RRSIG RDATAs)
-        self.key_sets: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {}
-        parent = signer.for_parent or (signer.key,)
-        for rtype, rdatas in ((RType.DNSKEY, (self.dnskey, *(k.dnskey for k, _ in signer.others))),
-                              (RType.CDS, tuple(ds_rdata(apex, k) for k in parent)),
-                              (RType.CDNSKEY, tuple(k.dnskey for k in parent))):
-            sigs = signer.sign_by_all(apex, rtype, zone.soa_ttl, rdatas)
-            self.key_sets[rtype] = (rdatas, sigs)
-            self.by_content[(apex.lower(), rtype, zone.soa_ttl, tuple(sorted(set(rdatas))))] = sigs[0]
-        types[apex].update((RType.CDS, RType.CDNSKEY))
-        for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
-                                   *((n, e, zone.ttl) for n, e in zone.targets.items())]:
-            owner = absolute(name, apex).lower()
-            for rtype in {t for t, _ in entries}:
-                self.addresses[(owner, rtype)] = sign(owner, rtype, ttl,
-                                                      tuple(address_rdata(a) for t, a in entries if t == rtype))
+        try:
+            soa = request(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
+            request(apex, RType.NS, zone.soa_ttl, tuple(wire_name(ns.lower()) for ns in zone.nameservers))
+            # The apex RRsets that name keys: DNSKEY (every key published) and, for parents that scan for them
+            # (RFC 7344, 8078), CDS and CDNSKEY (the keys the parent's DS should point to); each signed by every
+            # published key, so that a resolver trusting either key of a rollover validates them.
+            parent = signer.for_parent or (signer.key,)
+            key_sets = {rtype: (rdatas, signer.request_by_all(apex, rtype, zone.soa_ttl, rdatas)) for rtype, rdatas in (
+                (RType.DNSKEY, (self.dnskey, *(k.dnskey for k, _ in signer.others))),
+                (RType.CDS, tuple(ds_rdata(apex, k) for k in parent)),
+                (RType.CDNSKEY, tuple(k.dnskey for k in parent)))}
+            asked.extend(requests[0] for _, requests in key_sets.values())
+            types[apex].update((RType.CDS, RType.CDNSKEY))
+            addresses: dict[tuple[str, int], Cached] = {}
+            for name, entries, ttl in [*((n, e, zone.soa_ttl) for n, e in zone.glue.items()),
+                                       *((n, e, zone.ttl) for n, e in zone.targets.items())]:
+                owner = absolute(name, apex).lower()
+                for rtype in {t for t, _ in entries}:
+                    addresses[(owner, rtype)] = request(owner, rtype, ttl,
+                                                        tuple(address_rdata(a) for t, a in entries if t == rtype))
+                    types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
+            sets: dict[tuple[str, Variants], list[Cached]] = {}  # per distinct set, by set number
+            for (name, rtype), sets_list in answers.items():
+                owner = absolute(name, apex)
                 types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
-        for (name, rtype), sets_list in answers.items():
-            owner = absolute(name, apex)
-            types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
-            pooled.add((owner, rtype))
-            for sets in sets_list:
-                key = (name, sets.variants)
-                if key in self.sets:
-                    continue
-                by_set: dict[int, bytes] = {}
-                for index in range(len(sets)):
-                    number = sets.variants.sets[index]
-                    if number not in by_set:
-                        by_set[number] = sign(owner, rtype, zone.ttl, set_rdatas(sets, index))
-                self.sets[key] = tuple(rrsig_record(by_set[n], zone.ttl) for n in range(len(by_set)))
-        web_shared: dict[tuple[str, tuple[Candidate, ...]], WebOrders] = {}  # pools of the same content share
-        for _, tier in table.labelled_tiers():
-            for pools in (tier.usable, tier.fail_open):
-                for (name, rtype), pool in pools.items():
-                    if rtype == RType.SRV and name in SRV_SERVICES:
+                pooled.add((owner, rtype))
+                for answer_sets in sets_list:
+                    key = (name, answer_sets.variants)
+                    if key in sets:
+                        continue
+                    by_set = sets[key] = []
+                    numbers = answer_sets.variants.sets
+                    for index in range(len(answer_sets)):
+                        if numbers[index] == len(by_set):  # a set's first variant (numbered in order of first use)
+                            by_set.append(request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
+            web_shared: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]] = {}
+            self.web: dict[int, WebOrders] = {}  # id() of an apt SRV pool (alive as long as the table) -> its orders
+            for _, tier in table.labelled_tiers():
+                for pools in (tier.usable, tier.fail_open):
+                    for (name, rtype), pool in pools.items():
+                        if rtype == RType.SRV and name in SRV_SERVICES:
+                            owner = absolute(name, apex)
+                            types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
+                            pooled.add((owner, RType.SRV))
+                            request(owner, RType.SRV, zone.ttl, srv_rdatas(pool, apex))
+                for pools in (tier.web.usable, tier.web.fail_open) if tier.web is not None else ():
+                    for (name, _), pool in pools.items():
                         owner = absolute(name, apex)
                         types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
                         pooled.add((owner, RType.SRV))
-                        sign(owner, RType.SRV, zone.ttl, srv_rdatas(pool, apex))
-            for pools in (tier.web.usable, tier.web.fail_open) if tier.web is not None else ():
-                for (name, _), pool in pools.items():
-                    owner = absolute(name, apex)
-                    types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(RType.SRV)
-                    pooled.add((owner, RType.SRV))
-                    content = (name, pool.candidates)
-                    orders = web_shared.get(content)
-                    if orders is None:
-                        base = web_service(name)
-                        assert base is not None
-                        orders = web_shared[content] = WebOrders(pool, name_of(owner), (
-                            MIRROR_LABEL.encode(), *name_of(absolute(base[1], apex))))
-                        orders.signatures = tuple(sign(owner, RType.SRV, zone.ttl, web_rdatas(order, name, apex))
-                                                  for order in orders.orders)
-                    self.web[id(pool)] = orders
-        self.chain = Chain(types)
-        for owner, rdata in self.chain.rdata.items():
-            sign(owner, RType.NSEC, self.nsec_ttl, (rdata,))
-        # A region without a type another region has at the name proves its NODATA with an NSEC listing the
-        # name's types but that one (docs/dnssec.md says why not the region's exact types)
-        for owner, rtype in pooled:
-            rdata = self.chain.with_types(owner, self.chain.types[owner] - {rtype})
-            self.without[(owner, rtype)] = (rdata, sign(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
+                        content = (name, pool.candidates)
+                        found = web_shared.get(content)
+                        if found is None:  # pools of the same content share their orders
+                            base = web_service(name)
+                            assert base is not None
+                            orders = WebOrders(pool, name_of(owner), (MIRROR_LABEL.encode(),
+                                                                      *name_of(absolute(base[1], apex))))
+                            targets = web_targets(pool, name, apex)
+                            found = web_shared[content] = (orders, tuple(
+                                request(owner, RType.SRV, zone.ttl, web_rdatas(order, targets))
+                                for order in orders.orders))
+                        self.web[id(pool)] = found[0]
+            self.chain = Chain(types)
+            for owner, rdata in self.chain.rdata.items():
+                request(owner, RType.NSEC, self.nsec_ttl, (rdata,))
+            # A region without a type another region has at the name proves its NODATA with an NSEC listing the
+            # name's types but that one (docs/dnssec.md says why not the region's exact types)
+            without: dict[tuple[str, int], tuple[bytes, Cached]] = {}
+            for owner, rtype in pooled:
+                rdata = self.chain.with_types(owner, self.chain.types[owner] - {rtype})
+                without[(owner, rtype)] = (rdata, request(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
+        finally:
+            signer.finish()
+
+        signature = signer.signature
+        self.by_content: dict[Content, bytes] = {cached: signature(cached) for cached in asked}
+        soa_sig = signature(soa)
+        # the SOA's RRSIG after a negative answer's SOA, as the fast path appends it (the apex written whole)
+        self.negative_soa_rrsig = (canonical_name(apex) + RECORD_HEAD.pack(RType.RRSIG, DClass.IN, zone.negative_ttl,
+                                                                           len(soa_sig)) + soa_sig)
+        # type -> (RDATA in order, RRSIG RDATAs)
+        self.key_sets: dict[int, tuple[tuple[bytes, ...], tuple[bytes, ...]]] = {
+            rtype: (rdatas, tuple(map(signature, requests))) for rtype, (rdatas, requests) in key_sets.items()}
+        # (owner absolute lower case, type) -> RRSIG of the glue's and SRV targets' A/AAAA (answers and additional)
+        self.addresses: dict[tuple[str, int], bytes] = {key: signature(c) for key, c in addresses.items()}
+        # (owner relative, the AnswerSets' variants) -> one RRSIG record per distinct set (variants.sets), in wire
+        # form after an answer to the question (owner a pointer to it): both paths write these bytes
+        self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {
+            key: tuple(rrsig_record(signature(c), zone.ttl) for c in by_set) for key, by_set in sets.items()}
+        for orders, requests in web_shared.values():
+            orders.signatures = tuple(map(signature, requests))
+        # (owner absolute, type) -> the NSEC (and its RRSIG) of a NODATA for a type the name has in some region
+        self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {
+            key: (rdata, signature(c)) for key, (rdata, c) in without.items()}
         self.made, self.seconds = signer.made, signer.seconds
 
     def lookup(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes | None:

@@ -16,14 +16,13 @@ from array import array
 from bisect import bisect_right
 from random import Random
 
-from dnsbalance.configuration.web_services import apt_records
+from dnsbalance.configuration.web_services import apt_fit, srv_record_size
 from dnsbalance.protocol.renderer import Name
-from dnsbalance.ranking.draw import draw
 from dnsbalance.ranking.pool import Candidate, Pool
 
 
-def _seed(pool: Pool, first: Candidate) -> int:
-    content = repr((first.name, tuple((c.name, c.weight, c.port, c.tier) for c in pool.candidates)))
+def _seed(pool: Pool) -> int:
+    content = repr(tuple((c.name, c.weight, c.port, c.tier) for c in pool.candidates))
     return int.from_bytes(hashlib.blake2b(content.encode(), digest_size=8).digest(), "big")
 
 
@@ -40,12 +39,17 @@ class WebOrders:
         orders: list[tuple[Candidate, ...]] = []
         cumulative = array("d")
         total = 0.0
+        sizes = {id(c): srv_record_size((c.name.encode(), *parent)) for c in candidates} if parent is not None else {}
+        rng = Random(_seed(pool))  # one per pool, drawn in the pool's order: the same orders for the same content
         for first in (c for c in candidates if c.tier == lowest):
-            rest = [c for c in candidates if c is not first]
-            order = [first, *draw(rest, [c.weight for c in rest], len(rest), Random(_seed(pool, first)))]
+            # the rest in a weighted random order without replacement: each by the key u^(1/w), largest first
+            # (Efraimidis and Spirakis), the distribution of draw.draw's pick after pick, at a sort's cost
+            keys = {id(c): rng.random() ** (1.0 / c.weight) for c in candidates if c is not first}
+            rest = sorted((c for c in candidates if c is not first), key=lambda c: -keys[id(c)])
+            order = [first, *rest]
             order.sort(key=lambda c: c.tier)  # stable: the first stays first, the weighted order holds per tier
             if parent is not None:
-                del order[apt_records(qname, [(c.name.encode(), *parent) for c in order]) :]
+                del order[apt_fit(qname, [sizes[id(c)] for c in order]) :]
             orders.append(tuple(order))
             total += first.weight
             cumulative.append(total)

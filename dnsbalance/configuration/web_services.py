@@ -78,14 +78,24 @@ def wire_length(labels: tuple[bytes, ...]) -> int:
     return sum(1 + len(label) for label in labels) + 1
 
 
+def srv_record_size(target: tuple[bytes, ...]) -> int:
+    """An SRV record's size in a resolver's reply to apt (the owner a pointer, the target written whole)."""
+    return _SRV_FIXED + wire_length(target)
+
+
 def apt_records(qname: tuple[bytes, ...], targets: list[tuple[bytes, ...]]) -> int:
     """How many of the SRV records, in order, end within APT_ANSWER_SIZE bytes of a resolver's reply to apt: the
     header and question, then per record the fixed fields and the target uncompressed (RFC 2782 forbids
     compressing it; unbound and BIND write it whole). At least one, whatever its size."""
+    return apt_fit(qname, [srv_record_size(t) for t in targets])
+
+
+def apt_fit(qname: tuple[bytes, ...], sizes: list[int]) -> int:
+    """apt_records, given each record's srv_record_size."""
     room = APT_ANSWER_SIZE - _HEADER - (wire_length(qname) + 4)
     count = 0
-    for target in targets:
-        room -= _SRV_FIXED + wire_length(target)
+    for size in sizes:
+        room -= size
         if room < 0:
             break
         count += 1

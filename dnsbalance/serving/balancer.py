@@ -35,6 +35,7 @@ from dnsbalance.ranking.active import ActiveTable, PoolLabel, pool_changes
 from dnsbalance.ranking.build import fail_open_report
 from dnsbalance.ranking.render import render
 from dnsbalance.serving import served_copy
+from dnsbalance.serving.collector import collector_paused
 from dnsbalance.serving.inputs import Loaded, TableInputs, fingerprint, load
 from dnsbalance.serving.snapshot import Serving, build_serving
 from dnsbalance.statefiles import StateFolder, write_atomically
@@ -112,19 +113,20 @@ class Balancer:
     def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
         """Build the next snapshot off to the side; the caller publishes it with one assignment."""
         self.generation += 1
-        serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
-        self.signer = self._signer(loaded)
-        if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
-            signatures = serving.compiled.sign(self.signer)
-            log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
-                     "valid until %s", self.generation, signatures.made, len(signatures.by_content),
-                     signatures.seconds, signatures.tag,
-                     time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(signatures.window.expiration)))
-        if self.precompute:
-            fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
-            log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
-        if native.active():  # the native path's answer table, here on the build's thread (the fork only checks it)
-            serving.fast.native.ready()
+        with collector_paused():
+            serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
+            self.signer = self._signer(loaded)
+            if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
+                signatures = serving.compiled.sign(self.signer)
+                log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
+                         "valid until %s", self.generation, signatures.made, len(signatures.by_content),
+                         signatures.seconds, signatures.tag,
+                         time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(signatures.window.expiration)))
+            if self.precompute:
+                fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
+                log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
+            if native.active():  # the native path's answer table, here on the build's thread (the fork only checks)
+                serving.fast.native.ready()
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,
                                           serving.built_at)
         for name, regions in fail_open_report(serving.table):

@@ -2,17 +2,21 @@
  *
  * What it holds:
  *   AnswerTable  the compiled table's answer sets (compiler/answers.py) as C views of their own buffers:
- *                the wire bytes, the variants' starts and cumulative weights. Built once per table
- *                generation in the supervisor before answerers fork; it copies nothing and a query reads
- *                only raw memory (no reference count of the table's objects is touched), so the pages stay
- *                shared by every answerer.
+ *                the wire bytes, the variants' starts and cumulative weights; on a signed zone (issue 25)
+ *                also its signed entries, one per (owner name, answer set) signed: the set numbers of its
+ *                variants and the presigned RRSIG record of each distinct set (ZoneSignatures.sets). Built
+ *                once per table generation in the supervisor before answerers fork; it copies nothing and a
+ *                query reads only raw memory (no reference count of the table's objects is touched), so the
+ *                pages stay shared by every answerer.
  *   Shapes       an answerer's replies by query shape: the query less its ID, its name lower-cased, and
  *                the client address -> everything of the reply but the ID, the question (the query's own,
  *                so its letter case, 0x20 included) and the variant drawn. Filled by the Python fast path
  *                at the first query of a shape (it parses, locates and decides; learn() copies its
  *                Prepared), so the native path answers exactly the queries the Python path answers, with
- *                the same bytes. Counts per (answer set, variant) are kept here and drained into the
- *                query counters (stats/counters.py) when they fold.
+ *                the same bytes. A DO answer on a signed zone names its signed entry by index and gets the
+ *                drawn variant's RRSIG record after its records (no signature bytes in a shape). Counts per
+ *                (answer set, variant) are kept here and drained into the query counters (stats/counters.py)
+ *                when they fold.
  *   Batch        a UDP socket's recvmmsg/sendmmsg buffers (the GIL released while the kernel works), each
  *                reply from the address asked (IP_PKTINFO, the rule of udpio.reply_pktinfo); datagrams the
  *                shapes do not know go, in order, to a Python callable (the fast path, else the pipeline).

@@ -6,12 +6,16 @@ answered from the shape's prepared reply, with the draw taken from the pipeline'
 datagram goes, in order, to the Python fast path and then the pipeline, and the Python path's Prepared for
 it is copied into the native shapes (learn). So the native path answers exactly what the Python path
 would, with the same bytes and the same sequence of draws, and everything the Python path refuses (TCP,
-odd queries, cookies, DO on a signed zone, RRL when on, names outside the zone) never reaches it.
+odd queries, cookies, RRL when on, names outside the zone, replies over the client's UDP size) never reaches it.
+DO queries on a signed zone are learnt too: an answer's shape names the table's signed entry of its (owner
+name, answer set), which holds the presigned RRSIG record of each distinct set (ZoneSignatures.sets' tuple,
+not copied); the C side appends the drawn variant's, as Prepared.reply does. Signed NXDOMAIN and NODATA are
+fixed replies like unsigned ones.
 
-The answer table (the C views of the compiled table's answer sets) is built once per table generation
-in the supervisor, before the answerers fork (ready()); the shapes and their counters are each answering
-process's own. The extension is optional: without it (no compiler at install), or with DNSBALANCE_NATIVE=0,
-the Python fast path runs; the start log and the status JSON say which.
+The answer table (the C views of the compiled table's answer sets, and on a signed zone its signed entries)
+is built once per table generation in the supervisor, before the answerers fork (ready()); the shapes and
+their counters are each answering process's own. The extension is optional: without it (no compiler at
+install), or with DNSBALANCE_NATIVE=0, the Python fast path runs; the start log and the status JSON say which.
 """
 from __future__ import annotations
 
@@ -116,7 +120,8 @@ class NativePath:
 
     def learn(self, data: bytes, host: str, prepared: Prepared) -> bool:
         """Copy the Python path's prepared reply to a query into the native shapes. False when it cannot
-        be (answer sets compiled after the fork: the Python path keeps answering that shape)."""
+        be (answer sets or signatures not in the table this process shares: the Python path keeps answering
+        that shape)."""
         shapes = self.process_shapes()
         answers = prepared.answers
         if answers is None:

@@ -2,17 +2,21 @@
  *
  * What it holds:
  *   AnswerTable  the compiled table's answer sets (compiler/answers.py) as C views of their own buffers:
- *                the wire bytes, the variants' starts and cumulative weights. Built once per table
- *                generation in the supervisor before answerers fork; it copies nothing and a query reads
- *                only raw memory (no reference count of the table's objects is touched), so the pages stay
- *                shared by every answerer.
+ *                the wire bytes, the variants' starts and cumulative weights; on a signed zone (issue 25)
+ *                also its signed entries, one per (owner name, answer set) signed: the set numbers of its
+ *                variants and the presigned RRSIG record of each distinct set (ZoneSignatures.sets). Built
+ *                once per table generation in the supervisor before answerers fork; it copies nothing and a
+ *                query reads only raw memory (no reference count of the table's objects is touched), so the
+ *                pages stay shared by every answerer.
  *   Shapes       an answerer's replies by query shape: the query less its ID, its name lower-cased, and
  *                the client address -> everything of the reply but the ID, the question (the query's own,
  *                so its letter case, 0x20 included) and the variant drawn. Filled by the Python fast path
  *                at the first query of a shape (it parses, locates and decides; learn() copies its
  *                Prepared), so the native path answers exactly the queries the Python path answers, with
- *                the same bytes. Counts per (answer set, variant) are kept here and drained into the
- *                query counters (stats/counters.py) when they fold.
+ *                the same bytes. A DO answer on a signed zone names its signed entry by index and gets the
+ *                drawn variant's RRSIG record after its records (no signature bytes in a shape). Counts per
+ *                (answer set, variant) are kept here and drained into the query counters (stats/counters.py)
+ *                when they fold.
  *   Batch        a UDP socket's recvmmsg/sendmmsg buffers (the GIL released while the kernel works), each
  *                reply from the address asked (IP_PKTINFO, the rule of udpio.reply_pktinfo); datagrams the
  *                shapes do not know go, in order, to a Python callable (the fast path, else the pipeline).
@@ -53,12 +57,28 @@ typedef struct {
     Py_ssize_t record;
 } Sets;
 
+/* A signed zone's RRSIG records of one answer set under one owner name (DO queries): the record of the set a
+ * variant belongs to is records[numbers[variant]]. Pointers into the bytes of ZoneSignatures.sets' tuples,
+ * which the table keeps alive: nothing is copied, and a query touches no reference count. */
+typedef struct {
+    Py_ssize_t set;                 /* the answer set, an index in the table */
+    const uint32_t *numbers;        /* per variant of the set: its set number (variants.sets) */
+    Py_ssize_t nrecords;            /* distinct sets */
+    const unsigned char **records;  /* per set number: the RRSIG record */
+    uint32_t *lengths;
+    Py_ssize_t longest;
+} Signed;
+
 typedef struct {
     PyObject_HEAD
     Py_ssize_t count;
     Sets *sets;
     Py_buffer *views; /* 2 per set: starts, cumulative */
     PyObject *keep;   /* the answer sets (and so their buffers) */
+    Py_ssize_t nsigned;
+    Signed *signed_sets;
+    Py_buffer *signed_views; /* 1 per signed entry: its set numbers */
+    PyObject *signed_keep;   /* the signed entries given (and so the records' bytes) */
 } AnswerTable;
 
 static void table_dealloc(AnswerTable *self) {
@@ -69,6 +89,20 @@ static void table_dealloc(AnswerTable *self) {
         PyMem_Free(self->views);
     }
     PyMem_Free(self->sets);
+    if (self->signed_views != NULL) {
+        for (Py_ssize_t i = 0; i < self->nsigned; i++)
+            if (self->signed_views[i].obj != NULL)
+                PyBuffer_Release(&self->signed_views[i]);
+        PyMem_Free(self->signed_views);
+    }
+    if (self->signed_sets != NULL) {
+        for (Py_ssize_t i = 0; i < self->nsigned; i++) {
+            PyMem_Free(self->signed_sets[i].records);
+            PyMem_Free(self->signed_sets[i].lengths);
+        }
+        PyMem_Free(self->signed_sets);
+    }
+    Py_XDECREF(self->signed_keep);
     Py_XDECREF(self->keep);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -88,10 +122,16 @@ static int view_of(PyObject *owner, const char *name, const char *format, Py_ssi
     return 0;
 }
 
+static int signed_init(AnswerTable *self, PyObject *given);
+
 static int table_init(AnswerTable *self, PyObject *args, PyObject *kwds) {
-    PyObject *given;
-    if (!PyArg_ParseTuple(args, "O", &given))
+    PyObject *given, *signed_given = NULL;
+    if (!PyArg_ParseTuple(args, "O|O", &given, &signed_given))
         return -1;
+    if (self->keep != NULL) {
+        PyErr_SetString(PyExc_TypeError, "an AnswerTable is made once");
+        return -1;
+    }
     PyObject *keep = PySequence_Tuple(given);
     if (keep == NULL)
         return -1;
@@ -145,8 +185,84 @@ static int table_init(AnswerTable *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
+    return signed_given != NULL ? signed_init(self, signed_given) : 0;
+}
+
+/* The signed entries: a sequence of (answer set index, set number per variant (array 'I'), RRSIG record per
+ * set number (a tuple of bytes)), checked whole here so that a query only indexes. */
+static int signed_init(AnswerTable *self, PyObject *given) {
+    PyObject *keep = PySequence_Tuple(given);
+    if (keep == NULL)
+        return -1;
+    Py_ssize_t count = PyTuple_GET_SIZE(keep);
+    self->signed_keep = keep;
+    self->signed_sets = PyMem_Calloc(count ? count : 1, sizeof(Signed));
+    self->signed_views = PyMem_Calloc(count ? count : 1, sizeof(Py_buffer));
+    if (self->signed_sets == NULL || self->signed_views == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyTuple_GET_ITEM(keep, i);
+        Signed *entry = &self->signed_sets[i];
+        self->nsigned = i + 1; /* what is made so far is released on failure */
+        PyObject *numbers, *records;
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "nOO!", &entry->set, &numbers, &PyTuple_Type, &records)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "a signed entry: (set index, set numbers, records)");
+            return -1;
+        }
+        if (entry->set < 0 || entry->set >= self->count) {
+            PyErr_SetString(PyExc_IndexError, "a signed entry of no answer set");
+            return -1;
+        }
+        Py_buffer *view = &self->signed_views[i];
+        if (PyObject_GetBuffer(numbers, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+            return -1;
+        if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "I") != 0) {
+            PyErr_SetString(PyExc_TypeError, "set numbers: expected an array of 'I'");
+            return -1;
+        }
+        const Sets *sets = &self->sets[entry->set];
+        if (view->len / 4 != sets->variants) {
+            PyErr_SetString(PyExc_ValueError, "set numbers and variants disagree");
+            return -1;
+        }
+        entry->numbers = view->buf;
+        entry->nrecords = PyTuple_GET_SIZE(records);
+        entry->records = PyMem_Calloc(entry->nrecords ? entry->nrecords : 1, sizeof(const unsigned char *));
+        entry->lengths = PyMem_Calloc(entry->nrecords ? entry->nrecords : 1, sizeof(uint32_t));
+        if (entry->records == NULL || entry->lengths == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t r = 0; r < entry->nrecords; r++) {
+            PyObject *record = PyTuple_GET_ITEM(records, r);
+            if (!PyBytes_Check(record) || PyBytes_GET_SIZE(record) > 4096) {
+                PyErr_SetString(PyExc_TypeError, "records: expected bytes of at most 4096");
+                return -1;
+            }
+            entry->records[r] = (const unsigned char *)PyBytes_AS_STRING(record);
+            entry->lengths[r] = (uint32_t)PyBytes_GET_SIZE(record);
+            if (entry->lengths[r] > entry->longest)
+                entry->longest = entry->lengths[r];
+        }
+        for (Py_ssize_t v = 0; v < sets->variants; v++) {
+            if ((Py_ssize_t)entry->numbers[v] >= entry->nrecords) {
+                PyErr_SetString(PyExc_ValueError, "a variant of a set without its record");
+                return -1;
+            }
+        }
+    }
     return 0;
 }
+
+static PyObject *table_signed(AnswerTable *self, PyObject *unused) { return PyLong_FromSsize_t(self->nsigned); }
+
+static PyMethodDef table_methods[] = {
+    {"signed", (PyCFunction)table_signed, METH_NOARGS, "signed() -> how many signed entries the table holds"},
+    {NULL, NULL, 0, NULL},
+};
 
 static Py_ssize_t table_len(AnswerTable *self) { return self->count; }
 
@@ -154,13 +270,15 @@ static PySequenceMethods table_as_sequence = {.sq_length = (lenfunc)table_len};
 
 static PyTypeObject AnswerTableType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "dnsbalance._native.AnswerTable",
-    .tp_doc = PyDoc_STR("AnswerTable(answer_sets): C views of a compiled table's answer sets, index by position"),
+    .tp_doc = PyDoc_STR("AnswerTable(answer_sets, signed=()): C views of a compiled table's answer sets, index by "
+                        "position; signed: (set index, set numbers, RRSIG records) entries, index by position"),
     .tp_basicsize = sizeof(AnswerTable),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)table_init,
     .tp_dealloc = (destructor)table_dealloc,
     .tp_as_sequence = &table_as_sequence,
+    .tp_methods = table_methods,
 };
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -171,6 +289,7 @@ typedef struct {
     unsigned char *blob; /* key, then heads ((MAX_COUNT + 1) x HEAD, for answers), opt, fixed */
     uint32_t keylen;
     int32_t set;         /* index in the table; -1: a fixed reply (NXDOMAIN, NODATA) */
+    int32_t sig;         /* DO on a signed zone: the table's signed entry whose RRSIG follows the answer; -1: none */
     int32_t slot;        /* counters */
     uint32_t heads_mask; /* which answer sizes have a head */
     uint32_t optlen, fixedlen;
@@ -348,7 +467,7 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
     }
     const Sets held = self->table->sets[entry->set]; /* a copy: retable() may let the table go during the call */
     const Sets *sets = &held;
-    int32_t set_slot = entry->slot;
+    int32_t set_slot = entry->slot, sig = entry->sig;
     const unsigned char *heads = payload;
     const unsigned char *opt = payload + (MAX_COUNT + 1) * HEAD;
     uint32_t optlen = entry->optlen, mask = entry->heads_mask;
@@ -388,7 +507,20 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
     memcpy(out + 2, head_copy + count * HEAD, HEAD);
     memcpy(out + 12, data + 12, (size_t)question);
     memcpy(out + question_end, sets->wire + (Py_ssize_t)first * sets->record, (size_t)records);
-    memcpy(out + question_end + records, opt_copy, optlen);
+    Py_ssize_t length = question_end + records;
+    if (sig >= 0) { /* the RRSIG of the drawn variant's set: read from the table in service now (retable() keeps
+                     * every signed entry at its index), after the draw, which may have run other threads */
+        const AnswerTable *table = self->table;
+        const Signed *signed_set = sig < table->nsigned ? &table->signed_sets[sig] : NULL;
+        if (signed_set == NULL || lo >= table->sets[signed_set->set].variants) {
+            PyErr_SetString(PyExc_RuntimeError, "a shape's signed entry is not in the table");
+            return -1;
+        }
+        uint32_t number = signed_set->numbers[lo];
+        memcpy(out + length, signed_set->records[number], signed_set->lengths[number]);
+        length += signed_set->lengths[number];
+    }
+    memcpy(out + length, opt_copy, optlen);
     if (set_slot < self->nslots) {
         Slot *slot = &self->slots[set_slot];
         slot->queries++;
@@ -397,7 +529,7 @@ static Py_ssize_t reply_known(Shapes *self, const unsigned char *data, Py_ssize_
             slot->variants[lo]++;
     }
     self->hits++;
-    return question_end + records + (Py_ssize_t)optlen;
+    return length + (Py_ssize_t)optlen;
 }
 
 static PyObject *shapes_answer(Shapes *self, PyObject *args) {
@@ -453,14 +585,18 @@ static PyObject *shapes_slot(Shapes *self, PyObject *args) {
 
 static PyObject *shapes_learn(Shapes *self, PyObject *args) {
     const unsigned char *data, *opt, *fixed;
-    Py_ssize_t size, optlen, fixedlen, set, slot;
+    Py_ssize_t size, optlen, fixedlen, set, slot, sig = -1;
     const char *host;
     PyObject *heads;
-    if (!PyArg_ParseTuple(args, "y#snnOy#y#", &data, &size, &host, &set, &slot, &heads, &opt, &optlen, &fixed,
-                          &fixedlen))
+    if (!PyArg_ParseTuple(args, "y#snnOy#y#|n", &data, &size, &host, &set, &slot, &heads, &opt, &optlen, &fixed,
+                          &fixedlen, &sig))
         return NULL;
     if (set >= self->table->count || set < -1 || slot < 0 || slot >= self->nslots) {
         PyErr_SetString(PyExc_IndexError, "no such answer set or slot");
+        return NULL;
+    }
+    if (sig < -1 || sig >= self->table->nsigned || (sig >= 0 && self->table->signed_sets[sig].set != set)) {
+        PyErr_SetString(PyExc_IndexError, "no such signed entry for this answer set");
         return NULL;
     }
     unsigned char key[KEY_MAX];
@@ -476,7 +612,8 @@ static PyObject *shapes_learn(Shapes *self, PyObject *args) {
     memset(head_area, 0, sizeof(head_area));
     if (set >= 0) {
         const Sets *sets = &self->table->sets[set];
-        if (sets->record * MAX_COUNT + question_end + optlen > QUERY_MAX + 4096)
+        Py_ssize_t signature = sig >= 0 ? self->table->signed_sets[sig].longest : 0;
+        if (sets->record * MAX_COUNT + question_end + signature + optlen > QUERY_MAX + 4096)
             Py_RETURN_FALSE;
         /* heads: a sequence by answer size, None where there is none */
         PyObject *seq = PySequence_Fast(heads, "heads: expected a sequence");
@@ -533,6 +670,7 @@ static PyObject *shapes_learn(Shapes *self, PyObject *args) {
     entry->blob = blob;
     entry->keylen = (uint32_t)keylen;
     entry->set = (int32_t)set;
+    entry->sig = set >= 0 ? (int32_t)sig : -1;
     entry->slot = (int32_t)slot;
     entry->heads_mask = mask;
     entry->optlen = set >= 0 ? (uint32_t)optlen : 0;
@@ -599,6 +737,19 @@ static PyObject *shapes_retable(Shapes *self, PyObject *args) {
             return NULL;
         }
     }
+    /* shapes refer to signed entries by index: the same entries (the same records) at the same places */
+    if (grown->nsigned < self->table->nsigned) {
+        PyErr_SetString(PyExc_ValueError, "a table with fewer signed entries");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->table->nsigned; i++) {
+        const Signed *mine = &self->table->signed_sets[i], *theirs = &grown->signed_sets[i];
+        if (mine->set != theirs->set || mine->nrecords != theirs->nrecords || mine->numbers != theirs->numbers ||
+            (mine->nrecords && memcmp(mine->records, theirs->records, mine->nrecords * sizeof(*mine->records)))) {
+            PyErr_SetString(PyExc_ValueError, "a table whose signed entries are not the same");
+            return NULL;
+        }
+    }
     Py_INCREF(table);
     Py_SETREF(self->table, grown);
     Py_RETURN_NONE;
@@ -610,7 +761,8 @@ static PyMethodDef shapes_methods[] = {
      "answer(query, host, random) -> reply; None: a shape not learnt; False: not learnt, and missed before"},
     {"slot", (PyCFunction)shapes_slot, METH_VARARGS, "slot(set index or -1) -> a new counter slot"},
     {"learn", (PyCFunction)shapes_learn, METH_VARARGS,
-     "learn(query, host, set, slot, heads, opt, fixed) -> whether the shape is kept"},
+     "learn(query, host, set, slot, heads, opt, fixed, signed=-1) -> whether the shape is kept; signed: the "
+     "table's signed entry whose RRSIG follows the answer (DO on a signed zone)"},
     {"drain", (PyCFunction)shapes_drain, METH_NOARGS, "drain() -> [(slot, queries, [(variant, count)])]"},
     {"size", (PyCFunction)shapes_len, METH_NOARGS, "shapes kept"},
     {"hits", (PyCFunction)shapes_hits, METH_NOARGS, "queries answered natively so far"},

@@ -6,12 +6,16 @@ answered from the shape's prepared reply, with the draw taken from the pipeline'
 datagram goes, in order, to the Python fast path and then the pipeline, and the Python path's Prepared for
 it is copied into the native shapes (learn). So the native path answers exactly what the Python path
 would, with the same bytes and the same sequence of draws, and everything the Python path refuses (TCP,
-odd queries, cookies, DO on a signed zone, RRL when on, names outside the zone) never reaches it.
+odd queries, cookies, RRL when on, names outside the zone, replies over the client's UDP size) never reaches it.
+DO queries on a signed zone are learnt too: an answer's shape names the table's signed entry of its (owner
+name, answer set), which holds the presigned RRSIG record of each distinct set (ZoneSignatures.sets' tuple,
+not copied); the C side appends the drawn variant's, as Prepared.reply does. Signed NXDOMAIN and NODATA are
+fixed replies like unsigned ones.
 
-The answer table (the C views of the compiled table's answer sets) is built once per table generation
-in the supervisor, before the answerers fork (ready()); the shapes and their counters are each answering
-process's own. The extension is optional: without it (no compiler at install), or with DNSBALANCE_NATIVE=0,
-the Python fast path runs; the start log and the status JSON say which.
+The answer table (the C views of the compiled table's answer sets, and on a signed zone its signed entries)
+is built once per table generation in the supervisor, before the answerers fork (ready()); the shapes and
+their counters are each answering process's own. The extension is optional: without it (no compiler at
+install), or with DNSBALANCE_NATIVE=0, the Python fast path runs; the start log and the status JSON say which.
 """
 from __future__ import annotations
 
@@ -54,14 +58,20 @@ class NativePath:
     """The native structures of one FastPath: its answer table (shared by the answerers, made before they
     fork) and the shapes of the process answering (made in it, on first use)."""
 
-    __slots__ = ("building", "built_from", "built_in", "fast", "index", "learning", "meta", "pid", "shapes", "slots",
-                 "table")
+    __slots__ = ("building", "built_from", "built_in", "fast", "index", "learning", "meta", "pid", "shapes",
+                 "signed", "signed_from", "signed_index", "slots", "table")
 
     def __init__(self, fast: FastPath) -> None:
         self.fast = fast
         self.table: Any = None  # _native.AnswerTable
         self.index: dict[int, int] = {}  # id(AnswerSets) -> its index in the table (the table keeps them alive)
         self.built_from = -1  # answer sets compiled when the table was built
+        # Signed zones: the table's signed entries, (answer set index, its variants' set numbers, the RRSIG record
+        # per set number: a tuple of ZoneSignatures.sets, not copied), only ever appended (shapes keep indices)
+        self.signed: list[tuple[int, Any, tuple[bytes, ...]]] = []
+        # (id() of such a tuple, answer set index) -> its signed entry (the table keeps the tuple alive)
+        self.signed_index: dict[tuple[int, int], int] = {}
+        self.signed_from = 0  # the signatures' sets when the table was built
         self.built_in = 0  # the process that built it
         self.building = threading.Lock()
         self.learning = threading.Lock()  # the IPv4 and IPv6 listeners' threads learn into one set of slots
@@ -75,13 +85,25 @@ class NativePath:
         the supervisor, before each fork, so that the answerers share it."""
         assert _native is not None
         with self.building:  # the build's thread and the fork may both ask
-            cache = self.fast.compiled.answer_cache
-            if self.table is not None and self.built_from == len(cache):
+            compiled = self.fast.compiled
+            cache = compiled.answer_cache
+            signatures = compiled.signatures
+            signed_sets = len(signatures.sets) if signatures is not None else 0
+            if self.table is not None and self.built_from == len(cache) and self.signed_from == signed_sets:
                 return
             sets = list(cache.values())  # in the order compiled: a table built again keeps every index
-            table = _native.AnswerTable(sets)
             self.index = {id(answers): i for i, answers in enumerate(sets)}  # more entries, or the same
-            self.table, self.built_from, self.built_in = table, len(sets), os.getpid()
+            if signatures is not None:
+                # DO on a signed zone: an RRSIG record per (owner name, answer set), by the variant's set number.
+                # Signing compiles every set it signs, so the entries are all there from the first build on.
+                for (_, variants), records in signatures.sets.items():
+                    answers = cache.get(variants)
+                    index = self.index.get(id(answers)) if answers is not None else None
+                    if index is not None and (id(records), index) not in self.signed_index:
+                        self.signed_index[id(records), index] = len(self.signed)
+                        self.signed.append((index, answers.variants.sets, records))  # as Prepared.reply indexes
+            table = _native.AnswerTable(sets, self.signed)
+            self.table, self.built_from, self.built_in, self.signed_from = table, len(sets), os.getpid(), signed_sets
             if self.shapes is not None and self.pid == self.built_in:
                 self.shapes.retable(table)
 
@@ -98,9 +120,8 @@ class NativePath:
 
     def learn(self, data: bytes, host: str, prepared: Prepared) -> bool:
         """Copy the Python path's prepared reply to a query into the native shapes. False when it cannot
-        be (answer sets compiled after the fork: the Python path keeps answering that shape)."""
-        if prepared.signed is not None:
-            return False  # DO on a signed zone: each variant carries its own RRSIG, which the C table lacks
+        be (answer sets or signatures not in the table this process shares: the Python path keeps answering
+        that shape)."""
         shapes = self.process_shapes()
         answers = prepared.answers
         if answers is None:
@@ -113,6 +134,16 @@ class NativePath:
             if found is None or found >= len(self.table):
                 return False  # compiled lazily after the fork: a table of its own would copy it per answerer
             index = found
+        signed = -1
+        if prepared.signed is not None:  # DO on a signed zone: the table's entry with the RRSIG of each variant
+            assert answers is not None
+            entry = self.signed_index.get((id(prepared.signed), index))
+            if entry is None and self.built_in == os.getpid():
+                self.ready()
+                entry = self.signed_index.get((id(prepared.signed), index))
+            if entry is None or entry >= self.table.signed():
+                return False  # not in the table this process shares: the Python path answers it
+            signed = entry
         key = (prepared.query_key, prepared.ecs, prepared.answer_key, index)
         with self.learning:  # a slot and its meta are made together: meta[i] describes slot i
             slot = self.slots.get(key)
@@ -121,7 +152,7 @@ class NativePath:
                 self.meta.append((prepared.query_key, prepared.ecs, prepared.answer_key, answers))
         heads = prepared.heads
         sized = [heads.get(count) for count in range(max(heads) + 1)] if heads else []
-        return bool(shapes.learn(data, host, index, slot, sized, prepared.opt, prepared.fixed))
+        return bool(shapes.learn(data, host, index, slot, sized, prepared.opt, prepared.fixed, signed))
 
     def drain_into(self, stats: QueryStats) -> None:
         """Add the queries counted natively since the last drain to `stats`, as QueryStats.count would have."""

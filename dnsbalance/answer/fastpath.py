@@ -177,7 +177,7 @@ class FastPath(Sealed):
         name = zone.by_wire.get(key, "")
         if name is None:
             return None  # glue or a relay target
-        if name == "" and (not key.endswith(zone.wire) or not _plain_name(key)):
+        if name == "" and not _plain_name_under(key, zone.wire):
             return None  # outside the zone (REFUSED), or an odd name: full path
         used = subnet if self.ecs else None
         location, scope = locate(client, used)
@@ -297,15 +297,21 @@ class Prepared:
                          self.opt))
 
 
-def _plain_name(wire: bytes) -> bool:
-    """Uncompressed labels of 1..63 octets ending exactly at the root, 255 octets at most."""
+def _plain_name_under(wire: bytes, apex: bytes) -> bool:
+    """Uncompressed labels of 1..63 octets ending exactly at the root, 255 octets at most, the last of them the
+    apex's (`apex` lower case; `wire` too): a label boundary, not just the bytes, where the apex begins
+    (the label `deb\\003cdn` ends with the bytes of the label `cdn` and is not below it)."""
     if len(wire) > 255:
         return False
+    apex_at = len(wire) - len(apex)
+    under = False
     offset = 0
     while True:
+        if offset == apex_at:
+            under = wire[offset:] == apex
         length = wire[offset]
         if length == 0:
-            return offset == len(wire) - 1
+            return under and offset == len(wire) - 1
         if length > 63:
             return False
         offset += 1 + length

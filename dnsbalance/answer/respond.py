@@ -35,8 +35,8 @@ from dnsbalance.protocol.renderer import (
     wire_name,
 )
 from dnsbalance.ranking.active import ActiveTable, Pool
-from dnsbalance.ranking.pool import Candidate
 from dnsbalance.ranking.draw import draw
+from dnsbalance.ranking.pool import Candidate
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,18 @@ def name_ok(qname: DNSLabel) -> bool:
 
 
 def relative_name(qname: DNSLabel, zone: str) -> str | None:
-    """'deb' for deb.cdn.example.org, '@' for the apex, None outside the zone."""
+    """'deb' for deb.cdn.example.org, '@' for the apex, None outside the zone. Compared label by label, not as
+    text: dnslib writes a label holding a dot as it is, so `deb.cdn` under example.org would read as deb in
+    the zone. A name in the zone with such a label gets a name no table has (its dots escaped): NXDOMAIN."""
+    labels = [label.lower() for label in qname.label]
+    apex = zone.encode().split(b".")
+    if len(labels) < len(apex) or labels[len(labels) - len(apex) :] != apex:
+        return None
+    below = labels[: len(labels) - len(apex)]
+    if not below:
+        return APEX
+    if any(b"." in label for label in below):
+        return ".".join(label.decode("latin-1").replace(".", "\\.") for label in below)
     return relative_to(str(qname), zone)
 
 
@@ -168,7 +179,7 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         authority: tuple[Entry, ...] = (zone.negative_soa(apex),)
         if signatures is not None:
             authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + \
-                _nxdomain_proof(signatures, str(query.questions[0].qname).rstrip("."), table.zone.zone)
+                _nxdomain_proof(signatures, query.questions[0].qname, zone.depth)
         return Reply(Message(query.header.id, _flags(query, Rcode.NXDOMAIN, True), question,
                              authority=authority), Rcode.NXDOMAIN)
 
@@ -283,12 +294,12 @@ def _nsec(signatures: ZoneSignatures, owner: str, qtype: int | None = None) -> t
             Record(labels, RType.RRSIG, DClass.IN, signatures.nsec_ttl, (sig,)))
 
 
-def _nxdomain_proof(signatures: ZoneSignatures, qname: str, zone: str) -> tuple[Entry, ...]:
+def _nxdomain_proof(signatures: ZoneSignatures, qname: DNSLabel, zone_depth: int) -> tuple[Entry, ...]:
     """RFC 4035 3.1.3.2: the NSEC covering the name, and the one covering the wildcard at its closest
-    encloser (often the same record, then sent once). Found by binary search in the presigned chain."""
-    chain = signatures.chain
-    covering = chain.covering(qname)
-    wildcard = chain.covering("*." + chain.closest_encloser(qname, zone))
+    encloser (often the same record, then sent once). Found by binary search in the presigned chain, on the
+    name's labels (as the fast path does: a label may hold a dot)."""
+    key = tuple(label.lower() for label in reversed(qname.label))
+    covering, wildcard = signatures.chain.proof_owners(key, zone_depth)
     return _nsec(signatures, covering) + (_nsec(signatures, wildcard) if wildcard != covering else ())
 
 

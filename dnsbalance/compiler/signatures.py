@@ -74,11 +74,19 @@ class ZoneSignatures:
     per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
     __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made",
-                 "negative_soa_rrsig", "nsec_ttl", "seconds", "sets", "tag", "web", "window", "without")
+                 "negative_soa_rrsig", "nsec_ttl", "seconds", "set_contents", "sets", "signed_by", "tag", "web",
+                 "web_content", "window", "without")
+    # for the next rebuild: per pool's variants, the content of each distinct set; per apt SRV pool (balanced
+    # name, candidates), its orders and their contents
+    set_contents: dict[tuple[str, Variants], tuple[Cached, ...]]
+    web_content: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]]
 
-    def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]]) -> None:
-        """Asks the signer for every RRset's signature while walking the table (it signs them in threads as they
-        come), waits for them, then writes them where the answer path reads them."""
+    def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]],
+                 previous: ZoneSignatures | None = None) -> None:
+        """Asks the signer for every RRset's signature while walking the table, waits for them (made in signing
+        threads), then writes them where the answer path reads them. `previous`: the table before's, whose
+        weighted sets and apt orders are taken whole where the pool is the same and so are the keys and window
+        (a rebuild after a health change then walks only what changed)."""
         zone = table.zone
         apex = zone.zone
         self.dnskey = signer.key.dnskey
@@ -89,6 +97,10 @@ class ZoneSignatures:
                                                        *((k.tag, int(k.algorithm), role) for k, role in signer.others))
         self.window = signer.window
         self.nsec_ttl = zone.negative_ttl
+        # what a signature taken from `previous` depends on besides its RRset: the keys, window, zone and TTL
+        self.signed_by = (signer.window, signer.key.dnskey, tuple(k.dnskey for k, _ in signer.others), apex, zone.ttl)
+        if previous is not None and previous.signed_by != self.signed_by:
+            previous = None
         types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
         types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
         pooled: set[tuple[str, int]] = set()  # (owner, type) that regions answer from pools: may be NODATA somewhere
@@ -98,6 +110,9 @@ class ZoneSignatures:
             cached = signer.request(owner, rtype, ttl, rdatas)
             asked.append(cached)
             return cached
+
+        def set_request(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> Cached:
+            return signer.request(owner, rtype, ttl, rdatas)  # (into by_content with the sets, below)
 
         try:
             soa = request(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
@@ -120,7 +135,9 @@ class ZoneSignatures:
                     addresses[(owner, rtype)] = request(owner, rtype, ttl,
                                                         tuple(address_rdata(a) for t, a in entries if t == rtype))
                     types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
-            sets: dict[tuple[str, Variants], list[Cached]] = {}  # per distinct set, by set number
+            # per pool's variants: the content of each distinct set, by set number
+            sets: dict[tuple[str, Variants], list[Cached] | tuple[Cached, ...]] = {}
+            kept: dict[tuple[str, Variants], tuple[bytes, ...]] = {}  # the sets' RRSIG records taken from `previous`
             for (name, rtype), sets_list in answers.items():
                 owner = absolute(name, apex)
                 types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
@@ -129,11 +146,16 @@ class ZoneSignatures:
                     key = (name, answer_sets.variants)
                     if key in sets:
                         continue
+                    if previous is not None and key in previous.sets:
+                        sets[key] = previous.set_contents[key]
+                        kept[key] = previous.sets[key]
+                        signer.keep(sets[key], previous.by_content)
+                        continue
                     by_set = sets[key] = []
                     numbers = answer_sets.variants.sets
                     for index in range(len(answer_sets)):
                         if numbers[index] == len(by_set):  # a set's first variant (numbered in order of first use)
-                            by_set.append(request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
+                            by_set.append(set_request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
             web_shared: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]] = {}
             self.web: dict[int, WebOrders] = {}  # id() of an apt SRV pool (alive as long as the table) -> its orders
             for _, tier in table.labelled_tiers():
@@ -151,6 +173,11 @@ class ZoneSignatures:
                         pooled.add((owner, RType.SRV))
                         content = (name, pool.candidates)
                         found = web_shared.get(content)
+                        if found is None and previous is not None:
+                            found = previous.web_content.get(content)
+                            if found is not None:
+                                web_shared[content] = found
+                                signer.keep(found[1], previous.by_content)
                         if found is None:  # pools of the same content share their orders
                             base = web_service(name)
                             assert base is not None
@@ -158,7 +185,7 @@ class ZoneSignatures:
                                                                       *name_of(absolute(base[1], apex))))
                             targets = web_targets(pool, name, apex)
                             found = web_shared[content] = (orders, tuple(
-                                request(owner, RType.SRV, zone.ttl, web_rdatas(order, targets))
+                                set_request(owner, RType.SRV, zone.ttl, web_rdatas(order, targets))
                                 for order in orders.orders))
                         self.web[id(pool)] = found[0]
             self.chain = Chain(types)
@@ -167,13 +194,15 @@ class ZoneSignatures:
             # A region without a type another region has at the name proves its NODATA with an NSEC listing the
             # name's types but that one (docs/dnssec.md says why not the region's exact types)
             without: dict[tuple[str, int], tuple[bytes, Cached]] = {}
-            for owner, rtype in pooled:
-                rdata = self.chain.with_types(owner, self.chain.types[owner] - {rtype})
-                without[(owner, rtype)] = (rdata, request(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
+            for owner, missing in pooled:
+                rdata = self.chain.with_types(owner, self.chain.types[owner] - {missing})
+                without[(owner, missing)] = (rdata, request(owner, RType.NSEC, self.nsec_ttl, (rdata,)))
         finally:
             signer.finish()
 
         signature = signer.signature
+        asked.extend(c for contents in sets.values() for c in contents)
+        asked.extend(c for _, contents in web_shared.values() for c in contents)
         self.by_content: dict[Content, bytes] = {cached: signature(cached) for cached in asked}
         soa_sig = signature(soa)
         # the SOA's RRSIG after a negative answer's SOA, as the fast path appends it (the apex written whole)
@@ -187,9 +216,13 @@ class ZoneSignatures:
         # (owner relative, the AnswerSets' variants) -> one RRSIG record per distinct set (variants.sets), in wire
         # form after an answer to the question (owner a pointer to it): both paths write these bytes
         self.sets: dict[tuple[str, Variants], tuple[bytes, ...]] = {
-            key: tuple(rrsig_record(signature(c), zone.ttl) for c in by_set) for key, by_set in sets.items()}
+            key: kept.get(key) or tuple(rrsig_record(signature(c), zone.ttl) for c in by_set)
+            for key, by_set in sets.items()}
+        self.set_contents = {key: tuple(contents) for key, contents in sets.items()}
         for orders, requests in web_shared.values():
-            orders.signatures = tuple(map(signature, requests))
+            if not orders.signatures:
+                orders.signatures = tuple(map(signature, requests))
+        self.web_content = web_shared
         # (owner absolute, type) -> the NSEC (and its RRSIG) of a NODATA for a type the name has in some region
         self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {
             key: (rdata, signature(c)) for key, (rdata, c) in without.items()}
@@ -215,8 +248,7 @@ class ZoneSignatures:
             if found is not None:
                 return found
         rdata = self.chain.rdata[owner]
-        found = self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
-        return rdata, found
+        return rdata, self.by_content[(owner.lower(), RType.NSEC, self.nsec_ttl, (rdata,))]
 
     def nsec_records(self, owner: str, qtype: int | None = None) -> bytes:
         """The NSEC at `owner` (as nsec() picks it) and its RRSIG in wire form, each owner written whole: what

@@ -58,9 +58,10 @@ class CompiledTable(Sealed):
             self.answer_cache[variants] = made
         return max(fresh, compiled)
 
-    def sign(self, signer: Signer) -> ZoneSignatures:
+    def sign(self, signer: Signer, previous: CompiledTable | None = None) -> ZoneSignatures:
         """Every authoritative RRset signed (every pool's answers compiled first), reusing the signer's
-        signatures of the same content and window. The supervisor calls this before answerers fork."""
+        signatures of the same content and window, and `previous`'s signed pools where they are the same.
+        The supervisor calls this before answerers fork."""
         found = self.signatures
         if found is not None:
             return found
@@ -70,7 +71,7 @@ class CompiledTable(Sealed):
                 for (name, rtype), pool in pools.items():
                     if rtype in (RType.A, RType.AAAA):
                         answers.setdefault((name, rtype), []).append(self.answers(pool, rtype))
-        found = ZoneSignatures(self.table, signer, answers)
+        found = ZoneSignatures(self.table, signer, answers, previous.signatures if previous is not None else None)
         object.__setattr__(self, "signatures", found)  # set once: `signatures` is read-only from here on
         return found
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import struct
 import time
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -73,9 +74,17 @@ def signing_input(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, 
     """The RRSIG RDATA less its signature, and the data signed (that and the RRset in canonical form).
     `rdatas` distinct and in canonical order (`distinct`)."""
     labels = owner.count(".") + 1 if owner else 0
-    head = struct.pack("!HBBIIIH", rtype, key.algorithm, labels, ttl, window.expiration, window.inception,
-                       key.tag) + canonical_name(zone)
+    head = _RRSIG_FIELDS.pack(rtype, key.algorithm, labels, ttl) + _signer_fields(key, zone, window)
     return head, head + canonical_rrset(canonical_name(owner), rtype, ttl, rdatas)
+
+
+_RRSIG_FIELDS = struct.Struct("!HBBI")  # type covered, algorithm, labels, original TTL
+
+
+@lru_cache(maxsize=64)
+def _signer_fields(key: SigningKey, zone: str, window: Window) -> bytes:
+    """The RRSIG fields that are the same for every RRset of a generation: expiration, inception, key tag, signer."""
+    return struct.pack("!IIH", window.expiration, window.inception, key.tag) + canonical_name(zone)
 
 
 def signature_of(private: PrivateKey, data: bytes) -> bytes:
@@ -177,6 +186,11 @@ class Signer:
             if self.executor is not None:
                 self.executor.shutdown(wait=True, cancel_futures=True)
                 self.executor = None
+
+    def keep(self, contents: Iterable[Cached], signatures: Mapping[Cached, bytes]) -> None:
+        """Signatures taken whole from the generation before (its ZoneSignatures), remembered for the next."""
+        for cached in contents:
+            self.cache[cached] = signatures[cached]
 
     def signature(self, cached: Cached) -> bytes:
         found = self.cache[cached]

@@ -117,7 +117,7 @@ class Balancer:
             serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
             self.signer = self._signer(loaded)
             if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
-                signatures = serving.compiled.sign(self.signer)
+                signatures = serving.compiled.sign(self.signer, previous.compiled if previous is not None else None)
                 log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
                          "valid until %s", self.generation, signatures.made, len(signatures.by_content),
                          signatures.seconds, signatures.tag,

@@ -23,7 +23,7 @@ from dnsbalance.configuration.model import Algorithm, DNSSECSettings
 from dnsbalance.dnssec.keys import KeyProblem, SigningKey, ds_line, keygen, load
 from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import UNKNOWN, Location
-from dnsbalance.protocol.codes import TCP_SIZE
+from dnsbalance.protocol.codes import TCP_SIZE, RType
 from dnsbalance.protocol.renderer import render
 from dnsbalance.ranking.active import ActiveTable
 from tests.harness import fixture_table, make_config
@@ -185,6 +185,34 @@ def test_rebuild_signs_only_changed_sets(key: SigningKey, table: ActiveTable) ->
     assert later.window != first.window
     compiled(fresh(table)).sign(later)
     assert later.made == first.made
+
+
+def test_a_rebuild_takes_the_signed_sets_of_unchanged_pools_whole(key: SigningKey, table: ActiveTable) -> None:
+    """A rebuild given the table before (its pools' answers inherited, as the server builds) takes the RRSIG
+    records of every unchanged weighted set and apt order whole instead of walking them again; its answers
+    validate. A new window (or key) takes nothing from it."""
+    settings = DNSSECSettings(sign=True)
+    now = time.time()  # (the answers are validated against the clock)
+    one = fresh(table)
+    compiled(one).precompute()
+    first = signer_for(key, now=now)
+    signed = compiled(one).sign(first)
+    two = fresh(table)
+    compiled(two).precompute(compiled(one))
+    again = first.next(now + 3600, settings)
+    resigned = compiled(two).sign(again, compiled(one))
+    assert again.made == 0 and len(resigned.by_content) == len(signed.by_content)
+    assert signed.sets and resigned.sets.keys() == signed.sets.keys()
+    assert all(resigned.sets[k] is signed.sets[k] for k in signed.sets)
+    assert signed.web_content and all(resigned.web_content[k] is signed.web_content[k] for k in signed.web_content)
+    keys = dnskey_rrset(two)
+    for name, rdtype in (("deb", "A"), ("deb", "AAAA"), ("_http._tcp.deb", "SRV")):
+        assert validate_sections(ask(two, f"{name}.{ZONE}", rdtype, JP, rng=Random(2)), keys) >= 1
+    later = again.next(now + 8 * 86400, settings)  # past `refresh`: a new window, everything signed anew
+    three = fresh(table)
+    compiled(three).precompute(compiled(two))
+    fresher = compiled(three).sign(later, compiled(two))
+    assert later.made == first.made and not any(fresher.sets[k] is resigned.sets[k] for k in resigned.sets)
 
 
 def test_truncation_keeps_rrsigs_with_their_rrsets_and_ecs_works_with_do(key: SigningKey,
@@ -456,3 +484,32 @@ def test_a_rollover_whose_timestamps_are_lost_waits_for_force(tmp_path: Path) ->
     rollover.switch(folder, settings, 1e9, force=True)
     keys = load_keys(folder)
     assert keys.signing.tag == new.tag and keys.retiring is not None and keys.retiring.tag == old.tag
+
+
+def test_signing_threads_make_valid_signatures_and_none_outlives_the_build(key: SigningKey) -> None:
+    """More RRsets than one chunk, signed by two threads: every RRSIG validates against the DNSKEY, each is kept
+    by its own RRset, and no signing thread is left once finish() returns (answerers are forked after it)."""
+    import threading
+
+    import dns.dnssec
+    import dns.rdata
+    import dns.rdataclass
+    import dns.rdatatype
+    import dns.rrset
+
+    from dnsbalance.dnssec.signer import CHUNK
+    signer = Signer(key, ZONE, window_at(time.time(), DNSSECSettings(sign=True)), threads=2)
+    owners = [f"n{i}.{ZONE}" for i in range(2 * CHUNK + 7)]
+    asked = [signer.request(owner, RType.A, 60, (bytes((10, 0, i // 256, i % 256)),))
+             for i, owner in enumerate(owners)]
+    signer.finish()
+    assert signer.made == len(owners)
+    assert not [t for t in threading.enumerate() if t.name.startswith("dnssec-sign")]
+    dnskey = dns.rrset.from_rdata(ZONE + ".", 3600, dns.rdata.from_wire(
+        dns.rdataclass.IN, dns.rdatatype.DNSKEY, key.dnskey, 0, len(key.dnskey)))
+    for i in (0, CHUNK - 1, CHUNK, len(owners) - 1):  # in each thread's share
+        rrset = dns.rrset.from_text(owners[i] + ".", 60, "IN", "A", f"10.0.{i // 256}.{i % 256}")
+        sig = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RRSIG, signer.signature(asked[i]), 0,
+                                  len(signer.signature(asked[i])))
+        dns.dnssec.validate(rrset, dns.rrset.from_rdata(owners[i] + ".", 60, sig),
+                            {dns.name.from_text(ZONE): dnskey})

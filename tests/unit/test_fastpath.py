@@ -7,6 +7,7 @@ from pathlib import Path
 import dns.edns
 import dns.flags
 import dns.message
+import dns.name
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,9 +19,13 @@ from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
 from tests.harness import make_config
 
+# Labels holding a dot or the zone's bytes: `deb.cdn` and `deb\x03cdn` under example.org are outside the zone
+# (their wire form ends with the apex's bytes, not at a label boundary); `a.b` under the zone is in it, NXDOMAIN.
+ODD_NAMES = [dns.name.Name((b"deb.cdn", b"example", b"org", b"")), dns.name.Name((b"deb\x03cdn", b"example", b"org", b"")),
+             dns.name.Name((b"a.b", b"cdn", b"example", b"org", b""))]
 NAMES = ["deb.cdn.example.org", "DEB.cdn.Example.ORG", "cdn.example.org", "deep.cdn.example.org",
          "_sub.deep.cdn.example.org", "nosuch.cdn.example.org", "a.b.c.CDN.example.org", "ns1.cdn.example.org",
-         "example.com", "deb.cdn.example.org.evil"]
+         "example.com", "deb.cdn.example.org.evil", *ODD_NAMES]
 SUBNETS = [None, ("1.0.16.0", 24), ("1.0.16.0", 20), ("5.0.0.0", 16), ("2.0.1.0", 24), ("0.0.0.0", 0),
            ("2001:200:1::", 48), ("9.9.9.0", 24), ("10.0.0.0", 8)]
 
@@ -109,6 +114,38 @@ def agree(balancer: Balancer, q: dict) -> None:
         # allows, the fast path never does; the messages are otherwise identical.
         assert parsed_fast == parsed_full
         assert parsed_fast.authority[0].ttl == parsed_full.authority[0].ttl
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_a_label_holding_a_dot_or_the_apex_bytes_is_not_in_the_zone(balancer: Balancer, signed_balancer: Balancer,
+                                                                   signed: bool) -> None:
+    """`deb.cdn` and `deb\\003cdn` under example.org: REFUSED by both paths (the fast path once answered the second
+    NXDOMAIN, its byte suffix being the apex's; the full path read the first as `deb`). `a.b` under the zone:
+    NXDOMAIN, and signed, its NSEC proof validates (found on the labels, as the fast path finds it)."""
+    import dns.dnssec
+    import dns.rcode
+    import dns.rdatatype
+    chosen = signed_balancer if signed else balancer
+    serving = chosen.serving
+    zone = dns.name.from_text("cdn.example.org")
+    for name, rcode in zip(ODD_NAMES, (dns.rcode.REFUSED, dns.rcode.REFUSED, dns.rcode.NXDOMAIN)):
+        packet = dns.message.make_query(name, "A", want_dnssec=signed).to_wire()
+        fast = serving.fast.answer(packet, "127.0.0.1", serving.locator.locate, random.Random(1))
+        full = chosen.full(serving, packet, "127.0.0.1", tcp=False)
+        assert full is not None
+        reply = dns.message.from_wire(fast or bytes(full))
+        assert reply.rcode() == rcode and dns.message.from_wire(bytes(full)).rcode() == rcode, name
+        if signed and rcode == dns.rcode.NXDOMAIN:
+            keys = dns.message.from_wire(bytes(chosen.full(serving, dns.message.make_query(
+                zone, "DNSKEY", want_dnssec=True).to_wire(), "127.0.0.1", tcp=False))).answer[0]
+            nsecs = [r for r in reply.authority if r.rdtype == dns.rdatatype.NSEC]
+            # one NSEC covers the name in canonical order (dnspython compares names so), wrapping at the end
+            assert any(n.name < name < n[0].next or n[0].next <= n.name < name for n in nsecs)
+            for rrset in reply.authority:
+                if rrset.rdtype != dns.rdatatype.RRSIG:
+                    sig = reply.find_rrset(reply.authority, rrset.name, rrset.rdclass, dns.rdatatype.RRSIG,
+                                           rrset.rdtype)
+                    dns.dnssec.validate(rrset, sig, {zone: keys})
 
 
 def test_fast_path_takes_the_common_queries(balancer: Balancer) -> None:

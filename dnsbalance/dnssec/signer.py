@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -103,11 +103,13 @@ def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: 
 
 def signing_threads() -> int:
     """Threads that sign a build's RRsets: one per core this process may run on. OpenSSL signs with the GIL
-    released, so they sign side by side while the build's thread goes on collecting what to sign."""
+    released, so they sign side by side. They start once the build has collected what to sign: started while it
+    collects, they waited for the GIL after every signature (the collecting thread holds it) and were slower
+    than one thread."""
     return max(1, len(os.sched_getaffinity(0)))
 
 
-CHUNK = 256  # RRsets handed to a signing thread at once: few enough hand-offs, and the first thread starts early
+CHUNK = 256  # fewer RRsets than this to sign: the build's thread signs them alone (a rebuild's usual few)
 
 
 # what a signature is kept by: (owner, type, TTL, sorted RDATA), and the key's DNSKEY when not the signing key's
@@ -126,9 +128,9 @@ class Signer:
     published besides the signing one around a rollover (keys.KeySet.others), which sign only the RRsets
     that introduce keys (request_by_all).
 
-    A build asks for signatures with request() (which queues the RRsets not yet signed and hands them in
-    chunks to signing threads as it goes), then finish() waits for them all, and signature() reads one. No
-    thread outlives finish(): the supervisor forks answerers after the build."""
+    A build asks for signatures with request() (which queues the RRsets not yet signed), then finish() makes
+    them (in signing threads when there are many), and signature() reads one. No thread outlives finish(): the
+    supervisor forks answerers after the build."""
 
     key: SigningKey
     zone: str
@@ -141,8 +143,6 @@ class Signer:
     for_parent: tuple[SigningKey, ...] = ()  # the keys CDS and CDNSKEY name (keys.KeySet.for_parent)
     threads: int = field(default_factory=signing_threads)
     queued: list[Request] = field(default_factory=list, repr=False)
-    running: list[Future[tuple[list[tuple[Cached, bytes]], float]]] = field(default_factory=list, repr=False)
-    executor: ThreadPoolExecutor | None = field(default=None, repr=False)
 
     def request(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...],
                 key: SigningKey | None = None) -> Cached:
@@ -169,23 +169,34 @@ class Signer:
         self.seconds += seconds
 
     def finish(self) -> None:
-        """Every requested signature made; the signing threads stopped (also when one failed)."""
+        """Every requested signature made: the queue cut in `threads` shares, the build's thread signing one and
+        daemon threads the others (a stop never waits for them), all joined before this returns."""
         queued, self.queued = self.queued, []
-        try:
-            if self.threads <= 1 or len(queued) < CHUNK:
-                self._store(*_sign_chunk(queued))
-                return
-            self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="dnssec-sign")
-            share = -(-len(queued) // self.threads)
-            self.running = [self.executor.submit(_sign_chunk, queued[at : at + share])
-                            for at in range(0, len(queued), share)]
-            for future in self.running:
-                self._store(*future.result())
-        finally:
-            self.running = []
-            if self.executor is not None:
-                self.executor.shutdown(wait=True, cancel_futures=True)
-                self.executor = None
+        if self.threads <= 1 or len(queued) < CHUNK:
+            self._store(*_sign_chunk(queued))
+            return
+        size = -(-len(queued) // self.threads)
+        shares = [queued[at : at + size] for at in range(0, len(queued), size)]
+        done: list[tuple[list[tuple[Cached, bytes]], float] | BaseException | None] = [None] * len(shares)
+
+        def sign_share(index: int) -> None:
+            try:
+                done[index] = _sign_chunk(shares[index])
+            except BaseException as exc:  # noqa: BLE001 - handed to the build's thread, which raises it
+                done[index] = exc
+
+        helpers = [threading.Thread(target=sign_share, args=(i,), name="dnssec-sign", daemon=True)
+                   for i in range(1, len(shares))]
+        for helper in helpers:
+            helper.start()
+        sign_share(0)
+        for helper in helpers:
+            helper.join()
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            assert outcome is not None
+            self._store(*outcome)
 
     def keep(self, contents: Iterable[Cached], signatures: Mapping[Cached, bytes]) -> None:
         """Signatures taken whole from the generation before (its ZoneSignatures), remembered for the next."""

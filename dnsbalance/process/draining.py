@@ -15,8 +15,8 @@ from pathlib import Path
 
 from dnsbalance import drains as operator_drains
 from dnsbalance.drains import DrainWatch
-from dnsbalance.serving.balancer import Balancer
 from dnsbalance.health import events as health_events
+from dnsbalance.serving.balancer import Balancer
 
 log = logging.getLogger(__name__)
 

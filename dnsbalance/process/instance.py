@@ -21,7 +21,6 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.statefiles import StateFolder, write_atomically
 
-
 MDNS_PORT = 5353
 
 

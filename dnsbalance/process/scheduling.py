@@ -13,14 +13,15 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from dnsbalance.cluster.member import ClusterMember, offset, shared_digest
 from dnsbalance.configuration.problems import Severity
-from dnsbalance.serving.balancer import Balancer
-from dnsbalance.serving.inputs import Fingerprint, fingerprint
 from dnsbalance.health import policy
 from dnsbalance.health.cycle import CycleReport, observe
 from dnsbalance.health.external import ExternalFile
 from dnsbalance.health.fetch import new_client
 from dnsbalance.health.observations import Observed
 from dnsbalance.health.settings import policy_settings
+from dnsbalance.process.background import in_build_thread
+from dnsbalance.serving.balancer import Balancer
+from dnsbalance.serving.inputs import Fingerprint, fingerprint
 
 log = logging.getLogger(__name__)
 JOB = "health-cycle"
@@ -127,7 +128,7 @@ class HealthScheduler:
                     extra = member.between(policy_settings(self.balancer.loaded.config).known)
                     self.balancer.cluster = member.view
                     if extra:
-                        applied = await asyncio.to_thread(self.balancer.apply_between, extra, time.time())
+                        applied = await in_build_thread(self.balancer.apply_between, extra, time.time())
                 if applied and self.on_change is not None:
                     await self.on_change()
                 if applied:
@@ -223,7 +224,7 @@ class HealthScheduler:
         if self.balancer.config.settings.reload.auto_apply:
             log.info("configuration files changed; reloading before the cycle (reload.auto_apply)")
             async with self.lock:  # built on a thread: the event loop (status, pings) goes on
-                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir, "reload.auto_apply")
+                problems = await in_build_thread(self.balancer.reload, self.config_dir, "reload.auto_apply")
             if not any(p.severity is Severity.ERROR for p in problems):
                 if self.on_change is not None:
                     await self.on_change()
@@ -252,7 +253,7 @@ class HealthScheduler:
             await self.shared_view(observed)
             async with self.lock:
                 observed = self.with_consensus(observed)
-                applied = await asyncio.to_thread(self.balancer.apply, observed)
+                applied = await in_build_thread(self.balancer.apply, observed)
             if self.cluster is not None:
                 await self.cluster.share(self.balancer.health.archives)
             report = self.balancer.last_cycle  # apply() records every cycle it is given

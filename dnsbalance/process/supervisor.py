@@ -32,6 +32,7 @@ from dnsbalance.configuration.names import parse_hostport
 from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.reading import stop_reading
 from dnsbalance.dnssec.timing import RESIGN_CHECK
+from dnsbalance.ops.status_document import InstanceInfo
 from dnsbalance.ops.web import start_status
 from dnsbalance.process.answerer import (
     DRAIN,
@@ -49,7 +50,7 @@ from dnsbalance.process.answerer import (
     Stopped,
     answerer_main,
 )
-from dnsbalance.ops.status_document import InstanceInfo
+from dnsbalance.process.background import in_build_thread
 from dnsbalance.process.draining import DrainFollower
 from dnsbalance.process.instance import record_reload, reload_requester, write_identity
 from dnsbalance.process.scheduling import HealthScheduler
@@ -85,7 +86,7 @@ class Answerer:
     conn: Connection
     # The snapshot it was forked with, weakly: a strong reference would keep the previous table alive in
     # the supervisor while the next generation is forked, and every answerer would carry a dead table.
-    serving: "weakref.ref[Serving]"
+    serving: weakref.ref[Serving]
     ready: bool = False
     started: bool = False
     stopped: bool = False
@@ -161,7 +162,7 @@ class Supervisor:
             if not self.balancer.signatures_due(time.time()):
                 continue
             async with self.building:
-                await asyncio.to_thread(self.balancer.regenerate)
+                await in_build_thread(self.balancer.regenerate)
             log.info("DNSSEC signatures refreshed before expiry (table generation %d)", self.balancer.generation)
             await self.put_in_service()
 
@@ -327,7 +328,7 @@ class Supervisor:
         if work == "drains":
             try:
                 async with self.building:
-                    if not await asyncio.to_thread(self.drains.apply):
+                    if not await in_build_thread(self.drains.apply):
                         return
             finally:
                 self.draining = False
@@ -339,14 +340,14 @@ class Supervisor:
         async with self.building:
             if work == "reload":
                 self.reload_waiting = False
-                problems = await asyncio.to_thread(self.balancer.reload, self.config_dir,
+                problems = await in_build_thread(self.balancer.reload, self.config_dir,
                                                    reload_requester(self.balancer.state))
                 if any(p.severity is Severity.ERROR for p in problems):
                     record_reload(self.balancer.state, problems, self.balancer.generation)
                     return  # refused: the answerers keep theirs
                 if self.health is not None:
                     self.health.reschedule()
-            elif not await asyncio.to_thread(self.balancer.complete):
+            elif not await in_build_thread(self.balancer.complete):
                 return  # nothing was left to compute
         await self.put_in_service()
         if work == "reload":

@@ -80,6 +80,27 @@ def test_sigterm_during_a_reload(config_dir: Path, tmp_path: Path, delay: float)
         server.stop()
 
 
+def test_sigterm_during_a_long_reload_build_does_not_wait_for_it(config_dir: Path, tmp_path: Path) -> None:
+    """A reload of a configuration whose check and build take tens of seconds (5,000 names over 120 mirrors),
+    stopped two seconds in: the server exits within seconds, cleanly, leaving the build behind (it ran on a
+    thread the stop used to wait for, issue 22's last leftover)."""
+    server = start_server(config_dir, tmp_path / "server.log", ipv6=False)
+    try:
+        server.wait_for_log("health cycle done", timeout=60)
+        mirrors = (config_dir / "mirrors.yaml").read_text()
+        (config_dir / "mirrors.yaml").write_text(mirrors + "".join(
+            f"  huge{i}: {{addresses: [127.0.1.{i}]}}\n" for i in range(1, 121)))
+        (config_dir / "default.yaml").write_text("deb:\n  def1: 1\n" + "".join(
+            f"n{n}:\n" + "".join(f"  huge{i}: {i}\n" for i in range(1 + n % 7, 121, 3)) for n in range(5000)))
+        server.process.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        seconds = stopped_cleanly(server)
+        assert "configuration reloaded" not in server.log()  # the reload was still under way
+        assert seconds < 4
+    finally:
+        server.stop()
+
+
 def test_sigterm_during_health_cycles(config_dir: Path, tmp_path: Path, zone_fleet: dict) -> None:
     probe_everything(config_dir, zone_fleet)  # a cycle a second, probing real HTTP mirrors
     server = start_server(config_dir, tmp_path / "server.log", ipv6=False)

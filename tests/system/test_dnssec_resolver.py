@@ -129,6 +129,23 @@ def test_nodata_where_a_region_lacks_a_type_another_has_validates(setup: tuple[S
     assert "bogus" not in resolver.log().lower()
 
 
+def test_one_regions_nodata_is_not_served_to_another_region_from_the_cache(setup: tuple[Server, Unbound, Path],
+                                                                          tmp_path: Path) -> None:
+    """The RFC 8198 worry, checked against a real resolver: a fresh unbound (aggressive NSEC on by default since
+    1.15, subnetcache on) first gets BR's NODATA for v4 AAAA, whose NSEC leaves AAAA out; a JP client asking right
+    after still gets JP's AAAA, secure, not a NODATA made from the cached NSEC."""
+    server, _, config = setup
+    ds = dnsbalance("dnssec", "ds", "--config", str(config))
+    fresh = start_unbound(tmp_path / "unbound", server.port, trust_anchor=ds.stdout.strip())
+    try:
+        nodata = secure(fresh, f"v4.{ZONE}", "AAAA", "127.3.0.7")
+        assert not nodata.answer
+        assert any(rrset.rdtype == dns.rdatatype.NSEC for rrset in nodata.authority)
+        assert records(secure(fresh, f"v4.{ZONE}", "AAAA", "127.1.0.7"), "AAAA") == ["2001:db8::2"]
+    finally:
+        fresh.stop()
+
+
 def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tuple[Server, Unbound, Path]) -> None:
     server, _, config = setup
     tag = int(dnsbalance("dnssec", "ds", "--config", str(config)).stdout.split()[3])

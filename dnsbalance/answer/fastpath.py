@@ -93,7 +93,7 @@ class FastPath(Sealed):
                       for count in range((compiled.table.zone.answers + 1 if exists else 0) + 1)}  # +1: an RRSIG
         # the native path's structures (answer/native.py): its answer table, made before answerers fork, and
         # the answering process's shapes, a cache like prepared_cache
-        self.native = NativePath(self)
+        self.native = NativePath(compiled)
 
     def answer(self, data: bytes, client: str, locate: Locate, rng: Random, tcp: bool = False,
                stats: Counts = UNCOUNTED) -> bytes | None:

@@ -21,11 +21,25 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from dnsbalance.answer.fastpath import FastPath, Prepared
+    from dnsbalance.compiler.answers import AnswerSets
+    from dnsbalance.compiler.table import CompiledTable
     from dnsbalance.stats.counters import QueryStats
+
+
+class Learnable(Protocol):
+    """What learn() copies of the Python fast path's prepared reply (fastpath.Prepared)."""
+
+    answers: AnswerSets | None
+    signed: tuple[bytes, ...] | None
+    query_key: Any
+    ecs: bool
+    answer_key: Any
+    heads: dict[int, bytes]
+    opt: bytes
+    fixed: bytes
 
 try:
     from dnsbalance import _native
@@ -58,11 +72,11 @@ class NativePath:
     """The native structures of one FastPath: its answer table (shared by the answerers, made before they
     fork) and the shapes of the process answering (made in it, on first use)."""
 
-    __slots__ = ("building", "built_from", "built_in", "fast", "index", "learning", "meta", "pid", "shapes",
+    __slots__ = ("building", "built_from", "built_in", "compiled", "index", "learning", "meta", "pid", "shapes",
                  "signed", "signed_from", "signed_index", "slots", "table")
 
-    def __init__(self, fast: FastPath) -> None:
-        self.fast = fast
+    def __init__(self, compiled: CompiledTable) -> None:
+        self.compiled = compiled
         self.table: Any = None  # _native.AnswerTable
         self.index: dict[int, int] = {}  # id(AnswerSets) -> its index in the table (the table keeps them alive)
         self.built_from = -1  # answer sets compiled when the table was built
@@ -85,7 +99,7 @@ class NativePath:
         the supervisor, before each fork, so that the answerers share it."""
         assert _native is not None
         with self.building:  # the build's thread and the fork may both ask
-            compiled = self.fast.compiled
+            compiled = self.compiled
             cache = compiled.answer_cache
             signatures = compiled.signatures
             signed_sets = len(signatures.sets) if signatures is not None else 0
@@ -101,7 +115,7 @@ class NativePath:
                     index = self.index.get(id(answers)) if answers is not None else None
                     if index is not None and (id(records), index) not in self.signed_index:
                         self.signed_index[id(records), index] = len(self.signed)
-                        self.signed.append((index, answers.variants.sets, records))  # as Prepared.reply indexes
+                        self.signed.append((index, variants.sets, records))  # as Prepared.reply indexes
             table = _native.AnswerTable(sets, self.signed)
             self.table, self.built_from, self.built_in, self.signed_from = table, len(sets), os.getpid(), signed_sets
             if self.shapes is not None and self.pid == self.built_in:
@@ -118,7 +132,7 @@ class NativePath:
             self.pid, self.slots, self.meta = pid, {}, []
         return self.shapes
 
-    def learn(self, data: bytes, host: str, prepared: Prepared) -> bool:
+    def learn(self, data: bytes, host: str, prepared: Learnable) -> bool:
         """Copy the Python path's prepared reply to a query into the native shapes. False when it cannot
         be (answer sets or signatures not in the table this process shares: the Python path keeps answering
         that shape)."""

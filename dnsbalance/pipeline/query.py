@@ -1,7 +1,9 @@
 """The per-query context every stage reads and writes."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from random import Random
+from typing import TYPE_CHECKING, Protocol
 
 from dnslib import DNSRecord
 
@@ -11,8 +13,18 @@ from dnsbalance.protocol.edns import Edns, Subnet
 
 if TYPE_CHECKING:
     from dnsbalance.answer.respond import Reply
-    from dnsbalance.pipeline.pipeline import Pipeline
     from dnsbalance.serving.snapshot import Serving
+    from dnsbalance.stats.counters import QueryStats
+
+
+class Answering(Protocol):
+    """What the stages take from the pipeline that runs them (pipeline.Pipeline): its counters, its random
+    draws and its clocks."""
+
+    stats: QueryStats
+    rng: Random
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
 
 
 class Query:
@@ -40,7 +52,7 @@ class Query:
         "wire",
     )
 
-    def __init__(self, pipeline: Pipeline, serving: Serving, packet: bytes, client: str, tcp: bool,
+    def __init__(self, pipeline: Answering, serving: Serving, packet: bytes, client: str, tcp: bool,
                  slip: bool = False) -> None:
         self.pipeline = pipeline
         self.serving = serving

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnsbalance.answer import native
 from dnsbalance.configuration.names import parse_hostport
@@ -57,6 +58,9 @@ from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
+
+if TYPE_CHECKING:  # imported when used: only a signed cluster follows keys
+    from dnsbalance.cluster.keystore import KeyFollower
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
@@ -127,6 +131,8 @@ class Supervisor:
         self.pipes = threading.Lock()
         self.drains = DrainFollower(self.balancer)  # operators' drains: state_dir/drains.json, watched
         self.draining = False  # a drain's new generation is on its way
+        self.keys: "KeyFollower | None" = None  # with `cluster:` and signing (cluster/keystore.py)
+        self.rekeying = False  # a new key set's generation is on its way
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
@@ -334,6 +340,17 @@ class Supervisor:
             await self.put_in_service()
             log.info("drains in service (table generation %d)", self.balancer.generation)
             return
+        if work == "keys":
+            assert self.keys is not None
+            try:
+                async with self.building:
+                    self.keys.due.clear()  # a copy written from now on asks for another build
+                    await asyncio.to_thread(self.balancer.regenerate)
+            finally:
+                self.rekeying = False
+            await self.put_in_service()
+            log.info("DNSSEC: the cluster's keys in service (table generation %d)", self.balancer.generation)
+            return
         if work == "reload":
             self.reload_waiting = True
         async with self.building:
@@ -405,6 +422,16 @@ class Supervisor:
             if health is not None:
                 health.listeners.append(shared_drains.wake)
             shared_drains.start()
+        if cluster is not None and self.balancer.signing and self.balancer.config.settings.dnssec.sign:
+            from dnsbalance.cluster.keystore import KeyFollower
+
+            # the cluster's keys into the key folder as they change (another server's rollover step)
+            self.keys = KeyFollower(cluster, self.balancer.config.settings.key_dir,
+                                    watched=lambda: health.watched(cluster.prefix) if health else None,
+                                    changed=lambda: wake_soon(loop, woken))
+            if health is not None:
+                health.listeners.append(self.keys.wake)
+            self.keys.start()
         later("complete")
         identity = self.identity()
         web = await start_status(self.balancer, self.status_socket, identity, refresh=self.flush,
@@ -421,6 +448,9 @@ class Supervisor:
                 if not self.draining and self.drains.due(time.time()):
                     self.draining = True
                     later("drains")
+                if self.keys is not None and not self.rekeying and self.keys.due.is_set():
+                    self.rekeying = True
+                    later("keys")
                 try:
                     await asyncio.wait_for(woken.wait(), WATCH_INTERVAL)
                 except TimeoutError:
@@ -437,6 +467,8 @@ class Supervisor:
                 await health.stop()
             if shared_drains is not None:
                 shared_drains.stop()
+            if self.keys is not None:
+                self.keys.stop()
             self.stop_all()
             with self.pipes:
                 for answerer in self.everyone():

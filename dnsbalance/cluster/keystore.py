@@ -99,14 +99,14 @@ def keygen(settings: Settings) -> SigningKey:
     cluster, link = _link(settings)
     directory = settings.key_dir
     try:
-        if KEY_FILE in key_folder.read(directory):
-            raise KeyProblem(f"{directory / KEY_FILE} already exists: keygen never overwrites a key (with "
-                             f"`cluster:`, a server whose cluster has no key publishes its own at its start; move "
-                             f"the key folder away to make a new one)")
         pem = pem_of(generate(settings.dnssec.algorithm))
         key = from_pem(pem, there(cluster.prefix)(KEY_FILE))
         for _ in range(2):
             stored = read(link, cluster.prefix)
+            if KEY_FILE not in stored.files and KEY_FILE in key_folder.read(directory):
+                raise KeyProblem(f"{directory / KEY_FILE} already exists: keygen never overwrites a key (the "
+                                 f"cluster has none: this server publishes it as the cluster's at its start; move "
+                                 f"the key folder away to make a new one)")
             if KEY_FILE in stored.files:
                 theirs = key_set(stored.files, there(cluster.prefix))
                 assert theirs is not None

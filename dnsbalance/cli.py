@@ -707,11 +707,13 @@ def _dnssec(args: argparse.Namespace) -> int:
             print(ds_line(settings.zone, key))
         return 0
     print(f"zone {settings.zone}: signing {'on' if settings.dnssec.sign else 'off (dnssec: sign: false)'}")
-    print(f"keys: {source}")
+    if settings.cluster is not None:
+        print(f"keys: {source}")
     for key, role, name in ((keys.signing, "signs", KEY_FILE), (keys.next, "next, published", NEXT_FILE),
                             (keys.retiring, "retiring, published", RETIRING_FILE)):
         if key is not None:
-            print(f"key {name}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), {role}")
+            shown = name if settings.cluster is not None else directory / name
+            print(f"key {shown}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), {role}")
     for key in keys.for_parent:
         print(f"DS {ds_line(settings.zone, key)}")
     try:
@@ -749,16 +751,19 @@ def _dnssec_keys(settings: Settings) -> tuple[KeySet, str]:
               f"cluster's", file=sys.stderr)
         if local is None:
             raise KeyProblem(f"no DNSSEC key at {directory / KEY_FILE}, and the cluster's cannot be read") from None
-        return local, f"the key folder {directory} ({'a copy of the cluster' if copy else 'local'}'s; etcd unreachable)"
+        held = "a copy of the cluster's keys" if copy else "its own keys (source: local)"
+        return local, f"the key folder {directory}, {held}; etcd unreachable"
     if theirs is None:
         raise KeyProblem("the cluster has no DNSSEC key: `dnsbalance dnssec keygen --config DIR` makes it (a "
                          "server whose key folder has one publishes it at its start)")
     same = local is not None and [k.dnskey for k in local.published] == [k.dnskey for k in theirs.published]
     where = (f"the cluster's (etcd {settings.cluster.prefix}dnssec/); the key folder {directory} holds "
-             + (f"a copy (source: cluster)" if same and copy else
-                f"the same keys, not marked as a copy (the server marks it at its start)" if same else
-                f"no key" if local is None else f"OTHER keys ({describe(local)}), not the cluster's "
-                f"({describe(theirs)}): `dnsbalance dnssec fetch`"))
+             + ("a copy (source: cluster)" if same and copy else
+                "the same keys, not marked as a copy (the server marks it at its start)" if same else
+                "no key" if local is None else
+                f"an older copy ({describe(local)}): a running server follows within seconds, a stopped one at its "
+                "start" if copy else
+                f"OTHER keys ({describe(local)}), not the cluster's ({describe(theirs)}): `dnsbalance dnssec fetch`"))
     return theirs, where
 
 

@@ -261,5 +261,12 @@ def test_a_local_key_the_cluster_lacks_is_refused_and_etcd_down_refuses_keygen(t
         server.wait_for_log(r"etcd not reachable at start")
         assert signers(server, f"deb.{ZONE}", "A") == {tag}
         assert httpx.get(f"{server.status_url}/status.json", timeout=5).json()["dnssec"]["source"] == "cluster"
+        # a key put in the folder by hand while it runs: a reload keeps signing with the cluster's key in service
+        local_keygen(tmp_path / "hand", Algorithm.ECDSAP256SHA256)
+        shutil.copy(tmp_path / "hand" / "zone.key", keys_of(second) / "zone.key")
+        assert dnsbalance("reload", "--config", str(second)).returncode == 0
+        server.wait_for_log(r"DNSSEC key: .*not a copy of the cluster's keys.*signing on with the keys in service "
+                            rf"\(tag {tag}\)")
+        assert signers(server, f"deb.{ZONE}", "A") == {tag}
     finally:
         server.stop()

@@ -702,6 +702,9 @@ def _dnssec(args: argparse.Namespace) -> int:
     except KeyProblem as exc:
         print(exc, file=sys.stderr)
         return 1
+    except OSError as exc:  # a key folder that cannot be written (read-only, another owner)
+        print(f"{exc.filename or directory}: {exc.strerror}", file=sys.stderr)
+        return 1
     if args.action == "ds":
         for key in keys.for_parent:  # during a rollover, the next key's too: the parent adds it ahead of the switch
             print(ds_line(settings.zone, key))

@@ -171,6 +171,8 @@ def at_start(settings: Settings) -> str | None:
         return None
     except KeyProblem as exc:
         return str(exc)
+    except OSError as exc:
+        return f"cannot write the cluster's keys into the key folder {settings.key_dir}: {exc.strerror}"
     finally:
         link.close()
     if decision.action in (Action.REFUSE, Action.NOTHING):
@@ -225,7 +227,7 @@ def take_step(settings: Settings, step: str, now: float, force: bool) -> rollove
                              "server?): nothing was changed; see `dnsbalance dnssec status` and take it again")
         try:
             settle(link, cluster.prefix, settings.key_dir, read(link, cluster.prefix))
-        except (EtcdDown, KeyProblem) as exc:  # the step is taken; this server's copy follows later
+        except (EtcdDown, KeyProblem, OSError) as exc:  # the step is taken; this server's copy follows later
             log.warning("dnssec: the local copy was not updated (%s); the server follows the cluster", exc)
     except EtcdDown as exc:
         raise unreachable(exc) from None
@@ -302,6 +304,9 @@ class KeyFollower:
             self._refused(str(exc))
             self.seen = dict(stored.files)
             return
+        except OSError as exc:  # the key folder cannot be written: tried again at the next look
+            self._refused(f"cannot write the cluster's keys into {self.directory}: {exc.strerror}")
+            return
         if self.down is not None:
             log.info("dnssec: the cluster's keys followed from etcd again")
             self.down = None
@@ -310,8 +315,9 @@ class KeyFollower:
             self._refused(decision.message)
         elif decision.action in (Action.WRITE, Action.SEED):
             self.reported = ""
-            log.warning("dnssec: %s", decision.message) if decision.action is Action.SEED else \
-                log.info("dnssec: %s", decision.message)
+            how = "through the cluster's watch" if watched is not None else "read from etcd"
+            log.log(logging.WARNING if decision.action is Action.SEED else logging.INFO, "dnssec: %s (%s)",
+                    decision.message, how)
             self.due.set()
             self.changed()
 

@@ -55,6 +55,9 @@ class Stored:
     revisions: Mapping[str, int]
     revision: int = 0  # of the read
 
+    def __repr__(self) -> str:  # the files are private keys: never in a log or a traceback's locals
+        return f"Stored(files={sorted(self.files)}, revisions={dict(self.revisions)}, revision={self.revision})"
+
 
 def parse(entries: list[tuple[str, bytes]], prefix: str) -> dict[str, bytes]:
     """The key set's files among the values under the prefix, pure; anything else under dnssec/ is left out."""

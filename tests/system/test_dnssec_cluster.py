@@ -294,3 +294,27 @@ def test_a_local_key_the_cluster_lacks_is_refused_and_etcd_down_refuses_keygen(t
         assert signers(server, f"deb.{ZONE}", "A") == {tag}
     finally:
         server.stop()
+
+
+def test_a_change_of_keys_that_moved_since_they_were_read_changes_nothing(etcd: EtcdCluster) -> None:
+    """The transactions under keygen and every rollover step, against the real etcd: each compares every file's
+    revision with the read it was made from, so of two commands at once, one changes the keys and the other
+    nothing (and says so)."""
+    from dnsbalance.cluster import keystore
+    from dnsbalance.cluster.etcd import EtcdLink
+    from dnsbalance.configuration.model import ClusterSettings
+
+    prefix = "/dnsbalance/cdn.example.org/"
+    link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "test", prefix), 2.0)
+    try:
+        empty = keystore.read(link, prefix)
+        assert keystore.commit(link, prefix, empty, {"zone.key": b"first"})
+        assert not keystore.commit(link, prefix, empty, {"zone.key": b"second"})  # create-only: one key
+        one = keystore.read(link, prefix)
+        assert one.files == {"zone.key": b"first"}
+        assert keystore.commit(link, prefix, one, {"zone.key": b"new", "retiring.key": b"first"})
+        assert not keystore.commit(link, prefix, one, {"zone.key": b"other"})  # a step on a stale read
+        assert not keystore.commit(link, prefix, one, {})  # nor a deletion
+        assert keystore.read(link, prefix).files == {"zone.key": b"new", "retiring.key": b"first"}
+    finally:
+        link.close()

@@ -21,6 +21,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -61,6 +62,7 @@ from dnsbalance.serving.snapshot import Serving
 
 if TYPE_CHECKING:  # imported when used: only a signed cluster follows keys
     from dnsbalance.cluster.keystore import KeyFollower
+    from dnsbalance.configuration.model import ClusterSettings
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
@@ -133,6 +135,8 @@ class Supervisor:
         self.draining = False  # a drain's new generation is on its way
         self.keys: "KeyFollower | None" = None  # with `cluster:` and signing (cluster/keystore.py)
         self.rekeying = False  # a new key set's generation is on its way
+        self.keys_for: tuple[ClusterSettings, Path] | None = None  # what the key follower was made for
+        self.wake: Callable[[], None] = lambda: None  # the main loop's: look now (set when it runs)
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
@@ -367,6 +371,7 @@ class Supervisor:
                 return  # nothing was left to compute
         await self.put_in_service()
         if work == "reload":
+            self.follow_keys()  # other cluster settings, key folder or signing: a follower for them
             record_reload(self.balancer.state, problems, self.balancer.generation)
             log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
                      self.balancer.generation)
@@ -422,16 +427,8 @@ class Supervisor:
             if health is not None:
                 health.listeners.append(shared_drains.wake)
             shared_drains.start()
-        if cluster is not None and self.balancer.signing and self.balancer.config.settings.dnssec.sign:
-            from dnsbalance.cluster.keystore import KeyFollower
-
-            # the cluster's keys into the key folder as they change (another server's rollover step)
-            self.keys = KeyFollower(cluster, self.balancer.config.settings.key_dir,
-                                    watched=lambda: health.watched(cluster.prefix) if health else None,
-                                    changed=lambda: wake_soon(loop, woken))
-            if health is not None:
-                health.listeners.append(self.keys.wake)
-            self.keys.start()
+        self.wake = lambda: wake_soon(loop, woken)
+        self.follow_keys()
         later("complete")
         identity = self.identity()
         web = await start_status(self.balancer, self.status_socket, identity, refresh=self.flush,
@@ -475,6 +472,34 @@ class Supervisor:
                     self._read(answerer)  # their last counts
             self.balancer.stats.save()
         return 0
+
+    def follow_keys(self) -> None:
+        """With `cluster:` and signing: the cluster's DNSSEC keys followed into the key folder as they change
+        (another server's rollover step, cluster/keystore.py), through the health member's watch when it streams.
+        Called at start and after each applied reload: a follower of other cluster settings or another key folder
+        is replaced."""
+        settings = self.balancer.config.settings
+        wanted = (settings.cluster, settings.key_dir) if settings.cluster is not None and self.balancer.signing \
+            and settings.dnssec.sign else None
+        if wanted == self.keys_for:
+            return
+        if self.keys is not None:
+            self.keys.stop()
+            if self.health is not None and self.keys.wake in self.health.listeners:
+                self.health.listeners.remove(self.keys.wake)
+            self.keys = None
+        self.keys_for = wanted
+        if wanted is None:
+            return
+        from dnsbalance.cluster.keystore import KeyFollower
+
+        cluster, directory = wanted
+        health = self.health
+        self.keys = KeyFollower(cluster, directory, watched=lambda: health.watched(cluster.prefix) if health else None,
+                                changed=self.wake)
+        if health is not None:
+            health.listeners.append(self.keys.wake)
+        self.keys.start()
 
     def identity(self) -> InstanceInfo:
         """Which instance this is, for its status page and JSON and for `dnsbalance status` (instance.json):

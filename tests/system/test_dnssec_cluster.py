@@ -241,6 +241,29 @@ def test_a_rollover_step_on_one_server_reaches_the_other(pair: tuple[list[Server
         assert state["key_tag"] == new and state["source"] == "cluster"
 
 
+@pytest.mark.parametrize("pair", ["read"], indirect=True)
+def test_a_reload_onto_another_prefix_follows_the_keys_there(pair: tuple[list[Server], list[Path], int],
+                                                             etcd: EtcdCluster) -> None:
+    """A reload with other cluster settings replaces the key follower: under a prefix that holds no key yet, the
+    server's copy becomes that cluster's key (create-only), and it signs on with the same key."""
+    from dnsbalance.cluster.etcd import EtcdLink
+    from dnsbalance.configuration.model import ClusterSettings
+
+    servers, configs, tag = pair
+    settings = configs[1] / "dnsbalance.yaml"
+    settings.write_text(settings.read_text().replace("instance: ns2}", "instance: ns2, prefix: /moved/}"))
+    assert dnsbalance("reload", "--config", str(configs[1])).returncode == 0
+    servers[1].wait_for_log(rf"the cluster has no DNSSEC key yet: this server's \(tag {tag}\) becomes the "
+                            rf"cluster's", timeout=10)
+    link = EtcdLink(ClusterSettings(tuple(etcd.endpoints), "test", "/moved/"), 2.0)
+    try:
+        assert link.get_prefix("/moved/dnssec/") == [("/moved/dnssec/zone.key",
+                                                      (keys_of(configs[1]) / "zone.key").read_bytes())]
+    finally:
+        link.close()
+    assert signers(servers[1], f"deb.{ZONE}", "A") == {tag}
+
+
 def serve_once(config: Path, log: Path) -> subprocess.CompletedProcess[str]:
     """`serve` that is expected to refuse (it stops within the timeout)."""
     done = subprocess.run([sys.executable, "-m", "dnsbalance", "serve", "--config", str(config), "--listen",

@@ -200,8 +200,9 @@ def fetch(settings: Settings, force: bool, now: float) -> str:
                              there(cluster.prefix))
         if decision.action is Action.REFUSE:
             if not force:
-                raise KeyProblem(decision.message.split(" Fix: ")[0] + "; --force sets it aside (kept in the key "
-                                 "folder's replaced-*) and copies the cluster's")
+                refusal = decision.message.split(" Fix: ")[0].rstrip(".")
+                raise KeyProblem(f"{refusal}; --force sets it aside (kept in the key folder's replaced-*) and copies "
+                                 f"the cluster's")
             aside = key_folder.set_aside(directory, now)
         decision = settle(link, cluster.prefix, directory, stored)
     except EtcdDown as exc:

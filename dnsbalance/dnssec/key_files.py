@@ -103,10 +103,13 @@ def reconcile(local: KeyFiles, local_is_copy: bool, cluster: KeyFiles, here: Whe
     if ours is not None and ours.signing.dnskey in {key.dnskey for key in theirs.published}:
         return Reconciled(Action.WRITE, f"the key folder's key (tag {ours.signing.tag}) is the cluster's: it "
                                         f"becomes a copy of the cluster's keys ({describe(theirs)})", theirs, ours)
-    mine = damaged or f"this server's key {here(KEY_FILE)} (tag {ours.signing.tag})"  # type: ignore[union-attr]
-    return Reconciled(Action.REFUSE, f"{mine} is not the cluster's (tag {theirs.signing.tag}, {there(KEY_FILE)}): "
-                                     f"signing with it would make validating resolvers that ask this server fail "
-                                     f"against the parent's DS. Fix: `dnsbalance dnssec fetch --force --config DIR` "
+    if ours is None:  # damaged
+        mine = f"{damaged}; the cluster's key is tag {theirs.signing.tag} ({there(KEY_FILE)})"
+    else:
+        mine = (f"this server's key {here(KEY_FILE)} (tag {ours.signing.tag}) is not the cluster's (tag "
+                f"{theirs.signing.tag}, {there(KEY_FILE)}): signing with it would make validating resolvers that "
+                f"ask this server fail against the parent's DS")
+    return Reconciled(Action.REFUSE, f"{mine}. Fix: `dnsbalance dnssec fetch --force --config DIR` "
                                      f"(sets this key aside in the key folder's replaced-* and copies the "
                                      f"cluster's), or move the key folder away and start again (the server adopts "
                                      f"the cluster's key)", theirs, ours)

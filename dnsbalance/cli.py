@@ -27,8 +27,9 @@ from dnsbalance.configuration.problems import Severity
 from dnsbalance.configuration.settings_file import read_settings
 from dnsbalance.configuration.state_dir import state_dir_problems, unwritable
 from dnsbalance.dnssec import rollover
-from dnsbalance.dnssec.check import dnssec_problems
-from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, ds_line, keygen, load_keys
+from dnsbalance.dnssec.check import cluster_key_problems, dnssec_problems
+from dnsbalance.dnssec.key_files import describe, key_set
+from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, KeySet, ds_line, keygen, load_keys
 from dnsbalance.geo.locate import builtin_database
 from dnsbalance.geo.rebuild import DEFAULT_SOURCE, RebuildError, rebuild
 from dnsbalance.health import events as health_events
@@ -142,11 +143,12 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"rebuild: the folder of Tor's geoip and geoip6 files (default {DEFAULT_SOURCE}, "
                           "Debian package tor-geoipdb)")
     dnssec = command("dnssec", "the zone's DNSSEC key: make it, print the DS for the parent, show signing state")
-    dnssec.add_argument("action", choices=("keygen", "ds", "status", "rollover"))
+    dnssec.add_argument("action", choices=("keygen", "ds", "status", "rollover", "fetch"))
     dnssec.add_argument("step", nargs="?", choices=("start", "switch", "finish"),
                         help="rollover: start (publish a next key), switch (it signs), finish (the old key goes); "
                              "each reloads the running server")
-    dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is over")
+    dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is "
+                        "over; fetch: set aside a key the cluster does not have (kept in the key folder's replaced-*)")
     add_drain_commands(command, _duration)
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
@@ -211,6 +213,10 @@ def _check(args: argparse.Namespace) -> int:
     if loaded is not None:  # the host's side: where the server will write (the unit's ExecStartPre asks too)
         problems += state_dir_problems(args.config, loaded.config.settings.state_dir)
         problems += dnssec_problems(args.config, loaded.config.settings, time.time())
+        if loaded.config.settings.dnssec.sign and loaded.config.settings.cluster is not None:
+            from dnsbalance.cluster.keystore import check_warnings
+
+            problems += cluster_key_problems(args.config, check_warnings(loaded.config.settings))
         if loaded.config.settings.health.enabled:  # lock names the server never learned: a guess
             saved = health_state.load(StateFolder(loaded.config.settings.state_dir).health)
             problems += unconfirmed_locks(loaded.config, saved)
@@ -296,6 +302,13 @@ def _serve(args: argparse.Namespace) -> int:
         except ValueError as exc:
             log.error("--status: %s (or off)", exc)
             return 2
+    if loaded.config.settings.dnssec.sign and loaded.config.settings.cluster is not None:
+        from dnsbalance.cluster.keystore import at_start
+
+        refused = at_start(loaded.config.settings)  # the key folder made a copy of the cluster's keys
+        if refused is not None:
+            log.error("not starting: dnssec: %s", refused)
+            return 1
     if loaded.config.settings.dnssec.sign:
         try:  # now, with a clear message, rather than in the first table's build
             load_keys(loaded.config.settings.key_dir)  # and a rollover's other key, if any
@@ -648,7 +661,8 @@ def _served_digest(state: StateFolder) -> str | None:
 
 def _dnssec(args: argparse.Namespace) -> int:
     """keygen: a new combined signing key (never over one); ds: the parent's DS lines; status: keys and the
-    signing state the server last wrote; rollover STEP: a key rollover's step. Only public parts are printed."""
+    signing state the server last wrote; rollover STEP: a key rollover's step; fetch: the cluster's keys into
+    the key folder. Only public parts are printed. With `cluster:` the keys live in etcd (cluster/keystore.py)."""
     settings = read_settings(Checker(), args.config)
     if settings is None:
         print(f"{args.config}/dnsbalance.yaml cannot be read", file=sys.stderr)
@@ -657,28 +671,52 @@ def _dnssec(args: argparse.Namespace) -> int:
     if (args.step is not None) != (args.action == "rollover"):
         print("dnssec rollover takes a step: start, switch or finish (and only rollover does)", file=sys.stderr)
         return 2
+    if args.action == "fetch" and settings.cluster is None:
+        print("dnssec fetch copies the cluster's keys from etcd: this configuration has no `cluster:`",
+              file=sys.stderr)
+        return 1
     try:
         if args.action == "keygen":
+            if settings.cluster is not None:
+                from dnsbalance.cluster import keystore
+
+                key = keystore.keygen(settings)
+                print(f"the cluster's key, created in etcd ({settings.cluster.prefix}dnssec/{KEY_FILE}) and copied "
+                      f"to {directory / KEY_FILE} (mode 0600): key tag {key.tag}, algorithm {key.algorithm.value} "
+                      f"({key.algorithm.name}); every name server of the cluster copies it at its start (or "
+                      f"`dnsbalance dnssec fetch`); give the parent its DS: dnsbalance dnssec ds --config "
+                      f"{args.config}")
+                return 0
             key = keygen(directory, settings.dnssec.algorithm)
             print(f"wrote {directory / KEY_FILE} (mode 0600): key tag {key.tag}, algorithm {key.algorithm.value} "
                   f"({key.algorithm.name}); give the parent its DS: dnsbalance dnssec ds --config {args.config}")
             return 0
         if args.action == "rollover":
             return _rollover(args, settings)
-        keys = load_keys(directory)
+        if args.action == "fetch":
+            from dnsbalance.cluster import keystore
+
+            print(keystore.fetch(settings, args.force, time.time()))
+            return 0
+        keys, source = _dnssec_keys(settings)
     except KeyProblem as exc:
         print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:  # a key folder that cannot be written (read-only, another owner)
+        print(f"{exc.filename or directory}: {exc.strerror}", file=sys.stderr)
         return 1
     if args.action == "ds":
         for key in keys.for_parent:  # during a rollover, the next key's too: the parent adds it ahead of the switch
             print(ds_line(settings.zone, key))
         return 0
     print(f"zone {settings.zone}: signing {'on' if settings.dnssec.sign else 'off (dnssec: sign: false)'}")
+    if settings.cluster is not None:
+        print(f"keys: {source}")
     for key, role, name in ((keys.signing, "signs", KEY_FILE), (keys.next, "next, published", NEXT_FILE),
                             (keys.retiring, "retiring, published", RETIRING_FILE)):
         if key is not None:
-            print(f"key {directory / name}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), "
-                  f"{role}")
+            shown = name if settings.cluster is not None else directory / name
+            print(f"key {shown}: tag {key.tag}, algorithm {key.algorithm.value} ({key.algorithm.name}), {role}")
     for key in keys.for_parent:
         print(f"DS {ds_line(settings.zone, key)}")
     try:
@@ -692,12 +730,56 @@ def _dnssec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dnssec_keys(settings: Settings) -> tuple[KeySet, str]:
+    """The keys `ds` and `status` show, and where they are: the cluster's (etcd) with `cluster:`, else (or with
+    etcd unreachable, said on stderr) the key folder's. KeyProblem when there is none."""
+    directory = settings.key_dir
+    if settings.cluster is None:
+        return load_keys(directory), f"the key folder {directory}"
+    from dnsbalance.cluster import keystore
+    from dnsbalance.cluster.etcd import EtcdDown
+    from dnsbalance.dnssec import key_folder
+
+    local_files = key_folder.read(directory)
+    try:
+        local = key_set(local_files, lambda name: str(directory / name))
+    except KeyProblem as exc:
+        local = None
+        print(f"note: {exc}", file=sys.stderr)
+    copy = key_folder.is_copy(directory, local_files)
+    try:
+        theirs, _ = keystore.cluster_keys(settings)
+    except EtcdDown as exc:
+        print(f"note: etcd cannot be reached ({exc}): showing the key folder's keys, which may not be the "
+              f"cluster's", file=sys.stderr)
+        if local is None:
+            raise KeyProblem(f"no DNSSEC key at {directory / KEY_FILE}, and the cluster's cannot be read") from None
+        held = "a copy of the cluster's keys" if copy else "its own keys (source: local)"
+        return local, f"the key folder {directory}, {held}; etcd unreachable"
+    if theirs is None:
+        raise KeyProblem("the cluster has no DNSSEC key: `dnsbalance dnssec keygen --config DIR` makes it (a "
+                         "server whose key folder has one publishes it at its start)")
+    same = local is not None and [k.dnskey for k in local.published] == [k.dnskey for k in theirs.published]
+    where = (f"the cluster's (etcd {settings.cluster.prefix}dnssec/); the key folder {directory} holds "
+             + ("a copy (source: cluster)" if same and copy else
+                "the same keys, not marked as a copy (the server marks it at its start)" if same else
+                "no key" if local is None else
+                f"an older copy ({describe(local)}): a running server follows within seconds, a stopped one at its "
+                "start" if copy else
+                f"OTHER keys ({describe(local)}), not the cluster's ({describe(theirs)}): `dnsbalance dnssec fetch`"))
+    return theirs, where
+
+
 def _rollover(args: argparse.Namespace, settings: Settings) -> int:
     """One step of a key rollover (dnssec/rollover.py), then a reload of the running server so that it serves
     the step at once (none running: it will at its start)."""
     now = time.time()
     directory = settings.key_dir
-    if args.step == "start":
+    if settings.cluster is not None:  # on the cluster's keys in etcd; every name server follows
+        from dnsbalance.cluster import keystore
+
+        step = keystore.take_step(settings, args.step, now, args.force)
+    elif args.step == "start":
         step = rollover.start(directory, settings.dnssec.algorithm, now)
     elif args.step == "switch":
         step = rollover.switch(directory, settings, now, args.force)

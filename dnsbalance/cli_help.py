@@ -144,13 +144,18 @@ COMMANDS: dict[str, CommandHelp] = {
         about="keygen: a new signing key in the key folder (never over one). ds: the DS lines to give the "
               "parent zone. status: the keys and the signing state the server last wrote. rollover start|switch|"
               "finish: a key rollover's steps (a next key published, then signing, then the old key removed), "
-              "each reloading the running server; a step before its RFC 7583 wait is refused unless --force.",
+              "each reloading the running server; a step before its RFC 7583 wait is refused unless --force. "
+              "With `cluster:` the keys live in etcd: keygen refuses when the cluster has a key, every step "
+              "changes etcd first and every name server follows; fetch: the cluster's keys into this server's "
+              "key folder (--force sets a key the cluster lacks aside).",
         examples=(("dnsbalance dnssec keygen", "make the zone's key"),
                   ("dnsbalance dnssec ds", "the DS records for the parent zone"),
                   ("dnsbalance dnssec status", "key tags, earliest signature expiry"),
-                  ("dnsbalance dnssec rollover start", "publish a next key beside the signing one")),
-        exits=((0, "done"), (1, "no key, a key already there (keygen), a rollover step refused or too early, "
-                                "dnsbalance.yaml unreadable, or the running server refused the step's reload"),
+                  ("dnsbalance dnssec rollover start", "publish a next key beside the signing one"),
+                  ("dnsbalance dnssec fetch", "copy the cluster's keys from etcd into the key folder")),
+        exits=((0, "done"), (1, "no key, a key already there (keygen; in the cluster), a rollover step refused or "
+                                "too early, etcd unreachable (with `cluster:`), dnsbalance.yaml unreadable, or the "
+                                "running server refused the step's reload"),
                (2, "rollover without a step, or a step without rollover"),
                (4, "rollover: the running server showed no outcome of the step's reload in time"))),
     "explain": CommandHelp(

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,12 @@ class Unbound:
                 self.process.wait()
 
 
-def unbound_config(folder: Path, port: int, upstream: int, roundrobin: bool, trust_anchor: str | None = None) -> str:
-    """`trust_anchor`: a DS line for the zone; unbound then validates (validator module, AD on secure answers)."""
+def unbound_config(folder: Path, port: int, upstream: int | Sequence[int], roundrobin: bool,
+                   trust_anchor: str | None = None) -> str:
+    """`trust_anchor`: a DS line for the zone; unbound then validates (validator module, AD on secure answers).
+    `upstream`: the server's port, or several servers' (each a stub-addr, as the zone's name servers)."""
+    stubs = "\n".join(f"    stub-addr: 127.0.0.1@{each}" for each in ((upstream,) if isinstance(upstream, int)
+                                                                   else upstream))
     modules = "subnetcache validator iterator" if trust_anchor else "subnetcache iterator"
     anchor = f'    trust-anchor: "{trust_anchor}"\n    val-log-level: 2\n' if trust_anchor else ""
     return f"""server:
@@ -137,11 +142,12 @@ def unbound_config(folder: Path, port: int, upstream: int, roundrobin: bool, tru
 
 stub-zone:
     name: "{ZONE}"
-    stub-addr: 127.0.0.1@{upstream}
+{stubs}
 """
 
 
-def start_unbound(folder: Path, upstream: int, roundrobin: bool = True, trust_anchor: str | None = None) -> Unbound:
+def start_unbound(folder: Path, upstream: int | Sequence[int], roundrobin: bool = True,
+                  trust_anchor: str | None = None) -> Unbound:
     """Unbound in the foreground (-d) on a free loopback port, forwarding the zone to 127.0.0.1@upstream."""
     binary = shutil.which("unbound") or "/usr/sbin/unbound"
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -171,6 +171,18 @@ class EtcdLink:
 
     def replace(self, key: str, old: bytes, new: bytes) -> bool:
         return bool(self._call("compare-and-swap", lambda c: c.replace(key, old, new)))
+
+    def transaction(self, expected: Mapping[str, int], puts: Mapping[str, bytes], deletes: Iterable[str]) -> bool:
+        """One transaction: when every key of `expected` is at that mod revision (0: absent), put and delete
+        (each key at most once); True when it did, False when a key had moved (nothing changed then)."""
+        request = {"compare": [{"key": _encode(key), "result": "EQUAL", "target": "MOD", "mod_revision": revision}
+                               for key, revision in expected.items()],
+                   "success": [*({"request_put": {"key": _encode(key), "value": _encode(value)}}
+                                 for key, value in puts.items()),
+                               *({"request_delete_range": {"key": _encode(key)}} for key in deletes)],
+                   "failure": []}
+        reply = self._call("transaction", lambda c: c.post(c.get_url("/kv/txn"), json=request))
+        return bool(reply.get("succeeded", False))
 
     def close(self) -> None:
         for client in self.clients:

@@ -83,8 +83,8 @@ def read_prefix(entries: list[tuple[str, bytes]], prefix: str, allowed: tuple[st
             ignored.append(f"{shown}: not a key of this layout")
             continue
         folder, name = where
-        if folder == layout.DRAINS:
-            continue  # operators' drains: cluster/drains.py follows them
+        if folder in (layout.DRAINS, layout.DNSSEC):
+            continue  # operators' drains (cluster/drains.py) and the zone's keys (cluster/keystore.py)
         if folder == layout.VOTES and allowed and name not in allowed:
             ignored.append(f"{shown}: {name[:63]} is not in cluster.instances")
             unknown.append(name[:63])

@@ -40,3 +40,18 @@ def dnssec_problems(directory: Path, settings: Settings, now: float) -> list[Pro
     path = directory / FILE
     return [Problem(path, _line(path), message, Severity.WARNING)
             for message in expiry_warnings(settings, state, now)]
+
+
+def cluster_key_problems(directory: Path, messages: list[str]) -> list[Problem]:
+    """The cluster's key comparison (cluster/keystore.py check_warnings) as warnings at the `dnssec:` line."""
+    path = directory / FILE
+    line = _dnssec_line(path)
+    return [Problem(path, line, message, Severity.WARNING) for message in messages]
+
+
+def _dnssec_line(path: Path) -> int:
+    try:
+        top = load_yaml(path)
+    except (YamlSyntaxError, OSError):
+        return 1
+    return top.line_of("dnssec") if isinstance(top, PosDict) and "dnssec" in top else 1

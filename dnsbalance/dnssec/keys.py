@@ -70,13 +70,18 @@ def generate(algorithm: Algorithm) -> PrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def pem_of(private: PrivateKey) -> bytes:
+    """The key as its file holds it (PKCS#8 PEM): for the key folder and the cluster's copy in etcd, never a log."""
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
 def keygen(directory: Path, algorithm: Algorithm, name: str = KEY_FILE) -> SigningKey:
     """A new key written to directory/name (mode 0600 from its creation on); KeyProblem if one exists."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = directory / name
     private = generate(algorithm)
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    pem = pem_of(private)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -96,16 +101,21 @@ def load(directory: Path, name: str = KEY_FILE) -> SigningKey:
         raise KeyProblem(f"no DNSSEC key at {path}: run `dnsbalance dnssec keygen --config DIR`") from None
     except OSError as exc:
         raise KeyProblem(f"cannot read the DNSSEC key {path}: {exc.strerror}") from None
+    return from_pem(data, str(path))
+
+
+def from_pem(data: bytes, where: str) -> SigningKey:
+    """The key a file (or the cluster's copy in etcd) holds; KeyProblem naming `where`, never the content."""
     try:
         private = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError):
-        raise KeyProblem(f"{path} is not a readable private key (damaged or encrypted)") from None
+        raise KeyProblem(f"{where} is not a readable private key (damaged or encrypted)") from None
     if not isinstance(private, ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey):
-        raise KeyProblem(f"{path}: the key is neither ECDSA P-256 nor Ed25519")
+        raise KeyProblem(f"{where}: the key is neither ECDSA P-256 nor Ed25519")
     try:
         return signing_key(private)
     except KeyProblem as exc:
-        raise KeyProblem(f"{path}: {exc}") from None
+        raise KeyProblem(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -11,19 +11,34 @@ a rename in the key folder that the server takes up at its next table build (`dn
 
 The times of the steps are kept in rollover.json beside the keys; a step asked too early is refused with the
 time it becomes safe (`--force` overrides, for an operator who knows better, and for tests).
+
+Each step is pure over the key set's files (key_files.py): `start_files`, `switch_files`, `finish_files` give the
+files after the step. `start`, `switch`, `finish` apply them to a key folder; with `cluster:`, cluster/keystore.py
+applies them to the cluster's keys in etcd in one transaction, the waits counted from the cluster's record.
 """
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dnsbalance.configuration.model import Algorithm, Settings
-from dnsbalance.dnssec.keys import KEY_FILE, NEXT_FILE, RETIRING_FILE, KeyProblem, SigningKey, keygen, load
+from dnsbalance.dnssec import key_folder
+from dnsbalance.dnssec.key_files import ROLLOVER_FILE, KeyFiles, Where, key_set
+from dnsbalance.dnssec.keys import (
+    KEY_FILE,
+    NEXT_FILE,
+    RETIRING_FILE,
+    KeyProblem,
+    SigningKey,
+    from_pem,
+    generate,
+    pem_of,
+)
 from dnsbalance.dnssec.timing import RESIGN_CHECK, longest_ttl, when
 
-STATE_FILE = "rollover.json"
+STATE_FILE = ROLLOVER_FILE
 
 
 @dataclass(frozen=True)
@@ -34,23 +49,23 @@ class Step:
     key: SigningKey
 
 
-def _state(directory: Path) -> dict[str, float]:
+def state_of(files: KeyFiles) -> dict[str, float]:
+    """The record's step times; {} when there is none or it cannot be read."""
     try:
-        found = json.loads((directory / STATE_FILE).read_text())
-    except (OSError, ValueError):
+        found = json.loads(files[ROLLOVER_FILE])
+    except (KeyError, ValueError, UnicodeDecodeError):
         return {}
     return {k: float(v) for k, v in found.items() if isinstance(v, int | float)} if isinstance(found, dict) else {}
 
 
-def _save(directory: Path, state: dict[str, float]) -> None:
-    temporary = directory / f".{STATE_FILE}.tmp"
-    temporary.write_text(json.dumps(state) + "\n")
-    os.replace(temporary, directory / STATE_FILE)
+def record(state: Mapping[str, float]) -> bytes:
+    return (json.dumps(dict(state)) + "\n").encode()
 
 
 def propagation(settings: Settings) -> float:
     """A margin for every name server of the zone to serve a step: the command reloads the server of this
-    host at once; the others are reloaded by their operators (their key folders are copies of this one)."""
+    host at once; the others follow the cluster's keys within seconds (`cluster:`), or are reloaded by their
+    operators (their key folders are copies of this one)."""
     return RESIGN_CHECK
 
 
@@ -73,51 +88,74 @@ def _too_early(since: float | None, wait: float, now: float, step: str, why: str
                          f"(--force to {step} anyway)")
 
 
-def start(directory: Path, algorithm: Algorithm, now: float) -> Step:
-    if not (directory / KEY_FILE).exists():
-        raise KeyProblem(f"no key at {directory / KEY_FILE} to roll over: run `dnsbalance dnssec keygen` first")
+def start_files(files: KeyFiles, algorithm: Algorithm, now: float, where: Where) -> tuple[dict[str, bytes], Step]:
+    if KEY_FILE not in files:
+        raise KeyProblem(f"no key at {where(KEY_FILE)} to roll over: run `dnsbalance dnssec keygen` first")
     for busy in (NEXT_FILE, RETIRING_FILE):
-        if (directory / busy).exists():
-            raise KeyProblem(f"a rollover is under way ({directory / busy} exists): switch or finish it first")
-    load(directory)  # the signing key must be sound before a second one is made
-    key = keygen(directory, algorithm, NEXT_FILE)
-    _save(directory, {"started": now})
-    return Step(f"wrote {directory / NEXT_FILE} (mode 0600): key tag {key.tag}, published beside the signing key "
-                f"at the next table build (`dnsbalance reload`); give the parent its DS too (`dnsbalance dnssec "
-                f"ds`), then `dnsbalance dnssec rollover switch`", key)
+        if busy in files:
+            raise KeyProblem(f"a rollover is under way ({where(busy)} exists): switch or finish it first")
+    key_set(files, where)  # the signing key must be sound before a second one is made
+    pem = pem_of(generate(algorithm))
+    key = from_pem(pem, where(NEXT_FILE))
+    after = {**files, NEXT_FILE: pem, ROLLOVER_FILE: record({"started": now})}
+    return after, Step(f"wrote {where(NEXT_FILE)} (mode 0600): key tag {key.tag}, published beside the signing key "
+                       f"at the next table build (`dnsbalance reload`); give the parent its DS too (`dnsbalance "
+                       f"dnssec ds`), then `dnsbalance dnssec rollover switch`", key)
 
 
-def switch(directory: Path, settings: Settings, now: float, force: bool = False) -> Step:
-    if not (directory / NEXT_FILE).exists():
-        raise KeyProblem(f"no next key ({directory / NEXT_FILE}): `dnsbalance dnssec rollover start` first")
-    state = _state(directory)
+def switch_files(files: KeyFiles, settings: Settings, now: float, where: Where,
+                 force: bool = False) -> tuple[dict[str, bytes], Step]:
+    if NEXT_FILE not in files:
+        raise KeyProblem(f"no next key ({where(NEXT_FILE)}): `dnsbalance dnssec rollover start` first")
+    state = state_of(files)
     if not force:
         _too_early(state.get("started"), publish_wait(settings), now, "switch",
                    "the new DNSKEY may not be in every resolver's cache yet")
-    new = load(directory, NEXT_FILE)
-    load(directory)
-    # a link, then a rename over the signing key: at every moment there is a zone.key (a crash between two
-    # renames would have left none, and a server that would not start)
-    retiring = directory / RETIRING_FILE
-    retiring.unlink(missing_ok=True)
-    os.link(directory / KEY_FILE, retiring)
-    os.replace(directory / NEXT_FILE, directory / KEY_FILE)
-    _save(directory, {**state, "switched": now})
-    return Step(f"key tag {new.tag} signs from the next table build (`dnsbalance reload`); the old key stays "
-                f"published. Make sure the parent has the new DS (`dnsbalance dnssec ds`), then `dnsbalance "
-                f"dnssec rollover finish`", new)
+    keys = key_set(files, where)
+    assert keys is not None and keys.next is not None
+    after = {name: data for name, data in files.items() if name != NEXT_FILE}
+    after.update({KEY_FILE: files[NEXT_FILE], RETIRING_FILE: files[KEY_FILE],
+                  ROLLOVER_FILE: record({**state, "switched": now})})
+    return after, Step(f"key tag {keys.next.tag} signs from the next table build (`dnsbalance reload`); the old "
+                       f"key stays published. Make sure the parent has the new DS (`dnsbalance dnssec ds`), then "
+                       f"`dnsbalance dnssec rollover finish`", keys.next)
 
 
-def finish(directory: Path, settings: Settings, now: float, force: bool = False) -> Step:
-    if not (directory / RETIRING_FILE).exists():
-        raise KeyProblem(f"no retiring key ({directory / RETIRING_FILE}): nothing to finish "
+def finish_files(files: KeyFiles, settings: Settings, now: float, where: Where,
+                 force: bool = False) -> tuple[dict[str, bytes], Step]:
+    if RETIRING_FILE not in files:
+        raise KeyProblem(f"no retiring key ({where(RETIRING_FILE)}): nothing to finish "
                          f"(`dnsbalance dnssec rollover switch` first)")
-    state = _state(directory)
+    state = state_of(files)
     if not force:
         _too_early(state.get("switched"), retire_wait(settings), now, "finish",
                    "resolvers may still hold signatures made by the old key")
-    old = load(directory, RETIRING_FILE)
-    (directory / RETIRING_FILE).unlink()
-    (directory / STATE_FILE).unlink(missing_ok=True)
-    return Step(f"key tag {old.tag} removed: its DNSKEY leaves the zone at the next table build (`dnsbalance "
-                f"reload`); the parent must list only the new DS now", old)
+    old = from_pem(files[RETIRING_FILE], where(RETIRING_FILE))
+    after = {name: data for name, data in files.items() if name not in (RETIRING_FILE, ROLLOVER_FILE)}
+    return after, Step(f"key tag {old.tag} removed: its DNSKEY leaves the zone at the next table build (`dnsbalance "
+                       f"reload`); the parent must list only the new DS now", old)
+
+
+def in_folder(directory: Path) -> Where:
+    return lambda name: str(directory / name)
+
+
+def start(directory: Path, algorithm: Algorithm, now: float) -> Step:
+    before = key_folder.read(directory)
+    after, step = start_files(before, algorithm, now, in_folder(directory))
+    key_folder.write(directory, before, after)
+    return step
+
+
+def switch(directory: Path, settings: Settings, now: float, force: bool = False) -> Step:
+    before = key_folder.read(directory)
+    after, step = switch_files(before, settings, now, in_folder(directory), force)
+    key_folder.write(directory, before, after)  # the retiring key written before the signing key is replaced
+    return step
+
+
+def finish(directory: Path, settings: Settings, now: float, force: bool = False) -> Step:
+    before = key_folder.read(directory)
+    after, step = finish_files(before, settings, now, in_folder(directory), force)
+    key_folder.write(directory, before, after)
+    return step

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # read, never made here
     from dnsbalance.compiler.signatures import ZoneSignatures
 
 
-def dnssec_state(signing: ZoneSignatures | None, refresh: int) -> DnssecState | None:
+def dnssec_state(signing: ZoneSignatures | None, refresh: int, source: str | None = None) -> DnssecState | None:
     if signing is None:
         return None
     return DnssecState(key_tag=signing.tag, algorithm=int(signing.algorithm),
@@ -24,7 +24,12 @@ def dnssec_state(signing: ZoneSignatures | None, refresh: int) -> DnssecState | 
                              for tag, algorithm, role in signing.keys],
                        inception=signing.window.inception, earliest_expiry=signing.earliest_expiry,
                        refresh_at=float(signing.earliest_expiry - refresh), signatures_made=signing.made,
-                       rrsets_signed=len(signing.by_content), signing_seconds=round(signing.seconds, 4))
+                       rrsets_signed=len(signing.by_content), signing_seconds=round(signing.seconds, 4),
+                       source=source or "local")
+
+
+SOURCES = {"cluster": "the cluster's key (a copy of the keys in etcd)",
+           "local": "this server's own key (its key folder)"}
 
 
 def banners(status: Mapping[str, Any]) -> list[str]:
@@ -49,7 +54,8 @@ def section(status: Mapping[str, Any]) -> str:
     e = html.escape
     keys = ", ".join(f"{k['tag']} ({k['role']})" for k in state["keys"])
     return (f"<h2>DNSSEC</h2><p id='dnssec'>Signed with key tag {state['key_tag']}, algorithm {state['algorithm']} "
-            f"({e(state['algorithm_name'])}); DNSKEYs published: {e(keys)}. Earliest signature expiry "
+            f"({e(state['algorithm_name'])}), {e(SOURCES.get(state.get('source', 'local'), ''))}; DNSKEYs "
+            f"published: {e(keys)}. Earliest signature expiry "
             f"{when(state['earliest_expiry'])}, made again from {when(state['refresh_at'])}. This table: "
             f"{state['signatures_made']} signatures made ({state['rrsets_signed']} RRsets signed in all) in "
             f"{state['signing_seconds']:g} s.</p>")

@@ -78,6 +78,7 @@ class StatusInputs:
     # operators' drains in force (dnsbalance/drains.py), by mirror or relay name
     drains: Drains = field(default_factory=lambda: NONE)
     history_seconds: float = HISTORY  # how far back the strips go (the page's 6 h / 24 h / 7 d views)
+    key_source: str | None = None  # DNSSEC: "cluster" or "local" (Balancer.key_source)
 
     @cached_property
     def events_by_key(self) -> dict[str, list[Event]]:
@@ -422,7 +423,7 @@ def summary(inputs: StatusInputs, regions: bool = True) -> Summary:
                        queries={"total": queries, "no_country_share": (queries - located) / queries if queries else None,
                                 "ecs": totals.ecs, "unique_clients": totals.clients.count()},
                        reloads=dict(inputs.reloads),
-                       dnssec=dnssec_state(inputs.signing, config.settings.dnssec.refresh),
+                       dnssec=dnssec_state(inputs.signing, config.settings.dnssec.refresh, inputs.key_source),
                        operations=_operations(inputs),
                        assessment=assessment(inputs).as_json())  # what `dnsbalance status` reports
     return document

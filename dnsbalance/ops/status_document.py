@@ -220,6 +220,8 @@ class DnssecState(TypedDict):
     signatures_made: int  # for the table in service (the rest were reused from the generation before)
     rrsets_signed: int
     signing_seconds: float
+    # "cluster": the key folder is a copy of the cluster's keys in etcd; "local": the key folder's own
+    source: str
 
 
 class OperationRow(TypedDict):

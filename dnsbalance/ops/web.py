@@ -212,7 +212,7 @@ async def start_status(balancer: Balancer, sock: socket.socket | None, identity:
                             all_totals(counters, own), serving.built_at, time.time(), dict(balancer.pools_changed),
                             [*events(balancer.state.events), *operations(balancer.state.operations)],
                             dict(balancer.reloads), served_inputs(serving), serving.compiled.signatures,
-                            balancer.drains)
+                            balancer.drains, key_source=balancer.key_source)
 
     def served_inputs(serving: Any) -> ServedInputs:
         geoip = serving.geoip

@@ -21,11 +21,13 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dnsbalance.answer import native
 from dnsbalance.configuration.names import parse_hostport
@@ -58,6 +60,10 @@ from dnsbalance.protocol.addresses import host_port
 from dnsbalance.server import bind_pair, save_counters
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.snapshot import Serving
+
+if TYPE_CHECKING:  # imported when used: only a signed cluster follows keys
+    from dnsbalance.cluster.keystore import KeyFollower
+    from dnsbalance.configuration.model import ClusterSettings
 
 log = logging.getLogger(__name__)
 WATCH_INTERVAL = 0.5  # seconds between pings
@@ -128,6 +134,10 @@ class Supervisor:
         self.pipes = threading.Lock()
         self.drains = DrainFollower(self.balancer)  # operators' drains: state_dir/drains.json, watched
         self.draining = False  # a drain's new generation is on its way
+        self.keys: "KeyFollower | None" = None  # with `cluster:` and signing (cluster/keystore.py)
+        self.rekeying = False  # a new key set's generation is on its way
+        self.keys_for: tuple[ClusterSettings, Path] | None = None  # what the key follower was made for
+        self.wake: Callable[[], None] = lambda: None  # the main loop's: look now (set when it runs)
 
     def everyone(self) -> list[Answerer]:
         return [a for a in (*self.current, *self.pending, *self.retiring) if a is not None]
@@ -335,6 +345,17 @@ class Supervisor:
             await self.put_in_service()
             log.info("drains in service (table generation %d)", self.balancer.generation)
             return
+        if work == "keys":
+            assert self.keys is not None
+            try:
+                async with self.building:
+                    self.keys.due.clear()  # a copy written from now on asks for another build
+                    await asyncio.to_thread(self.balancer.regenerate)
+            finally:
+                self.rekeying = False
+            await self.put_in_service()
+            log.info("DNSSEC: the cluster's keys in service (table generation %d)", self.balancer.generation)
+            return
         if work == "reload":
             self.reload_waiting = True
         async with self.building:
@@ -351,6 +372,7 @@ class Supervisor:
                 return  # nothing was left to compute
         await self.put_in_service()
         if work == "reload":
+            self.follow_keys()  # other cluster settings, key folder or signing: a follower for them
             record_reload(self.balancer.state, problems, self.balancer.generation)
             log.info("configuration reloaded from %s (table generation %d in service)", self.config_dir,
                      self.balancer.generation)
@@ -406,6 +428,8 @@ class Supervisor:
             if health is not None:
                 health.listeners.append(shared_drains.wake)
             shared_drains.start()
+        self.wake = lambda: wake_soon(loop, woken)
+        self.follow_keys()
         later("complete")
         identity = self.identity()
         web = await start_status(self.balancer, self.status_socket, identity, refresh=self.flush,
@@ -422,6 +446,9 @@ class Supervisor:
                 if not self.draining and self.drains.due(time.time()):
                     self.draining = True
                     later("drains")
+                if self.keys is not None and not self.rekeying and self.keys.due.is_set():
+                    self.rekeying = True
+                    later("keys")
                 try:
                     await asyncio.wait_for(woken.wait(), WATCH_INTERVAL)
                 except TimeoutError:
@@ -438,12 +465,42 @@ class Supervisor:
                 await health.stop()
             if shared_drains is not None:
                 shared_drains.stop()
+            if self.keys is not None:
+                self.keys.stop()
             self.stop_all()
             with self.pipes:
                 for answerer in self.everyone():
                     self._read(answerer)  # their last counts
             self.balancer.stats.save()
         return 0
+
+    def follow_keys(self) -> None:
+        """With `cluster:` and signing: the cluster's DNSSEC keys followed into the key folder as they change
+        (another server's rollover step, cluster/keystore.py), through the health member's watch when it streams.
+        Called at start and after each applied reload: a follower of other cluster settings or another key folder
+        is replaced."""
+        settings = self.balancer.config.settings
+        wanted = (settings.cluster, settings.key_dir) if settings.cluster is not None and self.balancer.signing \
+            and settings.dnssec.sign else None
+        if wanted == self.keys_for:
+            return
+        if self.keys is not None:
+            self.keys.stop()
+            if self.health is not None and self.keys.wake in self.health.listeners:
+                self.health.listeners.remove(self.keys.wake)
+            self.keys = None
+        self.keys_for = wanted
+        if wanted is None:
+            return
+        from dnsbalance.cluster.keystore import KeyFollower
+
+        cluster, directory = wanted
+        health = self.health
+        self.keys = KeyFollower(cluster, directory, watched=lambda: health.watched(cluster.prefix) if health else None,
+                                changed=self.wake)
+        if health is not None:
+            health.listeners.append(self.keys.wake)
+        self.keys.start()
 
     def identity(self) -> InstanceInfo:
         """Which instance this is, for its status page and JSON and for `dnsbalance status` (instance.json):

@@ -19,7 +19,9 @@ from dnsbalance.answer import native
 from dnsbalance.cluster.view import ClusterView
 from dnsbalance.configuration.model import Config
 from dnsbalance.configuration.problems import Problem, Severity
-from dnsbalance.dnssec.keys import KeyProblem, KeySet, load_keys
+from dnsbalance.dnssec import key_folder
+from dnsbalance.dnssec.key_files import describe, key_set
+from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, KeySet, load_keys
 from dnsbalance.dnssec.signer import Signer, window_at
 from dnsbalance.geo.locate import GeoIP
 from dnsbalance.health import events as health_events
@@ -75,6 +77,9 @@ class Balancer:
         # explain, probe and plan need no signatures, nor the key); the signer of the table in service
         self.signing = signing
         self.signer: Signer | None = None
+        # where the keys in service came from: "cluster" (the key folder is a copy of the cluster's keys in etcd),
+        # "local" (the key folder's own: no `cluster:`, or etcd unreachable since the start); None: unsigned
+        self.key_source: str | None = None
         self.serving: Serving = self._next(loaded, None)
         if persist:  # the operators' log: which configuration a (re)started server serves
             self.note(health_events.Event(time.time(), health_events.Kind.CONFIGURATION, True,
@@ -156,7 +161,7 @@ class Balancer:
         if not (self.signing and settings.dnssec.sign):
             return None
         try:
-            keys = load_keys(settings.key_dir)  # the signing key, and a rollover's next or retiring one
+            keys = self._keys(loaded)  # the signing key, and a rollover's next or retiring one
         except KeyProblem as exc:
             if self.signer is None:
                 raise
@@ -168,6 +173,29 @@ class Balancer:
             return Signer(keys.signing, settings.zone, window_at(now, settings.dnssec), others=keys.others,
                           for_parent=keys.for_parent)
         return self.signer.next(now, settings.dnssec, keys.signing, keys.others, keys.for_parent)
+
+    def _keys(self, loaded: Loaded) -> KeySet:
+        """The key folder's keys. With `cluster:`, a folder that is no copy of the cluster's keys never replaces
+        keys in service that came from the cluster: KeyProblem (a key the cluster does not have must not sign)."""
+        settings = loaded.config.settings
+        directory = settings.key_dir
+        if settings.cluster is None:
+            keys = load_keys(directory)
+            self.key_source = "local"
+            return keys
+        with key_folder.lock:  # never half of a copy the cluster's key follower is writing
+            files = key_folder.read(directory)
+            copy = key_folder.is_copy(directory, files)
+        found = key_set(files, lambda name: str(directory / name))
+        if found is None:
+            raise KeyProblem(f"no DNSSEC key at {directory / KEY_FILE}: run `dnsbalance dnssec keygen --config DIR`")
+        if not copy and self.signer is not None and self.key_source == "cluster":
+            in_service = {self.signer.key.dnskey, *(key.dnskey for key, _ in self.signer.others)}
+            if {key.dnskey for key in found.published} != in_service:
+                raise KeyProblem(f"the key folder {directory} holds {describe(found)}, which is not a copy of the "
+                                 f"cluster's keys (`dnsbalance dnssec fetch` makes one)")
+        self.key_source = "cluster" if copy else "local"
+        return found
 
     def signatures_due(self, now: float) -> bool:
         """Whether the signatures in service have less than `refresh` left (the next build makes new ones)."""

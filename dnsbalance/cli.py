@@ -148,7 +148,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="rollover: start (publish a next key), switch (it signs), finish (the old key goes); "
                              "each reloads the running server")
     dnssec.add_argument("--force", action="store_true", help="rollover: take a step before its RFC 7583 wait is "
-                        "over; fetch: set aside a key the cluster does not have (kept in the key folder's replaced-*)")
+                        "over, or start one to another algorithm; fetch: set aside a key the cluster does not have "
+                        "(kept in the key folder's replaced-*)")
     add_drain_commands(command, _duration)
     why = command("explain", "show the table, entries and weights a client gets for a name, and why")
     why.add_argument("client", help="client (or client subnet) IP address")
@@ -780,7 +781,7 @@ def _rollover(args: argparse.Namespace, settings: Settings) -> int:
 
         step = keystore.take_step(settings, args.step, now, args.force)
     elif args.step == "start":
-        step = rollover.start(directory, settings.dnssec.algorithm, now)
+        step = rollover.start(directory, settings.dnssec.algorithm, now, args.force)
     elif args.step == "switch":
         step = rollover.switch(directory, settings, now, args.force)
     else:

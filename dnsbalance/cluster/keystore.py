@@ -221,7 +221,7 @@ def take_step(settings: Settings, step: str, now: float, force: bool) -> rollove
     try:
         stored = read(link, cluster.prefix)
         if step == "start":
-            after, done = rollover.start_files(stored.files, settings.dnssec.algorithm, now, where)
+            after, done = rollover.start_files(stored.files, settings.dnssec.algorithm, now, where, force)
         elif step == "switch":
             after, done = rollover.switch_files(stored.files, settings, now, where, force)
         else:

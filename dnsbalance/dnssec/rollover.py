@@ -88,13 +88,24 @@ def _too_early(since: float | None, wait: float, now: float, step: str, why: str
                          f"(--force to {step} anyway)")
 
 
-def start_files(files: KeyFiles, algorithm: Algorithm, now: float, where: Where) -> tuple[dict[str, bytes], Step]:
+def start_files(files: KeyFiles, algorithm: Algorithm, now: float, where: Where,
+                force: bool = False) -> tuple[dict[str, bytes], Step]:
     if KEY_FILE not in files:
         raise KeyProblem(f"no key at {where(KEY_FILE)} to roll over: run `dnsbalance dnssec keygen` first")
     for busy in (NEXT_FILE, RETIRING_FILE):
         if busy in files:
             raise KeyProblem(f"a rollover is under way ({where(busy)} exists): switch or finish it first")
-    key_set(files, where)  # the signing key must be sound before a second one is made
+    keys = key_set(files, where)  # the signing key must be sound before a second one is made
+    if keys is not None and keys.signing.algorithm != algorithm and not force:
+        # One key signs the zone's RRsets at a time, so during this rollover the zone would publish a DNSKEY of an
+        # algorithm that signs only the key sets: RFC 6840 5.11 validators accept that, but RFC 4035 2.2 asks
+        # for signatures by every algorithm of the apex (RFC 6781 4.1.4's algorithm rollover), and validators
+        # that harden against downgrades refuse it.
+        raise KeyProblem(f"the signing key is algorithm {keys.signing.algorithm.value} "
+                         f"({keys.signing.algorithm.name}) and the configuration asks for {algorithm.value} "
+                         f"({algorithm.name}): this rollover does not double-sign the zone as an algorithm "
+                         f"rollover needs (RFC 6781 4.1.4), which validators hardened against downgrades "
+                         f"require; --force to roll over to the new algorithm anyway")
     pem = pem_of(generate(algorithm))
     key = from_pem(pem, where(NEXT_FILE))
     after = {**files, NEXT_FILE: pem, ROLLOVER_FILE: record({"started": now})}
@@ -140,9 +151,9 @@ def in_folder(directory: Path) -> Where:
     return lambda name: str(directory / name)
 
 
-def start(directory: Path, algorithm: Algorithm, now: float) -> Step:
+def start(directory: Path, algorithm: Algorithm, now: float, force: bool = False) -> Step:
     before = key_folder.read(directory)
-    after, step = start_files(before, algorithm, now, in_folder(directory))
+    after, step = start_files(before, algorithm, now, in_folder(directory), force)
     key_folder.write(directory, before, after)
     return step
 

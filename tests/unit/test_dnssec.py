@@ -367,7 +367,10 @@ def test_rollover_steps_refuse_out_of_order_and_too_early(tmp_path: Path) -> Non
         rollover.switch(folder, settings, 1000.0)
     with pytest.raises(KeyProblem, match="nothing to finish"):
         rollover.finish(folder, settings, 1000.0)
-    new = rollover.start(folder, Algorithm.ED25519, 1000.0).key
+    with pytest.raises(KeyProblem, match="algorithm rollover"):  # not double-signed: refused unless forced
+        rollover.start(folder, Algorithm.ED25519, 1000.0)
+    assert not (folder / "next.key").exists()
+    new = rollover.start(folder, Algorithm.ED25519, 1000.0, force=True).key
     assert os.stat(folder / "next.key").st_mode & 0o777 == 0o600
     with pytest.raises(KeyProblem, match="under way"):
         rollover.start(folder, Algorithm.ECDSAP256SHA256, 1000.0)

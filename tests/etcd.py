@@ -88,9 +88,20 @@ def certificates(folder: Path) -> Certificates:
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports: every socket held open until all are bound (one bound and closed at a time,
+    the kernel once handed out the same port twice and etcd refused a "duplicate url")."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @dataclass
@@ -120,9 +131,10 @@ class EtcdCluster:
     tls: Certificates | None = None  # clients: HTTPS with a client certificate
 
     def __post_init__(self) -> None:
+        ports = free_ports(2 * self.size)
         for index in range(self.size):
             name = f"etcd{index}"
-            self.members.append(Member(name, free_port(), free_port(), self.folder / name,
+            self.members.append(Member(name, ports[2 * index], ports[2 * index + 1], self.folder / name,
                                        self.folder / f"{name}.log", scheme="https" if self.tls else "http"))
 
     @property

@@ -74,7 +74,7 @@ def signing_input(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, 
     """The RRSIG RDATA less its signature, and the data signed (that and the RRset in canonical form).
     `rdatas` distinct and in canonical order (`distinct`)."""
     labels = owner.count(".") + 1 if owner else 0
-    head = _RRSIG_FIELDS.pack(rtype, key.algorithm, labels, ttl) + _signer_fields(key, zone, window)
+    head = _RRSIG_FIELDS.pack(rtype, key.algorithm, labels, ttl) + _signer_fields(key.tag, zone, window)
     return head, head + canonical_rrset(canonical_name(owner), rtype, ttl, rdatas)
 
 
@@ -82,9 +82,10 @@ _RRSIG_FIELDS = struct.Struct("!HBBI")  # type covered, algorithm, labels, origi
 
 
 @lru_cache(maxsize=64)
-def _signer_fields(key: SigningKey, zone: str, window: Window) -> bytes:
-    """The RRSIG fields that are the same for every RRset of a generation: expiration, inception, key tag, signer."""
-    return struct.pack("!IIH", window.expiration, window.inception, key.tag) + canonical_name(zone)
+def _signer_fields(tag: int, zone: str, window: Window) -> bytes:
+    """The RRSIG fields that are the same for every RRset of a generation: expiration, inception, key tag, signer.
+    (Kept by the key's tag, not the key: a cache holds no private key.)"""
+    return struct.pack("!IIH", window.expiration, window.inception, tag) + canonical_name(zone)
 
 
 def signature_of(private: PrivateKey, data: bytes) -> bytes:

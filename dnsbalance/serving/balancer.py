@@ -121,15 +121,18 @@ class Balancer:
         with collector_paused():
             serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
             self.signer = self._signer(loaded)
+            inherit = previous.compiled if previous is not None else None
+            # Signing compiles every pool's answers: first take the unchanged pools' from the table before (their
+            # values, wire and, by those, their signed sets), then sign what is left
+            if self.precompute or self.signer is not None:
+                fresh = serving.compiled.precompute(inherit)
+                log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
             if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
-                signatures = serving.compiled.sign(self.signer, previous.compiled if previous is not None else None)
+                signatures = serving.compiled.sign(self.signer, inherit)
                 log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
                          "valid until %s", self.generation, signatures.made, len(signatures.by_content),
                          signatures.seconds, signatures.tag,
                          time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(signatures.window.expiration)))
-            if self.precompute:
-                fresh = serving.compiled.precompute(previous.compiled if previous is not None else None)
-                log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
             if native.active():  # the native path's answer table, here on the build's thread (the fork only checks)
                 serving.fast.native.ready()
         self.pools_changed = pool_changes(previous.table if previous else None, serving.table, self.pools_changed,

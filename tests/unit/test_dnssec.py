@@ -261,6 +261,9 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     again = balancer.serving.compiled.signatures
     assert again is not None and again is not first
     assert again.made == 0
+    # the server's rebuild inherits the unchanged pools' answers before it signs, so it takes their signed sets
+    # whole (signing first, it compiled every pool anew and walked every set again)
+    assert first.sets and all(again.sets[k] is first.sets[k] for k in first.sets)
     (loaded.config.settings.key_dir / "zone.key").write_text("damaged\n")
     assert not balancer.reload(folder)
     kept = balancer.serving.compiled.signatures

@@ -74,11 +74,13 @@ def scraped(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Ite
         # the fixture's documentation addresses are never probed, only each URL, as in harness.probe_everything
         handle.write(f"health: {{interval: 1, timeout: 0.5, master: '{fleet['master'].url}', addresses: false, "
                      "vhost: false, traces: false}\n"
-                     "dnssec: {sign: true}\n"
-                     f"cluster: {{etcd: ['{refused_url().removesuffix('/debian/')}'], instance: ns1}}\n")
+                     "dnssec: {sign: true}\n")
+    # the key made before the cluster is configured: with `cluster:`, keygen makes it in etcd, which refuses here
     made = subprocess.run([sys.executable, "-m", "dnsbalance", "dnssec", "keygen", "--config", str(folder)],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert made.returncode == 0, made.stderr
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write(f"cluster: {{etcd: ['{refused_url().removesuffix('/debian/')}'], instance: ns1}}\n")
     server = start_server(folder, base / "server.log", ipv6=False)
     try:
         server.wait_cycles(2, timeout=30)

@@ -104,15 +104,13 @@ class ZoneSignatures:
         types: dict[str, set[int]] = {absolute(n, apex): {RType.RRSIG, RType.NSEC} for n in table.names}
         types.setdefault(apex, {RType.RRSIG, RType.NSEC}).update((RType.SOA, RType.NS, RType.DNSKEY))
         pooled: set[tuple[str, int]] = set()  # (owner, type) that regions answer from pools: may be NODATA somewhere
-        asked: list[Cached] = []  # the signing key's requests: by_content holds their signatures
+        asked: list[Cached] = []  # the signing key's requests besides sets and orders (which `sets` and
+        # `web_shared` keep): by_content holds the signatures of all
 
         def request(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> Cached:
             cached = signer.request(owner, rtype, ttl, rdatas)
             asked.append(cached)
             return cached
-
-        def set_request(owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> Cached:
-            return signer.request(owner, rtype, ttl, rdatas)  # (into by_content with the sets, below)
 
         try:
             soa = request(apex, RType.SOA, zone.soa_ttl, (soa_rdata(table),))
@@ -155,7 +153,7 @@ class ZoneSignatures:
                     numbers = answer_sets.variants.sets
                     for index in range(len(answer_sets)):
                         if numbers[index] == len(by_set):  # a set's first variant (numbered in order of first use)
-                            by_set.append(set_request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
+                            by_set.append(signer.request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
             web_shared: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]] = {}
             self.web: dict[int, WebOrders] = {}  # id() of an apt SRV pool (alive as long as the table) -> its orders
             for _, tier in table.labelled_tiers():
@@ -185,7 +183,7 @@ class ZoneSignatures:
                                                                       *name_of(absolute(base[1], apex))))
                             targets = web_targets(pool, name, apex)
                             found = web_shared[content] = (orders, tuple(
-                                set_request(owner, RType.SRV, zone.ttl, web_rdatas(order, targets))
+                                signer.request(owner, RType.SRV, zone.ttl, web_rdatas(order, targets))
                                 for order in orders.orders))
                         self.web[id(pool)] = found[0]
             self.chain = Chain(types)

@@ -362,7 +362,7 @@ class Supervisor:
             if work == "reload":
                 self.reload_waiting = False
                 problems = await in_build_thread(self.balancer.reload, self.config_dir,
-                                                   reload_requester(self.balancer.state))
+                                                 reload_requester(self.balancer.state))
                 if any(p.severity is Severity.ERROR for p in problems):
                     record_reload(self.balancer.state, problems, self.balancer.generation)
                     return  # refused: the answerers keep theirs

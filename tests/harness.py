@@ -22,6 +22,7 @@ from netaddr import IPSet
 
 if TYPE_CHECKING:
     from dnsbalance.ranking.active import ActiveTable
+    from dnsbalance.serving.balancer import Balancer
     from tests.mirrors import Mirror
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,6 +64,25 @@ def make_config(target: Path, mmdb: Path, source: Path = FIXTURES / "zone") -> P
     shutil.copytree(source, target)
     shutil.copy(mmdb, target / "test.mmdb")
     return target
+
+
+def fixture_balancer(target: Path, mmdb: Path, signed: bool = False) -> Balancer:
+    """A Balancer over the fixture zone, in this process; `signed`: the zone signed (`dnssec: {sign: true}`, an
+    ECDSA key made), so DO answers carry their set's presigned RRSIG."""
+    from dnsbalance.configuration.model import Algorithm
+    from dnsbalance.dnssec.keys import keygen
+    from dnsbalance.serving.balancer import Balancer
+    from dnsbalance.serving.inputs import load
+
+    config = make_config(target, mmdb)
+    if signed:
+        with (config / "dnsbalance.yaml").open("a") as handle:
+            handle.write("dnssec: {sign: true}\n")
+    loaded, problems = load(config)
+    assert loaded is not None, problems
+    if signed:
+        keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
+    return Balancer(loaded, signing=signed)
 
 
 @dataclass

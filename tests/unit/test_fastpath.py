@@ -13,11 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnsbalance.answer import native
-from dnsbalance.configuration.model import Algorithm
-from dnsbalance.dnssec.keys import keygen
 from dnsbalance.serving.balancer import Balancer
-from dnsbalance.serving.inputs import load
-from tests.harness import make_config
+from tests.harness import fixture_balancer
 
 # Labels holding a dot or the zone's bytes: `deb.cdn` and `deb\x03cdn` under example.org are outside the zone
 # (their wire form ends with the apex's bytes, not at a label boundary); `a.b` under the zone is in it, NXDOMAIN.
@@ -32,22 +29,13 @@ SUBNETS = [None, ("1.0.16.0", 24), ("1.0.16.0", 20), ("5.0.0.0", 16), ("2.0.1.0"
 
 @pytest.fixture(scope="module")
 def balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
-    config = make_config(tmp_path_factory.mktemp("fast") / "config", country_mmdb)
-    loaded, problems = load(config)
-    assert loaded is not None, problems
-    return Balancer(loaded)
+    return fixture_balancer(tmp_path_factory.mktemp("fast") / "config", country_mmdb)
 
 
 @pytest.fixture(scope="module")
 def signed_balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
     """The same zone signed (`dnssec: {sign: true}`): DO answers carry their set's presigned RRSIG."""
-    config = make_config(tmp_path_factory.mktemp("fast-signed") / "config", country_mmdb)
-    with (config / "dnsbalance.yaml").open("a") as handle:
-        handle.write("dnssec: {sign: true}\n")
-    loaded, problems = load(config)
-    assert loaded is not None, problems
-    keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
-    return Balancer(loaded, signing=True)
+    return fixture_balancer(tmp_path_factory.mktemp("fast-signed") / "config", country_mmdb, signed=True)
 
 
 queries = st.fixed_dictionaries({

@@ -21,12 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dnsbalance.answer import native
-from dnsbalance.configuration.model import Algorithm
-from dnsbalance.dnssec.keys import keygen
 from dnsbalance.serving.balancer import Balancer
 from dnsbalance.serving.inputs import load
-from dnsbalance.stats.counters import QueryStats
-from tests.harness import make_config
+from dnsbalance.serving.snapshot import Serving
+from dnsbalance.stats.counters import QueryStats, Totals
+from tests.harness import fixture_balancer, make_config
 
 pytestmark = pytest.mark.skipif(native._native is None, reason="the native extension is not built")
 
@@ -38,22 +37,13 @@ CLIENTS = ["127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.2"]
 
 @pytest.fixture(scope="module")
 def balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
-    config = make_config(tmp_path_factory.mktemp("native") / "config", country_mmdb)
-    loaded, problems = load(config)
-    assert loaded is not None, problems
-    return Balancer(loaded)
+    return fixture_balancer(tmp_path_factory.mktemp("native") / "config", country_mmdb)
 
 
 @pytest.fixture(scope="module")
 def signed_balancer(tmp_path_factory: pytest.TempPathFactory, country_mmdb: Path) -> Balancer:
     """The same zone signed (`dnssec: {sign: true}`): DO answers carry their set's presigned RRSIG."""
-    config = make_config(tmp_path_factory.mktemp("native-signed") / "config", country_mmdb)
-    with (config / "dnsbalance.yaml").open("a") as handle:
-        handle.write("dnssec: {sign: true}\n")
-    loaded, problems = load(config)
-    assert loaded is not None, problems
-    keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
-    return Balancer(loaded, signing=True)
+    return fixture_balancer(tmp_path_factory.mktemp("native-signed") / "config", country_mmdb, signed=True)
 
 
 def query(name: str, rdtype: str = "A", subnet: tuple[str, int] | None = None, ident: int = 1,
@@ -181,12 +171,9 @@ def test_odd_clients_and_arguments(balancer: Balancer) -> None:
         shapes.slot(10**6)
 
 
-def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None:
-    serving = balancer.serving
-    packets = [query("deb.cdn.example.org", subnet=("1.0.16.0", 24)), query("deb.cdn.example.org", "AAAA"),
-               query("nosuch.cdn.example.org", subnet=("5.0.0.0", 16))]
-    for packet in packets:
-        assert taught(balancer, packet, "127.0.0.3")
+def counted_both_ways(serving: Serving, packets: list[bytes]) -> tuple[Totals, Totals]:
+    """The same 300 queries (the packets in turn, the same draws) answered natively and by the Python path, each
+    counted: what the native path drained into its QueryStats, and what the Python path counted."""
     path = serving.fast.native
     shapes = path.process_shapes()
     path.drain_into(QueryStats())  # counts of the other tests
@@ -194,10 +181,19 @@ def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None
     ours.feeders[id(path)] = path.drain_into
     draw_ours, draw_theirs = random.Random(3), random.Random(3)
     for i in range(300):
-        packet = packets[i % 3]
+        packet = packets[i % len(packets)]
         assert shapes.answer(packet, "127.0.0.3", draw_ours.random)
         serving.fast.answer(packet, "127.0.0.3", serving.locator.locate, draw_theirs, False, theirs)
-    mine, python = ours.take(), theirs.take()
+    return ours.take(), theirs.take()
+
+
+def test_counts_are_the_python_paths(balancer: Balancer, tmp_path: Path) -> None:
+    serving = balancer.serving
+    packets = [query("deb.cdn.example.org", subnet=("1.0.16.0", 24)), query("deb.cdn.example.org", "AAAA"),
+               query("nosuch.cdn.example.org", subnet=("5.0.0.0", 16))]
+    for packet in packets:
+        assert taught(balancer, packet, "127.0.0.3")
+    mine, python = counted_both_ways(serving, packets)
     assert mine.queries == python.queries and sum(mine.queries.values()) == 300
     assert mine.ecs == python.ecs == 200
     assert mine.first == python.first and mine.answers == python.answers and mine.first
@@ -376,17 +372,7 @@ def test_signed_do_counts_are_the_python_paths(signed_balancer: Balancer) -> Non
                query("nosuch.cdn.example.org", subnet=("5.0.0.0", 16), do=True)]
     for packet in packets:
         assert taught(signed_balancer, packet, "127.0.0.3")
-    path = serving.fast.native
-    shapes = path.process_shapes()
-    path.drain_into(QueryStats())  # counts of the other tests
-    ours, theirs = QueryStats(), QueryStats()
-    ours.feeders[id(path)] = path.drain_into
-    draw_ours, draw_theirs = random.Random(3), random.Random(3)
-    for i in range(300):
-        packet = packets[i % 3]
-        assert shapes.answer(packet, "127.0.0.3", draw_ours.random)
-        serving.fast.answer(packet, "127.0.0.3", serving.locator.locate, draw_theirs, False, theirs)
-    mine, python = ours.take(), theirs.take()
+    mine, python = counted_both_ways(serving, packets)
     assert mine.queries == python.queries and sum(mine.queries.values()) == 300
     assert mine.first == python.first and mine.answers == python.answers and mine.first
 

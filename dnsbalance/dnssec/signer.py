@@ -4,6 +4,7 @@ that changed. Used by the compiler in the supervisor's table build only: answere
 from __future__ import annotations
 
 import os
+import queue
 import struct
 import threading
 import time
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -20,6 +21,11 @@ from dnsbalance.configuration.model import DNSSECSettings
 from dnsbalance.dnssec.keys import PrivateKey, SigningKey
 from dnsbalance.protocol.codes import DClass
 from dnsbalance.protocol.renderer import wire_name
+
+try:  # DNSSEC signing in batches with libcrypto (dnsbalance/_sign.c); without it, through `cryptography`
+    from dnsbalance import _sign
+except ImportError:  # the C extension was not built (no compiler or no libssl-dev at install)
+    _sign = None  # type: ignore[assignment]
 
 INCEPTION_SLACK = 3600  # signatures valid from an hour back: resolvers with a slow clock still accept them
 
@@ -103,23 +109,48 @@ def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: 
 
 
 def signing_threads() -> int:
-    """Threads that sign a build's RRsets: one per core this process may run on. OpenSSL signs with the GIL
-    released, so they sign side by side. They start once the build has collected what to sign: started while it
-    collects, they waited for the GIL after every signature (the collecting thread holds it) and were slower
-    than one thread."""
+    """Threads that sign a build's RRsets: one per core this process may run on."""
     return max(1, len(os.sched_getaffinity(0)))
 
 
-CHUNK = 256  # fewer RRsets than this to sign: the build's thread signs them alone (a rebuild's usual few)
+BATCH = 2048  # RRsets per batch: libcrypto signs one in about 40 ms without the GIL, and a thread takes it whole
 
 
 # what a signature is kept by: (owner, type, TTL, sorted RDATA), and the key's DNSKEY when not the signing key's
 Cached = tuple[Any, ...]
 
+Signs = Any  # what signs a batch: a `_sign.Key` (libcrypto, the GIL released) or the `cryptography` private key
 
-# what a signature is asked for: the content it is kept by, the key that signs, the RRSIG RDATA less its
-# signature and the data to sign (made by the build's thread: a signing thread only signs, mostly without the GIL)
-Request = tuple[Cached, PrivateKey, bytes, bytes]
+
+@dataclass
+class Batch:
+    """RRsets of one key to sign: what each is kept by, and its signing input (the RRSIG RDATA less its
+    signature, `head` octets, then the RRset in canonical form)."""
+
+    signs: Signs
+    head: int
+    contents: list[Cached] = field(default_factory=list)
+    inputs: list[bytes] = field(default_factory=list)
+
+    def sign(self) -> tuple[list[tuple[Cached, bytes]], float]:
+        """Each RRset's RRSIG RDATA, and the time they took."""
+        started = time.perf_counter()
+        if _sign is not None and isinstance(self.signs, _sign.Key):
+            rdatas = self.signs.sign_many(self.inputs, self.head)
+        else:
+            rdatas = [data[: self.head] + signature_of(self.signs, data) for data in self.inputs]
+        return list(zip(self.contents, rdatas)), time.perf_counter() - started
+
+
+def batch_signer(private: PrivateKey) -> Signs:
+    """libcrypto's copy of the key when the C extension is built, else the key itself."""
+    if _sign is None:
+        return private
+    return _sign.Key(private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+
+
+Done = tuple[list[tuple[Cached, bytes]], float] | BaseException
 
 
 @dataclass
@@ -129,9 +160,10 @@ class Signer:
     published besides the signing one around a rollover (keys.KeySet.others), which sign only the RRsets
     that introduce keys (request_by_all).
 
-    A build asks for signatures with request() (which queues the RRsets not yet signed), then finish() makes
-    them (in signing threads when there are many), and signature() reads one. No thread outlives finish(): the
-    supervisor forks answerers after the build."""
+    A build asks for signatures with request(), then finish() waits until all are made, and signature() reads
+    one. With the C extension and more than one core, batches are signed by `threads` signing threads while
+    the build goes on walking the table (libcrypto signs a whole batch without the GIL); else finish() signs
+    them in the build's thread. No thread outlives finish(): the supervisor forks answerers after the build."""
 
     key: SigningKey
     zone: str
@@ -143,7 +175,11 @@ class Signer:
     others: tuple[tuple[SigningKey, str], ...] = ()
     for_parent: tuple[SigningKey, ...] = ()  # the keys CDS and CDNSKEY name (keys.KeySet.for_parent)
     threads: int = field(default_factory=signing_threads)
-    queued: list[Request] = field(default_factory=list, repr=False)
+    _batches: dict[bytes, Batch] = field(default_factory=dict, repr=False)  # the batch being filled, per key
+    _signs: dict[bytes, Signs] = field(default_factory=dict, repr=False)
+    _waiting: queue.SimpleQueue[Batch | None] = field(default_factory=queue.SimpleQueue, repr=False)
+    _done: list[Done] = field(default_factory=list, repr=False)
+    _workers: list[threading.Thread] = field(default_factory=list, repr=False)
 
     def request(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...],
                 key: SigningKey | None = None) -> Cached:
@@ -160,44 +196,60 @@ class Signer:
             return cached
         self.cache[cached] = b""  # made by finish()
         key = key or self.key
-        self.queued.append((cached, key.private, *signing_input(key, self.zone, owner, rtype, ttl, rdatas,
-                                                                self.window)))
+        head, data = signing_input(key, self.zone, owner, rtype, ttl, rdatas, self.window)
+        batch = self._batches.get(key.dnskey)
+        if batch is None:
+            signs = self._signs.get(key.dnskey)
+            if signs is None:
+                signs = self._signs[key.dnskey] = batch_signer(key.private)
+            batch = self._batches[key.dnskey] = Batch(signs, len(head))
+        batch.contents.append(cached)
+        batch.inputs.append(data)
+        if len(batch.inputs) >= BATCH and self.threads > 1 and _sign is not None:
+            del self._batches[key.dnskey]
+            self._hand_over(batch)
         return cached
 
-    def _store(self, made: list[tuple[Cached, bytes]], seconds: float) -> None:
-        self.cache.update(made)
-        self.made += len(made)
-        self.seconds += seconds
+    def _hand_over(self, batch: Batch) -> None:
+        """A full batch to the signing threads, started at the first."""
+        if not self._workers:
+            self._workers = [threading.Thread(target=self._work, name="dnssec-sign", daemon=True)
+                             for _ in range(self.threads)]
+            for worker in self._workers:
+                worker.start()
+        self._waiting.put(batch)
+
+    def _work(self) -> None:
+        """A signing thread: batches until told to stop (None)."""
+        while (batch := self._waiting.get()) is not None:
+            self._done.append(_signed(batch))
 
     def finish(self) -> None:
-        """Every requested signature made: the queue cut in `threads` shares, the build's thread signing one and
-        daemon threads the others (a stop never waits for them), all joined before this returns."""
-        queued, self.queued = self.queued, []
-        if self.threads <= 1 or len(queued) < CHUNK:
-            self._store(*_sign_chunk(queued))
-            return
-        size = -(-len(queued) // self.threads)
-        shares = [queued[at : at + size] for at in range(0, len(queued), size)]
-        done: list[tuple[list[tuple[Cached, bytes]], float] | BaseException | None] = [None] * len(shares)
-
-        def sign_share(index: int) -> None:
+        """Every requested signature made: the batches not yet signed are signed here, beside the signing
+        threads, which are then stopped and joined."""
+        for batch in self._batches.values():
+            self._waiting.put(batch)
+        self._batches.clear()
+        while True:
             try:
-                done[index] = _sign_chunk(shares[index])
-            except BaseException as exc:  # noqa: BLE001 - handed to the build's thread, which raises it
-                done[index] = exc
-
-        helpers = [threading.Thread(target=sign_share, args=(i,), name="dnssec-sign", daemon=True)
-                   for i in range(1, len(shares))]
-        for helper in helpers:
-            helper.start()
-        sign_share(0)
-        for helper in helpers:
-            helper.join()
+                waiting = self._waiting.get_nowait()
+            except queue.Empty:
+                break
+            assert waiting is not None
+            self._done.append(_signed(waiting))
+        for _ in self._workers:
+            self._waiting.put(None)
+        for worker in self._workers:
+            worker.join()
+        self._workers = []
+        done, self._done = self._done, []
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
-            assert outcome is not None
-            self._store(*outcome)
+        for made, seconds in done:  # type: ignore[misc]  # (no exception left)
+            self.cache.update(made)
+            self.made += len(made)
+            self.seconds += seconds
 
     def keep(self, contents: Iterable[Cached], signatures: Mapping[Cached, bytes]) -> None:
         """Signatures taken whole from the generation before (its ZoneSignatures), remembered for the next."""
@@ -233,8 +285,9 @@ class Signer:
                       for_parent=self.for_parent if for_parent is None else for_parent, threads=self.threads)
 
 
-def _sign_chunk(chunk: list[Request]) -> tuple[list[tuple[Cached, bytes]], float]:
-    """A chunk's signatures, and the time they took (in a signing thread)."""
-    started = time.perf_counter()
-    made = [(cached, head + signature_of(private, data)) for cached, private, head, data in chunk]
-    return made, time.perf_counter() - started
+
+def _signed(batch: Batch) -> Done:
+    try:
+        return batch.sign()
+    except BaseException as exc:  # noqa: BLE001 - handed to the build's thread, which raises it
+        return exc

@@ -21,7 +21,7 @@ from dnsbalance.answer.respond import respond
 from dnsbalance.compiler.table import compiled
 from dnsbalance.configuration.model import Algorithm, DNSSECSettings
 from dnsbalance.dnssec.keys import KeyProblem, SigningKey, ds_line, keygen, load
-from dnsbalance.dnssec.signer import Signer, window_at
+from dnsbalance.dnssec.signer import Cached, Signer, window_at
 from dnsbalance.geo.locate import UNKNOWN, Location
 from dnsbalance.protocol.codes import TCP_SIZE, RType
 from dnsbalance.protocol.renderer import render
@@ -492,30 +492,85 @@ def test_a_rollover_whose_timestamps_are_lost_waits_for_force(tmp_path: Path) ->
     assert keys.signing.tag == new.tag and keys.retiring is not None and keys.retiring.tag == old.tag
 
 
-def test_signing_threads_make_valid_signatures_and_none_outlives_the_build(key: SigningKey) -> None:
-    """More RRsets than one chunk, signed by two threads: every RRSIG validates against the DNSKEY, each is kept
-    by its own RRset, and no signing thread is left once finish() returns (answerers are forked after it)."""
-    import threading
-
-    import dns.dnssec
-    import dns.rdata
-    import dns.rdataclass
-    import dns.rdatatype
-    import dns.rrset
-
-    from dnsbalance.dnssec.signer import CHUNK
-    signer = Signer(key, ZONE, window_at(time.time(), DNSSECSettings(sign=True)), threads=2)
-    owners = [f"n{i}.{ZONE}" for i in range(2 * CHUNK + 7)]
+def _many_signed(key: SigningKey, count: int, threads: int) -> tuple[Signer, list[str], list[Cached]]:
+    signer = Signer(key, ZONE, window_at(time.time(), DNSSECSettings(sign=True)), threads=threads)
+    owners = [f"n{i}.{ZONE}" for i in range(count)]
     asked = [signer.request(owner, RType.A, 60, (bytes((10, 0, i // 256, i % 256)),))
              for i, owner in enumerate(owners)]
     signer.finish()
-    assert signer.made == len(owners)
-    assert not [t for t in threading.enumerate() if t.name.startswith("dnssec-sign")]
+    return signer, owners, asked
+
+
+def _validates(key: SigningKey, signer: Signer, owners: list[str], asked: list[Cached], i: int) -> None:
+    import dns.rdata
+
     dnskey = dns.rrset.from_rdata(ZONE + ".", 3600, dns.rdata.from_wire(
         dns.rdataclass.IN, dns.rdatatype.DNSKEY, key.dnskey, 0, len(key.dnskey)))
-    for i in (0, CHUNK - 1, CHUNK, len(owners) - 1):  # in each thread's share
-        rrset = dns.rrset.from_text(owners[i] + ".", 60, "IN", "A", f"10.0.{i // 256}.{i % 256}")
-        sig = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RRSIG, signer.signature(asked[i]), 0,
-                                  len(signer.signature(asked[i])))
-        dns.dnssec.validate(rrset, dns.rrset.from_rdata(owners[i] + ".", 60, sig),
-                            {dns.name.from_text(ZONE): dnskey})
+    rrset = dns.rrset.from_text(owners[i] + ".", 60, "IN", "A", f"10.0.{i // 256}.{i % 256}")
+    sig = dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.RRSIG, signer.signature(asked[i]), 0,
+                              len(signer.signature(asked[i])))
+    dns.dnssec.validate(rrset, dns.rrset.from_rdata(owners[i] + ".", 60, sig), {dns.name.from_text(ZONE): dnskey})
+
+
+def test_signing_threads_make_valid_signatures_and_none_outlives_the_build(key: SigningKey) -> None:
+    """More RRsets than two batches, signed by two threads while they are requested (libcrypto in batches) and
+    by the build's thread at finish(): every RRSIG validates against the DNSKEY, each is kept by its own RRset,
+    and no signing thread is left once finish() returns (answerers are forked after it)."""
+    import threading
+
+    from dnsbalance.dnssec import signer as signing
+    signer, owners, asked = _many_signed(key, 2 * signing.BATCH + 7, threads=2)
+    assert signer.made == len(owners)
+    assert not [t for t in threading.enumerate() if t.name.startswith("dnssec-sign")]
+    for i in (0, signing.BATCH - 1, signing.BATCH, len(owners) - 1):  # in each batch
+        _validates(key, signer, owners, asked, i)
+    if signing._sign is not None:  # built here (CI installs libssl-dev): the batches were libcrypto's
+        assert all(isinstance(signs, signing._sign.Key) for signs in signer._signs.values())
+
+
+def test_without_the_c_extension_cryptography_signs_the_same_rrsigs(key: SigningKey,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fallback when _sign.c was not built: valid RRSIGs through `cryptography`, no thread started."""
+    from dnsbalance.dnssec import signer as signing
+    monkeypatch.setattr(signing, "_sign", None)
+    signer, owners, asked = _many_signed(key, signing.BATCH + 3, threads=2)
+    assert signer.made == len(owners)
+    assert not signer._workers
+    for i in (0, len(owners) - 1):
+        _validates(key, signer, owners, asked, i)
+
+
+def test_a_failed_batch_fails_the_build_and_leaves_no_thread(key: SigningKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from dnsbalance.dnssec import signer as signing
+    calls = []
+
+    def failing(self: signing.Batch) -> object:
+        calls.append(self)
+        raise RuntimeError("libcrypto failed to sign")
+
+    monkeypatch.setattr(signing.Batch, "sign", failing)
+    with pytest.raises(RuntimeError, match="failed to sign"):
+        _many_signed(key, 2 * signing.BATCH + 1, threads=2)
+    assert len(calls) == 3
+    assert not [t for t in threading.enumerate() if t.name.startswith("dnssec-sign")]
+
+
+def test_libcrypto_key_refuses_what_cannot_sign_and_never_shows_the_key(key: SigningKey) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from dnsbalance.dnssec import signer as signing
+    if signing._sign is None:
+        pytest.skip("the C extension is not built here (no compiler or no libssl-dev)")
+    with pytest.raises(ValueError, match="PKCS#8"):
+        signing._sign.Key(b"not a key")
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    with pytest.raises(ValueError, match="only ECDSA P-256 and Ed25519"):
+        signing._sign.Key(p384)
+    native = signing.batch_signer(key.private)
+    assert "PRIVATE" not in repr(native) and len(repr(native)) < 40
+    with pytest.raises(TypeError, match="at least as long as its head"):
+        native.sign_many([b"short"], 10)

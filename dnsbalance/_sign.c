@@ -88,18 +88,24 @@ static PyObject *Key_sign_many(KeyObject *self, PyObject *args) {
     Py_ssize_t head;
     if (!PyArg_ParseTuple(args, "O!n:sign_many", &PyList_Type, &items, &head))
         return NULL;
+    if (self->pkey == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Key() was not given a key");
+        return NULL;
+    }
     if (head < 0) {
         PyErr_SetString(PyExc_ValueError, "head length is negative");
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(items);
+    if (n == 0)
+        return PyList_New(0);
     /* the list's bytes are kept alive by a copy of the list: the caller may change its list meanwhile */
     PyObject *held = PyList_GetSlice(items, 0, n);
     if (held == NULL)
         return NULL;
-    const unsigned char **data = PyMem_Malloc(sizeof *data * (size_t)(n ? n : 1));
-    Py_ssize_t *lengths = PyMem_Malloc(sizeof *lengths * (size_t)(n ? n : 1));
-    unsigned char *out = PyMem_Malloc((size_t)(n ? n : 1) * (size_t)(head + SIGNATURE));
+    const unsigned char **data = PyMem_Malloc(sizeof *data * (size_t)n);
+    Py_ssize_t *lengths = PyMem_Malloc(sizeof *lengths * (size_t)n);
+    unsigned char *out = PyMem_Malloc((size_t)n * (size_t)(head + SIGNATURE));
     PyObject *result = NULL;
     if (data == NULL || lengths == NULL || out == NULL) {
         PyErr_NoMemory();
@@ -142,6 +148,10 @@ done:
 static int Key_init(KeyObject *self, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"der", NULL};
     Py_buffer der;
+    if (self->pkey != NULL) { /* signing threads may hold this key: it is never replaced */
+        PyErr_SetString(PyExc_TypeError, "a Key is made once");
+        return -1;
+    }
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "y*:Key", keywords, &der))
         return -1;
     const unsigned char *p = der.buf;
@@ -166,7 +176,6 @@ static int Key_init(KeyObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_ValueError, "only ECDSA P-256 and Ed25519 keys sign");
         return -1;
     }
-    EVP_PKEY_free(self->pkey);
     self->pkey = pkey;
     self->ed25519 = id == EVP_PKEY_ED25519;
     /* one signature now, with the GIL held: whatever libcrypto caches in the key at first use is made before

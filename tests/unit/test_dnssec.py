@@ -574,3 +574,8 @@ def test_libcrypto_key_refuses_what_cannot_sign_and_never_shows_the_key(key: Sig
     assert "PRIVATE" not in repr(native) and len(repr(native)) < 40
     with pytest.raises(TypeError, match="at least as long as its head"):
         native.sign_many([b"short"], 10)
+    assert native.sign_many([], 10) == []
+    with pytest.raises(TypeError, match="made once"):  # signing threads may hold it: never replaced
+        native.__init__(p384)
+    with pytest.raises(ValueError, match="not given a key"):
+        signing._sign.Key.__new__(signing._sign.Key).sign_many([b"x"], 0)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 from array import array
 from bisect import bisect_right
+from operator import itemgetter
 from random import Random
 
 from dnsbalance.configuration.web_services import apt_fit, srv_record_size
 from dnsbalance.protocol.renderer import Name
 from dnsbalance.ranking.pool import Candidate, Pool
+
+_KEY = itemgetter(0)  # an order key (u^(1/w), index): by u^(1/w)
 
 
 def _seed(pool: Pool) -> int:
@@ -36,21 +39,26 @@ class WebOrders:
         is cut, as unsigned answers are, to the records that fit apt's 512 bytes (web_services.apt_records)."""
         candidates = [c for c in pool.candidates if c.weight > 0]
         lowest = min((c.tier for c in candidates), default=0)
+        tiered = any(c.tier != lowest for c in candidates)
         orders: list[tuple[Candidate, ...]] = []
         cumulative = array("d")
         total = 0.0
-        sizes = {id(c): srv_record_size((c.name.encode(), *parent)) for c in candidates} if parent is not None else {}
+        sizes = [srv_record_size((c.name.encode(), *parent)) for c in candidates] if parent is not None else []
+        inverse = [1.0 / c.weight for c in candidates]
         rng = Random(_seed(pool))  # one per pool, drawn in the pool's order: the same orders for the same content
-        for first in (c for c in candidates if c.tier == lowest):
+        for at, first in enumerate(candidates):
+            if first.tier != lowest:
+                continue
             # the rest in a weighted random order without replacement: each by the key u^(1/w), largest first
             # (Efraimidis and Spirakis), the distribution of draw.draw's pick after pick, at a sort's cost
-            keys = {id(c): rng.random() ** (1.0 / c.weight) for c in candidates if c is not first}
-            rest = sorted((c for c in candidates if c is not first), key=lambda c: -keys[id(c)])
-            order = [first, *rest]
-            order.sort(key=lambda c: c.tier)  # stable: the first stays first, the weighted order holds per tier
+            keyed = sorted([(rng.random() ** inverse[i], i) for i in range(len(candidates)) if i != at],
+                           key=_KEY, reverse=True)  # (stable: equal keys stay in the pool's order)
+            picked = [at, *(i for _, i in keyed)]
+            if tiered:  # stable: the first stays first, the weighted order holds per tier
+                picked.sort(key=lambda i: candidates[i].tier)
             if parent is not None:
-                del order[apt_fit(qname, [sizes[id(c)] for c in order]) :]
-            orders.append(tuple(order))
+                del picked[apt_fit(qname, [sizes[i] for i in picked]) :]
+            orders.append(tuple(candidates[i] for i in picked))
             total += first.weight
             cumulative.append(total)
         self.orders = tuple(orders)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from dnsbalance.configuration.model import DNSSECSettings
 from dnsbalance.dnssec.keys import PrivateKey, SigningKey
-from dnsbalance.protocol.codes import DClass
+from dnsbalance.protocol.codes import DClass, RType
 from dnsbalance.protocol.renderer import wire_name
 
 try:  # DNSSEC signing in batches with libcrypto (dnsbalance/_sign.c); without it, through `cryptography`
@@ -53,12 +53,15 @@ def canonical_rrset(owner: bytes, rtype: int, ttl: int, rdatas: tuple[bytes, ...
     `rdatas` must already be canonical (names in them lower case and uncompressed), sorted and distinct
     (`distinct`)."""
     head = owner + _TYPE_CLASS_TTL.pack(rtype, DClass.IN, ttl)
-    return b"".join([head + (_LENGTHS[len(r)] if len(r) < 256 else _LENGTH.pack(len(r))) + r for r in rdatas])
+    if rtype in _FIXED or len(rdatas) == 1:  # most RRsets a build signs: every record's head the same, one join
+        record = head + _LENGTH.pack(len(rdatas[0]))
+        return record + record.join(rdatas)
+    return b"".join([head + _LENGTH.pack(len(r)) + r for r in rdatas])
 
 
 _TYPE_CLASS_TTL = struct.Struct("!HHI")
 _LENGTH = struct.Struct("!H")
-_LENGTHS = tuple(_LENGTH.pack(n) for n in range(256))  # RDLENGTH of the common short RDATA, made once
+_FIXED = frozenset((RType.A, RType.AAAA))  # types whose RDATA all have one length
 
 
 def distinct(rdatas: tuple[bytes, ...]) -> tuple[bytes, ...]:

@@ -13,7 +13,7 @@ from dnsbalance.configuration.model import APEX, MIRROR_LABEL, RELAY_LABEL, SRV_
 from dnsbalance.configuration.web_services import mirror_target, web_service
 from dnsbalance.dnssec.keys import ds_rdata
 from dnsbalance.dnssec.nsec import Chain
-from dnsbalance.dnssec.signer import Cached, Signer, canonical_name
+from dnsbalance.dnssec.signer import Cached, Signer, canonical_name, signing_engine
 from dnsbalance.protocol.codes import DClass, RType
 from dnsbalance.protocol.renderer import RECORD_HEAD, address_rdata, name_of, wire_name
 from dnsbalance.ranking.active import ActiveTable
@@ -73,7 +73,7 @@ class ZoneSignatures:
     """What the answer path reads: signatures by RRset content, per weighted set, per in-zone address RRset,
     per apt SRV order, and the NSEC chain (with the NSECs a region's NODATA needs)."""
 
-    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "key_sets", "keys", "made",
+    __slots__ = ("addresses", "algorithm", "by_content", "chain", "dnskey", "engine", "key_sets", "keys", "made",
                  "negative_soa_rrsig", "nsec_ttl", "seconds", "set_contents", "sets", "signed_by", "tag", "web",
                  "web_content", "window", "without")
     # for the next rebuild: per pool's variants, the content of each distinct set; per apt SRV pool (balanced
@@ -225,6 +225,7 @@ class ZoneSignatures:
         self.without: dict[tuple[str, int], tuple[bytes, bytes]] = {
             key: (rdata, signature(c)) for key, (rdata, c) in without.items()}
         self.made, self.seconds = signer.made, signer.seconds
+        self.engine = signing_engine()  # what signed: the status page and metrics say so
 
     def lookup(self, owner: str, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes | None:
         return self.by_content.get((owner.lower(), rtype, ttl, tuple(sorted(set(rdatas)))))

@@ -111,6 +111,11 @@ def rrsig(key: SigningKey, zone: str, owner: str, rtype: int, ttl: int, rdatas: 
     return head + signature_of(key.private, data)
 
 
+def signing_engine() -> str:
+    """What makes the signatures: "libcrypto" (the C extension's batches) or "cryptography" (without it)."""
+    return "cryptography" if _sign is None else "libcrypto"
+
+
 def signing_threads() -> int:
     """Threads that sign a build's RRsets: one per core this process may run on."""
     return max(1, len(os.sched_getaffinity(0)))

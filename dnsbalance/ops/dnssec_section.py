@@ -25,7 +25,7 @@ def dnssec_state(signing: ZoneSignatures | None, refresh: int, source: str | Non
                        inception=signing.window.inception, earliest_expiry=signing.earliest_expiry,
                        refresh_at=float(signing.earliest_expiry - refresh), signatures_made=signing.made,
                        rrsets_signed=len(signing.by_content), signing_seconds=round(signing.seconds, 4),
-                       source=source or "local")
+                       source=source or "local", engine=signing.engine)
 
 
 SOURCES = {"cluster": "the cluster's key (a copy of the keys in etcd)",
@@ -58,4 +58,4 @@ def section(status: Mapping[str, Any]) -> str:
             f"published: {e(keys)}. Earliest signature expiry "
             f"{when(state['earliest_expiry'])}, made again from {when(state['refresh_at'])}. This table: "
             f"{state['signatures_made']} signatures made ({state['rrsets_signed']} RRsets signed in all) in "
-            f"{state['signing_seconds']:g} s.</p>")
+            f"{state['signing_seconds']:g} s by {e(state.get('engine', ''))}.</p>")

@@ -168,6 +168,11 @@ def metrics(inputs: StatusInputs) -> Iterator[Any]:
                                 value=len(signing.by_content))
         yield GaugeMetricFamily("dnsbalance_dnssec_signing_seconds", "Time spent signing the table in service",
                                 value=signing.seconds)
+        info = GaugeMetricFamily("dnsbalance_dnssec_signer_info", "Where the signing key came from (source: "
+                                 "cluster, the copy of etcd's keys, or local) and what signed (engine: libcrypto "
+                                 "batches, or cryptography without the C extension)", labels=["source", "engine"])
+        info.add_metric([inputs.key_source or "local", signing.engine], 1)
+        yield info
     yield GaugeMetricFamily("dnsbalance_table_generation", "Generation of the table in service",
                             value=status["generation"])
     yield GaugeMetricFamily("dnsbalance_table_age_seconds", "Age of the table in service",

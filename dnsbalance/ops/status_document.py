@@ -222,6 +222,7 @@ class DnssecState(TypedDict):
     signing_seconds: float
     # "cluster": the key folder is a copy of the cluster's keys in etcd; "local": the key folder's own
     source: str
+    engine: str  # what signed: "libcrypto" (the C extension's batches) or "cryptography" (built without it)
 
 
 class OperationRow(TypedDict):

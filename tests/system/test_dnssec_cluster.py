@@ -167,6 +167,8 @@ def test_two_servers_sign_with_the_clusters_one_key(pair: tuple[list[Server], li
         state = httpx.get(f"{server.status_url}/status.json", timeout=5).json()["dnssec"]
         assert state["key_tag"] == tag and state["source"] == "cluster", state
         assert "the cluster&#x27;s key" in httpx.get(f"{server.status_url}/", timeout=5).text
+        metrics = httpx.get(f"{server.status_url}/metrics", timeout=5).text
+        assert 'dnsbalance_dnssec_signer_info{engine="libcrypto",source="cluster"} 1.0' in metrics
     status = dnsbalance("dnssec", "status", "--config", str(configs[1]))
     assert status.returncode == 0 and "holds a copy (source: cluster)" in status.stdout, status
     checked = dnsbalance("check", "--config", str(configs[1]))

@@ -155,6 +155,8 @@ def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tupl
                              re.MULTILINE).group(1))
     assert time.time() + 7 * 86400 < expiry < time.time() + 15 * 86400
     assert float(re.search(r"^dnsbalance_dnssec_rrsets_signed (\S+)", metrics, re.MULTILINE).group(1)) > 10
+    # CI builds the C extension (libssl-dev is installed): libcrypto signs, and the key is the server's own
+    assert 'dnsbalance_dnssec_signer_info{engine="libcrypto",source="local"} 1.0' in metrics
     status = dnsbalance("dnssec", "status", "--config", str(config))
     assert status.returncode == 0 and f"key tag {tag}" in status.stdout and "earliest signature expiry" in status.stdout
     document = httpx.get(f"{server.status_url}/status.json", timeout=5).json()["dnssec"]
@@ -163,6 +165,7 @@ def test_status_metrics_and_command_show_signing_state_never_the_key(setup: tupl
     assert document["keys"] == [{"tag": tag, "algorithm": 13, "role": "signing"}]
     assert document["earliest_expiry"] == int(expiry) and document["rrsets_signed"] > 10
     assert document["signatures_made"] >= 0 and document["refresh_at"] == expiry - 7 * 86400
+    assert document["engine"] == "libcrypto" and document["source"] == "local"
     page = httpx.get(f"{server.status_url}/", timeout=5).text
     assert "<h2>DNSSEC</h2>" in page and f"Signed with key tag {tag}" in page and "dnssec-expired" not in page
     checked = dnsbalance("check", "--config", str(config))

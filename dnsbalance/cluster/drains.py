@@ -8,7 +8,7 @@ How a server learns of them: through the watch that already streams the whole pr
 (watch.py into board.py): the watch's news wakes the follower, which reads the drains off the board, with no
 request of its own. Only while no watch streams (it is down or being opened again, `cluster.watch: false`, or
 health checks off) does the follower read etcd's `drains/` keys itself, every FALLBACK seconds, each read bounded
-by TIMEOUT.
+by TIMEOUT (the pacing and the thread are follower.py's, shared with the DNSSEC keys' follower).
 
 A drain that ran out is taken out of etcd by whichever instance sees it first (a delete: harmless twice).
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -25,15 +24,12 @@ from pathlib import Path
 from dnsbalance import drains as operator_drains
 from dnsbalance.cluster import layout
 from dnsbalance.cluster.etcd import EtcdDown, EtcdLink
+from dnsbalance.cluster.follower import TIMEOUT, Follower, Watched
 from dnsbalance.configuration.model import ClusterSettings, Settings
 from dnsbalance.drains import Drain
 from dnsbalance.health import events as health_events
 
 log = logging.getLogger(__name__)
-TICK = 1.0  # seconds between looks at the drains (the board's, no request, while a watch streams): expiries
-FALLBACK = 1.0  # seconds between reads of etcd's drains while no watch streams
-TIMEOUT = 2.0  # seconds per etcd request
-Watched = Callable[[], "list[tuple[str, bytes]] | None"]  # the prefix as a streaming watch has it; None: no watch
 
 
 def encode(drain: Drain) -> bytes:
@@ -80,49 +76,26 @@ def publish(settings: Settings, drain: Drain | None, target: str) -> int | None:
     return None
 
 
-class DrainFollower:
+class DrainFollower(Follower):
     """On a daemon thread of its own: etcd's drains into this instance's drains file, as soon as the watch brings
     them (`wake`), else by a read of etcd every FALLBACK seconds."""
+
+    log = log
+    failure = "cluster: following etcd's drains failed; trying again"
 
     def __init__(self, settings: ClusterSettings, path: Path, operations: Path,
                  watched: Watched = lambda: None, written: Callable[[], None] = lambda: None) -> None:
         """`watched`: the prefix as a streaming watch has it (None: read etcd); `written`: called (on this thread)
         after the drains file changed, so the server looks at it now rather than at its next half-second look."""
-        self.settings = settings
+        super().__init__(settings, watched, "dnsbalance-cluster-drains")
         self.written = written
         self.path = path
         self.operations = operations
-        self.watched = watched
-        self.link = EtcdLink(settings, TIMEOUT)
-        self.stopping = threading.Event()
-        self.news = threading.Event()  # set by the watch's thread after each change under the prefix
         self.seen: Mapping[str, Drain] | None = None  # etcd's drains at the last look
-        self.down: str | None = None
         self.reported: set[str] = set()  # bad values already logged
-        self.read_at = 0.0  # monotonic time of the last read of etcd (fallback)
-        self.reads = 0  # reads of etcd by this follower (none while a watch streams)
-        self.thread = threading.Thread(target=self._loop, name="dnsbalance-cluster-drains", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def wake(self) -> None:
-        """News under the prefix (from any thread): look now."""
-        self.news.set()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.news.set()
-        self.link.close()
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.once(time.time())
-            except Exception:  # noqa: BLE001  # a bug must not end the following: logged, tried again
-                log.exception("cluster: following etcd's drains failed; trying again")
-            self.news.wait(TICK)
-            self.news.clear()
+    def look(self) -> None:
+        self.once(time.time())
 
     def once(self, now: float) -> None:
         prefix = self.settings.prefix
@@ -130,22 +103,16 @@ class DrainFollower:
         try:
             if watched is not None:
                 found, ignored = parse(watched, prefix)
-            elif time.monotonic() - self.read_at < FALLBACK:
-                return  # woken between two fallback reads: the next one is soon enough
+            elif not self.read_due():
+                return
             else:
-                self.read_at = time.monotonic()
-                self.reads += 1
                 found, ignored = parse(self.link.get_prefix(prefix + layout.DRAINS), prefix)
         except EtcdDown as exc:
-            if self.down is None:
-                # worded apart from member.py's "etcd unreachable", which is said once per outage
-                log.warning("cluster: drains not followed, no answer from etcd (%s); the drains last seen stay in "
-                            "force", exc)
-            self.down = str(exc)
+            # worded apart from member.py's "etcd unreachable", which is said once per outage
+            self.lost(exc, "cluster: drains not followed, no answer from etcd (%s); the drains last seen stay in "
+                           "force")
             return
-        if self.down is not None:
-            log.info("cluster: drains followed from etcd again")
-            self.down = None
+        self.back("cluster: drains followed from etcd again")
         for problem in ignored:
             if problem not in self.reported:  # once, not at every look
                 log.warning("cluster: ignored %s%s", prefix, problem)

@@ -8,8 +8,8 @@ its table builds sign with, so that it starts and signs while etcd is unreachabl
   local key, adopt the cluster's; a local key the cluster lacks, refuse; the cluster without a key, publish this
   server's (create-only).
 - `KeyFollower` keeps the copy in step while the server runs (another server took a rollover step): through the
-  health member's watch when it streams, else by a read every FALLBACK seconds, then the server builds a new
-  signed generation.
+  health member's watch when it streams, else by a read every FALLBACK seconds (follower.py, as the drains'), then
+  the server builds a new signed generation.
 - `rollover` takes a step on the cluster's keys in one transaction (compare-and-swap on every file's revision),
   the waits counted from the cluster's record.
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dnsbalance.cluster import layout
 from dnsbalance.cluster.etcd import EtcdDown, EtcdLink
+from dnsbalance.cluster.follower import TIMEOUT, Follower, Watched
 from dnsbalance.configuration.model import ClusterSettings, Settings
 from dnsbalance.dnssec import key_folder, rollover
 from dnsbalance.dnssec.key_files import NAMES, Action, KeyFiles, Reconciled, Where, describe, key_set, only_keys
@@ -33,10 +33,6 @@ from dnsbalance.dnssec.key_files import reconcile, tags
 from dnsbalance.dnssec.keys import KEY_FILE, KeyProblem, KeySet, SigningKey, from_pem, generate, pem_of
 
 log = logging.getLogger(__name__)
-TIMEOUT = 2.0  # seconds per etcd request
-FALLBACK = 1.0  # seconds between reads of the cluster's keys while no watch streams
-TICK = 1.0
-Watched = Callable[[], "list[tuple[str, bytes]] | None"]  # the prefix as a streaming watch has it; None: no watch
 
 
 def there(prefix: str) -> Where:
@@ -241,47 +237,25 @@ def take_step(settings: Settings, step: str, now: float, force: bool) -> rollove
                                                                         "within seconds)"), done.key)
 
 
-class KeyFollower:
+class KeyFollower(Follower):
     """On a daemon thread of its own: the cluster's keys into this server's key folder as they change, then
     `changed()` (the supervisor builds a new signed generation). A key folder the cluster does not have is left
     as it is and logged (the keys in service go on signing)."""
 
+    log = log
+    failure = "dnssec: following the cluster's keys failed; trying again"
+
     def __init__(self, settings: ClusterSettings, directory: Path, watched: Watched = lambda: None,
                  changed: Callable[[], None] = lambda: None) -> None:
-        self.settings = settings
+        super().__init__(settings, watched, "dnsbalance-cluster-keys")
         self.directory = directory
-        self.watched = watched
         self.changed = changed
-        self.link = EtcdLink(settings, TIMEOUT)
         self.due = threading.Event()  # a new copy was written: the next build signs with it
-        self.news = threading.Event()
-        self.stopping = threading.Event()
         self.seen: dict[str, bytes] | None = None  # the cluster's files at the last look
-        self.down: str | None = None
         self.reported = ""  # the refusal last logged
-        self.read_at = 0.0
-        self.reads = 0
-        self.thread = threading.Thread(target=self._loop, name="dnsbalance-cluster-keys", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def wake(self) -> None:
-        self.news.set()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.news.set()
-        self.link.close()
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.once()
-            except Exception:  # noqa: BLE001  # a bug must not end the following: logged, tried again
-                log.exception("dnssec: following the cluster's keys failed; trying again")
-            self.news.wait(TICK)
-            self.news.clear()
+    def look(self) -> None:
+        self.once()
 
     def once(self) -> None:
         prefix = self.settings.prefix
@@ -289,20 +263,16 @@ class KeyFollower:
         try:
             if watched is not None:
                 stored = Stored(parse(watched, prefix), {})
-            elif time.monotonic() - self.read_at < FALLBACK:
+            elif not self.read_due():
                 return
             else:
-                self.read_at = time.monotonic()
-                self.reads += 1
                 stored = read(self.link, prefix)
             if self.seen is not None and dict(stored.files) == self.seen:
                 return
             decision = settle(self.link, prefix, self.directory, stored)
         except EtcdDown as exc:
-            if self.down is None:
-                log.warning("dnssec: the cluster's keys not followed, no answer from etcd (%s); the key folder's "
-                            "keys go on signing", exc)
-            self.down = str(exc)
+            self.lost(exc, "dnssec: the cluster's keys not followed, no answer from etcd (%s); the key folder's keys "
+                           "go on signing")
             return
         except KeyProblem as exc:
             self._refused(str(exc))
@@ -311,9 +281,7 @@ class KeyFollower:
         except OSError as exc:  # the key folder cannot be written: tried again at the next look
             self._refused(f"cannot write the cluster's keys into {self.directory}: {exc.strerror}")
             return
-        if self.down is not None:
-            log.info("dnssec: the cluster's keys followed from etcd again")
-            self.down = None
+        self.back("dnssec: the cluster's keys followed from etcd again")
         self.seen = dict(stored.files) if decision.action is not Action.SEED else None
         if decision.action is Action.REFUSE:
             self._refused(decision.message)

@@ -6,6 +6,7 @@ looks signatures up; it never signs.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.web_orders import WebOrders
@@ -81,10 +82,11 @@ class ZoneSignatures:
     set_contents: dict[tuple[str, Variants], tuple[Cached, ...]]
     web_content: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]]
 
-    def __init__(self, table: ActiveTable, signer: Signer, answers: dict[tuple[str, RType], list[AnswerSets]],
+    def __init__(self, table: ActiveTable, signer: Signer, answers: Iterable[tuple[tuple[str, RType], AnswerSets]],
                  previous: ZoneSignatures | None = None) -> None:
-        """Asks the signer for every RRset's signature while walking the table, waits for them (made in signing
-        threads), then writes them where the answer path reads them. `previous`: the table before's, whose
+        """Asks the signer for every RRset's signature while walking the table (`answers`: every A and AAAA pool's,
+        CompiledTable.address_answers), waits for them (made in signing threads meanwhile), then writes them
+        where the answer path reads them. `previous`: the table before's, whose
         weighted sets and apt orders are taken whole where the pool is the same and so are the keys and window
         (a rebuild after a health change then walks only what changed)."""
         zone = table.zone
@@ -136,24 +138,23 @@ class ZoneSignatures:
             # per pool's variants: the content of each distinct set, by set number
             sets: dict[tuple[str, Variants], list[Cached] | tuple[Cached, ...]] = {}
             kept: dict[tuple[str, Variants], tuple[bytes, ...]] = {}  # the sets' RRSIG records taken from `previous`
-            for (name, rtype), sets_list in answers.items():
+            for (name, rtype), answer_sets in answers:
+                key = (name, answer_sets.variants)
+                if key in sets:
+                    continue
                 owner = absolute(name, apex)
                 types.setdefault(owner, {RType.RRSIG, RType.NSEC}).add(rtype)
                 pooled.add((owner, rtype))
-                for answer_sets in sets_list:
-                    key = (name, answer_sets.variants)
-                    if key in sets:
-                        continue
-                    if previous is not None and key in previous.sets:
-                        sets[key] = previous.set_contents[key]
-                        kept[key] = previous.sets[key]
-                        signer.keep(sets[key], previous.by_content)
-                        continue
-                    by_set = sets[key] = []
-                    numbers = answer_sets.variants.sets
-                    for index in range(len(answer_sets)):
-                        if numbers[index] == len(by_set):  # a set's first variant (numbered in order of first use)
-                            by_set.append(signer.request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
+                if previous is not None and key in previous.sets:
+                    sets[key] = previous.set_contents[key]
+                    kept[key] = previous.sets[key]
+                    signer.keep(sets[key], previous.by_content)
+                    continue
+                by_set = sets[key] = []
+                numbers = answer_sets.variants.sets
+                for index in range(len(answer_sets)):
+                    if numbers[index] == len(by_set):  # a set's first variant (numbered in order of first use)
+                        by_set.append(signer.request(owner, rtype, zone.ttl, set_rdatas(answer_sets, index)))
             web_shared: dict[tuple[str, tuple[Candidate, ...]], tuple[WebOrders, tuple[Cached, ...]]] = {}
             self.web: dict[int, WebOrders] = {}  # id() of an apt SRV pool (alive as long as the table) -> its orders
             for _, tier in table.labelled_tiers():

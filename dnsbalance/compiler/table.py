@@ -4,6 +4,7 @@ per table generation (in the supervisor's build, before answerers are forked) an
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from dnsbalance.compiler.answers import AnswerSets
 from dnsbalance.compiler.signatures import ZoneSignatures
@@ -58,23 +59,33 @@ class CompiledTable(Sealed):
             self.answer_cache[variants] = made
         return max(fresh, compiled)
 
+    def address_answers(self, inherit: CompiledTable | None = None) -> Iterator[tuple[tuple[str, RType], AnswerSets]]:
+        """Every A and AAAA pool's answers by (owner name, type), each compiled when it is reached, or taken with
+        its values from `inherit` where that has a pool of the same content. The signed build walks these: the
+        signing threads sign the sets already asked for while the next pools are compiled."""
+        inherited = inherit.answer_cache if inherit is not None else {}
+        with self.table.inheriting(inherit.table if inherit is not None else None):
+            for _, tier in self.table.labelled_tiers():
+                for pools in (tier.usable, tier.fail_open):
+                    for (name, rtype), pool in pools.items():
+                        if rtype in (RType.A, RType.AAAA):
+                            variants = self.table.variants(pool, rtype)
+                            found = self.answer_cache.get(variants)
+                            if found is None:
+                                found = self.answer_cache[variants] = inherited.get(variants) or AnswerSets(variants)
+                            yield (name, rtype), found
+
     def sign(self, signer: Signer, previous: CompiledTable | None = None) -> ZoneSignatures:
-        """Every authoritative RRset signed (every pool's answers compiled first), reusing the signer's
-        signatures of the same content and window, and `previous`'s signed pools where they are the same.
-        The supervisor calls this before answerers fork."""
+        """Every authoritative RRset signed, every pool's answers compiled on the way (address_answers): the
+        unchanged pools' values, wire and signed sets taken from `previous`, the signer's signatures of the same
+        content and window reused. The supervisor calls this before answerers fork."""
         found = self.signatures
         if found is not None:
             return found
-        answers: dict[tuple[str, RType], list[AnswerSets]] = {}
-        for _, tier in self.table.labelled_tiers():
-            for pools in (tier.usable, tier.fail_open):
-                for (name, rtype), pool in pools.items():
-                    if rtype in (RType.A, RType.AAAA):
-                        answers.setdefault((name, rtype), []).append(self.answers(pool, rtype))
-        found = ZoneSignatures(self.table, signer, answers, previous.signatures if previous is not None else None)
+        found = ZoneSignatures(self.table, signer, self.address_answers(previous),
+                               previous.signatures if previous is not None else None)
         object.__setattr__(self, "signatures", found)  # set once: `signatures` is read-only from here on
         return found
-
 
 def compiled(table: ActiveTable) -> CompiledTable:
     """The table's compiled form, kept in the table's caches (made here on first use: tests, explain)."""

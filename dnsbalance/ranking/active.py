@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dnsbalance.configuration.model import DEFAULT_REGION, Level, Region
@@ -134,16 +135,26 @@ class ActiveTable:
         the processes that answer from this table never compute them under a query. Returns how many
         were computed afresh. With a `deadline` (time.monotonic()), stops there; the rest stays lazy."""
         caches = self.caches
+        before = caches.computed
+        with self.inheriting(inherit):
+            for pool, rtype in self.address_pools():
+                if id(pool) not in caches.by_pool:
+                    self.variants(pool, rtype)
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+        return caches.computed - before
+
+    @contextmanager
+    def inheriting(self, inherit: ActiveTable | None) -> Iterator[None]:
+        """While open, variants() takes a pool's values from `inherit` where it has a pool of the same content
+        rather than computing them (the next table after a health change: most pools are unchanged)."""
+        caches = self.caches
         if inherit is not None:
             caches.inherited = {**inherit.caches.inherited, **inherit.caches.own}
-        before = caches.computed
-        for pool, rtype in self.address_pools():
-            if id(pool) not in caches.by_pool:
-                self.variants(pool, rtype)
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-        caches.inherited = {}  # only what this table uses is kept
-        return caches.computed - before
+        try:
+            yield
+        finally:
+            caches.inherited = {}  # only what this table uses is kept
 
     def client_dependent(self, name: str, rtype: int) -> bool:
         """Whether clients in different places can get different answers for this name and type."""

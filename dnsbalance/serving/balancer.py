@@ -122,12 +122,12 @@ class Balancer:
             serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
             self.signer = self._signer(loaded)
             inherit = previous.compiled if previous is not None else None
-            # Signing compiles every pool's answers: first take the unchanged pools' from the table before (their
-            # values, wire and, by those, their signed sets), then sign what is left
-            if self.precompute or self.signer is not None:
+            if self.precompute and self.signer is None:
                 fresh = serving.compiled.precompute(inherit)
                 log.debug("table generation %d: %d pools' answers computed", self.generation, fresh)
             if self.signer is not None:  # here, in the table's build, before answerers fork: never under a query
+                # compiles every pool's answers as it goes, the unchanged pools' taken from the table before
+                # (their values, wire and, by those, their signed sets), while signing threads sign the rest
                 signatures = serving.compiled.sign(self.signer, inherit)
                 log.info("table generation %d: %d signatures made (%d RRsets signed in all) in %.3fs, key tag %d, "
                          "valid until %s", self.generation, signatures.made, len(signatures.by_content),

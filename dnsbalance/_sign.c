@@ -31,7 +31,9 @@ typedef struct {
 
 /* One signature of `data` into out[0..64). Returns 0 on success. `ctx`: for ECDSA a context ready to sign (one
  * per batch); for Ed25519 `ready` is a context initialised to sign, copied into `md` per signature (a one-shot
- * Ed25519 context signs once, and initialising one looks the algorithm up anew: a copy costs a third of that). */
+ * Ed25519 context signs once, and initialising one looks the algorithm up anew: with a copy a signature took
+ * 37.6 us here against 45.1; Debian's OpenSSL 3.0 signs Ed25519 slower than the `cryptography` wheel's, 32-34 us,
+ * but a batch signs beside the build's walk). */
 static int sign_one(KeyObject *key, EVP_PKEY_CTX *ctx, EVP_MD_CTX *ready, EVP_MD_CTX *md, const unsigned char *data,
                     size_t len, unsigned char *out) {
     if (key->ed25519) {

@@ -87,6 +87,7 @@ class CompiledTable(Sealed):
         object.__setattr__(self, "signatures", found)  # set once: `signatures` is read-only from here on
         return found
 
+
 def compiled(table: ActiveTable) -> CompiledTable:
     """The table's compiled form, kept in the table's caches (made here on first use: tests, explain)."""
     caches = table.caches

@@ -293,7 +293,6 @@ class Signer:
                       for_parent=self.for_parent if for_parent is None else for_parent, threads=self.threads)
 
 
-
 def _signed(batch: Batch) -> Done:
     try:
         return batch.sign()

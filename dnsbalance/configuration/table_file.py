@@ -33,7 +33,7 @@ ENTRY_DEFAULTS = field_defaults(Entry)
 
 def reserved_names(settings: Settings | None, relays: dict[str, Relay]) -> frozenset[str]:
     """Owner names the server answers itself (name servers with glue, SRV targets), so no table may balance them."""
-    reserved = {RELAY_LABEL, *(f"{name}.{RELAY_LABEL}" for name in relays)}
+    reserved = {RELAY_LABEL, *(f"{name.lower()}.{RELAY_LABEL}" for name in relays)}
     if settings:
         for ns in settings.nameservers:
             if ns.name == settings.zone:

@@ -44,8 +44,9 @@ def window_at(now: float, settings: DNSSECSettings, previous: Window | None = No
     between reuses every unchanged signature, and signatures are made anew well before they expire."""
     if previous is not None and previous.expiration - now > settings.refresh and previous.inception <= now:
         return previous
-    inception = int(now) - INCEPTION_SLACK
-    return Window(inception, inception + settings.validity)
+    # valid for `validity` from now (the slack is before now, not taken from the validity: with the shortest
+    # validity accepted, an hour, the signatures would otherwise be expired when made)
+    return Window(int(now) - INCEPTION_SLACK, int(now) + settings.validity)
 
 
 def canonical_rrset(owner: bytes, rtype: int, ttl: int, rdatas: tuple[bytes, ...]) -> bytes:

@@ -448,7 +448,8 @@ def zone_data(config: Config, serial: int) -> ZoneData:
         if ns.name == s.zone or ns.name.endswith("." + s.zone):
             relative = APEX if ns.name == s.zone else ns.name[: -len(s.zone) - 1]
             glue[relative] = [(RType.AAAA if ":" in a else RType.A, a) for a in ns.addresses]
-    targets = {f"{relay.name}.{RELAY_LABEL}": tuple((RType.AAAA if ":" in a else RType.A, a)
+    # relay targets by lower-case name, as every lookup and the NSEC chain have them (a relay may be `RelayX`)
+    targets = {f"{relay.name.lower()}.{RELAY_LABEL}": tuple((RType.AAAA if ":" in a else RType.A, a)
                                                     for a in relay.ipv4 + relay.ipv6)
                for relay in config.relays.values()}
     mname = s.nameservers[0].name if s.nameservers else s.zone

@@ -64,9 +64,6 @@ def test_a_query_for_nsec_or_rrsig_at_an_existing_name_validates(plain: tuple[Se
     assert out.startswith(("; fully validated\n", "; negative response, fully validated\n")), out
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: a relay named with capitals gets SRV target 'RelayX.relay' that "
-                                       "the zone answers NXDOMAIN (ranking/build.py keeps relay targets as spelt) "
-                                       "while the NSEC chain holds the name in lower case: a bogus NXDOMAIN")
 def test_a_relay_named_in_capitals_has_a_target_that_resolves_and_validates(tmp_path: Path) -> None:
     server, anchor = serve_signed(
         tmp_path,
@@ -81,9 +78,6 @@ def test_a_relay_named_in_capitals_has_a_target_that_resolves_and_validates(tmp_
         server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: the window's expiration is inception + validity with inception "
-                                       "an hour back (dnssec/signer.py window_at), so `validity: 3600`, which the "
-                                       "configuration accepts, makes signatures that have expired when served")
 def test_the_shortest_validity_accepted_serves_signatures_that_have_not_expired(tmp_path: Path) -> None:
     server, anchor = serve_signed(tmp_path, edit={"dnsbalance.yaml": (
         "dnssec: {sign: true}", "dnssec: {sign: true, validity: 3600, refresh: 600}")})

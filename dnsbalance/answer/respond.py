@@ -191,7 +191,10 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
         # RFC 8482: one RRset, not everything; the SOA at the apex, else the SRV or A (or AAAA) answer.
         srv_owner = name in SRV_SERVICES or web_service(name) is not None
         qtype = RType.SOA if name == APEX else RType.SRV if srv_owner else RType.A
-        if qtype == RType.A and table.pool_for(location, name, RType.A) is None:
+        fixed = table.zone.glue.get(name) or table.zone.targets.get(name)  # a name server's or SRV target's
+        if fixed is not None and name != APEX:
+            qtype = RType.A if any(t == RType.A for t, _ in fixed) else RType.AAAA
+        elif qtype == RType.A and table.pool_for(location, name, RType.A) is None:
             qtype = RType.AAAA
     owner = absolute(name, table.zone.zone)
     sig: bytes | None = None  # the answer RRset's RRSIG RDATA, when DO on a signed zone
@@ -253,6 +256,13 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             answer = (Prerendered(answers.wire_at(index), answers.count_at(index)),)
             if signatures is not None:
                 sig = signatures.set_signature(name, answers, index)
+    elif signatures is not None and qtype == RType.NSEC:
+        # the name's NSEC asked for by type (a validator's or a zone walker's query): it exists, so answered,
+        # not denied by itself
+        rdata, sig = signatures.nsec(owner)
+        answer = (Record(question.name, RType.NSEC, DClass.IN, signatures.nsec_ttl, (rdata,)),)
+    elif signatures is not None and qtype == RType.RRSIG:
+        answer = _rrsigs_at(query, name, owner, location, table, rng, signatures)
     authority = () if answer else (zone.negative_soa(apex),)  # NODATA (RFC 2308)
     if signatures is not None:
         if answer and sig is not None:
@@ -263,6 +273,20 @@ def _answer(query: DNSRecord, name: str, qtype: int, location: Location, table: 
             authority += _soa_rrsig(signatures, table, apex, zone.negative_ttl) + _nsec(signatures, owner, qtype)
     return Reply(Message(query.header.id, _flags(query, Rcode.NOERROR, True), question, answer, authority,
                          additional), Rcode.NOERROR, pool, chosen)
+
+
+def _rrsigs_at(query: DNSRecord, name: str, owner: str, location: Location, table: ActiveTable, rng: Random,
+               signatures: ZoneSignatures) -> tuple[Entry, ...]:
+    """A query for type RRSIG: the RRSIGs of the RRsets this client would get at the name, each as its own
+    answer carries it, and the NSEC's. (RRSIGs are not signed: validators take such an answer unvalidated; a
+    NODATA would be refuted by the name's own NSEC, whose bitmap lists RRSIG.)"""
+    found: list[Entry] = []
+    for rtype in sorted(signatures.chain.types.get(owner, set()) - {RType.RRSIG, RType.NSEC}):
+        reply = _answer(query, name, rtype, location, table, rng, signatures, True)
+        found += [e for e in reply.message.answer if isinstance(e, Record) and e.rtype == RType.RRSIG]
+    question = _question(query)
+    _, sig = signatures.nsec(owner)
+    return (*found, Record(question.name, RType.RRSIG, DClass.IN, signatures.nsec_ttl, (sig,)))
 
 
 def _soa_rrsig(signatures: ZoneSignatures, table: ActiveTable, apex: Name, ttl: int) -> tuple[Entry, ...]:

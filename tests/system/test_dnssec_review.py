@@ -1,7 +1,5 @@
-"""Regressions found by a black-box review of the signed zone (issue 25), each checked by BIND's `delv` with the
-zone's DS as its only trust anchor, as an outside validator sees it. Each test is marked xfail(strict) while its
-bug is open: it passes today because the bug is there, and fails (strict) once fixed, so the mark is removed
-with the fix."""
+"""Regressions found by a black-box review of the signed zone (issue 25), each checked as an outside validator
+sees it: BIND's `delv` with the zone's DS as its only trust anchor, or a validating unbound with it."""
 from __future__ import annotations
 
 import shutil
@@ -12,12 +10,13 @@ from pathlib import Path
 
 import dns.message
 import dns.query
+import dns.rcode
 import dns.rdatatype
 import pytest
 
 from tests.harness import Server, start_server
 from tests.signed_zone import dnsbalance, signed_zone
-from tests.unbound import ZONE
+from tests.unbound import ZONE, start_unbound
 
 pytestmark = pytest.mark.skipif(shutil.which("delv") is None, reason="needs delv (bind9-dnsutils)")
 
@@ -54,14 +53,30 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Pa
     server.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: a query for type NSEC or RRSIG at an existing name gets NODATA "
-                                       "whose NSEC lists that very type (answer/respond.py has no branch for them)")
-@pytest.mark.parametrize(("name", "rdtype"), [(ZONE, "NSEC"), (f"deb.{ZONE}", "NSEC"), (f"deb.{ZONE}", "RRSIG")])
-def test_a_query_for_nsec_or_rrsig_at_an_existing_name_validates(plain: tuple[Server, Path], name: str,
-                                                                 rdtype: str) -> None:
+@pytest.mark.parametrize("name", [ZONE, f"deb.{ZONE}"])
+def test_a_query_for_nsec_at_an_existing_name_gets_the_nsec_and_validates(plain: tuple[Server, Path],
+                                                                         name: str) -> None:
+    """It was a NODATA whose own NSEC listed NSEC: SERVFAIL at every validator."""
     server, anchor = plain
-    out = delv(server, anchor, name, rdtype)
-    assert out.startswith(("; fully validated\n", "; negative response, fully validated\n")), out
+    out = delv(server, anchor, name, "NSEC")
+    assert out.startswith("; fully validated\n") and "\tIN\tNSEC\t" in out, out
+
+
+def test_a_query_for_rrsig_at_an_existing_name_gets_its_rrsigs_through_a_validator(
+        plain: tuple[Server, Path], tmp_path: Path) -> None:
+    """It was a NODATA whose NSEC listed RRSIG: bogus. RRSIGs are not signed, so a validator passes an answer of
+    them on unvalidated (unbound: "cannot validate RRSIG"); BIND's resolver does not look them up at all."""
+    server, anchor = plain
+    ds = dnsbalance("dnssec", "ds", "--config", str(anchor.parent / "config")).stdout.strip()
+    resolver = start_unbound(tmp_path / "unbound", server.port, trust_anchor=ds)
+    try:
+        query = dns.message.make_query(f"deb.{ZONE}", "RRSIG", want_dnssec=True)
+        reply = dns.query.udp(query, "127.0.0.1", port=resolver.port, timeout=10)
+        assert reply.rcode() == dns.rcode.NOERROR, reply
+        covered = {rr.type_covered for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG for rr in rrset}
+        assert {dns.rdatatype.A, dns.rdatatype.NSEC} <= covered, reply
+    finally:
+        resolver.stop()
 
 
 def test_a_relay_named_in_capitals_has_a_target_that_resolves_and_validates(tmp_path: Path) -> None:
@@ -71,7 +86,7 @@ def test_a_relay_named_in_capitals_has_a_target_that_resolves_and_validates(tmp_
         append={"default.yaml": "_turn._tcp: {RelayX: 0}\n"})
     try:
         srv = dns.query.tcp(dns.message.make_query(f"_turn._tcp.{ZONE}", "SRV"), "127.0.0.1", port=server.port)
-        target = [rr.target for rrset in srv.answer if rrset.rdtype == dns.rdatatype.SRV for rr in rrset][0]
+        target = next(rr.target for rrset in srv.answer if rrset.rdtype == dns.rdatatype.SRV for rr in rrset)
         out = delv(server, anchor, str(target), "A")
         assert out.startswith("; fully validated\n") and "127.0.0.1" in out, out
     finally:
@@ -84,9 +99,24 @@ def test_the_shortest_validity_accepted_serves_signatures_that_have_not_expired(
     try:
         reply = dns.query.udp(dns.message.make_query(f"deb.{ZONE}", "A", want_dnssec=True), "127.0.0.1",
                               port=server.port, timeout=5)
-        expiration = [rrset[0].expiration for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG][0]
+        expiration = next(rrset[0].expiration for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG)
         assert expiration > time.time() + 600, expiration - time.time()
         out = delv(server, anchor, f"deb.{ZONE}", "A")
         assert out.startswith("; fully validated\n"), out
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("do", [False, True])
+def test_any_at_a_relay_target_or_a_name_server_gets_its_address(plain: tuple[Server, Path], do: bool) -> None:
+    """RFC 8482's one RRset: the A where the name has one. It was AAAA always (the weighted names' fallback), so an
+    IPv4-only relay target got an empty NODATA and ns1 its AAAA only."""
+    server, _ = plain
+    for name, address in ((f"r1.relay.{ZONE}", "127.0.0.1"), (f"ns1.{ZONE}", None)):
+        reply = dns.query.udp(dns.message.make_query(name, "ANY", want_dnssec=do), "127.0.0.1", port=server.port,
+                              timeout=5)
+        found = [rrset for rrset in reply.answer if rrset.rdtype == dns.rdatatype.A]
+        assert reply.rcode() == dns.rcode.NOERROR and found, reply
+        assert address is None or address in {rr.address for rr in found[0]}
+        signed = {rr.type_covered for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG for rr in rrset}
+        assert signed == ({dns.rdatatype.A} if do else set()), reply

@@ -539,6 +539,8 @@ def _reload(args: argparse.Namespace) -> int:
             if outcome.get("applied"):
                 print(f"configuration checked; sent SIGHUP to dnsbalance (pid {pid}): applied, table generation "
                       f"{outcome.get('generation')} in service")
+                for line in outcome.get("warnings") or []:  # type: ignore[attr-defined]  # e.g. a DNSSEC key kept
+                    print(f"  {line}", file=sys.stderr)
                 return 0
             print(f"reload refused by dnsbalance (pid {pid}); it keeps its configuration:", file=sys.stderr)
             for line in outcome.get("errors") or []:  # type: ignore[attr-defined]

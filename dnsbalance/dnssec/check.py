@@ -1,5 +1,6 @@
-"""`dnsbalance check` on a signed zone: warnings when signatures could expire before they are made again (the
-configuration's refresh against its TTLs, and the state the running server wrote). Read by `check` only."""
+"""`dnsbalance check` on a signed zone: an error for a key that cannot sign, warnings when signatures could expire
+before they are made again (the configuration's refresh against its TTLs, and the state the running server
+wrote). Read by `check` only."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from dnsbalance.configuration.model import Settings
 from dnsbalance.configuration.problems import Problem, Severity
 from dnsbalance.configuration.settings_file import FILE
 from dnsbalance.configuration.yamlpos import PosDict, YamlSyntaxError, load_yaml
+from dnsbalance.dnssec.keys import KeyProblem, load_keys
 from dnsbalance.dnssec.timing import expiry_warnings
 from dnsbalance.statefiles import StateFolder
 
@@ -28,9 +30,18 @@ def _line(path: Path) -> int:
 
 
 def dnssec_problems(directory: Path, settings: Settings, now: float) -> list[Problem]:
-    """Warnings (never errors: the zone still serves) about the signatures' expiry."""
+    """Warnings (never errors: the zone still serves) about the signatures' expiry; an error for a key folder
+    `serve` would refuse to start with (no cluster: a cluster's server adopts the cluster's key)."""
     if not settings.dnssec.sign:
         return []
+    key_problems: list[Problem] = []
+    if settings.cluster is None:
+        try:
+            load_keys(settings.key_dir)
+        except KeyProblem as exc:
+            path = directory / FILE
+            key_problems.append(Problem(path, _dnssec_line(path), f"dnssec: {exc} (`serve` refuses to start with "
+                                                                  "it; a running server signs on with the key it has)"))
     state = None
     try:
         read = json.loads(StateFolder(settings.state_dir).signing.read_text())
@@ -38,8 +49,8 @@ def dnssec_problems(directory: Path, settings: Settings, now: float) -> list[Pro
     except (OSError, ValueError):
         pass  # no server has signed here yet
     path = directory / FILE
-    return [Problem(path, _line(path), message, Severity.WARNING)
-            for message in expiry_warnings(settings, state, now)]
+    return key_problems + [Problem(path, _line(path), message, Severity.WARNING)
+                           for message in expiry_warnings(settings, state, now)]
 
 
 def cluster_key_problems(directory: Path, messages: list[str]) -> list[Problem]:

@@ -350,7 +350,7 @@ class Supervisor:
             try:
                 async with self.building:
                     self.keys.due.clear()  # a copy written from now on asks for another build
-                    await in_build_thread(self.balancer.regenerate)
+                    await in_build_thread(self.balancer.regenerate, True)
             finally:
                 self.rekeying = False
             await self.put_in_service()

@@ -80,6 +80,7 @@ class Balancer:
         # where the keys in service came from: "cluster" (the key folder is a copy of the cluster's keys in etcd),
         # "local" (the key folder's own: no `cluster:`, or etcd unreachable since the start); None: unsigned
         self.key_source: str | None = None
+        self.key_warning: str | None = None  # the last key read's trouble: kept the keys in service, or a new key
         self.serving: Serving = self._next(loaded, None)
         if persist:  # the operators' log: which configuration a (re)started server serves
             self.note(health_events.Event(time.time(), health_events.Kind.CONFIGURATION, True,
@@ -115,12 +116,13 @@ class Balancer:
         return TableInputs(loaded.config, loaded.digest, loaded.newest, self.health, self.generation, secret,
                            *loaded.database_files(), drained=frozenset(self.drains))
 
-    def _next(self, loaded: Loaded, previous: Serving | None) -> Serving:
-        """Build the next snapshot off to the side; the caller publishes it with one assignment."""
+    def _next(self, loaded: Loaded, previous: Serving | None, keys: bool = True) -> Serving:
+        """Build the next snapshot off to the side; the caller publishes it with one assignment. `keys`: read
+        the key folder (start, reload, the cluster's keys changed); else the keys in service sign."""
         self.generation += 1
         with collector_paused():
             serving = build_serving(self.inputs(loaded), loaded.geoip, previous, loaded.asn)
-            self.signer = self._signer(loaded)
+            self.signer = self._signer(loaded, keys)
             inherit = previous.compiled if previous is not None else None
             if self.precompute and self.signer is None:
                 fresh = serving.compiled.precompute(inherit)
@@ -157,25 +159,45 @@ class Balancer:
                             + "\n")
         return serving
 
-    def _signer(self, loaded: Loaded) -> Signer | None:
+    def _signer(self, loaded: Loaded, read: bool = True) -> Signer | None:
         """The next generation's signer, when the zone is signed. A key that cannot be read raises
-        KeyProblem at start; on a reload or rebuild the keys in service go on (logged)."""
+        KeyProblem at start; on a reload the keys in service go on (logged). `read`: False on the other
+        rebuilds (health, drains, a signature refresh), which sign with the keys in service: a key file
+        replaced behind the server's back is not taken up by a health cycle."""
         settings = loaded.config.settings
         if not (self.signing and settings.dnssec.sign):
             return None
-        try:
-            keys = self._keys(loaded)  # the signing key, and a rollover's next or retiring one
-        except KeyProblem as exc:
-            if self.signer is None:
-                raise
-            log.error("DNSSEC key: %s; signing on with the keys in service (tag %d)", exc, self.signer.key.tag)
-            others = dict((role, key) for key, role in self.signer.others)
-            keys = KeySet(self.signer.key, others.get("next"), others.get("retiring"))
+        keys = self._in_service()
+        if keys is None or read:
+            try:
+                found = self._keys(loaded)  # the signing key, and a rollover's next or retiring one
+            except KeyProblem as exc:
+                if keys is None:
+                    raise
+                self.key_warning = f"DNSSEC key: {exc}; signing on with the keys in service (tag {keys.signing.tag})"
+                log.error("%s", self.key_warning)
+            else:
+                self.key_warning = None
+                if keys is not None and found.signing.dnskey not in {k.dnskey for k in keys.published}:
+                    # not a rollover's switch (that key was published first): validators fail the zone until
+                    # the parent's DS names the new key
+                    self.key_warning = (f"DNSSEC: the signing key is now tag {found.signing.tag}, which the zone never "
+                                        f"published (it was tag {keys.signing.tag}): validators fail the zone until "
+                                        "the parent's DS is `dnsbalance dnssec ds` (a rollover, `dnsbalance dnssec "
+                                        "rollover start`, avoids that)")
+                    log.warning("%s", self.key_warning)
+                keys = found
         now = time.time()
         if self.signer is None or self.signer.zone != settings.zone:
             return Signer(keys.signing, settings.zone, window_at(now, settings.dnssec), others=keys.others,
                           for_parent=keys.for_parent)
         return self.signer.next(now, settings.dnssec, keys.signing, keys.others, keys.for_parent)
+
+    def _in_service(self) -> KeySet | None:
+        if self.signer is None:
+            return None
+        others = {role: key for key, role in self.signer.others}
+        return KeySet(self.signer.key, others.get("next"), others.get("retiring"))
 
     def _keys(self, loaded: Loaded) -> KeySet:
         """The key folder's keys. With `cluster:`, a folder that is no copy of the cluster's keys never replaces
@@ -229,9 +251,10 @@ class Balancer:
         except OSError as exc:
             log.warning("cannot write %s: %s", path, exc)
 
-    def regenerate(self) -> ActiveTable:
-        """Build a snapshot from the current configuration and health, and publish it."""
-        self.serving = self._next(self.loaded, self.serving)  # one assignment: queries in flight keep theirs
+    def regenerate(self, keys: bool = False) -> ActiveTable:
+        """Build a snapshot from the current configuration and health, and publish it. `keys`: read the DNSSEC
+        key folder anew (a reload, the cluster's keys changed); else the keys in service sign."""
+        self.serving = self._next(self.loaded, self.serving, keys)  # one assignment: queries in flight keep theirs
         return self.serving.table
 
     def apply(self, observed: Observed) -> bool:
@@ -295,7 +318,11 @@ class Balancer:
         before = self.loaded.digest
         self.loaded = loaded
         self.state = StateFolder(loaded.config.settings.state_dir)
-        self.regenerate()
+        self.key_warning = None
+        self.regenerate(keys=True)
+        if self.key_warning is not None:  # `dnsbalance reload` prints it beside "applied"
+            problems = [*problems, Problem(loaded.config.settings.key_dir / KEY_FILE, 0, self.key_warning,
+                                           Severity.WARNING)]
         self.reloads["applied"] += 1
         now = time.time()
         same = loaded.digest == before

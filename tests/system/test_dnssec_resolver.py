@@ -181,20 +181,26 @@ def test_serve_without_a_key_refuses_and_names_the_command(tmp_path: Path) -> No
     refused = dnsbalance("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--status", "off")
     assert refused.returncode == 1
     assert "dnsbalance dnssec keygen" in refused.stderr
+    checked = dnsbalance("check", "--config", str(config))  # `check` says so before a start does
+    assert checked.returncode == 1 and "dnsbalance dnssec keygen" in checked.stdout, checked
     (config / "state" / "keys").mkdir(parents=True)
     (config / "state" / "keys" / "zone.key").write_text("-----BEGIN PRIVATE KEY-----\ngarbage\n")
     damaged = dnsbalance("serve", "--config", str(config), "--listen", "127.0.0.1:0", "--status", "off")
     assert damaged.returncode == 1 and "damaged" in damaged.stderr
     assert "garbage" not in damaged.stderr
+    checked = dnsbalance("check", "--config", str(config))
+    assert checked.returncode == 1 and "damaged" in checked.stdout and "garbage" not in checked.stdout, checked
+    assert checked.stdout.startswith(f"{config / 'dnsbalance.yaml'}:"), checked
 
 
 def test_check_warns_when_signatures_would_expire_before_the_next_refresh(tmp_path: Path) -> None:
     """A refresh shorter than the TTLs a resolver keeps, and a state folder whose signatures (written by a
     server that has stopped) are past due or expired: warnings, exit 0 (the zone still serves)."""
     config = signed_zone(tmp_path / "config")
+    assert dnsbalance("dnssec", "keygen", "--config", str(config)).returncode == 0
     settings = config / "dnsbalance.yaml"
     settings.write_text(settings.read_text().replace("dnssec: {sign: true}", "dnssec: {sign: true, refresh: 1200}"))
-    (config / "state").mkdir()
+    (config / "state").mkdir(exist_ok=True)
     signing = config / "state" / "dnssec.json"
     signing.write_text(json.dumps({"generation": 3, "key_tag": 1, "earliest_expiry": int(time.time()) - 60}))
     checked = dnsbalance("check", "--config", str(config))

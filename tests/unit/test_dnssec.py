@@ -20,6 +20,7 @@ from dnslib import DNSRecord
 from dnsbalance.answer.respond import respond
 from dnsbalance.compiler.table import compiled
 from dnsbalance.configuration.model import Algorithm, DNSSECSettings
+from dnsbalance.configuration.problems import Severity
 from dnsbalance.dnssec.keys import KeyProblem, SigningKey, ds_line, keygen, load
 from dnsbalance.dnssec.signer import Cached, Signer, window_at
 from dnsbalance.geo.locate import UNKNOWN, Location
@@ -265,7 +266,8 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     # whole (signing first, it compiled every pool anew and walked every set again)
     assert first.sets and all(again.sets[k] is first.sets[k] for k in first.sets)
     (loaded.config.settings.key_dir / "zone.key").write_text("damaged\n")
-    assert not balancer.reload(folder)
+    warned = balancer.reload(folder)  # applied, with the key's trouble for `dnsbalance reload` to print
+    assert [p.severity for p in warned] == [Severity.WARNING] and "signing on with the keys in service" in str(warned[0])
     kept = balancer.serving.compiled.signatures
     assert kept is not None and kept.tag == key.tag
     assert not balancer.signatures_due(time.time())
@@ -273,11 +275,41 @@ def test_balancer_signs_keeps_its_key_on_a_bad_reload_and_knows_when_to_refresh(
     (loaded.config.settings.key_dir / "zone.key").unlink()  # a rollover's keys: one next key, damaged
     keygen(loaded.config.settings.key_dir, Algorithm.ECDSAP256SHA256)
     (loaded.config.settings.key_dir / "next.key").write_text("damaged\n")
-    assert not balancer.reload(folder)
+    assert [p.severity for p in balancer.reload(folder)] == [Severity.WARNING]
     kept = balancer.serving.compiled.signatures
     assert kept is not None and kept.tag == key.tag and len(kept.keys) == 1  # the keys in service go on
     with pytest.raises(KeyProblem, match="next.key"):
         Balancer(loaded, signing=True)  # at start: refused
+
+
+def test_a_replaced_key_file_is_taken_up_by_a_reload_with_a_warning_never_by_a_health_rebuild(
+        tmp_path: Path, country_mmdb: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`rm zone.key; dnssec keygen`, or the wrong backup restored: a health cycle's rebuild signs on with the keys
+    in service (a key the parent's DS does not name would make the zone bogus at once); a reload takes the new
+    key, warning that the zone never published it."""
+    import logging
+
+    from dnsbalance.serving.balancer import Balancer
+    from dnsbalance.serving.inputs import load as load_folder
+    folder = make_config(tmp_path / "config", country_mmdb)
+    with (folder / "dnsbalance.yaml").open("a") as handle:
+        handle.write("dnssec: {sign: true}\n")
+    loaded, _ = load_folder(folder)
+    assert loaded is not None
+    key_dir = loaded.config.settings.key_dir
+    old = keygen(key_dir, Algorithm.ECDSAP256SHA256)
+    balancer = Balancer(loaded, signing=True)
+    (key_dir / "zone.key").unlink()
+    new = keygen(key_dir, Algorithm.ECDSAP256SHA256)
+    balancer.regenerate()  # a health cycle, drains, a signature refresh
+    signed = balancer.serving.compiled.signatures
+    assert signed is not None and signed.tag == old.tag and signed.made == 0
+    with caplog.at_level(logging.WARNING, logger="dnsbalance.serving.balancer"):
+        warned = balancer.reload(folder)
+    assert len(warned) == 1 and warned[0].severity is Severity.WARNING and "never published" in str(warned[0])
+    signed = balancer.serving.compiled.signatures
+    assert signed is not None and signed.tag == new.tag
+    assert f"signing key is now tag {new.tag}, which the zone never published" in caplog.text
 
 
 def test_apt_srv_orders_and_their_targets_validate(key: SigningKey, table: ActiveTable) -> None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
@@ -120,3 +121,17 @@ def test_any_at_a_relay_target_or_a_name_server_gets_its_address(plain: tuple[Se
         assert address is None or address in {rr.address for rr in found[0]}
         signed = {rr.type_covered for rrset in reply.answer if rrset.rdtype == dns.rdatatype.RRSIG for rr in rrset}
         assert signed == ({dns.rdatatype.A} if do else set()), reply
+
+
+@pytest.mark.parametrize("payload", [512, 1232, 4096])
+def test_an_rrsig_query_over_udp_is_whole_or_truncated(plain: tuple[Server, Path], payload: int) -> None:
+    """An answer of RRSIGs only (no RRset before them): the renderer fits it or sets TC, as for any answer."""
+    server, _ = plain
+    for name in (ZONE, f"deb.{ZONE}", f"_http._tcp.deb.{ZONE}"):
+        query = dns.message.make_query(name, "RRSIG", want_dnssec=True, payload=payload)
+        reply = dns.query.udp(query, "127.0.0.1", port=server.port, timeout=5)
+        assert reply.rcode() == dns.rcode.NOERROR, reply
+        assert len(reply.to_wire()) <= payload
+        if not reply.flags & dns.flags.TC:
+            covered = {rr.type_covered for rrset in reply.answer for rr in rrset}
+            assert dns.rdatatype.NSEC in covered and len(covered) >= 2, reply

@@ -277,3 +277,12 @@ def fixture_table(folder: Path, country_mmdb: Path) -> "ActiveTable":
     config, problems = check_config(make_config(folder, country_mmdb))
     assert config is not None, [str(p) for p in problems]
     return build_table(config, ALL_USABLE, generation=1, serial=1, seed=1)
+
+
+def until(check: object, timeout: float, what: str) -> float:
+    """Seconds until `check()` is true; fails with `what` after `timeout`."""
+    started = time.monotonic()
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() - started < timeout, what
+        time.sleep(0.05)
+    return time.monotonic() - started

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import dns.flags
 import dns.message
+import dns.rcode
 import dns.rdatatype
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
@@ -207,3 +209,25 @@ def ask_through(resolver_port: int, clients: list[str], name: str, rdtype: str =
         observed.sizes[len(addresses)] += 1
         observed.addresses.update(addresses)
     return observed
+
+
+SIGNED_CLIENT = "127.1.0.7"  # a JP client of the signed zone's GeoIP database (tests/signed_zone.py REGIONS)
+
+
+def through(resolver: Unbound, name: str, rdtype: str, client: str = SIGNED_CLIENT) -> dns.message.Message:
+    """The resolver's reply to a DO query sent from `client`."""
+    query = dns.message.make_query(name, rdtype, want_dnssec=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((client, 0))
+        sock.settimeout(10)
+        sock.sendto(query.to_wire(), ("127.0.0.1", resolver.port))
+        return dns.message.from_wire(sock.recv(65535))
+
+
+def secure(resolver: Unbound, name: str, rdtype: str, client: str = SIGNED_CLIENT,
+           rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
+    """through(), asserting the rcode and that the validating resolver marked it AD (secure)."""
+    reply = through(resolver, name, rdtype, client)
+    assert reply.rcode() == rcode, (name, rdtype, reply, resolver.log()[-3000:])
+    assert reply.flags & dns.flags.AD, (name, rdtype, reply, resolver.log()[-3000:])
+    return reply

@@ -15,8 +15,8 @@ from dnsbalance.dnssec.timing import expiry_warnings
 from dnsbalance.statefiles import StateFolder
 
 
-def _line(path: Path) -> int:
-    """The line of `refresh:` under `dnssec:` in dnsbalance.yaml, else of `dnssec:`, else 1."""
+def _line(path: Path, inner: str | None = None) -> int:
+    """The line of `inner:` under `dnssec:` in dnsbalance.yaml, else of `dnssec:`, else 1."""
     try:
         top = load_yaml(path)
     except (YamlSyntaxError, OSError):
@@ -24,8 +24,8 @@ def _line(path: Path) -> int:
     if not isinstance(top, PosDict) or "dnssec" not in top:
         return 1
     section = top["dnssec"]
-    if isinstance(section, PosDict) and "refresh" in section:
-        return section.line_of("refresh")
+    if inner is not None and isinstance(section, PosDict) and inner in section:
+        return section.line_of(inner)
     return top.line_of("dnssec")
 
 
@@ -34,35 +34,26 @@ def dnssec_problems(directory: Path, settings: Settings, now: float) -> list[Pro
     `serve` would refuse to start with (no cluster: a cluster's server adopts the cluster's key)."""
     if not settings.dnssec.sign:
         return []
+    path = directory / FILE
     key_problems: list[Problem] = []
     if settings.cluster is None:
         try:
             load_keys(settings.key_dir)
         except KeyProblem as exc:
-            path = directory / FILE
-            key_problems.append(Problem(path, _dnssec_line(path), f"dnssec: {exc} (`serve` refuses to start with "
-                                                                  "it; a running server signs on with the key it has)"))
+            key_problems.append(Problem(path, _line(path), f"dnssec: {exc} (`serve` refuses to start with it; a "
+                                                           "running server signs on with the key it has)"))
     state = None
     try:
         read = json.loads(StateFolder(settings.state_dir).signing.read_text())
         state = read if isinstance(read, dict) else None
     except (OSError, ValueError):
         pass  # no server has signed here yet
-    path = directory / FILE
-    return key_problems + [Problem(path, _line(path), message, Severity.WARNING)
+    return key_problems + [Problem(path, _line(path, "refresh"), message, Severity.WARNING)
                            for message in expiry_warnings(settings, state, now)]
 
 
 def cluster_key_problems(directory: Path, messages: list[str]) -> list[Problem]:
     """The cluster's key comparison (cluster/keystore.py check_warnings) as warnings at the `dnssec:` line."""
     path = directory / FILE
-    line = _dnssec_line(path)
+    line = _line(path)
     return [Problem(path, line, message, Severity.WARNING) for message in messages]
-
-
-def _dnssec_line(path: Path) -> int:
-    try:
-        top = load_yaml(path)
-    except (YamlSyntaxError, OSError):
-        return 1
-    return top.line_of("dnssec") if isinstance(top, PosDict) and "dnssec" in top else 1

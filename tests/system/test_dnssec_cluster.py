@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,15 +29,14 @@ import pytest
 from dnsbalance.configuration.model import Algorithm
 from dnsbalance.dnssec.keys import keygen as local_keygen
 from tests.etcd import EtcdCluster, have_etcd
-from tests.harness import ROOT, Server, start_server
+from tests.harness import ROOT, Server, start_server, until
 from tests.mirrors import Mirror, probe_at
 from tests.signed_zone import dnsbalance, signed_zone
-from tests.unbound import ZONE, Unbound, start_unbound
+from tests.unbound import ZONE, secure, start_unbound
 
 pytestmark = [pytest.mark.skipif(not have_etcd(), reason="etcd-server is not installed (tools/install-test-packages)"),
               pytest.mark.skipif(shutil.which("unbound") is None and not Path("/usr/sbin/unbound").exists(),
                                  reason="needs the unbound package")]
-CLIENT = "127.1.0.7"  # a JP client of the signed zone's GeoIP database
 
 
 @pytest.fixture
@@ -94,25 +92,6 @@ def validate_with(server: Server, keys: dns.rrset.RRset, name: str, rdtype: str)
     for rrset in covered:
         sigs = reply.find_rrset(reply.answer, rrset.name, rrset.rdclass, dns.rdatatype.RRSIG, rrset.rdtype)
         dns.dnssec.validate(rrset, sigs, {dns.name.from_text(ZONE): keys})
-
-
-def until(check: object, timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() - started < timeout, what
-        time.sleep(0.05)
-    return time.monotonic() - started
-
-
-def through(unbound: Unbound, name: str, rdtype: str, rcode: int = dns.rcode.NOERROR) -> None:
-    query = dns.message.make_query(name, rdtype, want_dnssec=True)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((CLIENT, 0))
-        sock.settimeout(10)
-        sock.sendto(query.to_wire(), ("127.0.0.1", unbound.port))
-        reply = dns.message.from_wire(sock.recv(65535))
-    assert reply.rcode() == rcode, (name, rdtype, reply, unbound.log()[-3000:])
-    assert reply.flags & dns.flags.AD, (name, rdtype, reply, unbound.log()[-3000:])
 
 
 @pytest.fixture(params=["read", "watch"])
@@ -180,13 +159,13 @@ def test_two_servers_sign_with_the_clusters_one_key(pair: tuple[list[Server], li
     try:
         for unbound in resolvers:
             for name in ("deb", "v4", "_http._tcp.deb"):
-                through(unbound, f"{name}.{ZONE}", "SRV" if name.startswith("_") else "A")
-            through(unbound, f"deb.{ZONE}", "AAAA")
-            through(unbound, f"deb.{ZONE}", "TXT")
-            through(unbound, f"missing.{ZONE}", "A", dns.rcode.NXDOMAIN)
-            through(unbound, ZONE, "DNSKEY")
+                secure(unbound, f"{name}.{ZONE}", "SRV" if name.startswith("_") else "A")
+            secure(unbound, f"deb.{ZONE}", "AAAA")
+            secure(unbound, f"deb.{ZONE}", "TXT")
+            secure(unbound, f"missing.{ZONE}", "A", rcode=dns.rcode.NXDOMAIN)
+            secure(unbound, ZONE, "DNSKEY")
         for index in range(20):  # enough distinct names that the two-server resolver asks both
-            through(resolvers[0], f"n{index}.{ZONE}", "A", dns.rcode.NXDOMAIN)
+            secure(resolvers[0], f"n{index}.{ZONE}", "A", rcode=dns.rcode.NXDOMAIN)
         for unbound in resolvers:
             assert "bogus" not in unbound.log().lower()
     finally:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 from tests.harness import Server, reload_and_wait, start_server
 from tests.signed_zone import JP_AFTER, REGIONS, dnsbalance, signed_zone
-from tests.unbound import ZONE, Unbound, start_unbound
+from tests.unbound import ZONE, Unbound, secure, start_unbound
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None and not Path("/usr/sbin/unbound").exists(),
                                 reason="needs the unbound package")
@@ -42,26 +41,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Un
     server.stop()
 
 
-def through(resolver: Unbound, name: str, rdtype: str, client: str = "127.1.0.7") -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype, want_dnssec=True)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((client, 0))
-        sock.settimeout(10)
-        sock.sendto(query.to_wire(), ("127.0.0.1", resolver.port))
-        return dns.message.from_wire(sock.recv(65535))
-
-
 def records(reply: dns.message.Message, rdtype: str) -> list[str]:
     return sorted(str(rr) for rrset in reply.answer if rrset.rdtype == dns.rdatatype.from_text(rdtype)
                   for rr in rrset)
-
-
-def secure(resolver: Unbound, name: str, rdtype: str, client: str = "127.1.0.7",
-           rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
-    reply = through(resolver, name, rdtype, client)
-    assert reply.rcode() == rcode, (name, rdtype, reply, resolver.log()[-3000:])
-    assert reply.flags & dns.flags.AD, (name, rdtype, reply, resolver.log()[-3000:])
-    return reply
 
 
 def test_every_kind_of_answer_validates_behind_unbound(setup: tuple[Server, Unbound, Path]) -> None:

@@ -5,7 +5,6 @@ never SERVFAIL; CDS and `dnssec ds` say what the parent should hold."""
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +20,12 @@ import pytest
 
 from tests.harness import Server, start_server
 from tests.signed_zone import dnsbalance, signed_zone
-from tests.unbound import ZONE, Unbound, start_unbound
+from tests.unbound import ZONE, Unbound, secure, start_unbound
 
 pytestmark = pytest.mark.skipif(shutil.which("unbound") is None and not Path("/usr/sbin/unbound").exists(),
                                 reason="needs the unbound package")
 
 TTL = 2  # every TTL of the zone (answers, SOA, DNSKEY, negative): caches turn over in seconds
-CLIENT = "127.1.0.7"
 
 
 @pytest.fixture
@@ -52,24 +50,12 @@ def resolver(folder: Path, server: Server, anchor: str) -> Unbound:
     return start_unbound(folder, server.port, trust_anchor=anchor)
 
 
-def ask(unbound: Unbound, name: str, rdtype: str, rcode: int = dns.rcode.NOERROR) -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype, want_dnssec=True)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((CLIENT, 0))
-        sock.settimeout(10)
-        sock.sendto(query.to_wire(), ("127.0.0.1", unbound.port))
-        reply = dns.message.from_wire(sock.recv(65535))
-    assert reply.rcode() == rcode, (name, rdtype, reply, unbound.log()[-2000:])
-    assert reply.flags & dns.flags.AD, (name, rdtype, reply, unbound.log()[-2000:])
-    return reply
-
-
 def every_kind_validates(unbound: Unbound) -> None:
-    ask(unbound, f"deb.{ZONE}", "A")
-    ask(unbound, f"_http._tcp.deb.{ZONE}", "SRV")
-    ask(unbound, f"deb.{ZONE}", "TXT")
-    ask(unbound, f"nothing.{ZONE}", "A", dns.rcode.NXDOMAIN)
-    ask(unbound, ZONE, "CDS")
+    secure(unbound, f"deb.{ZONE}", "A")
+    secure(unbound, f"_http._tcp.deb.{ZONE}", "SRV")
+    secure(unbound, f"deb.{ZONE}", "TXT")
+    secure(unbound, f"nothing.{ZONE}", "A", rcode=dns.rcode.NXDOMAIN)
+    secure(unbound, ZONE, "CDS")
 
 
 def signers(server: Server, name: str, rdtype: str) -> set[int]:
@@ -102,7 +88,7 @@ def test_rollover_steps_validate_at_every_step(zone: tuple[Server, Path, Path]) 
     parent_old = resolver(base / "old", server, old_ds)  # resolvers that trust the parent's DS of the moment
     try:
         every_kind_validates(parent_old)
-        assert len(ask(parent_old, ZONE, "DNSKEY").answer[0]) == 1
+        assert len(secure(parent_old, ZONE, "DNSKEY").answer[0]) == 1
 
         started = dnsbalance("dnssec", "rollover", "start", "--config", str(config))
         assert started.returncode == 0 and "next.key" in started.stdout and "applied" in started.stdout, started
@@ -119,7 +105,7 @@ def test_rollover_steps_validate_at_every_step(zone: tuple[Server, Path, Path]) 
         assert signers(server, ZONE, "DNSKEY") == {old_tag, new_tag}
         settle()
         every_kind_validates(parent_old)
-        assert len(ask(parent_old, ZONE, "DNSKEY").answer[0]) == 2
+        assert len(secure(parent_old, ZONE, "DNSKEY").answer[0]) == 2
 
         early = dnsbalance("dnssec", "rollover", "switch", "--config", str(config))
         assert early.returncode == 1 and "too early to switch" in early.stderr and "--force" in early.stderr, early
@@ -144,7 +130,7 @@ def test_rollover_steps_validate_at_every_step(zone: tuple[Server, Path, Path]) 
             assert not (config / "state" / "keys" / "retiring.key").exists()
             settle()
             every_kind_validates(parent_new)
-            assert len(ask(parent_new, ZONE, "DNSKEY").answer[0]) == 1
+            assert len(secure(parent_new, ZONE, "DNSKEY").answer[0]) == 1
             for unbound in (parent_old, parent_new):
                 assert "bogus" not in unbound.log().lower()
         finally:

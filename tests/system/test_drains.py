@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import ROOT, Server, probe_everything, settled, start_server
+from tests.harness import ROOT, Server, probe_everything, settled, start_server, until
 from tests.mirrors import Mirror
 
 JP1 = "192.0.2.1"
@@ -34,15 +34,6 @@ def answers(server: Server, rounds: int = 120) -> set[str]:
         reply = server.query("deb.cdn.example.org", subnet="1.0.16.0/24")
         found |= {rr.address for rrset in reply.answer for rr in rrset}
     return found
-
-
-def until(check: object, timeout: float, what: str) -> float:
-    """Seconds until `check()` is true."""
-    started = time.monotonic()
-    while not check():  # type: ignore[operator]
-        assert time.monotonic() - started < timeout, what
-        time.sleep(0.05)
-    return time.monotonic() - started
 
 
 def test_drain_and_undrain_with_two_workers(tmp_path: Path, config_dir: Path) -> None:
